@@ -1,0 +1,29 @@
+# Two set-up commands: `make demo` (mine the bundled sample with the offline model) and `make test`.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+export HF_HUB_OFFLINE := 1
+
+.PHONY: demo test venv clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	# torch first, pinned: the local CPU wheel. An unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet "torch==2.13.0"
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/hardneg mine examples/scifact-sample --model minilm --min-rank 10 --max-rank 110 \
+		--workdir demo-run/.cache --out demo-run/mined
+	$(BIN)/hardneg export demo-run/mined --format colbert --out demo-run/colbert
+	@head -n 3 demo-run/colbert/triples.train.colbert.jsonl
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+clean:
+	rm -rf demo-run .pytest_cache

@@ -1,0 +1,88 @@
+"""Shared CLI options as Annotated aliases. Defaults are None where a flag overrides the config file."""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+
+class Sampling(str, Enum):
+    random = "random"
+    top = "top"
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    exact = "exact"
+    hnsw = "hnsw"
+
+
+class Storage(str, Enum):
+    float32 = "float32"
+    e4m3 = "e4m3"
+
+
+class ModelSize(str, Enum):
+    small = "small"
+    base = "base"
+    large = "large"
+
+
+class Format(str, Enum):
+    colbert = "colbert"
+    triplets = "triplets"
+    sentence_transformers = "sentence-transformers"
+
+
+EMBED = "Model and encoding"
+INDEX = "Index"
+MINE = "Mining"
+RUN = "Run"
+
+ConfigOpt = Annotated[
+    Optional[Path], typer.Option("--config", "-c", help="TOML file with [embed]/[index]/[mine]/[export] tables; flags override it.", rich_help_panel=RUN)
+]
+QuietOpt = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bars or status messages.", rich_help_panel=RUN)]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print the summary as JSON on stdout.", rich_help_panel=RUN)]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Rebuild even if up to date; replace a foreign directory at --out.", rich_help_panel=RUN)]
+WorkdirOpt = Annotated[
+    Optional[Path],
+    typer.Option("--workdir", help="Cache for embeddings and indexes built on the way [default: $HARDNEG_HOME or ~/.cache/hardneg].", rich_help_panel=RUN),
+]
+
+ModelOpt = Annotated[
+    Optional[str],
+    typer.Option("--model", "-m", help="Local model directory, model name, `minilm` (bundled, offline) or `hashing[:DIM]`. Default: chosen by --lang, else minilm.", rich_help_panel=EMBED),
+]
+LangOpt = Annotated[
+    Optional[str], typer.Option("--lang", help="Pick the model for a language as RAGatouille does: en, zh, fr, other -> multilingual-e5.", rich_help_panel=EMBED)
+]
+ModelSizeOpt = Annotated[Optional[ModelSize], typer.Option("--model-size", help="Size of the language's model.", rich_help_panel=EMBED)]
+QueryPromptOpt = Annotated[Optional[str], typer.Option("--query-prompt", help="Text put before each query (overrides the model's).", rich_help_panel=EMBED)]
+CorpusPromptOpt = Annotated[Optional[str], typer.Option("--corpus-prompt", help="Text put before each document (overrides the model's).", rich_help_panel=EMBED)]
+MaxLengthOpt = Annotated[Optional[int], typer.Option("--max-length", help="Truncate texts to this many tokens [default: the model's].", rich_help_panel=EMBED)]
+BatchSizeOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Texts per encoder batch [default: 64].", rich_help_panel=EMBED)]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Encoding processes (one per GPU, or CPU processes) [default: 1].", rich_help_panel=EMBED)]
+DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps [default: cuda when present].", rich_help_panel=EMBED)]
+ShardSizeOpt = Annotated[Optional[int], typer.Option("--shard-size", help="Texts per shard; a killed run resumes from the last complete shard [default: 2048].", rich_help_panel=EMBED)]
+SplitOpt = Annotated[Optional[str], typer.Option("--split", help="BEIR qrels split to mine for [default: train].", rich_help_panel=EMBED)]
+CorpusOpt = Annotated[
+    Optional[Path], typer.Option("--corpus", help="Extra corpus for a pairs file (JSONL/Parquet with id and text).", rich_help_panel=EMBED)
+]
+
+MOpt = Annotated[Optional[int], typer.Option("--m", help="HNSW links per node [default: 16].", rich_help_panel=INDEX)]
+EfConstructionOpt = Annotated[Optional[int], typer.Option("--ef-construction", help="HNSW build depth [default: 200].", rich_help_panel=INDEX)]
+EfSearchOpt = Annotated[Optional[int], typer.Option("--ef-search", help="HNSW search depth, at least 2 x k [default: 2 x k].", rich_help_panel=INDEX)]
+StorageOpt = Annotated[Optional[Storage], typer.Option("--storage", help="HNSW vector storage [default: float32].", rich_help_panel=INDEX)]
+ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="HNSW insertion threads; 1 gives a byte-identical index [default: 1].", rich_help_panel=INDEX)]
+RecallSampleOpt = Annotated[Optional[int], typer.Option("--recall-sample", help="Queries used to measure HNSW recall vs exact [default: 200].", rich_help_panel=INDEX)]
+
+MinRankOpt = Annotated[Optional[int], typer.Option("--min-rank", help="First rank of the window, 0-based, positives counted [default: 10].", rich_help_panel=MINE)]
+MaxRankOpt = Annotated[Optional[int], typer.Option("--max-rank", help="End of the window, exclusive [default: 110].", rich_help_panel=MINE)]
+NumNegativesOpt = Annotated[Optional[int], typer.Option("--num-negatives", "-n", help="Negatives per query [default: 10].", rich_help_panel=MINE)]
+SamplingOpt = Annotated[Optional[Sampling], typer.Option("--sampling", help="random: uniform in the window; top: best-ranked survivors [default: random].", rich_help_panel=MINE)]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed; each query's RNG derives from it and the query id [default: 42].", rich_help_panel=MINE)]
+QueryBatchOpt = Annotated[Optional[int], typer.Option("--query-batch", help="Queries per search call [default: 256].", rich_help_panel=MINE)]

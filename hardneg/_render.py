@@ -1,0 +1,91 @@
+"""Human-readable summaries (rich tables on stdout) of what each stage did."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _pct(part: int, whole: int) -> str:
+    return f"{part:,} ({part / whole:.1%})" if whole else f"{part:,}"
+
+
+def _quantile_row(values: dict[str, float]) -> list[str]:
+    return [f"{values.get(k, float('nan')):.3f}" if values else "-" for k in ("p0", "p25", "p50", "p75", "p100", "mean")]
+
+
+def render_mine(console: Console, stats: dict[str, Any], path: str) -> None:
+    lo, hi = stats["window"]
+    table = Table(title=f"Mining summary: ranks [{lo}, {hi}), {stats['num_negatives']} negatives per query", title_justify="left")
+    table.add_column("what")
+    table.add_column("value", justify="right")
+    table.add_row("queries", f"{stats['queries']:,}")
+    table.add_row("queries mined", f"{stats['queries_mined']:,}")
+    for status, count in stats["queries_skipped"].items():
+        table.add_row(f"queries not mined: {status}", f"{count:,}")
+    table.add_row("candidates in window", f"{stats['candidates']:,}")
+    for name, count in stats["removed"].items():
+        table.add_row(f"removed: {name}", _pct(count, stats["candidates"]))
+    table.add_row("eligible", f"{stats['eligible']:,}")
+    table.add_row("selected negatives", f"{stats['selected']:,}")
+    npq = stats["negatives_per_query"]
+    if npq:
+        table.add_row("negatives per query (min / median / max)", f"{npq['min']} / {npq['median']:g} / {npq['max']}")
+    table.add_row("queries short of negatives", _pct(stats["queries_short"], stats["queries_mined"]))
+    table.add_row(f"positives ranked < {hi}", _pct(stats["positives_in_top"], stats["positives"]))
+    console.print(table)
+
+    scores = Table(title="Scores (cosine)", title_justify="left")
+    scores.add_column("")
+    for name in ("min", "p25", "median", "p75", "max", "mean"):
+        scores.add_column(name, justify="right")
+    scores.add_row("positives", *_quantile_row(stats["positive_scores"]))
+    scores.add_row("selected negatives", *_quantile_row(stats["negative_scores"]))
+    console.print(scores)
+
+    hist = Table(title="Ranks of selected negatives", title_justify="left")
+    hist.add_column("ranks")
+    hist.add_column("count", justify="right")
+    hist.add_column("")
+    peak = max((b["count"] for b in stats["rank_histogram"]), default=0) or 1
+    for bucket in stats["rank_histogram"]:
+        hist.add_row(f"[{bucket['from']}, {bucket['to']})", f"{bucket['count']:,}", "#" * round(30 * bucket["count"] / peak))
+    console.print(hist)
+    for hint in stats["hints"]:
+        console.print(f"hint: {hint}", markup=False, highlight=False)
+    console.print(f"mining run: {path}", markup=False, highlight=False)
+
+
+def render_embed(console: Console, manifest: dict[str, Any], path: str, reused: bool) -> None:
+    counts, model = manifest["counts"], manifest["model"]
+    state = "up to date (reused)" if reused else f"encoded {counts['encoded']:,}, reused {counts['reused']:,}"
+    console.print(
+        f"embeddings: {path}\n  model {model['name']} (dim {model['dim']}, max length {model['max_length']}), "
+        f"{counts['docs']:,} documents, {counts['queries']:,} queries; {state}",
+        markup=False,
+        highlight=False,
+    )
+
+
+def render_index(console: Console, manifest: dict[str, Any], path: str, reused: bool) -> None:
+    recall = manifest.get("recall")
+    extra = f", recall@{recall['k']} {recall['recall']:.4f} vs exact" if recall else ""
+    console.print(
+        f"index: {path}\n  {manifest['backend']} over {manifest['counts']['docs']:,} documents{extra}"
+        + (" (reused)" if reused else ""),
+        markup=False,
+        highlight=False,
+    )
+
+
+def render_export(console: Console, stats: dict[str, Any], path: str | None) -> None:
+    lines = [f"export ({stats['format']}, nway {stats['nway']}): {stats['rows']:,} rows for {stats['queries']:,} queries"]
+    if stats["queries_without_negatives"]:
+        lines.append(f"  {stats['queries_without_negatives']} queries had no negatives and gave no rows")
+    if stats["rows_dropped_short"]:
+        lines.append(f"  {stats['rows_dropped_short']} rows dropped: fewer than nway - 1 negatives")
+    for name in stats["files"]:
+        lines.append(f"  {path}/{name}")
+    console.print("\n".join(lines), markup=False, highlight=False)

@@ -1,0 +1,206 @@
+"""Typed, frozen, strict configuration for each stage; loaded from TOML and merged with CLI flags.
+
+Precedence: a flag the user passed > the ``--config`` file > the defaults below. The file has one
+table per stage (``[embed]``, ``[index]``, ``[mine]``, ``[export]``) whose keys are the flag names
+(``min-rank`` or ``min_rank``). ``configs/default.toml`` mirrors these defaults; a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hardneg.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+SAMPLING_STRATEGIES = ("random", "top")
+BACKENDS = ("auto", "exact", "hnsw")
+STORAGES = ("float32", "e4m3")
+EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers")
+MODEL_SIZES = ("small", "base", "large")
+
+
+def _check(condition: bool, message: str) -> None:
+    if not condition:
+        raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class EmbedConfig:
+    """How texts are encoded. Everything that changes the vectors is part of the artifact fingerprint."""
+
+    model: str | None = None
+    """Local path, model name, or `minilm`. None: chosen by `lang` (or `minilm` when no lang is set)."""
+    lang: str | None = None
+    model_size: str = "small"
+    query_prompt: str | None = None
+    corpus_prompt: str | None = None
+    max_length: int | None = None
+    batch_size: int = 64
+    workers: int = 1
+    device: str | None = None
+    shard_size: int = 2048
+    split: str = "train"
+
+    def __post_init__(self) -> None:
+        _check(self.model_size in MODEL_SIZES, f"model-size must be one of {', '.join(MODEL_SIZES)}, got {self.model_size!r}")
+        _check(self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}")
+        _check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
+        _check(self.shard_size >= 1, f"shard-size must be >= 1, got {self.shard_size}")
+        _check(self.max_length is None or self.max_length >= 1, f"max-length must be >= 1, got {self.max_length}")
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How the corpus vectors are searched."""
+
+    backend: str = "auto"
+    """`exact` (chunked matrix products), `hnsw` (Voyager) or `auto` (exact below `auto-threshold` docs)."""
+    auto_threshold: int = 200_000
+    m: int = 16
+    ef_construction: int = 200
+    ef_search: int | None = None
+    """Search depth; None means 2 x k. Always raised to at least 2 x k."""
+    storage: str = "float32"
+    threads: int = 1
+    """Insertion threads. 1 gives a byte-identical index for the same input; more is faster."""
+    add_chunk: int = 100_000
+    recall_sample: int = 200
+    recall_k: int = 110
+    seed: int = 1
+
+    def __post_init__(self) -> None:
+        _check(self.backend in BACKENDS, f"index must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
+        _check(self.storage in STORAGES, f"storage must be one of {', '.join(STORAGES)}, got {self.storage!r}")
+        _check(self.m >= 2, f"m must be >= 2, got {self.m}")
+        _check(self.ef_construction >= 1, f"ef-construction must be >= 1, got {self.ef_construction}")
+        _check(self.threads >= 1, f"threads must be >= 1, got {self.threads}")
+        _check(1 <= self.add_chunk <= 1_000_000, f"add-chunk must be in [1, 1000000], got {self.add_chunk}")
+        _check(self.recall_sample >= 0, f"recall-sample must be >= 0, got {self.recall_sample}")
+        _check(self.recall_k >= 1, f"recall-k must be >= 1, got {self.recall_k}")
+
+
+@dataclass(frozen=True)
+class MineConfig:
+    """Which candidates become negatives. Ranks are 0-based positions in the query's ranking of the
+    whole corpus, known positives included; the window is [min_rank, max_rank)."""
+
+    min_rank: int = 10
+    max_rank: int = 110
+    num_negatives: int = 10
+    sampling: str = "random"
+    seed: int = 42
+    query_batch: int = 256
+    search_chunk: int = 65536
+
+    def __post_init__(self) -> None:
+        _check(self.min_rank >= 0, f"min-rank must be >= 0, got {self.min_rank}")
+        _check(
+            self.max_rank > self.min_rank,
+            f"max-rank must be greater than min-rank, got min-rank {self.min_rank} and max-rank {self.max_rank}",
+        )
+        _check(self.num_negatives >= 1, f"num-negatives must be >= 1, got {self.num_negatives}")
+        _check(
+            self.sampling in SAMPLING_STRATEGIES,
+            f"sampling must be one of {', '.join(SAMPLING_STRATEGIES)}, got {self.sampling!r}",
+        )
+        _check(self.query_batch >= 1, f"query-batch must be >= 1, got {self.query_batch}")
+        _check(self.search_chunk >= 1, f"search-chunk must be >= 1, got {self.search_chunk}")
+
+
+@dataclass(frozen=True)
+class ExportConfig:
+    """Which training files are written from a mining run."""
+
+    format: str = "colbert"
+    nway: int | None = None
+    """Rows of 1 positive + (nway - 1) negatives. None: 2 for colbert/triplets, 1 + all negatives for
+    sentence-transformers."""
+    shuffle: bool = True
+    seed: int = 42
+
+    def __post_init__(self) -> None:
+        _check(self.format in EXPORT_FORMATS, f"format must be one of {', '.join(EXPORT_FORMATS)}, got {self.format!r}")
+        _check(self.nway is None or self.nway >= 2, f"nway must be >= 2, got {self.nway}")
+
+
+SECTIONS: dict[str, type] = {"embed": EmbedConfig, "index": IndexConfig, "mine": MineConfig, "export": ExportConfig}
+
+C = TypeVar("C")
+
+
+def load_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
+    """Read a TOML config file into ``{section: {field: value}}``, rejecting unknown sections and keys."""
+    if path is None:
+        return {}
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    result: dict[str, dict[str, Any]] = {}
+    for section, values in raw.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"{path}: unknown section [{section}]; expected one of {', '.join(SECTIONS)}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: '{section}' must be a table ([{section}])")
+        known = {f.name for f in fields(SECTIONS[section])}
+        section_values: dict[str, Any] = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                options = ", ".join(sorted(k.replace("_", "-") for k in known))
+                raise ConfigError(f"{path}: [{section}] unknown key '{key}'; known keys: {options}")
+            section_values[name] = value
+        result[section] = section_values
+    return result
+
+
+def build(cls: type[C], file_values: dict[str, dict[str, Any]], section: str, **flags: Any) -> C:
+    """Build a stage config: defaults, overridden by the file's section, overridden by non-None flags."""
+    values = dict(file_values.get(section, {}))
+    values.update({k: v for k, v in flags.items() if v is not None})
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name in values:
+            values[f.name] = _coerce(section, f, values[f.name])
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"[{section}] {exc}") from None
+
+
+def _coerce(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
+    """Type-check one value from a file against the field's annotation (flags are already typed)."""
+    annotation = str(f.type)
+    if value is None:
+        return None
+    expected: tuple[type, ...]
+    if annotation.startswith("int"):
+        expected = (int,)
+    elif annotation.startswith("bool"):
+        expected = (bool,)
+    elif annotation.startswith("str"):
+        expected = (str,)
+    else:  # pragma: no cover - all fields are int/bool/str
+        return value
+    if isinstance(value, bool) and expected != (bool,):
+        raise ConfigError(f"[{section}] {f.name.replace('_', '-')} must be {expected[0].__name__}, got {value!r}")
+    if not isinstance(value, expected):
+        raise ConfigError(f"[{section}] {f.name.replace('_', '-')} must be {expected[0].__name__}, got {value!r}")
+    return value
+
+
+def as_dict(config: Any) -> dict[str, Any]:
+    """A config as a plain dict, for manifests and `--json`."""
+    return dataclasses.asdict(config)

@@ -1,0 +1,299 @@
+"""Stage 1, `hardneg embed`: texts -> an embeddings artifact of Parquet shards (ids, texts, vectors).
+
+The corpus streams through in shards of ``shard_size`` texts; each finished shard is written
+atomically into ``<out>.partial/``, so a killed run resumes from the last complete shard. Texts
+already embedded by the same model (same fingerprint) in a previous artifact at ``out`` are reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from hardneg.artifacts import (
+    CORPUS_DIR,
+    check_existing,
+    vectors_of,
+    KIND_EMBEDDINGS,
+    QRELS_FILE,
+    QRELS_SCHEMA,
+    QUERIES_DIR,
+    artifact_kind,
+    commit_dir,
+    docs_schema,
+    doc_text,
+    fingerprint,
+    list_shards,
+    queries_schema,
+    read_manifest,
+    shard_name,
+    text_hash,
+    write_manifest,
+    write_table,
+)
+from hardneg.config import EmbedConfig, as_dict
+from hardneg.encoders import Encoder, load_encoder
+from hardneg.inputs import Dataset, Document, Query
+from hardneg.progress import NULL_REPORTER, Reporter
+
+T = TypeVar("T")
+STATE_FILE = "state.json"
+EMBED_VERSION = "embed-v1"
+
+
+@dataclass
+class EmbedResult:
+    path: Path
+    manifest: dict[str, Any]
+    reused: bool
+    """True when an up-to-date artifact was already at ``path`` and nothing was encoded."""
+
+
+def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    it = iter(items)
+    while batch := list(islice(it, size)):
+        yield batch
+
+
+def _exact_hash(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+def embeddings_fingerprint(encoder: Encoder, dataset: Dataset, config: EmbedConfig) -> str:
+    """Identity of an embeddings artifact: what computes the vectors, the input, the sharding."""
+    return fingerprint(EMBED_VERSION, encoder.fingerprint, dataset.fingerprint, config.shard_size)
+
+
+class _VectorCache:
+    """Vectors of texts embedded before by the same model, keyed by the exact text's hash."""
+
+    def __init__(self) -> None:
+        self._vectors: dict[str, np.ndarray] = {}
+
+    def load_previous(self, previous: Path, encoder_fingerprint: str) -> None:
+        if artifact_kind(previous) != KIND_EMBEDDINGS:
+            return
+        manifest = read_manifest(previous, KIND_EMBEDDINGS)
+        if manifest["model"]["fingerprint"] != encoder_fingerprint:
+            return
+        for sub, kind in ((CORPUS_DIR, "document"), (QUERIES_DIR, "query")):
+            for shard in list_shards(previous / sub):
+                table = pq.read_table(shard)
+                vectors = vectors_of(table)
+                texts = (
+                    [doc_text(t, x) for t, x in zip(table["title"].to_pylist(), table["text"].to_pylist())]
+                    if kind == "document"
+                    else table["text"].to_pylist()
+                )
+                for text, vector in zip(texts, vectors):
+                    self._vectors[kind[0] + _exact_hash(text)] = vector
+
+    def encode(self, encoder: Encoder, texts: list[str], kind: str) -> tuple[np.ndarray, int]:
+        """Vectors for ``texts``; only texts not seen before (in the previous artifact or earlier in
+        this batch) reach the encoder. Fresh vectors are not kept, so memory stays bounded by the
+        shard. Returns (vectors, number encoded)."""
+        keys = [kind[0] + _exact_hash(t) for t in texts]
+        todo: dict[str, str] = {}
+        for key, text in zip(keys, texts):
+            if key not in self._vectors and key not in todo and text.strip():
+                todo[key] = text
+        fresh: dict[str, np.ndarray] = {}
+        if todo:
+            fresh = dict(zip(todo, encoder.encode(list(todo.values()), kind)))  # type: ignore[arg-type]
+        out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
+        for row, key in enumerate(keys):
+            vector = fresh.get(key)
+            if vector is None:
+                vector = self._vectors.get(key)
+            if vector is not None:
+                out[row] = vector
+        return out, len(todo)
+
+
+def _vector_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
+    dim = vectors.shape[1]
+    return pa.FixedSizeListArray.from_arrays(pa.array(vectors.reshape(-1), type=pa.float32()), dim)
+
+
+def _write_docs_shard(path: Path, docs: list[Document], vectors: np.ndarray) -> None:
+    table = pa.Table.from_arrays(
+        [
+            pa.array([d.doc_id for d in docs], pa.string()),
+            pa.array([d.title for d in docs], pa.string()),
+            pa.array([d.text for d in docs], pa.string()),
+            pa.array([text_hash(doc_text(d.title, d.text)) for d in docs], pa.string()),
+            _vector_array(vectors),
+        ],
+        schema=docs_schema(vectors.shape[1]),
+    )
+    write_table(path, table)
+
+
+def _write_queries_shard(path: Path, queries: list[Query], vectors: np.ndarray) -> None:
+    table = pa.Table.from_arrays(
+        [
+            pa.array([q.query_id for q in queries], pa.string()),
+            pa.array([q.text for q in queries], pa.string()),
+            pa.array([text_hash(q.text) for q in queries], pa.string()),
+            _vector_array(vectors),
+        ],
+        schema=queries_schema(vectors.shape[1]),
+    )
+    write_table(path, table)
+
+
+def _prepare_partial(partial: Path, fp: str) -> bool:
+    """Make ``partial`` ready for a run with fingerprint ``fp``; True when it resumes earlier work."""
+    state = partial / STATE_FILE
+    if state.is_file():
+        try:
+            if orjson.loads(state.read_bytes()).get("fingerprint") == fp:
+                return True
+        except orjson.JSONDecodeError:
+            pass
+    if partial.exists():
+        shutil.rmtree(partial)
+    (partial / CORPUS_DIR).mkdir(parents=True)
+    (partial / QUERIES_DIR).mkdir()
+    state.write_bytes(orjson.dumps({"fingerprint": fp}))
+    return False
+
+
+def embed(
+    dataset: Dataset,
+    out: str | Path,
+    config: EmbedConfig,
+    *,
+    encoder: Encoder | None = None,
+    force: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> EmbedResult:
+    """Encode a dataset's corpus and queries into an embeddings artifact at ``out``.
+
+    Args:
+        dataset: a validated input (see ``hardneg.inputs.load_input``).
+        out: the artifact directory to write.
+        config: the embed configuration.
+        encoder: an encoder to use instead of loading ``config``'s model (tests inject a fake).
+        force: rebuild even when an up-to-date artifact is there, and replace a foreign one.
+        reporter: progress and status sink.
+
+    Returns:
+        The artifact's path and manifest, and whether it was reused as it was.
+    """
+    out = Path(out)
+    own_encoder = encoder is None
+    encoder = encoder or load_encoder(config)
+    try:
+        fp = embeddings_fingerprint(encoder, dataset, config)
+        identity = {"model_fingerprint": encoder.fingerprint, "input_fingerprint": dataset.fingerprint}
+        existing = check_existing(out, fp, identity, force)
+        if existing is not None:
+            reporter.log(f"embeddings at {out} are up to date; reusing them")
+            return EmbedResult(out, existing, reused=True)
+        return _embed(dataset, out, config, encoder, fp, identity, force, reporter)
+    finally:
+        if own_encoder:
+            encoder.close()
+
+
+def _embed(
+    dataset: Dataset,
+    out: Path,
+    config: EmbedConfig,
+    encoder: Encoder,
+    fp: str,
+    identity: dict[str, str],
+    force: bool,
+    reporter: Reporter,
+) -> EmbedResult:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    partial = out.with_name(out.name + ".partial")
+    resumed = _prepare_partial(partial, fp)
+    cache = _VectorCache()
+    # Vectors are a pure function of (model fingerprint, exact text): even a forced rebuild may reuse them.
+    cache.load_previous(out, encoder.fingerprint)
+    counts = {"docs": 0, "queries": 0, "encoded": 0, "reused": 0, "resumed_shards": 0}
+    if resumed:
+        reporter.log(f"resuming from {partial}")
+
+    label = "Embedding corpus"
+    reporter.progress(label, 0, dataset.num_docs)
+    for index, docs in enumerate(batched(dataset.iter_corpus(), config.shard_size)):
+        path = partial / CORPUS_DIR / shard_name(index)
+        counts["docs"] += len(docs)
+        if path.is_file():
+            counts["resumed_shards"] += 1
+        else:
+            vectors, encoded = cache.encode(encoder, [doc_text(d.title, d.text) for d in docs], "document")
+            counts["encoded"] += encoded
+            counts["reused"] += len(docs) - encoded
+            _write_docs_shard(path, docs, vectors)
+        reporter.progress(label, len(docs))
+
+    label = "Embedding queries"
+    reporter.progress(label, 0, len(dataset.queries))
+    for index, queries in enumerate(batched(dataset.queries, config.shard_size)):
+        path = partial / QUERIES_DIR / shard_name(index)
+        counts["queries"] += len(queries)
+        if path.is_file():
+            counts["resumed_shards"] += 1
+        else:
+            vectors, encoded = cache.encode(encoder, [q.text for q in queries], "query")
+            counts["encoded"] += encoded
+            counts["reused"] += len(queries) - encoded
+            _write_queries_shard(path, queries, vectors)
+        reporter.progress(label, len(queries))
+
+    qrels = pa.Table.from_arrays(
+        [
+            pa.array([q for q, _, _ in dataset.qrels], pa.string()),
+            pa.array([d for _, d, _ in dataset.qrels], pa.string()),
+            pa.array([s for _, _, s in dataset.qrels], pa.float32()),
+        ],
+        schema=QRELS_SCHEMA,
+    )
+    write_table(partial / QRELS_FILE, qrels)
+    spec = encoder.spec
+    (partial / STATE_FILE).unlink()
+    manifest = write_manifest(
+        partial,
+        KIND_EMBEDDINGS,
+        fingerprint=fp,
+        identity=identity,
+        model={
+            "name": spec.name,
+            "path": spec.path,
+            "fingerprint": encoder.fingerprint,
+            "query_prompt": spec.query_prompt,
+            "corpus_prompt": spec.corpus_prompt,
+            "prompts_source": spec.prompts_source,
+            "max_length": getattr(encoder, "effective_max_length", encoder.max_length),
+            "dim": encoder.dim,
+            "normalized": True,
+            "metric": "cosine",
+        },
+        input={"description": dataset.description, "fingerprint": dataset.fingerprint},
+        counts={
+            "docs": counts["docs"],
+            "queries": counts["queries"],
+            "qrels": len(dataset.qrels),
+            "positives": sum(1 for _, _, s in dataset.qrels if s > 0),
+            "encoded": counts["encoded"],
+            "reused": counts["reused"],
+            "resumed_shards": counts["resumed_shards"],
+        },
+        config=as_dict(config),
+    )
+    commit_dir(partial, out)
+    return EmbedResult(out, manifest, reused=False)

@@ -1,0 +1,211 @@
+"""Stage 2, `hardneg index`: an embeddings artifact -> a searchable index artifact.
+
+The index holds the corpus vectors as one float32 ``vectors.npy`` (memory-mapped by search and used
+for exact scores), the label -> doc_id map as Parquet, and for HNSW a Voyager index whose labels are
+the row numbers. HNSW recall@k against exact search is measured on a sample of queries and stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from hardneg.artifacts import (
+    CORPUS_DIR,
+    DOC_IDS_FILE,
+    DOC_IDS_SCHEMA,
+    HNSW_FILE,
+    KIND_EMBEDDINGS,
+    KIND_INDEX,
+    VECTORS_FILE,
+    atomic_dir,
+    check_existing,
+    fingerprint,
+    iter_shard_tables,
+    read_queries,
+    vectors_of,
+    read_manifest,
+    write_manifest,
+    write_table,
+)
+from hardneg.config import IndexConfig, as_dict
+from hardneg.errors import ArtifactError
+from hardneg.progress import NULL_REPORTER, Reporter
+from hardneg.search import Searcher, exact_topk
+
+INDEX_VERSION = "index-v1"
+
+
+@dataclass
+class IndexResult:
+    path: Path
+    manifest: dict[str, Any]
+    reused: bool
+
+
+def choose_backend(config: IndexConfig, num_docs: int) -> str:
+    """`auto` picks exact search below ``auto_threshold`` documents and HNSW above."""
+    if config.backend != "auto":
+        return config.backend
+    return "exact" if num_docs < config.auto_threshold else "hnsw"
+
+
+def index_fingerprint(embeddings_manifest: dict[str, Any], backend: str, config: IndexConfig) -> str:
+    params: dict[str, Any] = {"backend": backend}
+    if backend == "hnsw":
+        params.update(m=config.m, ef_construction=config.ef_construction, storage=config.storage, seed=config.seed)
+    return fingerprint(INDEX_VERSION, embeddings_manifest["fingerprint"], params)
+
+
+def build_index(
+    embeddings: str | Path,
+    out: str | Path,
+    config: IndexConfig,
+    *,
+    force: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> IndexResult:
+    """Build an index artifact at ``out`` from the embeddings artifact at ``embeddings``.
+
+    Args:
+        embeddings: an embeddings artifact directory.
+        out: the index artifact directory to write.
+        config: backend (exact / hnsw / auto) and HNSW parameters.
+        force: rebuild even when an up-to-date index is there.
+        reporter: progress and status sink.
+
+    Returns:
+        The artifact's path and manifest (with the measured recall for HNSW), and whether it was reused.
+    """
+    embeddings = Path(embeddings).resolve()
+    out = Path(out)
+    emb = read_manifest(embeddings, KIND_EMBEDDINGS)
+    num_docs, dim = int(emb["counts"]["docs"]), int(emb["model"]["dim"])
+    backend = choose_backend(config, num_docs)
+    fp = index_fingerprint(emb, backend, config)
+    identity = {"embeddings_fingerprint": emb["fingerprint"], "backend": backend}
+    existing = check_existing(out, fp, identity, force)
+    if existing is not None:
+        reporter.log(f"index at {out} is up to date; reusing it")
+        return IndexResult(out, existing, reused=True)
+
+    with atomic_dir(out) as tmp:
+        vectors = np.lib.format.open_memmap(tmp / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(num_docs, dim))
+        ids: list[str] = []
+        hashes: list[str] = []
+        row = 0
+        label = "Loading vectors"
+        reporter.progress(label, 0, num_docs)
+        for table in iter_shard_tables(embeddings, CORPUS_DIR, ["doc_id", "text_hash", "embedding"]):
+            block = vectors_of(table)
+            vectors[row : row + len(block)] = block
+            row += len(block)
+            ids += table["doc_id"].to_pylist()
+            hashes += table["text_hash"].to_pylist()
+            reporter.progress(label, len(block))
+        vectors.flush()
+        if row != num_docs:
+            raise ArtifactError(f"{embeddings}: manifest says {num_docs} documents but the shards hold {row}")
+        write_table(
+            tmp / DOC_IDS_FILE,
+            pa.Table.from_arrays(
+                [pa.array(np.arange(num_docs, dtype=np.int64)), pa.array(ids, pa.string()), pa.array(hashes, pa.string())],
+                schema=DOC_IDS_SCHEMA,
+            ),
+        )
+        del ids, hashes
+        params: dict[str, Any] = {"backend": backend}
+        recall: dict[str, Any] | None = None
+        if backend == "hnsw":
+            _build_hnsw(vectors, tmp / HNSW_FILE, config, reporter)
+            params.update(
+                m=config.m,
+                ef_construction=config.ef_construction,
+                storage=config.storage,
+                seed=config.seed,
+                ef_search=config.ef_search,
+                threads=config.threads,
+            )
+            del vectors
+            recall = measure_recall(tmp, embeddings, config)
+            if recall:
+                reporter.log(
+                    f"HNSW recall@{recall['k']} vs exact on {recall['queries']} queries: {recall['recall']:.4f} "
+                    f"(query_ef {recall['query_ef']})"
+                )
+        else:
+            del vectors
+        manifest = write_manifest(
+            tmp,
+            KIND_INDEX,
+            fingerprint=fp,
+            identity=identity,
+            backend=backend,
+            params=params,
+            recall=recall,
+            embeddings={"path": str(embeddings), "fingerprint": emb["fingerprint"]},
+            model=emb["model"],
+            counts={"docs": num_docs},
+            config=as_dict(config),
+        )
+    return IndexResult(out, manifest, reused=False)
+
+
+def _build_hnsw(vectors: np.ndarray, path: Path, config: IndexConfig, reporter: Reporter) -> None:
+    import voyager
+
+    storage = voyager.StorageDataType.E4M3 if config.storage == "e4m3" else voyager.StorageDataType.Float32
+    index = voyager.Index(
+        voyager.Space.Cosine,
+        num_dimensions=int(vectors.shape[1]),
+        M=config.m,
+        ef_construction=config.ef_construction,
+        random_seed=config.seed,
+        max_elements=int(vectors.shape[0]),
+        storage_data_type=storage,
+    )
+    label = "Building HNSW"
+    reporter.progress(label, 0, int(vectors.shape[0]))
+    # Never more than 1M vectors per add_items call: larger calls corrupted indexes (spotify/voyager#48).
+    for start in range(0, vectors.shape[0], config.add_chunk):
+        block = np.ascontiguousarray(vectors[start : start + config.add_chunk], dtype=np.float32)
+        index.add_items(block, ids=list(range(start, start + len(block))), num_threads=config.threads)
+        reporter.progress(label, len(block))
+    index.save(str(path))
+
+
+def measure_recall(index_dir: Path, embeddings: Path, config: IndexConfig) -> dict[str, Any] | None:
+    """Recall@k of the HNSW index against exact search on a seeded sample of the artifact's queries."""
+    if config.recall_sample == 0:
+        return None
+    _, _, queries = read_queries(embeddings)
+    if len(queries) == 0:
+        return None
+    rng = np.random.default_rng(config.seed)
+    take = min(config.recall_sample, len(queries))
+    sample = queries[np.sort(rng.choice(len(queries), size=take, replace=False))]
+    searcher = _RawSearcher(index_dir, config)
+    k = min(config.recall_k, searcher.size)
+    ef = max(config.ef_search or 0, 2 * k)
+    approx = searcher.hnsw.query(sample, k=k, query_ef=ef)[0].astype(np.int64)
+    exact, _ = exact_topk(searcher.vectors, sample, k)
+    hits = sum(len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approx, exact))
+    return {"k": k, "queries": take, "query_ef": ef, "recall": round(hits / (take * k), 6)}
+
+
+class _RawSearcher:
+    """The pieces of an index directory before its manifest exists."""
+
+    def __init__(self, index_dir: Path, config: IndexConfig) -> None:
+        import voyager
+
+        self.vectors = np.load(index_dir / VECTORS_FILE, mmap_mode="r")
+        self.hnsw = voyager.Index.load(str(index_dir / HNSW_FILE))
+        self.size = int(self.vectors.shape[0])
+
+
+__all__ = ["IndexResult", "Searcher", "build_index", "choose_backend", "measure_recall"]

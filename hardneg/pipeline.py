@@ -1,0 +1,126 @@
+"""The one-liner: `hardneg mine RAW_INPUT` runs embed and index itself, caching both under a workdir.
+
+Cached artifacts live at ``<workdir>/embeddings/<fingerprint>`` and ``<workdir>/index/<fingerprint>``,
+so a second run with the same model, inputs and index settings reuses them (e.g. to tune the window).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from pathlib import Path
+from typing import IO
+
+from hardneg.artifacts import KIND_EMBEDDINGS, KIND_INDEX, artifact_kind, read_manifest
+from hardneg.config import EmbedConfig, IndexConfig, MineConfig
+from hardneg.embed import embed, embeddings_fingerprint
+from hardneg.encoders import Encoder, load_encoder
+from hardneg.errors import InputError
+from hardneg.index import build_index, choose_backend, index_fingerprint
+from hardneg.inputs import load_input
+from hardneg.mine import MineResult, mine
+from hardneg.progress import NULL_REPORTER, Reporter
+
+STDIN = "-"
+
+
+def default_workdir() -> Path:
+    """``$HARDNEG_HOME``, else ``$XDG_CACHE_HOME/hardneg``, else ``~/.cache/hardneg``."""
+    if os.environ.get("HARDNEG_HOME"):
+        return Path(os.environ["HARDNEG_HOME"])
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "hardneg"
+
+
+def spool_stdin(stream: IO[bytes], workdir: Path) -> Path:
+    """Copy stdin to a content-addressed file, so it can be validated, hashed and re-read."""
+    spool = workdir / "stdin"
+    spool.mkdir(parents=True, exist_ok=True)
+    tmp = spool / f"incoming-{os.getpid()}.jsonl"
+    digest = hashlib.sha256()
+    with open(tmp, "wb") as fh:
+        while chunk := stream.read(1 << 20):
+            digest.update(chunk)
+            fh.write(chunk)
+    final = spool / f"{digest.hexdigest()[:16]}.jsonl"
+    os.replace(tmp, final)
+    return final
+
+
+def ensure_embeddings(
+    input_path: Path,
+    config: EmbedConfig,
+    workdir: Path,
+    *,
+    corpus: Path | None = None,
+    display: str | None = None,
+    encoder: Encoder | None = None,
+    force: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> Path:
+    """An embeddings artifact for a raw input, from the workdir cache when its fingerprint matches."""
+    own = encoder is None
+    encoder = encoder or load_encoder(config)  # first: a missing model fails before reading any input
+    try:
+        dataset = load_input(input_path, config.split, corpus, display)
+        reporter.log(f"input: {dataset.description}: {dataset.num_docs} documents, {len(dataset.queries)} queries")
+        fp = embeddings_fingerprint(encoder, dataset, config)
+        out = workdir / "embeddings" / fp[:16]
+        result = embed(dataset, out, config, encoder=encoder, force=force, reporter=reporter)
+    finally:
+        if own:
+            encoder.close()
+    return result.path
+
+
+def ensure_index(
+    embeddings: Path, config: IndexConfig, workdir: Path, *, force: bool = False, reporter: Reporter = NULL_REPORTER
+) -> Path:
+    """An index artifact for an embeddings artifact, from the workdir cache when its fingerprint matches."""
+    emb = read_manifest(embeddings, KIND_EMBEDDINGS)
+    backend = choose_backend(config, int(emb["counts"]["docs"]))
+    out = workdir / "index" / index_fingerprint(emb, backend, config)[:16]
+    return build_index(embeddings, out, config, force=force, reporter=reporter).path
+
+
+def run_mine(
+    source: str | Path,
+    out: str | Path,
+    embed_config: EmbedConfig,
+    index_config: IndexConfig,
+    mine_config: MineConfig,
+    *,
+    workdir: Path | None = None,
+    corpus: Path | None = None,
+    stdin: IO[bytes] | None = None,
+    encoder: Encoder | None = None,
+    force: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> MineResult:
+    """Mine from whatever ``source`` is: an index artifact, an embeddings artifact, or raw input
+    (BEIR folder, pairs file, or ``-`` for JSONL pairs on ``stdin``), running the missing stages.
+    """
+    workdir = workdir or default_workdir()
+    index_config = dataclasses.replace(index_config, recall_k=mine_config.max_rank)
+    display = None
+    if str(source) == STDIN:
+        if stdin is None:
+            raise InputError("'-' reads JSONL pairs from standard input, but none was given", "<stdin>")
+        source = spool_stdin(stdin, workdir)
+        display = "<stdin>"
+    source = Path(source)
+    kind = artifact_kind(source)
+    if kind == KIND_INDEX:
+        index_dir = source
+    elif kind == KIND_EMBEDDINGS:
+        index_dir = ensure_index(source, index_config, workdir, reporter=reporter)
+    elif kind is None:
+        embeddings = ensure_embeddings(
+            source, embed_config, workdir, corpus=corpus, display=display, encoder=encoder, reporter=reporter
+        )
+        index_dir = ensure_index(embeddings, index_config, workdir, reporter=reporter)
+    else:
+        raise InputError(f"cannot mine from a '{kind}' artifact; give raw input, embeddings or an index", source)
+    return mine(index_dir, out, mine_config, force=force, reporter=reporter)
+

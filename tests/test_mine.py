@@ -1,0 +1,160 @@
+"""Mining semantics on a hand-built corpus whose ranking is known exactly."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+
+from hardneg.config import EmbedConfig, IndexConfig, MineConfig
+from hardneg.embed import embed
+from hardneg.index import build_index
+from hardneg.inputs import load_input
+from hardneg.mine import mine, query_rng
+from hardneg.pipeline import run_mine
+from tests.conftest import TINY_BEIR, TableEncoder
+
+QUERY = "what is rank?"
+N_DOCS = 30
+POSITIVES = ["d03", "d15"]
+# Same normalised text as another document (or the query), but different raw text and vector.
+DUPLICATE_TEXTS = {12: "PASSAGE  number 03", 20: "Passage Number 19", 21: "What Is  Rank?"}
+
+
+def _doc_text(i: int) -> str:
+    return DUPLICATE_TEXTS.get(i, f"passage number {i:02d}")
+
+
+@pytest.fixture
+def ranked(tmp_path: Path) -> tuple[Path, TableEncoder]:
+    """A BEIR folder where document d{i} is ranked exactly i-th for the query, plus its encoder."""
+    root = tmp_path / "ranked"
+    (root / "qrels").mkdir(parents=True)
+    vectors: dict[str, np.ndarray] = {QUERY: np.array([1.0, 0.0, 0.0])}
+    with open(root / "corpus.jsonl", "w") as fh:
+        for i in range(N_DOCS):
+            theta = 0.04 * (i + 1)
+            vectors[_doc_text(i)] = np.array([math.cos(theta), math.sin(theta), 0.0])
+            fh.write(json.dumps({"_id": f"d{i:02d}", "title": "", "text": _doc_text(i)}) + "\n")
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": QUERY}) + "\n")
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q\t{p}\t1\n" for p in POSITIVES))
+    return root, TableEncoder(vectors)
+
+
+def _mine(ranked: tuple[Path, TableEncoder], tmp_path: Path, backend: str = "exact", **mine_args: object) -> tuple[list[dict], dict]:
+    root, encoder = ranked
+    dataset = load_input(root)
+    emb = embed(dataset, tmp_path / "emb", EmbedConfig(), encoder=encoder).path
+    idx = build_index(emb, tmp_path / f"idx-{backend}", IndexConfig(backend=backend)).path
+    result = mine(idx, tmp_path / "run", MineConfig(**mine_args), force=True)  # type: ignore[arg-type]
+    rows = pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist()
+    return rows, result.stats.to_dict()
+
+
+@pytest.mark.parametrize("backend", ["exact", "hnsw"])
+def test_window_holds_exactly_the_ranks_in_it_positives_counted(ranked, tmp_path, backend):
+    rows, _ = _mine(ranked, tmp_path, backend, min_rank=10, max_rank=25, num_negatives=50)
+    assert [r["rank"] for r in rows] == list(range(10, 25))
+    # Rank counts the positive d03 at rank 3: rank 10 is d10, not d11.
+    assert [r["doc_id"] for r in rows] == [f"d{i:02d}" for i in range(10, 25)]
+    filters = {r["doc_id"]: r["filter"] for r in rows}
+    assert filters["d15"] == "positive"
+    assert filters["d12"] == "duplicate"  # same normalised text as positive d03
+    assert filters["d20"] == "duplicate"  # same text as the better-ranked candidate d19
+    assert filters["d21"] == "duplicate"  # same text as the query
+    assert filters["d19"] == ""
+
+
+def test_every_eligible_candidate_selected_when_enough_are_asked(ranked, tmp_path):
+    rows, stats = _mine(ranked, tmp_path, min_rank=10, max_rank=25, num_negatives=50)
+    selected = [r["doc_id"] for r in rows if r["selected"]]
+    assert selected == ["d10", "d11", "d13", "d14", "d16", "d17", "d18", "d19", "d22", "d23", "d24"]
+    assert stats["removed"] == {"positive": 1, "duplicate": 3}
+    assert stats["candidates"] == 15 and stats["eligible"] == 11 and stats["selected"] == 11
+    assert stats["queries_short"] == 1
+
+
+def test_top_sampling_takes_the_best_ranked_survivors(ranked, tmp_path):
+    rows, _ = _mine(ranked, tmp_path, min_rank=10, max_rank=25, num_negatives=3, sampling="top")
+    assert [r["doc_id"] for r in rows if r["selected"]] == ["d10", "d11", "d13"]
+
+
+def test_random_sampling_stays_in_window_and_follows_the_seed(ranked, tmp_path):
+    picks = []
+    for seed in (1, 1, 2):
+        rows, _ = _mine(ranked, tmp_path, min_rank=10, max_rank=25, num_negatives=4, seed=seed)
+        chosen = [r for r in rows if r["selected"]]
+        assert len(chosen) == 4
+        assert all(10 <= r["rank"] < 25 and r["filter"] == "" for r in chosen)
+        picks.append([r["doc_id"] for r in chosen])
+    assert picks[0] == picks[1]
+    rng = query_rng(1, "q"), query_rng(2, "q")
+    assert rng[0].integers(1 << 30) != rng[1].integers(1 << 30)
+
+
+def test_full_window_never_selects_a_positive_or_duplicate(ranked, tmp_path):
+    rows, stats = _mine(ranked, tmp_path, min_rank=0, max_rank=N_DOCS, num_negatives=N_DOCS)
+    selected = {r["doc_id"] for r in rows if r["selected"]}
+    assert not selected & {"d03", "d15", "d12", "d20", "d21"}
+    assert len(selected) == N_DOCS - 5
+    assert stats["positives_in_top"] == 2
+
+
+def test_window_past_the_corpus_is_truncated(ranked, tmp_path):
+    rows, stats = _mine(ranked, tmp_path, min_rank=25, max_rank=110, num_negatives=10)
+    assert [r["rank"] for r in rows] == list(range(25, N_DOCS))
+    assert stats["negatives_per_query"]["max"] == 5
+    assert any("fewer than 10 negatives" in h for h in stats["hints"])
+
+
+def _selections(run: Path) -> set[tuple[str, str, int]]:
+    table = pq.read_table(run / "candidates.parquet").to_pylist()
+    return {(r["query_id"], r["doc_id"], r["rank"]) for r in table if r["selected"]}
+
+
+def test_result_does_not_depend_on_query_order_or_batching(tiny_beir, tmp_path):
+    cfg = EmbedConfig(model="hashing")
+    a = run_mine(tiny_beir, tmp_path / "a", cfg, IndexConfig(), MineConfig(min_rank=2, max_rank=30, num_negatives=5))
+    qrels = tiny_beir / "qrels" / "train.tsv"
+    lines = qrels.read_text().splitlines()
+    qrels.write_text("\n".join([lines[0], *reversed(lines[1:])]) + "\n")
+    b = run_mine(
+        tiny_beir, tmp_path / "b", cfg, IndexConfig(), MineConfig(min_rank=2, max_rank=30, num_negatives=5, query_batch=1)
+    )
+    assert a.manifest["input"]["fingerprint"] != b.manifest["input"]["fingerprint"]
+    assert _selections(tmp_path / "a") == _selections(tmp_path / "b")
+
+
+def test_queries_without_positives_or_text_are_reported_not_dropped(tmp_path):
+    root = tmp_path / "odd"
+    (root / "qrels").mkdir(parents=True)
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "text": f"doc {i} words"}) + "\n" for i in range(20)))
+    (root / "queries.jsonl").write_text(
+        json.dumps({"_id": "ok", "text": "doc 1"}) + "\n"
+        + json.dumps({"_id": "empty", "text": "  "}) + "\n"
+        + json.dumps({"_id": "judged-irrelevant", "text": "doc 2"}) + "\n"
+    )
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nok\td1\t1\nempty\td3\t1\njudged-irrelevant\td2\t0\n")
+    result = run_mine(root, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), MineConfig(min_rank=1, max_rank=10))
+    assert result.stats.queries == 3
+    assert result.stats.queries_mined == 1
+    assert result.stats.queries_skipped == {"empty-text": 1, "no-positive": 1}
+    assert result.stats.skipped_query_ids == {"empty-text": ["empty"], "no-positive": ["judged-irrelevant"]}
+    statuses = dict(zip(*pq.read_table(tmp_path / "run" / "queries.parquet", columns=["query_id", "status"]).to_pydict().values()))
+    assert statuses == {"ok": "mined", "empty": "empty-text", "judged-irrelevant": "no-positive"}
+
+
+def test_hnsw_and_exact_agree_on_a_small_corpus(tmp_path):
+    cfg = EmbedConfig(model="hashing:128")
+    mcfg = MineConfig(min_rank=0, max_rank=20, num_negatives=20)
+    exact = run_mine(TINY_BEIR, tmp_path / "exact", cfg, IndexConfig(backend="exact"), mcfg)
+    hnsw = run_mine(TINY_BEIR, tmp_path / "hnsw", cfg, IndexConfig(backend="hnsw"), mcfg)
+    # Hashing vectors tie often (many scores are exactly 0), which caps set-overlap measures: tolerances.
+    assert hnsw.manifest["index"]["recall"]["recall"] >= 0.9
+    a, b = _selections(tmp_path / "exact"), _selections(tmp_path / "hnsw")
+    overlap = len({x[:2] for x in a} & {x[:2] for x in b}) / len(a)
+    assert overlap >= 0.9
