@@ -303,6 +303,10 @@ class SentenceTransformerEncoder:
         return _identity(self.spec, self._weights + (":fp16" if self.fp16 else ""), 0, self.max_length)
 
     @property
+    def weights_sha256(self) -> str:
+        return self._weights
+
+    @property
     def dim(self) -> int:
         if self._dim is None:
             self._load()

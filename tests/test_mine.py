@@ -152,6 +152,7 @@ def test_hnsw_and_exact_agree_on_a_small_corpus(tmp_path):
     cfg = EmbedConfig(model="hashing:128")
     mcfg = MineConfig(min_rank=0, max_rank=20, num_negatives=20)
     exact = run_mine(TINY_BEIR, tmp_path / "exact", cfg, IndexConfig(backend="exact"), mcfg)
+    assert exact.manifest["index"]["backend"] == "exact" and exact.manifest["index"]["recall"] is None
     hnsw = run_mine(TINY_BEIR, tmp_path / "hnsw", cfg, IndexConfig(backend="hnsw"), mcfg)
     # Hashing vectors tie often (many scores are exactly 0), which caps set-overlap measures: tolerances.
     assert hnsw.manifest["index"]["recall"]["recall"] >= 0.9

@@ -1,0 +1,179 @@
+"""Wall time and peak memory of hardneg vs sentence-transformers' mine_hard_negatives, side by side.
+
+Usage:
+    python scripts/benchmark_speed.py ../shared/data/scifact --model minilm [--write docs/benchmarks.md]
+
+Each contender runs in its own subprocess (so peak RSS is its own), on the same BEIR split, model,
+corpus and window: hardneg `mine` (one-liner from raw data, cold cache) + `export colbert`, and
+`mine_hard_negatives(range_min, range_max, num_negatives, sampling_strategy="random")` whose output
+is saved as Parquet. A bare `model.encode` pass over the same texts gives the encoding floor.
+Needs the `bench` extra (`datasets`) for the sentence-transformers side.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ST_SCRIPT = r"""
+import json, sys, time
+from pathlib import Path
+data, model_path, split, lo, hi, n, out = sys.argv[1:8]
+t0 = time.perf_counter()
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.util import mine_hard_negatives
+corpus = {}
+for line in open(Path(data) / "corpus.jsonl", encoding="utf-8"):
+    d = json.loads(line)
+    corpus[d["_id"]] = (d.get("title", "") + " " + d["text"]).strip()
+queries = {}
+for line in open(Path(data) / "queries.jsonl", encoding="utf-8"):
+    q = json.loads(line)
+    queries[q["_id"]] = q["text"]
+pairs = {"query": [], "positive": []}
+for line in list(open(Path(data) / "qrels" / f"{split}.tsv", encoding="utf-8"))[1:]:
+    qid, did, score = line.rstrip("\r\n").split("\t")
+    if float(score) > 0:
+        pairs["query"].append(queries[qid]); pairs["positive"].append(corpus[did])
+model = SentenceTransformer(model_path)
+result = mine_hard_negatives(
+    Dataset.from_dict(pairs), model, corpus=list(corpus.values()), range_min=int(lo), range_max=int(hi),
+    num_negatives=int(n), sampling_strategy="random", batch_size=64, output_format="n-tuple", verbose=False,
+)
+result.to_parquet(out)
+print(json.dumps({"rows": len(result), "seconds": time.perf_counter() - t0}))
+"""
+
+ENCODE_SCRIPT = r"""
+import json, sys, time
+from pathlib import Path
+data, model_path = sys.argv[1:3]
+from sentence_transformers import SentenceTransformer
+texts = []
+for line in open(Path(data) / "corpus.jsonl", encoding="utf-8"):
+    d = json.loads(line)
+    texts.append((d.get("title", "") + " " + d["text"]).strip())
+model = SentenceTransformer(model_path)
+t0 = time.perf_counter()
+model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+print(json.dumps({"docs": len(texts), "seconds": time.perf_counter() - t0}))
+"""
+
+
+def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
+    """(wall seconds, the child's own peak RSS in MB, its stdout). Output goes through files, not
+    pipes, so a chatty child cannot block."""
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
+        _, status, usage = os.wait4(proc.pid, 0)  # ru_maxrss: this child's peak, in KB on Linux
+        wall = time.perf_counter() - start
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        if proc.returncode != 0:
+            sys.stderr.write(err.read()[-4000:])
+            raise SystemExit(f"failed: {' '.join(cmd)}")
+        return wall, usage.ru_maxrss / 1024, out.read()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path, help="BEIR folder")
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--split", default="train")
+    parser.add_argument("--min-rank", type=int, default=10)
+    parser.add_argument("--max-rank", type=int, default=110)
+    parser.add_argument("--num-negatives", type=int, default=10)
+    parser.add_argument("--skip-encode-floor", action="store_true")
+    parser.add_argument("--skip-anchor", action="store_true", help="do not run mine_hard_negatives")
+    parser.add_argument("--workers", default="", help="also time `hardneg embed` with these worker counts, e.g. 1,2")
+    parser.add_argument("--write", type=Path, help="append the table to this Markdown file")
+    args = parser.parse_args()
+
+    from hardneg.config import EmbedConfig
+    from hardneg.encoders import resolve_model
+
+    model_path = resolve_model(EmbedConfig(model=args.model)).path
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARDNEG_DISABLE_PROGRESS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    # Big outputs go to a temporary directory; the (pipe-buffered) stdout of each child is small.
+    with tempfile.TemporaryDirectory(prefix="hardneg-bench-") as tmp:
+        work = Path(tmp)
+        hn_cmd = [
+            sys.executable, "-m", "hardneg", "mine", str(args.data), "--model", args.model, "--split", args.split,
+            "--min-rank", str(args.min_rank), "--max-rank", str(args.max_rank), "--num-negatives", str(args.num_negatives),
+            "--workdir", str(work / "cache"), "--out", str(work / "run"), "--json", "--quiet",
+        ]
+        hn_wall, hn_rss, hn_out = measured(hn_cmd, env)
+        stats = json.loads(hn_out)["stats"]
+        manifest = json.loads((work / "run" / "manifest.json").read_text())
+        ex_wall, ex_rss, _ = measured(
+            [sys.executable, "-m", "hardneg", "export", str(work / "run"), "--out", str(work / "colbert"), "--quiet"], env
+        )
+        st_wall = st_rss = st_rows = None
+        if not args.skip_anchor:
+            st_wall, st_rss, st_out = measured(
+                [sys.executable, "-c", ST_SCRIPT, str(args.data), str(model_path), args.split, str(args.min_rank),
+                 str(args.max_rank), str(args.num_negatives), str(work / "st.parquet")],
+                env,
+            )
+            st_rows = json.loads(st_out.strip().splitlines()[-1])["rows"]
+        sweep = []
+        for workers in [int(w) for w in args.workers.split(",") if w.strip()]:
+            w_wall, w_rss, w_out = measured(
+                [sys.executable, "-m", "hardneg", "embed", str(args.data), "--model", args.model, "--split", args.split,
+                 "--workers", str(workers), "--out", str(work / f"emb-w{workers}"), "--json", "--quiet"],
+                env,
+            )
+            counts = json.loads(w_out)["manifest"]["counts"]
+            sweep.append((workers, w_wall, w_rss, counts["docs"] + counts["queries"]))
+        floor = None
+        if not args.skip_encode_floor:
+            fl_wall, _, fl_out = measured([sys.executable, "-c", ENCODE_SCRIPT, str(args.data), str(model_path)], env)
+            floor = json.loads(fl_out.strip().splitlines()[-1])
+
+    hn_total = hn_wall + ex_wall
+    lines = [
+        f"### Speed and memory: {args.data.name} ({args.split}), model {args.model}, window [{args.min_rank}, {args.max_rank}), "
+        f"{args.num_negatives} negatives",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
+        f"{time.strftime('%Y-%m-%d')}. Command: `python scripts/benchmark_speed.py {args.data} --model {args.model}`",
+        "",
+        "| run | wall (s) | peak RSS (MB) | output |",
+        "|---|---:|---:|---|",
+        f"| hardneg mine (embed + index + mine, cold cache) | {hn_wall:.1f} | {hn_rss:.0f} | {stats['selected']} negatives for {stats['queries_mined']} queries |",
+        f"| hardneg export colbert | {ex_wall:.1f} | {ex_rss:.0f} | triples + queries + corpus TSV |",
+        f"| **hardneg total** | **{hn_total:.1f}** | **{max(hn_rss, ex_rss):.0f}** | index: {manifest['index']['backend']} |",
+    ]
+    if st_wall is not None and st_rss is not None:
+        lines += [
+            f"| sentence-transformers mine_hard_negatives | {st_wall:.1f} | {st_rss:.0f} | {st_rows} n-tuple rows |",
+            f"| ratio hardneg / sentence-transformers | {hn_total / st_wall:.2f} | {max(hn_rss, ex_rss) / st_rss:.2f} | |",
+        ]
+    for workers, w_wall, w_rss, texts in sweep:
+        lines.append(
+            f"| hardneg embed --workers {workers} | {w_wall:.1f} | {w_rss:.0f} | {texts} texts, {texts / w_wall:.1f} texts/s (incl. start-up) |"
+        )
+    if floor:
+        lines.append(
+            f"| bare `model.encode` of the corpus (floor) | {floor['seconds']:.1f} | | {floor['docs']} docs, "
+            f"{floor['docs'] / floor['seconds']:.1f} docs/s |"
+        )
+    table = "\n".join(lines) + "\n"
+    print(table)
+    if args.write:
+        with open(args.write, "a", encoding="utf-8") as fh:
+            fh.write("\n" + table)
+
+
+if __name__ == "__main__":
+    main()

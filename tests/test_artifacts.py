@@ -1,0 +1,74 @@
+"""Artifacts: atomic directory writes, manifests, and the distance -> score rule."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from hardneg.artifacts import atomic_dir, normalize_text, read_manifest, text_hash, write_manifest
+from hardneg.errors import ArtifactError
+from hardneg.search import distance_to_score, exact_topk
+
+
+def test_atomic_dir_replaces_only_on_success(tmp_path):
+    out = tmp_path / "art"
+    with atomic_dir(out) as tmp:
+        (tmp / "data.txt").write_text("v1")
+        write_manifest(tmp, "mine-run")
+    assert (out / "data.txt").read_text() == "v1"
+    with pytest.raises(RuntimeError):
+        with atomic_dir(out) as tmp:
+            (tmp / "data.txt").write_text("v2 half written")
+            raise RuntimeError("crash mid-write")
+    assert (out / "data.txt").read_text() == "v1"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["art"]  # no temporary directory left
+
+
+def test_unwritable_parent_is_a_clear_error(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    with pytest.raises(ArtifactError, match="cannot create the parent directory"):
+        with atomic_dir(blocker / "sub" / "out"):
+            pass
+
+
+def test_manifest_kind_and_completeness_are_checked(tmp_path):
+    (tmp_path / "half").mkdir()
+    with pytest.raises(ArtifactError, match="no manifest.json"):
+        read_manifest(tmp_path / "half")
+    (tmp_path / "run").mkdir()
+    write_manifest(tmp_path / "run", "mine-run")
+    with pytest.raises(ArtifactError, match="expected a 'index' artifact, found a 'mine-run' artifact"):
+        read_manifest(tmp_path / "run", "index")
+
+
+def test_duplicate_detection_normalises_case_space_and_unicode():
+    assert normalize_text("  Café\u00a0au  LAIT\n") == "café au lait"
+    assert text_hash("ﬁne Print") == text_hash("fine print")
+    assert text_hash("fine print") != text_hash("fine prints")
+
+
+def test_voyager_cosine_distance_to_score_matches_hand_computation():
+    import voyager
+
+    index = voyager.Index(voyager.Space.Cosine, num_dimensions=3)
+    index.add_item(np.array([1.0, 0.0, 1.0], dtype=np.float32))
+    _, distances = index.query(np.array([1.0, 1.0, 1.0], dtype=np.float32), k=1)
+    expected_cos = 2 / (math.sqrt(3) * math.sqrt(2))  # 0.8165
+    assert distances[0] == pytest.approx(1.835e-01, abs=1e-4)
+    assert distance_to_score(float(distances[0])) == pytest.approx(expected_cos, abs=1e-4)
+
+
+def test_exact_topk_is_chunk_size_independent_and_breaks_ties_by_label():
+    rng = np.random.default_rng(0)
+    matrix = rng.normal(size=(1000, 16)).astype(np.float32)
+    matrix[500] = matrix[10]  # an exact tie
+    queries = np.concatenate([matrix[10:11], rng.normal(size=(4, 16)).astype(np.float32)])
+    a_labels, a_scores = exact_topk(matrix, queries, 20, chunk=64)
+    b_labels, b_scores = exact_topk(matrix, queries, 20, chunk=100_000)
+    assert np.array_equal(a_labels, b_labels)
+    assert list(a_labels[0, :2]) == [10, 500]
+    brute = np.argsort(-(queries @ matrix.T), axis=1, kind="stable")[:, :20]
+    assert np.array_equal(np.sort(brute, axis=1), np.sort(a_labels, axis=1))
