@@ -12,6 +12,7 @@ import typer
 class Sampling(str, Enum):
     random = "random"
     top = "top"
+    simans = "simans"
 
 
 class Backend(str, Enum):
@@ -35,6 +36,9 @@ class Format(str, Enum):
     colbert = "colbert"
     triplets = "triplets"
     sentence_transformers = "sentence-transformers"
+    pylate_kd = "pylate-kd"
+    flagembedding = "flagembedding"
+    tevatron = "tevatron"
 
 
 EMBED = "Model and encoding"
@@ -83,6 +87,17 @@ RecallSampleOpt = Annotated[Optional[int], typer.Option("--recall-sample", help=
 MinRankOpt = Annotated[Optional[int], typer.Option("--min-rank", help="First rank of the window, 0-based, positives counted [default: 10].", rich_help_panel=MINE)]
 MaxRankOpt = Annotated[Optional[int], typer.Option("--max-rank", help="End of the window, exclusive [default: 110].", rich_help_panel=MINE)]
 NumNegativesOpt = Annotated[Optional[int], typer.Option("--num-negatives", "-n", help="Negatives per query [default: 10].", rich_help_panel=MINE)]
-SamplingOpt = Annotated[Optional[Sampling], typer.Option("--sampling", help="random: uniform in the window; top: best-ranked survivors [default: random].", rich_help_panel=MINE)]
+SamplingOpt = Annotated[Optional[Sampling], typer.Option("--sampling", help="random: uniform in the window; top: best-ranked survivors; simans: weighted towards the positive's score [default: random].", rich_help_panel=MINE)]
+FILTERS = "Filters (false-negative control)"
+RelativeMarginOpt = Annotated[Optional[float], typer.Option("--relative-margin", help="TopK-PercPos: drop candidates above min_pos - |min_pos| x M (0.05 = 95 percent of the lowest positive score).", rich_help_panel=FILTERS)]
+AbsoluteMarginOpt = Annotated[Optional[float], typer.Option("--absolute-margin", help="TopK-MarginPos: drop candidates above min_pos - M.", rich_help_panel=FILTERS)]
+MaxScoreOpt = Annotated[Optional[float], typer.Option("--max-score", help="Drop candidates scoring above this.", rich_help_panel=FILTERS)]
+MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", help="Drop candidates scoring below this.", rich_help_panel=FILTERS)]
+DedupThresholdOpt = Annotated[Optional[float], typer.Option("--dedup-threshold", help="Drop candidates whose cosine to a positive is at least this [default: 0.98].", rich_help_panel=FILTERS)]
+SimansAOpt = Annotated[Optional[float], typer.Option("--simans-a", help="SimANS sharpness a [default: 0.5].", rich_help_panel=FILTERS)]
+SimansBOpt = Annotated[Optional[float], typer.Option("--simans-b", help="SimANS offset b [default: 0].", rich_help_panel=FILTERS)]
+CrossEncoderOpt = Annotated[Optional[str], typer.Option("--cross-encoder", help="Cross-encoder (local path or cached name) that rescores surviving candidates and positives; its scores are kept as teacher scores.", rich_help_panel=FILTERS)]
+CeMaxScoreOpt = Annotated[Optional[float], typer.Option("--ce-max-score", help="Drop candidates the cross-encoder scores at or above this (judged relevant).", rich_help_panel=FILTERS)]
+CePseudoOpt = Annotated[Optional[float], typer.Option("--ce-pseudo-positive-score", help="Candidates the cross-encoder scores at or above this become extra positives in exports.", rich_help_panel=FILTERS)]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed; each query's RNG derives from it and the query id [default: 42].", rich_help_panel=MINE)]
 QueryBatchOpt = Annotated[Optional[int], typer.Option("--query-batch", help="Queries per search call [default: 256].", rich_help_panel=MINE)]

@@ -80,6 +80,8 @@ RUN_QUERIES_SCHEMA = pa.schema(
         ("query_id", pa.string()),
         ("text", pa.string()),
         ("positive_ids", pa.list_(pa.string())),
+        ("positive_scores", pa.list_(pa.float32())),
+        ("positive_teacher_scores", pa.list_(pa.float32())),
         ("status", pa.string()),
         ("num_selected", pa.int32()),
     ]
@@ -90,6 +92,7 @@ CANDIDATES_SCHEMA = pa.schema(
         ("doc_id", pa.string()),
         ("rank", pa.int32()),
         ("score", pa.float32()),
+        ("teacher_score", pa.float32()),
         ("selected", pa.bool_()),
         ("filter", pa.string()),
     ]
@@ -338,3 +341,36 @@ def read_qrels(artifact: Path) -> list[tuple[str, str, float]]:
     return list(zip(table["query_id"].to_pylist(), table["doc_id"].to_pylist(), table["score"].to_pylist()))
 
 
+
+
+class DocTextLookup:
+    """Random access to document texts of an embeddings artifact by label (= corpus row number),
+    reading only the shards that hold the requested rows (a few shards are kept in memory)."""
+
+    def __init__(self, artifact: Path, keep: int = 4) -> None:
+        self.shards = list_shards(artifact / CORPUS_DIR)
+        self.starts: list[int] = []
+        total = 0
+        for shard in self.shards:
+            self.starts.append(total)
+            total += pq.ParquetFile(shard).metadata.num_rows
+        self.size = total
+        self.keep = keep
+        self._cache: dict[int, list[str]] = {}
+
+    def _shard_texts(self, index: int) -> list[str]:
+        if index not in self._cache:
+            if len(self._cache) >= self.keep:
+                self._cache.pop(next(iter(self._cache)))
+            table = pq.read_table(self.shards[index], columns=["title", "text"])
+            self._cache[index] = [doc_text(t, x) for t, x in zip(table["title"].to_pylist(), table["text"].to_pylist())]
+        return self._cache[index]
+
+    def get(self, labels: list[int]) -> list[str]:
+        import bisect
+
+        out = []
+        for label in labels:
+            index = bisect.bisect_right(self.starts, label) - 1
+            out.append(self._shard_texts(index)[label - self.starts[index]])
+        return out

@@ -13,7 +13,17 @@ import typer
 
 from hardneg import __version__
 from hardneg._options import (
+    AbsoluteMarginOpt,
     Backend,
+    CeMaxScoreOpt,
+    CePseudoOpt,
+    CrossEncoderOpt,
+    DedupThresholdOpt,
+    MaxScoreOpt,
+    MinScoreOpt,
+    RelativeMarginOpt,
+    SimansAOpt,
+    SimansBOpt,
     BatchSizeOpt,
     ConfigOpt,
     CorpusOpt,
@@ -238,6 +248,9 @@ MINE_EXAMPLES = """Examples:
   hardneg mine data/piaf_fr --lang fr --min-rank 10 --max-rank 110 --out runs/fr
   cat pairs.jsonl | hardneg mine - --model minilm --out runs/pairs
   hardneg mine runs/sf-index --num-negatives 5 --sampling top --out runs/sf-top
+  hardneg mine runs/sf-index --sampling top --relative-margin 0.05 --out runs/sf-nv   (NV-Retriever)
+  hardneg mine runs/sf-index --sampling simans --out runs/sf-simans
+  hardneg mine runs/sf-index --cross-encoder ./my-reranker --ce-max-score 0.9 --out runs/sf-denoised
 """
 
 
@@ -252,6 +265,16 @@ def mine(
     sampling: SamplingOpt = None,
     seed: SeedOpt = None,
     query_batch: QueryBatchOpt = None,
+    relative_margin: RelativeMarginOpt = None,
+    absolute_margin: AbsoluteMarginOpt = None,
+    max_score: MaxScoreOpt = None,
+    min_score: MinScoreOpt = None,
+    dedup_threshold: DedupThresholdOpt = None,
+    simans_a: SimansAOpt = None,
+    simans_b: SimansBOpt = None,
+    cross_encoder: CrossEncoderOpt = None,
+    ce_max_score: CeMaxScoreOpt = None,
+    ce_pseudo_positive_score: CePseudoOpt = None,
     model: ModelOpt = None,
     lang: LangOpt = None,
     model_size: ModelSizeOpt = None,
@@ -295,7 +318,10 @@ def mine(
     )
     mcfg = build(
         MineConfig, files, "mine", min_rank=min_rank, max_rank=max_rank, num_negatives=num_negatives,
-        sampling=_value(sampling), seed=seed, query_batch=query_batch,
+        sampling=_value(sampling), seed=seed, query_batch=query_batch, relative_margin=relative_margin,
+        absolute_margin=absolute_margin, max_score=max_score, min_score=min_score, dedup_threshold=dedup_threshold,
+        simans_a=simans_a, simans_b=simans_b, cross_encoder=cross_encoder, ce_max_score=ce_max_score,
+        ce_pseudo_positive_score=ce_pseudo_positive_score,
     )
     with cli_reporter(quiet or json) as reporter:
         result = run_mine(

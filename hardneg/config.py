@@ -20,10 +20,10 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SAMPLING_STRATEGIES = ("random", "top")
+SAMPLING_STRATEGIES = ("random", "top", "simans")
 BACKENDS = ("auto", "exact", "hnsw")
 STORAGES = ("float32", "e4m3")
-EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers")
+EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron")
 MODEL_SIZES = ("small", "base", "large")
 
 
@@ -96,9 +96,27 @@ class MineConfig:
     max_rank: int = 110
     num_negatives: int = 10
     sampling: str = "random"
+    """`random` (uniform), `top` (best-ranked survivors) or `simans` (weights exp(-a (s_neg - s_pos - b)^2))."""
     seed: int = 42
     query_batch: int = 256
     search_chunk: int = 65536
+    relative_margin: float | None = None
+    """TopK-PercPos: drop candidates scoring above min_pos - |min_pos| x m (0.05 = 95% of the positive)."""
+    absolute_margin: float | None = None
+    """TopK-MarginPos: drop candidates scoring above min_pos - m."""
+    max_score: float | None = None
+    min_score: float | None = None
+    dedup_threshold: float | None = 0.98
+    """Drop candidates whose cosine to a positive is >= this (near-duplicates). None disables."""
+    simans_a: float = 0.5
+    simans_b: float = 0.0
+    cross_encoder: str | None = None
+    """Cross-encoder (local path or name) that rescores the surviving candidates and the positives."""
+    ce_max_score: float | None = None
+    """Drop candidates the cross-encoder scores at or above this (judged relevant)."""
+    ce_pseudo_positive_score: float | None = None
+    """Candidates the cross-encoder scores at or above this become extra positives in exports."""
+    ce_batch_size: int = 32
 
     def __post_init__(self) -> None:
         _check(self.min_rank >= 0, f"min-rank must be >= 0, got {self.min_rank}")
@@ -113,6 +131,25 @@ class MineConfig:
         )
         _check(self.query_batch >= 1, f"query-batch must be >= 1, got {self.query_batch}")
         _check(self.search_chunk >= 1, f"search-chunk must be >= 1, got {self.search_chunk}")
+        _check(
+            self.relative_margin is None or 0 <= self.relative_margin < 1,
+            f"relative-margin must be in [0, 1), got {self.relative_margin}",
+        )
+        _check(self.absolute_margin is None or self.absolute_margin >= 0, f"absolute-margin must be >= 0, got {self.absolute_margin}")
+        _check(
+            self.dedup_threshold is None or -1 <= self.dedup_threshold <= 1,
+            f"dedup-threshold must be in [-1, 1], got {self.dedup_threshold}",
+        )
+        _check(
+            self.min_score is None or self.max_score is None or self.min_score < self.max_score,
+            f"min-score must be below max-score, got {self.min_score} and {self.max_score}",
+        )
+        _check(self.simans_a > 0, f"simans-a must be > 0, got {self.simans_a}")
+        _check(self.ce_batch_size >= 1, f"ce-batch-size must be >= 1, got {self.ce_batch_size}")
+        _check(
+            self.cross_encoder is not None or (self.ce_max_score is None and self.ce_pseudo_positive_score is None),
+            "ce-max-score and ce-pseudo-positive-score need --cross-encoder",
+        )
 
 
 @dataclass(frozen=True)
@@ -121,6 +158,8 @@ class ExportConfig:
 
     format: str = "colbert"
     nway: int | None = None
+    scores: bool = False
+    """colbert: write distillation lines [qid, [pid, score], ...] (teacher scores if mined with a cross-encoder)."""
     """Rows of 1 positive + (nway - 1) negatives. None: 2 for colbert/triplets, 1 + all negatives for
     sentence-transformers."""
     shuffle: bool = True
@@ -188,6 +227,10 @@ def _coerce(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
     expected: tuple[type, ...]
     if annotation.startswith("int"):
         expected = (int,)
+    elif annotation.startswith("float"):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        expected = (float,)
     elif annotation.startswith("bool"):
         expected = (bool,)
     elif annotation.startswith("str"):

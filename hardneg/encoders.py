@@ -403,3 +403,58 @@ def load_encoder(config: EmbedConfig) -> Encoder:
                 raise ModelError(f"'{name}': the hashing encoder takes a dimension, e.g. hashing:256") from None
         return HashingEncoder(spec, dim=dim, max_length=config.max_length)
     return SentenceTransformerEncoder(spec, config)
+
+
+# --------------------------------------------------------------------------- cross-encoders
+
+
+class PairScorer(Protocol):
+    """Scores (query, document) text pairs: a cross-encoder teacher, or a fake in tests."""
+
+    name: str
+
+    @property
+    def fingerprint(self) -> str:
+        """Identity of what the scorer computes (weights)."""
+        ...
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        """One float per pair, higher = more relevant."""
+        ...
+
+
+class CrossEncoderScorer:
+    """A sentence-transformers CrossEncoder (scores through its default activation, e.g. sigmoid)."""
+
+    def __init__(self, name: str, path: Path, batch_size: int = 32, device: str | None = None) -> None:
+        self.name = name
+        self.path = path
+        self.batch_size = batch_size
+        self.device = device
+        self._weights = weights_fingerprint(path)
+        self._model: Any = None
+
+    @property
+    def fingerprint(self) -> str:
+        return self._weights
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        if self._model is None:
+            _quiet_transformers()
+            from sentence_transformers import CrossEncoder
+
+            try:
+                self._model = CrossEncoder(str(self.path), device=self.device or _default_device(), local_files_only=True)
+            except Exception as exc:
+                raise ModelError(f"cannot load cross-encoder '{self.name}' from {self.path} ({exc.__class__.__name__}: {exc})") from None
+        scores = self._model.predict(
+            [list(p) for p in pairs], batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
+        )
+        return np.asarray(scores, dtype=np.float32).reshape(len(pairs), -1)[:, 0]
+
+
+def load_cross_encoder(name: str, batch_size: int = 32, device: str | None = None) -> CrossEncoderScorer:
+    """Resolve a cross-encoder like an embedding model (local path, local cache, reachable hub)."""
+    return CrossEncoderScorer(name, _resolve_path_or_hub(name), batch_size, device)

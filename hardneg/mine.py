@@ -3,9 +3,19 @@
 Rank semantics (documented, tested): a document's rank is its 0-based position in the query's
 ranking of the whole corpus by score (ties: lower label first), known positives included, as
 RAGatouille and FlagEmbedding count. Candidates are the documents ranked in [min_rank, max_rank).
-Inside that window these are removed, in order: known positives of the query (`positive`), and
-documents whose normalised text equals a positive's, the query's, or a better-ranked candidate's
-(`duplicate`). Negatives are then sampled from what is left with a per-query seeded RNG.
+Inside that window each candidate is removed by the first filter that applies, in this order:
+
+1. `positive`: a known positive of the query.
+2. `duplicate`: normalised text equal to a positive's, the query's, or a better-ranked candidate's.
+3. `near-duplicate`: cosine to one of the positives >= dedup_threshold.
+4. `max-score` / `min-score`: score above max_score / below min_score.
+5. `absolute-margin`: score > min_pos - m (TopK-MarginPos), min_pos = the query's lowest positive score.
+6. `relative-margin`: score > min_pos - |min_pos| x m (TopK-PercPos, sign-safe).
+7. `pseudo-positive` / `cross-encoder`: the cross-encoder's score >= ce_pseudo_positive_score
+   (promoted to an extra positive in exports) / >= ce_max_score (judged relevant: dropped).
+
+Negatives are then sampled from what is left with a per-query seeded RNG: uniformly (`random`), the
+best-ranked (`top`), or SimANS-weighted around the positive score (`simans`).
 """
 
 from __future__ import annotations
@@ -32,6 +42,7 @@ from hardneg.artifacts import (
     atomic_dir,
     fingerprint,
     read_manifest,
+    DocTextLookup,
     read_qrels,
     read_queries,
     text_hash,
@@ -39,6 +50,7 @@ from hardneg.artifacts import (
     write_table,
 )
 from hardneg.config import MineConfig, as_dict
+from hardneg.encoders import PairScorer, load_cross_encoder
 from hardneg.errors import ArtifactError
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.search import Searcher, load_doc_ids
@@ -46,6 +58,13 @@ from hardneg.search import Searcher, load_doc_ids
 MINE_VERSION = "mine-v1"
 FILTER_POSITIVE = "positive"
 FILTER_DUPLICATE = "duplicate"
+FILTER_NEAR_DUPLICATE = "near-duplicate"
+FILTER_MAX_SCORE = "max-score"
+FILTER_MIN_SCORE = "min-score"
+FILTER_ABSOLUTE_MARGIN = "absolute-margin"
+FILTER_RELATIVE_MARGIN = "relative-margin"
+FILTER_PSEUDO_POSITIVE = "pseudo-positive"
+FILTER_CROSS_ENCODER = "cross-encoder"
 STATUS_MINED = "mined"
 STATUS_EMPTY = "empty-text"
 STATUS_NO_POSITIVE = "no-positive"
@@ -72,6 +91,8 @@ class MineStats:
     positives_in_top: int = 0
     positive_scores: dict[str, float] = field(default_factory=dict)
     negative_scores: dict[str, float] = field(default_factory=dict)
+    positive_teacher_scores: dict[str, float] = field(default_factory=dict)
+    negative_teacher_scores: dict[str, float] = field(default_factory=dict)
     rank_histogram: list[dict[str, int]] = field(default_factory=list)
     hints: list[str] = field(default_factory=list)
 
@@ -106,19 +127,81 @@ def _quantiles(values: list[float]) -> dict[str, float]:
     return out
 
 
-def sample_negatives(eligible: list[int], config: MineConfig, rng: np.random.Generator) -> list[int]:
-    """Pick up to ``num_negatives`` positions of ``eligible`` (which is in rank order); result in rank order."""
+@dataclass
+class Candidate:
+    rank: int
+    label: int
+    score: float
+    filter: str = ""
+    teacher: float | None = None
+
+
+def active_filters(config: MineConfig) -> list[str]:
+    """The filters a config switches on, in the order they are applied."""
+    names = [FILTER_POSITIVE, FILTER_DUPLICATE]
+    if config.dedup_threshold is not None:
+        names.append(FILTER_NEAR_DUPLICATE)
+    if config.max_score is not None:
+        names.append(FILTER_MAX_SCORE)
+    if config.min_score is not None:
+        names.append(FILTER_MIN_SCORE)
+    if config.absolute_margin is not None:
+        names.append(FILTER_ABSOLUTE_MARGIN)
+    if config.relative_margin is not None:
+        names.append(FILTER_RELATIVE_MARGIN)
+    if config.ce_pseudo_positive_score is not None:
+        names.append(FILTER_PSEUDO_POSITIVE)
+    if config.ce_max_score is not None:
+        names.append(FILTER_CROSS_ENCODER)
+    return names
+
+
+def score_filter(score: float, min_positive: float, config: MineConfig) -> str:
+    """The score rule that removes a candidate, or "" (keyed on the query's lowest positive score)."""
+    if config.max_score is not None and score > config.max_score:
+        return FILTER_MAX_SCORE
+    if config.min_score is not None and score < config.min_score:
+        return FILTER_MIN_SCORE
+    if config.absolute_margin is not None and score > min_positive - config.absolute_margin:
+        return FILTER_ABSOLUTE_MARGIN
+    if config.relative_margin is not None and score > min_positive - abs(min_positive) * config.relative_margin:
+        return FILTER_RELATIVE_MARGIN
+    return ""
+
+
+def teacher_filter(teacher: float, config: MineConfig) -> str:
+    if config.ce_pseudo_positive_score is not None and teacher >= config.ce_pseudo_positive_score:
+        return FILTER_PSEUDO_POSITIVE
+    if config.ce_max_score is not None and teacher >= config.ce_max_score:
+        return FILTER_CROSS_ENCODER
+    return ""
+
+
+def sample_negatives(
+    eligible: list[int], scores: list[float], positive_score: float, config: MineConfig, rng: np.random.Generator
+) -> list[int]:
+    """Pick up to ``num_negatives`` of ``eligible`` (positions, in rank order); result in rank order.
+
+    ``scores`` are the eligible candidates' scores; ``positive_score`` anchors SimANS.
+    """
     n = min(config.num_negatives, len(eligible))
+    if n == 0:
+        return []
     if config.sampling == "top":
         return eligible[:n]
-    picked = rng.choice(len(eligible), size=n, replace=False)
+    if config.sampling == "simans":
+        # SimANS: favour negatives scored close to the positive, exp(-a (s_neg - s_pos - b)^2).
+        logits = -config.simans_a * (np.asarray(scores, dtype=np.float64) - positive_score - config.simans_b) ** 2
+        weights = np.maximum(np.exp(logits - logits.max()), 1e-12)
+        picked = rng.choice(len(eligible), size=n, replace=False, p=weights / weights.sum())
+    else:
+        picked = rng.choice(len(eligible), size=n, replace=False)
     return [eligible[i] for i in sorted(picked.tolist())]
 
 
-def mine_fingerprint(index_manifest: dict[str, Any], config: MineConfig) -> str:
-    # query_batch and search_chunk change speed, not results... except search_chunk can change which
-    # of several exactly tied documents make the cut, so both stay in.
-    return fingerprint(MINE_VERSION, index_manifest["fingerprint"], as_dict(config))
+def mine_fingerprint(index_manifest: dict[str, Any], config: MineConfig, scorer: PairScorer | None = None) -> str:
+    # The whole config is in, speed-only knobs included: simpler than arguing which can change ties.
+    return fingerprint(MINE_VERSION, index_manifest["fingerprint"], as_dict(config), scorer.fingerprint if scorer else None)
 
 
 def _check_out(out: Path, fp: str, force: bool) -> dict[str, Any] | None:
@@ -143,6 +226,7 @@ def mine(
     out: str | Path,
     config: MineConfig,
     *,
+    scorer: PairScorer | None = None,
     force: bool = False,
     reporter: Reporter = NULL_REPORTER,
 ) -> MineResult:
@@ -151,7 +235,8 @@ def mine(
     Args:
         index: an index artifact directory (its manifest names the embeddings it was built from).
         out: the mining-run artifact directory to write.
-        config: rank window, number of negatives, sampling, seed.
+        config: rank window, filters, number of negatives, sampling, seed.
+        scorer: the cross-encoder to use instead of loading ``config.cross_encoder`` (tests inject one).
         force: replace ``out`` even if it is not a mining run; recompute even if up to date.
         reporter: progress and status sink.
 
@@ -168,161 +253,254 @@ def mine(
             f"{index}: built from embeddings {idx['embeddings']['fingerprint'][:12]}, but {emb_path} now holds "
             f"{emb['fingerprint'][:12]}; rebuild the index (hardneg index ... --force)"
         )
-    fp = mine_fingerprint(idx, config)
+    if scorer is None and config.cross_encoder:
+        scorer = load_cross_encoder(config.cross_encoder, config.ce_batch_size)
+    fp = mine_fingerprint(idx, config, scorer)
     existing = _check_out(out, fp, force)
     if existing is not None:
         reporter.log(f"mining run at {out} is up to date; reusing it")
         return MineResult(out, existing, MineStats(**existing["stats"]), reused=True)
+    return _Miner(index, idx, emb_path, emb, config, scorer, reporter).run(out, fp)
 
-    searcher = Searcher(index, chunk=config.search_chunk)
-    doc_ids, doc_hashes = load_doc_ids(index)
-    query_ids, query_texts, query_vectors = read_queries(emb_path)
-    positives: dict[str, list[str]] = {}
-    for qid, did, score in read_qrels(emb_path):
-        if score > 0:
-            positives.setdefault(qid, [])
-            if did not in positives[qid]:
-                positives[qid].append(did)
-    wanted = {d for ds in positives.values() for d in ds}
-    label_of = {d: label for label, d in enumerate(doc_ids) if d in wanted}
 
-    stats = MineStats(queries=len(query_ids), window=[config.min_rank, config.max_rank], num_negatives=config.num_negatives)
-    statuses: list[str] = []
-    for qid, text in zip(query_ids, query_texts):
+class _Miner:
+    """One mining run: loads what it needs once, then streams query batches to candidates.parquet."""
+
+    def __init__(
+        self,
+        index: Path,
+        idx: dict[str, Any],
+        emb_path: Path,
+        emb: dict[str, Any],
+        config: MineConfig,
+        scorer: PairScorer | None,
+        reporter: Reporter,
+    ) -> None:
+        self.index, self.idx, self.emb_path, self.emb = index, idx, emb_path, emb
+        self.config, self.scorer, self.reporter = config, scorer, reporter
+        self.searcher = Searcher(index, chunk=config.search_chunk)
+        self.doc_ids, self.doc_hashes = load_doc_ids(index)
+        self.texts = DocTextLookup(emb_path) if scorer is not None else None
+        self.query_ids, self.query_texts, self.query_vectors = read_queries(emb_path)
+        self.positives: dict[str, list[str]] = {}
+        for qid, did, score in read_qrels(emb_path):
+            if score > 0 and did not in self.positives.setdefault(qid, []):
+                self.positives[qid].append(did)
+        wanted = {d for ds in self.positives.values() for d in ds}
+        self.label_of = {d: label for label, d in enumerate(self.doc_ids) if d in wanted}
+        n = len(self.query_ids)
+        self.stats = MineStats(queries=n, window=[config.min_rank, config.max_rank], num_negatives=config.num_negatives)
+        self.removed: Counter[str] = Counter()
+        self.per_query = [0] * n
+        self.positive_scores: list[list[float]] = [[] for _ in range(n)]
+        self.positive_teacher: list[list[float]] = [[] for _ in range(n)]
+        self.negative_scores: list[float] = []
+        self.negative_teacher: list[float] = []
+        self.selected_ranks: list[int] = []
+
+    def _status(self, qid: str, text: str) -> str:
         if not text.strip():
-            status = STATUS_EMPTY
-        elif not any(d in label_of for d in positives.get(qid, [])):
-            status = STATUS_NO_POSITIVE
-        else:
-            status = STATUS_MINED
-        statuses.append(status)
-        if status != STATUS_MINED:
-            stats.queries_skipped[status] = stats.queries_skipped.get(status, 0) + 1
-            stats.skipped_query_ids.setdefault(status, [])
-            if len(stats.skipped_query_ids[status]) < 20:
-                stats.skipped_query_ids[status].append(qid)
-    todo = [i for i, s in enumerate(statuses) if s == STATUS_MINED]
-    stats.queries_mined = len(todo)
+            return STATUS_EMPTY
+        if not any(d in self.label_of for d in self.positives.get(qid, [])):
+            return STATUS_NO_POSITIVE
+        return STATUS_MINED
 
-    removed: Counter[str] = Counter()
-    per_query = [0] * len(query_ids)
-    positive_scores: list[float] = []
-    negative_scores: list[float] = []
-    selected_ranks: list[int] = []
-    k = min(config.max_rank, searcher.size)
-    label = "Mining"
-    reporter.progress(label, 0, len(todo))
+    def run(self, out: Path, fp: str) -> MineResult:
+        config, stats = self.config, self.stats
+        statuses = [self._status(q, t) for q, t in zip(self.query_ids, self.query_texts)]
+        for qid, status in zip(self.query_ids, statuses):
+            if status != STATUS_MINED:
+                stats.queries_skipped[status] = stats.queries_skipped.get(status, 0) + 1
+                ids = stats.skipped_query_ids.setdefault(status, [])
+                if len(ids) < 20:
+                    ids.append(qid)
+        todo = [i for i, s in enumerate(statuses) if s == STATUS_MINED]
+        stats.queries_mined = len(todo)
+        label = "Mining"
+        self.reporter.progress(label, 0, len(todo))
+        with atomic_dir(out) as tmp:
+            writer = pq.ParquetWriter(tmp / CANDIDATES_FILE, CANDIDATES_SCHEMA, compression="zstd")
+            try:
+                for start in range(0, len(todo), config.query_batch):
+                    batch = todo[start : start + config.query_batch]
+                    writer.write_table(self._mine_batch(batch))
+                    self.reporter.progress(label, len(batch))
+            finally:
+                writer.close()
+            write_table(
+                tmp / RUN_QUERIES_FILE,
+                pa.Table.from_arrays(
+                    [
+                        pa.array(self.query_ids, pa.string()),
+                        pa.array(self.query_texts, pa.string()),
+                        pa.array([self.positives.get(q, []) for q in self.query_ids], pa.list_(pa.string())),
+                        pa.array(self.positive_scores, pa.list_(pa.float32())),
+                        pa.array(self.positive_teacher, pa.list_(pa.float32())),
+                        pa.array(statuses, pa.string()),
+                        pa.array(self.per_query, pa.int32()),
+                    ],
+                    schema=RUN_QUERIES_SCHEMA,
+                ),
+            )
+            self._finish_stats([self.per_query[i] for i in todo])
+            manifest = write_manifest(
+                tmp,
+                KIND_MINE,
+                fingerprint=fp,
+                index={
+                    "path": str(self.index),
+                    "fingerprint": self.idx["fingerprint"],
+                    "backend": self.idx["backend"],
+                    "recall": self.idx.get("recall"),
+                },
+                embeddings={"path": str(self.emb_path), "fingerprint": self.emb["fingerprint"]},
+                model=self.emb["model"],
+                input=self.emb["input"],
+                cross_encoder=(
+                    {"name": self.scorer.name, "fingerprint": self.scorer.fingerprint} if self.scorer is not None else None
+                ),
+                config=as_dict(config),
+                rank_semantics="0-based rank in the full-corpus ranking, known positives included; window [min_rank, max_rank)",
+                stats=stats.to_dict(),
+            )
+        return MineResult(out, manifest, stats, reused=False)
 
-    with atomic_dir(out) as tmp:
-        writer = pq.ParquetWriter(tmp / CANDIDATES_FILE, CANDIDATES_SCHEMA, compression="zstd")
-        try:
-            for start in range(0, len(todo), config.query_batch):
-                batch = todo[start : start + config.query_batch]
-                labels, scores = searcher.search(query_vectors[batch], k)
-                columns: dict[str, list[Any]] = {name: [] for name in CANDIDATES_SCHEMA.names}
-                for row, qi in enumerate(batch):
-                    qid = query_ids[qi]
-                    pos_labels = [label_of[d] for d in positives[qid] if d in label_of]
-                    pos_set = set(pos_labels)
-                    stats.positives += len(pos_labels)
-                    stats.positives_in_top += int(np.isin(labels[row], pos_labels).sum())
-                    positive_scores += searcher.score(query_vectors[qi : qi + 1], np.array([pos_labels]))[0].tolist()
-                    forbidden = {int(doc_hashes[p]) for p in pos_set}
-                    forbidden.add(_hash64(text_hash(query_texts[qi])))
-                    window: list[tuple[int, int, float, str]] = []
-                    for rank in range(config.min_rank, min(config.max_rank, labels.shape[1])):
-                        doc = int(labels[row, rank])
-                        h = int(doc_hashes[doc])
-                        if doc in pos_set:
-                            reason = FILTER_POSITIVE
-                        elif h in forbidden:
-                            reason = FILTER_DUPLICATE
-                        else:
-                            reason = ""
-                            forbidden.add(h)
-                        window.append((rank, doc, float(scores[row, rank]), reason))
-                    eligible = [i for i, w in enumerate(window) if not w[3]]
-                    chosen = set(sample_negatives(eligible, config, query_rng(config.seed, qid)))
-                    stats.candidates += len(window)
-                    stats.eligible += len(eligible)
-                    removed.update(w[3] for w in window if w[3])
-                    per_query[qi] = len(chosen)
-                    for i, (rank, doc, score, reason) in enumerate(window):
-                        columns["query_id"].append(qid)
-                        columns["doc_id"].append(doc_ids[doc])
-                        columns["rank"].append(rank)
-                        columns["score"].append(score)
-                        columns["selected"].append(i in chosen)
-                        columns["filter"].append(reason)
-                        if i in chosen:
-                            negative_scores.append(score)
-                            selected_ranks.append(rank)
-                writer.write_table(pa.table(columns, schema=CANDIDATES_SCHEMA))
-                reporter.progress(label, len(batch))
-        finally:
-            writer.close()
+    def _mine_batch(self, batch: list[int]) -> pa.Table:
+        config, searcher = self.config, self.searcher
+        labels, scores = searcher.search(self.query_vectors[batch], min(config.max_rank, searcher.size))
+        windows: list[list[Candidate]] = []
+        pos_labels_of: list[list[int]] = []
+        for row, qi in enumerate(batch):
+            qid = self.query_ids[qi]
+            pos_labels = [self.label_of[d] for d in self.positives[qid] if d in self.label_of]
+            pos_labels_of.append(pos_labels)
+            self.stats.positives += len(pos_labels)
+            self.stats.positives_in_top += int(np.isin(labels[row], pos_labels).sum())
+            pos_scores = searcher.score(self.query_vectors[qi : qi + 1], np.array([pos_labels]))[0]
+            self.positive_scores[qi] = pos_scores.tolist()
+            window = [
+                Candidate(rank, int(labels[row, rank]), float(scores[row, rank]))
+                for rank in range(config.min_rank, labels.shape[1])
+            ]
+            self._filter_window(window, qi, pos_labels, float(pos_scores.min()))
+            windows.append(window)
+        if self.scorer is not None:
+            self._teacher_scores(batch, windows, pos_labels_of)
+        return self._select(batch, windows)
 
-        write_table(
-            tmp / RUN_QUERIES_FILE,
-            pa.Table.from_arrays(
-                [
-                    pa.array(query_ids, pa.string()),
-                    pa.array(query_texts, pa.string()),
-                    pa.array([positives.get(q, []) for q in query_ids], pa.list_(pa.string())),
-                    pa.array(statuses, pa.string()),
-                    pa.array(per_query, pa.int32()),
-                ],
-                schema=RUN_QUERIES_SCHEMA,
-            ),
-        )
-        _finish_stats(stats, config, removed, [per_query[i] for i in todo], positive_scores, negative_scores, selected_ranks)
-        manifest = write_manifest(
-            tmp,
-            KIND_MINE,
-            fingerprint=fp,
-            index={"path": str(index), "fingerprint": idx["fingerprint"], "backend": idx["backend"], "recall": idx.get("recall")},
-            embeddings={"path": str(emb_path), "fingerprint": emb["fingerprint"]},
-            model=emb["model"],
-            input=emb["input"],
-            config=as_dict(config),
-            rank_semantics="0-based rank in the full-corpus ranking, known positives included; window [min_rank, max_rank)",
-            stats=stats.to_dict(),
-        )
-    return MineResult(out, manifest, stats, reused=False)
+    def _filter_window(self, window: list[Candidate], qi: int, pos_labels: list[int], min_positive: float) -> None:
+        """Apply the retriever-side filters, in order; the first that applies names the removal."""
+        config = self.config
+        pos_set = set(pos_labels)
+        forbidden = {int(self.doc_hashes[p]) for p in pos_set}
+        forbidden.add(_hash64(text_hash(self.query_texts[qi])))
+        for cand in window:
+            h = int(self.doc_hashes[cand.label])
+            if cand.label in pos_set:
+                cand.filter = FILTER_POSITIVE
+            elif h in forbidden:
+                cand.filter = FILTER_DUPLICATE
+            else:
+                forbidden.add(h)
+        if config.dedup_threshold is not None:
+            alive = [c for c in window if not c.filter]
+            if alive:
+                pos_vectors = np.asarray(self.searcher.vectors[pos_labels], dtype=np.float32)
+                cand_labels = np.tile(np.array([c.label for c in alive]), (len(pos_labels), 1))
+                nearest = self.searcher.score(pos_vectors, cand_labels).max(axis=0)
+                for cand, sim in zip(alive, nearest):
+                    if sim >= config.dedup_threshold:
+                        cand.filter = FILTER_NEAR_DUPLICATE
+        for cand in window:
+            if not cand.filter:
+                cand.filter = score_filter(cand.score, min_positive, config)
 
+    def _teacher_scores(self, batch: list[int], windows: list[list[Candidate]], pos_labels_of: list[list[int]]) -> None:
+        """Cross-encoder scores for the surviving candidates and the positives, in one call per batch."""
+        assert self.scorer is not None and self.texts is not None
+        pairs: list[tuple[str, str]] = []
+        targets: list[tuple[int, Candidate | None]] = []
+        for qi, window, pos_labels in zip(batch, windows, pos_labels_of):
+            query = self.query_texts[qi]
+            alive = [c for c in window if not c.filter]
+            docs = self.texts.get([c.label for c in alive] + pos_labels)
+            pairs += [(query, d) for d in docs]
+            targets += [(qi, c) for c in alive] + [(qi, None)] * len(pos_labels)
+        values = self.scorer.score(pairs)
+        for qi in batch:
+            self.positive_teacher[qi] = []
+        for (qi, cand), value in zip(targets, values.tolist()):
+            if cand is None:
+                self.positive_teacher[qi].append(value)
+            else:
+                cand.teacher = value
+                cand.filter = teacher_filter(value, self.config)
 
-def _finish_stats(
-    stats: MineStats,
-    config: MineConfig,
-    removed: Counter[str],
-    per_query: list[int],
-    positive_scores: list[float],
-    negative_scores: list[float],
-    selected_ranks: list[int],
-) -> None:
-    stats.removed = {FILTER_POSITIVE: removed[FILTER_POSITIVE], FILTER_DUPLICATE: removed[FILTER_DUPLICATE]}
-    stats.selected = len(negative_scores)
-    if per_query:
-        stats.negatives_per_query = {
-            "min": int(min(per_query)),
-            "median": float(np.median(per_query)),
-            "max": int(max(per_query)),
-            "mean": round(float(np.mean(per_query)), 3),
-        }
-    stats.queries_short = sum(1 for n in per_query if n < config.num_negatives)
-    stats.positive_scores = _quantiles(positive_scores)
-    stats.negative_scores = _quantiles(negative_scores)
-    width = max(1, (config.max_rank - config.min_rank + 9) // 10)
-    buckets = Counter((r - config.min_rank) // width for r in selected_ranks)
-    stats.rank_histogram = [
-        {"from": config.min_rank + b * width, "to": min(config.max_rank, config.min_rank + (b + 1) * width), "count": buckets[b]}
-        for b in range((config.max_rank - config.min_rank + width - 1) // width)
-    ]
-    if stats.queries_short:
-        share = stats.queries_short / max(1, stats.queries_mined)
-        stats.hints.append(
-            f"{stats.queries_short} queries ({share:.1%}) got fewer than {config.num_negatives} negatives; "
-            "consider raising --max-rank or lowering --min-rank (a small corpus also limits the window)."
-        )
-    for status, count in stats.queries_skipped.items():
-        stats.hints.append(f"{count} queries were not mined ({status}); see queries.parquet for their ids.")
+    def _select(self, batch: list[int], windows: list[list[Candidate]]) -> pa.Table:
+        columns: dict[str, list[Any]] = {name: [] for name in CANDIDATES_SCHEMA.names}
+        for qi, window in zip(batch, windows):
+            qid = self.query_ids[qi]
+            eligible = [i for i, c in enumerate(window) if not c.filter]
+            chosen = set(
+                sample_negatives(
+                    eligible,
+                    [window[i].score for i in eligible],
+                    min(self.positive_scores[qi]),
+                    self.config,
+                    query_rng(self.config.seed, qid),
+                )
+            )
+            self.stats.candidates += len(window)
+            self.stats.eligible += len(eligible)
+            self.removed.update(c.filter for c in window if c.filter)
+            self.per_query[qi] = len(chosen)
+            for i, cand in enumerate(window):
+                columns["query_id"].append(qid)
+                columns["doc_id"].append(self.doc_ids[cand.label])
+                columns["rank"].append(cand.rank)
+                columns["score"].append(cand.score)
+                columns["teacher_score"].append(cand.teacher)
+                columns["selected"].append(i in chosen)
+                columns["filter"].append(cand.filter)
+                if i in chosen:
+                    self.negative_scores.append(cand.score)
+                    self.selected_ranks.append(cand.rank)
+                    if cand.teacher is not None:
+                        self.negative_teacher.append(cand.teacher)
+        return pa.table(columns, schema=CANDIDATES_SCHEMA)
+
+    def _finish_stats(self, per_query: list[int]) -> None:
+        stats, config = self.stats, self.config
+        stats.removed = {name: self.removed[name] for name in active_filters(config)}
+        stats.selected = len(self.negative_scores)
+        if per_query:
+            stats.negatives_per_query = {
+                "min": int(min(per_query)),
+                "median": float(np.median(per_query)),
+                "max": int(max(per_query)),
+                "mean": round(float(np.mean(per_query)), 3),
+            }
+        stats.queries_short = sum(1 for n in per_query if n < config.num_negatives)
+        stats.positive_scores = _quantiles([x for xs in self.positive_scores for x in xs])
+        stats.negative_scores = _quantiles(self.negative_scores)
+        if self.scorer is not None:
+            stats.positive_teacher_scores = _quantiles([x for xs in self.positive_teacher for x in xs])
+            stats.negative_teacher_scores = _quantiles(self.negative_teacher)
+        width = max(1, (config.max_rank - config.min_rank + 9) // 10)
+        buckets = Counter((r - config.min_rank) // width for r in self.selected_ranks)
+        stats.rank_histogram = [
+            {"from": config.min_rank + b * width, "to": min(config.max_rank, config.min_rank + (b + 1) * width), "count": buckets[b]}
+            for b in range((config.max_rank - config.min_rank + width - 1) // width)
+        ]
+        if stats.queries_short:
+            share = stats.queries_short / max(1, stats.queries_mined)
+            hint = (
+                f"{stats.queries_short} queries ({share:.1%}) got fewer than {config.num_negatives} negatives; "
+                "consider raising --max-rank or lowering --min-rank (a small corpus also limits the window)"
+            )
+            score_rules = [f for f in active_filters(config)[2:] if stats.removed.get(f)]
+            if score_rules:
+                hint += f", or loosening {', '.join('--' + f if 'margin' in f or 'score' in f else f for f in score_rules)}"
+            stats.hints.append(hint + ".")
+        for status, count in stats.queries_skipped.items():
+            stats.hints.append(f"{count} queries were not mined ({status}); see queries.parquet for their ids.")

@@ -45,12 +45,17 @@ def ranked(tmp_path: Path) -> tuple[Path, TableEncoder]:
     return root, TableEncoder(vectors)
 
 
-def _mine(ranked: tuple[Path, TableEncoder], tmp_path: Path, backend: str = "exact", **mine_args: object) -> tuple[list[dict], dict]:
+def _mine(
+    ranked: tuple[Path, TableEncoder], tmp_path: Path, backend: str = "exact", scorer: object = None, **mine_args: object
+) -> tuple[list[dict], dict]:
     root, encoder = ranked
     dataset = load_input(root)
     emb = embed(dataset, tmp_path / "emb", EmbedConfig(), encoder=encoder).path
     idx = build_index(emb, tmp_path / f"idx-{backend}", IndexConfig(backend=backend)).path
-    result = mine(idx, tmp_path / "run", MineConfig(**mine_args), force=True)  # type: ignore[arg-type]
+    # Neighbouring documents here are 0.04 rad apart (cosine 0.999): the near-duplicate filter would
+    # take them all, so it is off unless a test asks for it.
+    mine_args.setdefault("dedup_threshold", None)
+    result = mine(idx, tmp_path / "run", MineConfig(**mine_args), force=True, scorer=scorer)  # type: ignore[arg-type]
     rows = pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist()
     return rows, result.stats.to_dict()
 
@@ -159,3 +164,96 @@ def test_hnsw_and_exact_agree_on_a_small_corpus(tmp_path):
     a, b = _selections(tmp_path / "exact"), _selections(tmp_path / "hnsw")
     overlap = len({x[:2] for x in a} & {x[:2] for x in b}) / len(a)
     assert overlap >= 0.9
+
+
+# --------------------------------------------------------------------------- filters (issue: false negatives)
+
+BASE_ELIGIBLE = [10, 11, 13, 14, 16, 17, 18, 19, 22, 23, 24]  # window [10, 25) minus positive/duplicates
+MIN_POSITIVE = math.cos(0.04 * 16)  # d15, the lower of the two positives
+
+
+def _score(i: int) -> float:
+    return math.cos(0.04 * (i + 1))
+
+
+def _eligible(rows: list[dict]) -> list[int]:
+    return [int(r["doc_id"][1:]) for r in rows if r["filter"] == ""]
+
+
+@pytest.mark.parametrize(
+    ("args", "name", "rule"),
+    [
+        ({"relative_margin": 0.05}, "relative-margin", lambda s: s > MIN_POSITIVE - abs(MIN_POSITIVE) * 0.05),
+        ({"absolute_margin": 0.1}, "absolute-margin", lambda s: s > MIN_POSITIVE - 0.1),
+        ({"max_score": 0.75}, "max-score", lambda s: s > 0.75),
+        ({"min_score": 0.7}, "min-score", lambda s: s < 0.7),
+    ],
+)
+def test_score_rules_remove_exactly_what_their_formula_says(ranked, tmp_path, args, name, rule):
+    rows, stats = _mine(ranked, tmp_path, min_rank=10, max_rank=25, num_negatives=50, **args)
+    expected_removed = [i for i in BASE_ELIGIBLE if rule(_score(i))]
+    assert 0 < len(expected_removed) < len(BASE_ELIGIBLE)  # the case is not vacuous
+    assert _eligible(rows) == [i for i in BASE_ELIGIBLE if i not in expected_removed]
+    assert sorted(int(r["doc_id"][1:]) for r in rows if r["filter"] == name) == expected_removed
+    assert stats["removed"][name] == len(expected_removed)
+
+
+def test_relative_margin_is_sign_safe_for_negative_positive_scores():
+    from hardneg.mine import score_filter
+
+    cfg = MineConfig(relative_margin=0.1)
+    # min_pos = -0.5: threshold = -0.5 - 0.05 = -0.55 (a sign-naive (1 - m) x pos would give -0.45).
+    assert score_filter(-0.54, -0.5, cfg) == "relative-margin"
+    assert score_filter(-0.56, -0.5, cfg) == ""
+
+
+def test_near_duplicates_of_a_positive_are_removed_and_counted(ranked, tmp_path):
+    rows, stats = _mine(ranked, tmp_path, min_rank=10, max_rank=25, num_negatives=50, dedup_threshold=0.99)
+    # cos to d15 >= 0.99 means |i - 15| x 0.04 rad <= acos(0.99): i in 12..18.
+    assert sorted(int(r["doc_id"][1:]) for r in rows if r["filter"] == "near-duplicate") == [13, 14, 16, 17, 18]
+    assert _eligible(rows) == [10, 11, 19, 22, 23, 24]
+    assert stats["removed"]["near-duplicate"] == 5
+
+
+def test_simans_prefers_negatives_scored_like_the_positive():
+    from hardneg.mine import sample_negatives
+
+    cfg = MineConfig(sampling="simans", simans_a=200.0, num_negatives=1)
+    picks = [sample_negatives([0, 1, 2, 3], [0.1, 0.45, 0.79, 0.3], 0.8, cfg, query_rng(s, "q"))[0] for s in range(40)]
+    assert picks.count(2) >= 38
+    cfg = MineConfig(sampling="simans", simans_a=0.5, num_negatives=3)
+    chosen = sample_negatives(list(range(10)), [0.1 * i for i in range(10)], 0.5, cfg, query_rng(1, "q"))
+    assert len(chosen) == 3 and chosen == sorted(chosen)
+
+
+class FakeCrossEncoder:
+    """Scores 0.97 for documents listed as relevant, 0.6 for 'borderline', 0.05 for the rest."""
+
+    name = "fake-ce"
+    fingerprint = "fake-ce-v1"
+
+    def __init__(self, relevant: set[str], borderline: set[str]) -> None:
+        self.relevant, self.borderline = relevant, borderline
+        self.pairs: list[tuple[str, str]] = []
+
+    def score(self, pairs):
+        self.pairs += list(pairs)
+        return np.array([0.97 if d in self.relevant else 0.6 if d in self.borderline else 0.05 for _, d in pairs], dtype=np.float32)
+
+
+def test_cross_encoder_denoises_without_any_margin(ranked, tmp_path):
+    ce = FakeCrossEncoder(relevant={_doc_text(17)}, borderline={_doc_text(22)})
+    rows, stats = _mine(
+        ranked, tmp_path, scorer=ce, min_rank=10, max_rank=25, num_negatives=50,
+        ce_max_score=0.5, ce_pseudo_positive_score=0.9, cross_encoder="fake",
+    )
+    filters = {int(r["doc_id"][1:]): r["filter"] for r in rows}
+    assert filters[17] == "pseudo-positive" and filters[22] == "cross-encoder"
+    assert _eligible(rows) == [i for i in BASE_ELIGIBLE if i not in (17, 22)]
+    teacher = {int(r["doc_id"][1:]): r["teacher_score"] for r in rows}
+    assert teacher[10] == pytest.approx(0.05) and teacher[15] is None  # positives in the window are not rescored as candidates
+    # Only survivors of the earlier filters and the 2 positives reach the cross-encoder.
+    assert len(ce.pairs) == len(BASE_ELIGIBLE) + 2
+    assert stats["removed"]["pseudo-positive"] == 1 and stats["removed"]["cross-encoder"] == 1
+    run = pq.read_table(tmp_path / "run" / "queries.parquet").to_pylist()[0]
+    assert run["positive_teacher_scores"] == [pytest.approx(0.05), pytest.approx(0.05)]
