@@ -8,6 +8,17 @@ Formats:
 - ``triplets``: JSONL ``[query, positive, negative]`` texts (``--out -`` streams it to stdout).
 - ``sentence-transformers``: Parquet with ``query, positive, negative_1..negative_N`` (sentence-
   transformers and PyLate contrastive training).
+- ``colbert`` with ``scores``: ColBERTv2 distillation lines ``[qid, [pid, score], [pid, score], ...]``,
+  positive first.
+- ``pylate-kd``: ``train.parquet`` (query_id, document_ids, scores), ``queries.parquet``,
+  ``documents.parquet``: PyLate's knowledge-distillation datasets.
+- ``flagembedding``: JSONL ``{"query", "pos", "neg", "pos_scores", "neg_scores"}``.
+- ``tevatron``: JSONL ``{"query_id", "query", "positive_passages", "negative_passages"}`` with
+  ``{"docid", "title", "text"}`` passages.
+
+Scores are the cross-encoder's (teacher) when the run was mined with one, else the embedding
+model's cosine scores; the export manifest says which. Pseudo-positives promoted by the
+cross-encoder are exported as positives.
 
 Pairing rule: with nway = 2, a query with P positives and N negatives gives max(P, N) rows, row i
 pairing positive i mod P with negative i mod N, so every negative and every positive is used. With
@@ -55,6 +66,11 @@ QID_MAP = "qid_map.tsv"
 PID_MAP = "pid_map.tsv"
 TRIPLETS_FILE = "triplets.jsonl"
 ST_FILE = "train.parquet"
+PYLATE_TRAIN = "train.parquet"
+PYLATE_QUERIES = "queries.parquet"
+PYLATE_DOCUMENTS = "documents.parquet"
+FLAG_FILE = "train.jsonl"
+TEVATRON_FILE = "train.jsonl"
 
 _LINE_BREAKS = re.compile(r"[\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
@@ -70,6 +86,8 @@ class RunQuery:
     text: str
     positives: list[str]
     negatives: list[str]
+    positive_scores: list[float] = field(default_factory=list)
+    negative_scores: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -97,7 +115,11 @@ class ExportResult:
 
 def read_run(run: Path) -> tuple[dict[str, Any], list[RunQuery], Path]:
     """A mining run's manifest, its mined queries with selected negatives (rank order), and the
-    embeddings artifact holding the texts."""
+    embeddings artifact holding the texts.
+
+    Scores are the teacher's (cross-encoder) when the run has them, else the embedding scores.
+    Pseudo-positives found by the cross-encoder follow the labelled positives.
+    """
     manifest = read_manifest(run, KIND_MINE)
     emb_path = Path(manifest["embeddings"]["path"])
     if artifact_kind(emb_path) != KIND_EMBEDDINGS:
@@ -107,23 +129,44 @@ def read_run(run: Path) -> tuple[dict[str, Any], list[RunQuery], Path]:
     emb = read_manifest(emb_path, KIND_EMBEDDINGS)
     if emb["fingerprint"] != manifest["embeddings"]["fingerprint"]:
         raise ArtifactError(f"{run}: the embeddings at {emb_path} changed since this run was mined; re-run `hardneg mine`")
+    teacher = manifest.get("cross_encoder") is not None
+    score_column = "teacher_score" if teacher else "score"
     queries = pq.read_table(run / RUN_QUERIES_FILE)
-    selected = pq.read_table(run / CANDIDATES_FILE, columns=["query_id", "doc_id", "rank", "selected"]).filter(
-        pc.field("selected")
-    )
-    negatives: dict[str, list[tuple[int, str]]] = {}
-    for qid, did, rank in zip(selected["query_id"].to_pylist(), selected["doc_id"].to_pylist(), selected["rank"].to_pylist()):
-        negatives.setdefault(qid, []).append((rank, did))
+    candidates = pq.read_table(run / CANDIDATES_FILE, columns=["query_id", "doc_id", "rank", score_column, "selected", "filter"])
+    wanted = candidates.filter(pc.field("selected") | (pc.field("filter") == "pseudo-positive"))
+    negatives: dict[str, list[tuple[int, str, float]]] = {}
+    pseudo: dict[str, list[tuple[int, str, float]]] = {}
+    for qid, did, rank, score, selected in zip(
+        wanted["query_id"].to_pylist(),
+        wanted["doc_id"].to_pylist(),
+        wanted["rank"].to_pylist(),
+        wanted[score_column].to_pylist(),
+        wanted["selected"].to_pylist(),
+    ):
+        (negatives if selected else pseudo).setdefault(qid, []).append((rank, did, score))
+    positive_score_column = "positive_teacher_scores" if teacher else "positive_scores"
     result = []
-    for qid, text, pos, status in zip(
+    for qid, text, pos, pos_scores, status in zip(
         queries["query_id"].to_pylist(),
         queries["text"].to_pylist(),
         queries["positive_ids"].to_pylist(),
+        queries[positive_score_column].to_pylist(),
         queries["status"].to_pylist(),
     ):
         if status != "mined":
             continue
-        result.append(RunQuery(qid, text, pos, [d for _, d in sorted(negatives.get(qid, []))]))
+        negs = sorted(negatives.get(qid, []))
+        extra = sorted(pseudo.get(qid, []))
+        result.append(
+            RunQuery(
+                qid,
+                text,
+                pos + [d for _, d, _ in extra],
+                [d for _, d, _ in negs],
+                list(pos_scores) + [s for _, _, s in extra],
+                [s for _, _, s in negs],
+            )
+        )
     return manifest, result, emb_path
 
 
@@ -136,6 +179,37 @@ def iter_documents(emb_path: Path) -> Iterator[tuple[str, str]]:
 
 def doc_texts(emb_path: Path, wanted: set[str]) -> dict[str, str]:
     return {did: text for did, text in iter_documents(emb_path) if did in wanted}
+
+
+def doc_records(emb_path: Path, wanted: set[str]) -> dict[str, tuple[str, str]]:
+    """doc_id -> (title, text) for the wanted documents (formats that keep the title apart)."""
+    out: dict[str, tuple[str, str]] = {}
+    for table in iter_shard_tables(emb_path, CORPUS_DIR, ["doc_id", "title", "text"]):
+        for did, title, text in zip(table["doc_id"].to_pylist(), table["title"].to_pylist(), table["text"].to_pylist()):
+            if did in wanted:
+                out[did] = (title, text)
+    return out
+
+
+def _referenced(queries: list[RunQuery]) -> set[str]:
+    return {d for q in queries for d in q.positives + q.negatives}
+
+
+def _scored_rows(queries: list[RunQuery], nway: int | None, stats: ExportStats) -> list[tuple[RunQuery, int]]:
+    """(query, positive index) rows for score-carrying formats: one per positive, negatives shared.
+    With a fixed nway, queries with fewer than nway - 1 negatives are dropped (counted)."""
+    rows = []
+    for q in queries:
+        if not q.negatives:
+            stats.queries_without_negatives += 1
+            continue
+        if nway is not None and len(q.negatives) < nway - 1:
+            stats.rows_dropped_short += len(q.positives)
+            continue
+        rows += [(q, i) for i in range(len(q.positives))]
+    stats.queries = len({q.query_id for q, _ in rows})
+    stats.rows = len(rows)
+    return rows
 
 
 def pair_rows(query: RunQuery, nway: int) -> tuple[list[tuple[str, list[str]]], int]:
@@ -175,7 +249,11 @@ def _rows(queries: list[RunQuery], nway: int, stats: ExportStats) -> list[tuple[
 
 
 def export_colbert(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
-    rows = _rows(queries, stats.nway, stats)
+    if config.scores:
+        scored = _scored_rows(queries, stats.nway, stats)
+        rows = [(q, q.positives[i], q.negatives[: stats.nway - 1]) for q, i in scored]
+    else:
+        rows = _rows(queries, stats.nway, stats)
     exported = list(dict.fromkeys(q.query_id for q, _, _ in rows))
     qid_of = {qid: i for i, qid in enumerate(exported)}
     by_id = {q.query_id: q for q in queries}
@@ -197,12 +275,17 @@ def export_colbert(queries: list[RunQuery], emb_path: Path, out: Path, config: E
             qid_map.write(f"{qid_of[qid]}\t{qid}\n")
     with open(out / COLBERT_TRIPLES, "wb") as tf:
         for q, p, negs in _shuffled(rows, config):
-            tf.write(orjson.dumps([qid_of[q.query_id], pid_of[p], *(pid_of[n] for n in negs)]) + b"\n")
+            if config.scores:
+                score_of = dict(zip(q.positives, q.positive_scores)) | dict(zip(q.negatives, q.negative_scores))
+                line: list[Any] = [qid_of[q.query_id], *([pid_of[d], round(float(score_of[d]), 6)] for d in [p, *negs])]
+            else:
+                line = [qid_of[q.query_id], pid_of[p], *(pid_of[n] for n in negs)]
+            tf.write(orjson.dumps(line) + b"\n")
     stats.files = [COLBERT_TRIPLES, COLBERT_QUERIES, COLBERT_CORPUS, QID_MAP, PID_MAP]
-    validate_colbert(out, stats.nway)
+    validate_colbert(out, stats.nway, scores=config.scores)
 
 
-def validate_colbert(directory: Path, nway: int) -> None:
+def validate_colbert(directory: Path, nway: int, scores: bool = False) -> None:
     """Check the ColBERT invariants on written files; raises ArtifactError on the first violation."""
 
     def fail(file: str, line: int, what: str) -> None:
@@ -234,7 +317,14 @@ def validate_colbert(directory: Path, nway: int) -> None:
     with open(directory / COLBERT_TRIPLES, "rb") as fh:
         for lineno, line in enumerate(fh, 1):
             row = orjson.loads(line)
-            if not isinstance(row, list) or len(row) != nway + 1 or not all(type(x) is int for x in row):
+            if scores:
+                ok = isinstance(row, list) and len(row) == nway + 1 and type(row[0]) is int and all(
+                    isinstance(x, list) and len(x) == 2 and type(x[0]) is int and isinstance(x[1], float) for x in row[1:]
+                )
+                if not ok:
+                    fail(COLBERT_TRIPLES, lineno, f"expected [qid, [pid+, score], {nway - 1} x [pid-, score]], found {line[:80]!r}")
+                row = [row[0], *(x[0] for x in row[1:])]
+            elif not isinstance(row, list) or len(row) != nway + 1 or not all(type(x) is int for x in row):
                 fail(COLBERT_TRIPLES, lineno, f"expected [qid, pid+, {nway - 1} x pid-] integers, found {line[:80]!r}")
             if row[0] not in qids:
                 fail(COLBERT_TRIPLES, lineno, f"qid {row[0]} is not in {COLBERT_QUERIES}")
@@ -281,11 +371,95 @@ def export_sentence_transformers(
         raise ArtifactError(f"{out / ST_FILE}: columns {table.column_names} / {table.num_rows} rows do not match")
 
 
+def export_pylate_kd(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
+    """PyLate knowledge distillation: train (query_id, document_ids, scores) + queries + documents."""
+    nway = config.nway
+    rows = _shuffled(_scored_rows(queries, nway, stats), config)
+    width = (nway - 1) if nway else None
+    train = {"query_id": [], "document_ids": [], "scores": []}
+    for q, i in rows:
+        negs, neg_scores = q.negatives[:width], q.negative_scores[:width]
+        train["query_id"].append(q.query_id)
+        train["document_ids"].append([q.positives[i], *negs])
+        train["scores"].append([float(q.positive_scores[i]), *map(float, neg_scores)])
+    write_table(
+        out / PYLATE_TRAIN,
+        pa.table(train, schema=pa.schema([("query_id", pa.string()), ("document_ids", pa.list_(pa.string())), ("scores", pa.list_(pa.float32()))])),
+    )
+    used = dict.fromkeys(q.query_id for q, _ in rows)
+    by_id = {q.query_id: q for q in queries}
+    write_table(out / PYLATE_QUERIES, pa.table({"query_id": list(used), "text": [by_id[q].text for q in used]}))
+    texts = doc_texts(emb_path, {d for ids in train["document_ids"] for d in ids})
+    write_table(out / PYLATE_DOCUMENTS, pa.table({"document_id": list(texts), "text": list(texts.values())}))
+    stats.files = [PYLATE_TRAIN, PYLATE_QUERIES, PYLATE_DOCUMENTS]
+    validate_pylate_kd(out)
+
+
+def validate_pylate_kd(directory: Path) -> None:
+    """Every train row's ids resolve in queries/documents and has one score per document."""
+    train = pq.read_table(directory / PYLATE_TRAIN).to_pylist()
+    query_ids = set(pq.read_table(directory / PYLATE_QUERIES)["query_id"].to_pylist())
+    doc_ids = set(pq.read_table(directory / PYLATE_DOCUMENTS)["document_id"].to_pylist())
+    for row_number, row in enumerate(train, 1):
+        if row["query_id"] not in query_ids or not set(row["document_ids"]) <= doc_ids:
+            raise ArtifactError(f"{directory / PYLATE_TRAIN}: row {row_number}: an id is missing from queries/documents")
+        if len(row["scores"]) != len(row["document_ids"]) or len(row["document_ids"]) < 2:
+            raise ArtifactError(f"{directory / PYLATE_TRAIN}: row {row_number}: needs a positive, negatives and one score each")
+
+
+def export_flagembedding(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
+    """FlagEmbedding: one JSON line per query {query, pos, neg, pos_scores, neg_scores}."""
+    rows = [q for q in queries if q.negatives]
+    stats.queries_without_negatives = len(queries) - len(rows)
+    width = (config.nway - 1) if config.nway else None
+    texts = doc_texts(emb_path, _referenced(rows))
+    with open(out / FLAG_FILE, "wb") as fh:
+        for q in _shuffled(rows, config):
+            record = {
+                "query": q.text,
+                "pos": [texts[d] for d in q.positives],
+                "neg": [texts[d] for d in q.negatives[:width]],
+                "pos_scores": [round(float(x), 6) for x in q.positive_scores],
+                "neg_scores": [round(float(x), 6) for x in q.negative_scores[:width]],
+            }
+            if set(record["pos"]) & set(record["neg"]):
+                raise ArtifactError(f"query {q.query_id}: a positive text is among its negatives (internal error)")
+            fh.write(orjson.dumps(record) + b"\n")
+    stats.queries = stats.rows = len(rows)
+    stats.files = [FLAG_FILE]
+
+
+def export_tevatron(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
+    """Tevatron: one JSON line per query {query_id, query, positive_passages, negative_passages}."""
+    rows = [q for q in queries if q.negatives]
+    stats.queries_without_negatives = len(queries) - len(rows)
+    width = (config.nway - 1) if config.nway else None
+    records = doc_records(emb_path, _referenced(rows))
+
+    def passages(ids: list[str]) -> list[dict[str, str]]:
+        return [{"docid": d, "title": records[d][0], "text": records[d][1]} for d in ids]
+
+    with open(out / TEVATRON_FILE, "wb") as fh:
+        for q in _shuffled(rows, config):
+            record = {
+                "query_id": q.query_id,
+                "query": q.text,
+                "positive_passages": passages(q.positives),
+                "negative_passages": passages(q.negatives[:width]),
+            }
+            fh.write(orjson.dumps(record) + b"\n")
+    stats.queries = stats.rows = len(rows)
+    stats.files = [TEVATRON_FILE]
+
+
 Exporter = Callable[[list[RunQuery], Path, Path, ExportConfig, ExportStats], None]
 EXPORTERS: dict[str, Exporter] = {
     "colbert": export_colbert,
     "triplets": export_triplets,
     "sentence-transformers": export_sentence_transformers,
+    "pylate-kd": export_pylate_kd,
+    "flagembedding": export_flagembedding,
+    "tevatron": export_tevatron,
 }
 
 
@@ -294,10 +468,14 @@ def resolve_nway(config: ExportConfig, run_manifest: dict[str, Any]) -> int:
         if config.nway not in (None, 2):
             raise ConfigError("the triplets format holds one negative per row; --nway must be 2 (or unset)")
         return 2
+    if config.scores and config.format != "colbert":
+        raise ConfigError("--scores applies to the colbert format; pylate-kd and flagembedding always carry scores")
     if config.nway is not None:
         return config.nway
-    if config.format == "sentence-transformers":
+    if config.format == "sentence-transformers" or (config.format == "colbert" and config.scores):
         return 1 + int(run_manifest["config"]["num_negatives"])
+    if config.format in ("pylate-kd", "flagembedding", "tevatron"):
+        return 0  # variable: all of a query's negatives
     return 2
 
 
@@ -346,6 +524,7 @@ def export(
             tmp,
             KIND_EXPORT,
             run={"path": str(run.resolve()), "fingerprint": manifest["fingerprint"]},
+            scores_from="cross-encoder" if manifest.get("cross_encoder") else "embedding",
             model=manifest["model"],
             config=as_dict(config),
             stats=stats.to_dict(),

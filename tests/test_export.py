@@ -138,3 +138,80 @@ def test_export_refuses_to_overwrite_a_foreign_directory(run, tmp_path):
     assert result.exit_code == 1
     assert "is not a hardneg export" in result.stderr
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep me"
+
+
+# --------------------------------------------------------------------------- formats with scores
+
+
+@pytest.fixture
+def teacher_run(tmp_path: Path) -> Path:
+    """A run mined with a fake cross-encoder that promotes d37 (a copy of d01) to pseudo-positive."""
+    from hardneg.mine import mine as run_mine_stage
+    from hardneg.pipeline import ensure_embeddings, ensure_index
+
+    class Teacher:
+        name, fingerprint = "teacher", "teacher-v1"
+
+        def score(self, pairs):
+            import numpy as np
+
+            return np.array([0.99 if "Seine" in d else 0.3 + len(d) % 7 / 100 for _, d in pairs], dtype=np.float32)
+
+    emb = ensure_embeddings(TINY_BEIR, EmbedConfig(model="hashing"), tmp_path / "wd")
+    idx = ensure_index(emb, IndexConfig(), tmp_path / "wd")
+    cfg = MineConfig(min_rank=0, max_rank=40, num_negatives=4, dedup_threshold=None, cross_encoder="teacher", ce_pseudo_positive_score=0.95)
+    run_mine_stage(idx, tmp_path / "trun", cfg, scorer=Teacher())
+    return tmp_path / "trun"
+
+
+def test_colbert_distillation_lines_put_the_positive_first_with_teacher_scores(teacher_run, tmp_path):
+    export(teacher_run, tmp_path / "kd", ExportConfig(scores=True))
+    lines = [json.loads(x) for x in (tmp_path / "kd" / "triples.train.colbert.jsonl").read_text().splitlines()]
+    pid_map = {int(p): d for p, d in _read_tsv(tmp_path / "kd" / "pid_map.tsv")[1:]}
+    qid_map = {int(q): d for q, d in _read_tsv(tmp_path / "kd" / "qid_map.tsv")[1:]}
+    qrels = _qrels()
+    assert lines and all(len(x) == 1 + 5 for x in lines)
+    for qid, (pos, pos_score), *negs in lines:
+        assert isinstance(pos_score, float) and all(isinstance(s, float) for _, s in negs)
+        assert all(pid_map[n] not in qrels[qid_map[qid]] for n, _ in negs)
+    manifest = json.loads((tmp_path / "kd" / "manifest.json").read_text())
+    assert manifest["scores_from"] == "cross-encoder"
+    # q1 ("capital of France"): d01 and its copy d37 mention the Seine; the fake teacher promotes the
+    # Seine documents it sees as candidates to pseudo-positives, which then lead rows of their own.
+    q1_positives = {pid_map[pos] for qid, (pos, _), *_ in lines if qid_map[qid] == "q1"}
+    assert "d01" in q1_positives and q1_positives - {"d01"} <= {"d10", "d37"}
+
+
+def test_pylate_kd_datasets_resolve_like_pylates_kd_processing(teacher_run, tmp_path):
+    export(teacher_run, tmp_path / "pl", ExportConfig(format="pylate-kd"))
+    train = pq.read_table(tmp_path / "pl" / "train.parquet").to_pylist()
+    queries = {r["query_id"]: r["text"] for r in pq.read_table(tmp_path / "pl" / "queries.parquet").to_pylist()}
+    documents = {r["document_id"]: r["text"] for r in pq.read_table(tmp_path / "pl" / "documents.parquet").to_pylist()}
+    assert train
+    for row in train:  # what pylate.utils.KDProcessing does: look every id up, keep the first n_ways
+        assert queries[row["query_id"]]
+        texts = [documents[d] for d in row["document_ids"][:32]]
+        assert len(texts) == len(row["scores"][:32]) >= 2
+
+
+def test_flagembedding_lines_carry_texts_and_scores(teacher_run, tmp_path):
+    export(teacher_run, tmp_path / "fe", ExportConfig(format="flagembedding"))
+    rows = [json.loads(x) for x in (tmp_path / "fe" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == 8
+    for row in rows:
+        assert set(row) == {"query", "pos", "neg", "pos_scores", "neg_scores"}
+        assert len(row["pos"]) == len(row["pos_scores"]) and len(row["neg"]) == len(row["neg_scores"]) == 4
+        assert not set(row["pos"]) & set(row["neg"])
+
+
+def test_tevatron_lines_keep_title_and_text_apart(run, tmp_path):
+    export(run, tmp_path / "tv", ExportConfig(format="tevatron"))
+    rows = [json.loads(x) for x in (tmp_path / "tv" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == 8
+    by_query = {r["query_id"]: r for r in rows}
+    assert by_query["q1"]["positive_passages"] == [
+        {"docid": "d01", "title": "Paris", "text": "Paris is the capital and largest city of France, on the river Seine."}
+    ]
+    assert all(len(r["negative_passages"]) == 4 for r in rows)
+    qrels = _qrels()
+    assert all(p["docid"] not in qrels[r["query_id"]] for r in rows for p in r["negative_passages"])
