@@ -67,3 +67,22 @@ def test_bad_config_file_is_a_usage_error(tmp_path):
     result = runner.invoke(app, ["mine", str(TINY_BEIR), "--config", str(path), "--out", "run"])
     assert result.exit_code == 2
     assert result.stderr.startswith(f"Error: {path}: invalid TOML")
+
+
+@pytest.mark.parametrize("recipe", ["ragatouille", "nv-retriever", "simans", "denoised"])
+def test_recipes_load_into_valid_configs(recipe):
+    from hardneg.config import ExportConfig
+
+    files = load_config_file(DEFAULT_TOML.parent / f"{recipe}.toml")
+    flags = {"cross_encoder": "/models/reranker"} if recipe == "denoised" else {}
+    cfg = build(MineConfig, files, "mine", **flags)
+    build(ExportConfig, files, "export")
+    assert DEFAULT_TOML.parent.joinpath(f"{recipe}.toml").read_text().startswith("#")  # says where it comes from
+    if recipe == "nv-retriever":
+        assert (cfg.sampling, cfg.relative_margin, cfg.min_rank) == ("top", 0.05, 0)
+
+
+def test_denoised_recipe_without_a_cross_encoder_says_what_is_missing():
+    files = load_config_file(DEFAULT_TOML.parent / "denoised.toml")
+    with pytest.raises(ConfigError, match="need --cross-encoder"):
+        build(MineConfig, files, "mine")
