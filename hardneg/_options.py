@@ -15,6 +15,12 @@ class Sampling(str, Enum):
     simans = "simans"
 
 
+class Retriever(str, Enum):
+    dense = "dense"
+    bm25 = "bm25"
+    hybrid = "hybrid"
+
+
 class Backend(str, Enum):
     auto = "auto"
     exact = "exact"
@@ -101,3 +107,5 @@ CeMaxScoreOpt = Annotated[Optional[float], typer.Option("--ce-max-score", help="
 CePseudoOpt = Annotated[Optional[float], typer.Option("--ce-pseudo-positive-score", help="Candidates the cross-encoder scores at or above this become extra positives in exports.", rich_help_panel=FILTERS)]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed; each query's RNG derives from it and the query id [default: 42].", rich_help_panel=MINE)]
 QueryBatchOpt = Annotated[Optional[int], typer.Option("--query-batch", help="Queries per search call [default: 256].", rich_help_panel=MINE)]
+RetrieverOpt = Annotated[Optional[Retriever], typer.Option("--retriever", help="Whose ranking defines ranks: dense, bm25 (bm25s), or hybrid (reciprocal-rank fusion) [default: dense].", rich_help_panel=MINE)]
+RrfKOpt = Annotated[Optional[int], typer.Option("--rrf-k", help="Reciprocal-rank fusion constant for --retriever hybrid [default: 60].", rich_help_panel=MINE)]

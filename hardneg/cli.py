@@ -22,6 +22,8 @@ from hardneg._options import (
     MaxScoreOpt,
     MinScoreOpt,
     RelativeMarginOpt,
+    RetrieverOpt,
+    RrfKOpt,
     SimansAOpt,
     SimansBOpt,
     BatchSizeOpt,
@@ -250,6 +252,7 @@ MINE_EXAMPLES = """Examples:
   hardneg mine runs/sf-index --num-negatives 5 --sampling top --out runs/sf-top
   hardneg mine runs/sf-index --sampling top --relative-margin 0.05 --out runs/sf-nv   (NV-Retriever)
   hardneg mine runs/sf-index --sampling simans --out runs/sf-simans
+  hardneg mine runs/sf-index --retriever hybrid --out runs/sf-hybrid
   hardneg mine runs/sf-index --cross-encoder ./my-reranker --ce-max-score 0.9 --out runs/sf-denoised
 """
 
@@ -265,6 +268,8 @@ def mine(
     sampling: SamplingOpt = None,
     seed: SeedOpt = None,
     query_batch: QueryBatchOpt = None,
+    retriever: RetrieverOpt = None,
+    rrf_k: RrfKOpt = None,
     relative_margin: RelativeMarginOpt = None,
     absolute_margin: AbsoluteMarginOpt = None,
     max_score: MaxScoreOpt = None,
@@ -318,7 +323,8 @@ def mine(
     )
     mcfg = build(
         MineConfig, files, "mine", min_rank=min_rank, max_rank=max_rank, num_negatives=num_negatives,
-        sampling=_value(sampling), seed=seed, query_batch=query_batch, relative_margin=relative_margin,
+        sampling=_value(sampling), seed=seed, query_batch=query_batch, retriever=_value(retriever), rrf_k=rrf_k,
+        relative_margin=relative_margin,
         absolute_margin=absolute_margin, max_score=max_score, min_score=min_score, dedup_threshold=dedup_threshold,
         simans_a=simans_a, simans_b=simans_b, cross_encoder=cross_encoder, ce_max_score=ce_max_score,
         ce_pseudo_positive_score=ce_pseudo_positive_score,

@@ -21,6 +21,7 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SAMPLING_STRATEGIES = ("random", "top", "simans")
+RETRIEVERS = ("dense", "bm25", "hybrid")
 BACKENDS = ("auto", "exact", "hnsw")
 STORAGES = ("float32", "e4m3")
 EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron")
@@ -100,6 +101,10 @@ class MineConfig:
     seed: int = 42
     query_batch: int = 256
     search_chunk: int = 65536
+    retriever: str = "dense"
+    """Whose ranking defines the ranks: `dense` (the embeddings), `bm25` (bm25s over the texts) or
+    `hybrid` (reciprocal-rank fusion of both top-max_rank lists)."""
+    rrf_k: int = 60
     relative_margin: float | None = None
     """TopK-PercPos: drop candidates scoring above min_pos - |min_pos| x m (0.05 = 95% of the positive)."""
     absolute_margin: float | None = None
@@ -145,6 +150,8 @@ class MineConfig:
             f"min-score must be below max-score, got {self.min_score} and {self.max_score}",
         )
         _check(self.simans_a > 0, f"simans-a must be > 0, got {self.simans_a}")
+        _check(self.retriever in RETRIEVERS, f"retriever must be one of {', '.join(RETRIEVERS)}, got {self.retriever!r}")
+        _check(self.rrf_k >= 1, f"rrf-k must be >= 1, got {self.rrf_k}")
         _check(self.ce_batch_size >= 1, f"ce-batch-size must be >= 1, got {self.ce_batch_size}")
         _check(
             self.cross_encoder is not None or (self.ce_max_score is None and self.ce_pseudo_positive_score is None),

@@ -2,7 +2,8 @@
 
 Rank semantics (documented, tested): a document's rank is its 0-based position in the query's
 ranking of the whole corpus by score (ties: lower label first), known positives included, as
-RAGatouille and FlagEmbedding count. Candidates are the documents ranked in [min_rank, max_rank).
+RAGatouille and FlagEmbedding count. The ranking is the retriever's: dense (embeddings), bm25, or
+hybrid (reciprocal-rank fusion of the two top-max_rank lists). Candidates are the documents ranked in [min_rank, max_rank).
 Inside that window each candidate is removed by the first filter that applies, in this order:
 
 1. `positive`: a known positive of the query.
@@ -53,7 +54,7 @@ from hardneg.config import MineConfig, as_dict
 from hardneg.encoders import PairScorer, load_cross_encoder
 from hardneg.errors import ArtifactError
 from hardneg.progress import NULL_REPORTER, Reporter
-from hardneg.search import Searcher, load_doc_ids
+from hardneg.search import LexicalSearcher, Searcher, fuse_rrf, load_doc_ids
 
 MINE_VERSION = "mine-v1"
 FILTER_POSITIVE = "positive"
@@ -281,6 +282,10 @@ class _Miner:
         self.searcher = Searcher(index, chunk=config.search_chunk)
         self.doc_ids, self.doc_hashes = load_doc_ids(index)
         self.texts = DocTextLookup(emb_path) if scorer is not None else None
+        self.lexical = None
+        if config.retriever != "dense":
+            lookup = self.texts or DocTextLookup(emb_path)
+            self.lexical = LexicalSearcher(lookup.get(list(range(lookup.size))))
         self.query_ids, self.query_texts, self.query_vectors = read_queries(emb_path)
         self.positives: dict[str, list[str]] = {}
         for qid, did, score in read_qrels(emb_path):
@@ -367,7 +372,14 @@ class _Miner:
 
     def _mine_batch(self, batch: list[int]) -> pa.Table:
         config, searcher = self.config, self.searcher
-        labels, scores = searcher.search(self.query_vectors[batch], min(config.max_rank, searcher.size))
+        depth = min(config.max_rank, searcher.size)
+        labels, scores = searcher.search(self.query_vectors[batch], depth)
+        if self.lexical is not None:
+            # Ranks come from the lexical (or fused) ranking; scores stay the embedding cosines, so
+            # the margins, near-duplicate filter and SimANS work the same for every retriever.
+            lexical = self.lexical.search([self.query_texts[qi] for qi in batch], depth)
+            labels = lexical if config.retriever == "bm25" else fuse_rrf(labels, lexical, config.rrf_k, depth)
+            scores = searcher.score(self.query_vectors[batch], labels)
         windows: list[list[Candidate]] = []
         pos_labels_of: list[list[int]] = []
         for row, qi in enumerate(batch):

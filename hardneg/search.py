@@ -121,3 +121,38 @@ def load_doc_ids(index_dir: str | Path) -> tuple[list[str], np.ndarray]:
     ids = table.column("doc_id").to_pylist()
     hashes = np.array([int(h[:16], 16) for h in table.column("text_hash").to_pylist()], dtype=np.uint64)
     return ids, hashes
+
+
+class LexicalSearcher:
+    """BM25 (bm25s) over document texts, labels = corpus row numbers; ties broken by lower label."""
+
+    def __init__(self, texts: list[str]) -> None:
+        import bm25s
+
+        self._bm25s = bm25s
+        self.size = len(texts)
+        self.retriever = bm25s.BM25()
+        self.retriever.index(bm25s.tokenize(texts, stopwords=None, show_progress=False), show_progress=False)
+
+    def search(self, queries: list[str], k: int) -> np.ndarray:
+        """Top-``k`` labels per query, best first (documents sharing no term with the query follow,
+        in label order)."""
+        k = min(k, self.size)
+        tokens = self._bm25s.tokenize(queries, stopwords=None, return_ids=False, show_progress=False)
+        labels, scores = self.retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
+        labels = np.asarray(labels, dtype=np.int64)
+        return sort_topk(labels, np.asarray(scores, dtype=np.float32))[0]
+
+
+def fuse_rrf(first: np.ndarray, second: np.ndarray, k: int, depth: int) -> np.ndarray:
+    """Reciprocal-rank fusion of two ranked label lists per row: sum of 1 / (k + rank + 1) over the
+    lists a document appears in. Returns the top ``depth`` labels per row, ties by lower label."""
+    out = np.empty((first.shape[0], depth), dtype=np.int64)
+    for row in range(first.shape[0]):
+        fused: dict[int, float] = {}
+        for ranking in (first[row], second[row]):
+            for rank, label in enumerate(ranking.tolist()):
+                fused[label] = fused.get(label, 0.0) + 1.0 / (k + rank + 1)
+        order = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:depth]
+        out[row, : len(order)] = [label for label, _ in order]
+    return out

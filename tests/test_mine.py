@@ -257,3 +257,59 @@ def test_cross_encoder_denoises_without_any_margin(ranked, tmp_path):
     assert stats["removed"]["pseudo-positive"] == 1 and stats["removed"]["cross-encoder"] == 1
     run = pq.read_table(tmp_path / "run" / "queries.parquet").to_pylist()[0]
     assert run["positive_teacher_scores"] == [pytest.approx(0.05), pytest.approx(0.05)]
+
+
+# --------------------------------------------------------------------------- lexical and hybrid retrievers
+
+
+def test_rrf_fusion_sums_reciprocal_ranks_and_breaks_ties_by_label():
+    from hardneg.search import fuse_rrf
+
+    first = np.array([[5, 1, 2, 3]])
+    second = np.array([[1, 9, 5, 7]])
+    fused = fuse_rrf(first, second, k=60, depth=4)
+    # 1: 1/62 + 1/61 = 0.03252; 5: 1/61 + 1/63 = 0.03227; 9: 1/62; 2: 1/63 (and 7: 1/64, cut).
+    assert fused.tolist() == [[1, 5, 9, 2]]
+
+
+def test_bm25_ranks_follow_term_overlap_and_scores_stay_cosines(tmp_path):
+    root = tmp_path / "lex"
+    (root / "qrels").mkdir(parents=True)
+    docs = {
+        "pos": "zebra migration across the serengeti plains",
+        "both": "zebra herds and serengeti lions",
+        "one": "zebra stripes confuse flies",
+        "other": "serengeti national park tourism",
+        "none1": "stock markets fell sharply today",
+        "none2": "a recipe for lemon cake",
+    }
+    (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": k, "text": v}) + "\n" for k, v in docs.items()))
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "zebra serengeti"}) + "\n")
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq\tpos\t1\n")
+    result = run_mine(
+        root, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(),
+        MineConfig(min_rank=0, max_rank=6, num_negatives=6, retriever="bm25", dedup_threshold=None),
+    )
+    rows = pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist()
+    order = [r["doc_id"] for r in rows]
+    assert set(order[:2]) == {"pos", "both"}  # both query terms
+    assert set(order[4:]) == {"none1", "none2"}  # no shared term: last, in label order
+    assert order[4:] == ["none1", "none2"]
+    assert result.stats.selected == 5
+    # Scores are embedding cosines, not BM25 values (which would exceed 1 here).
+    assert all(-1.0 <= r["score"] <= 1.0 for r in rows)
+
+
+def test_hybrid_retriever_runs_through_the_cli(tmp_path):
+    from typer.testing import CliRunner
+
+    from hardneg.cli import app
+
+    result = CliRunner().invoke(
+        app, ["mine", str(TINY_BEIR), "--model", "hashing", "--retriever", "hybrid", "--min-rank", "1", "--max-rank", "20", "--json", "--out", "run"]
+    )
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)["stats"]
+    assert stats["queries_mined"] == 8 and stats["selected"] == 8 * 10
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["config"]["retriever"] == "hybrid"
