@@ -19,6 +19,7 @@ from hardneg.artifacts import file_fingerprint, fingerprint, normalize_text, tex
 from hardneg.errors import InputError
 
 _BOM = b"\xef\xbb\xbf"
+MAX_LINE_BYTES = 8 * 1024 * 1024  # one record; longer usually means a file that is not JSON Lines
 PAIRS_SUFFIXES = (".jsonl", ".json", ".ndjson", ".parquet")
 
 
@@ -68,6 +69,13 @@ def iter_jsonl(path: Path, display: str | None = None) -> Iterator[tuple[int, di
             line = raw.strip()
             if not line:
                 continue
+            if len(line) > MAX_LINE_BYTES:
+                raise InputError(
+                    f"line is {len(line) / 2**20:.1f} MiB long (limit {MAX_LINE_BYTES // 2**20} MiB); "
+                    "is this JSON Lines, one object per line?",
+                    name,
+                    lineno,
+                )
             try:
                 line.decode("utf-8")
             except UnicodeDecodeError as exc:

@@ -1,0 +1,138 @@
+"""Fault tolerance: SIGKILL mid-run, full disks, oversized lines; the previous good output survives."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hardneg.artifacts import list_shards
+from hardneg.cli import app
+
+runner = CliRunner()
+WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
+
+
+def _big_beir(root: Path, docs: int, words: int = 120) -> Path:
+    """A synthetic BEIR folder large enough that the hashing encoder takes a few seconds."""
+    (root / "qrels").mkdir(parents=True)
+    with open(root / "corpus.jsonl", "w") as fh:
+        for i in range(docs):
+            text = " ".join(WORDS[(i * 7 + j * 3) % len(WORDS)] + str((i + j) % 97) for j in range(words))
+            fh.write(json.dumps({"_id": f"d{i}", "text": text}) + "\n")
+    with open(root / "queries.jsonl", "w") as fh:
+        for i in range(0, docs, 10):
+            fh.write(json.dumps({"_id": f"q{i}", "text": f"{WORDS[i % len(WORDS)]}{i % 97} {WORDS[(i + 1) % len(WORDS)]}"}) + "\n")
+    with open(root / "qrels" / "train.tsv", "w") as fh:
+        fh.write("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(0, docs, 10)))
+    return root
+
+
+def _env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "HARDNEG_HOME": str(tmp_path / "home"), "HARDNEG_DISABLE_PROGRESS": "1"}
+
+
+def _wait_for(predicate, timeout: float = 120.0) -> bool:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return False
+
+
+@pytest.mark.slow
+def test_sigkill_during_embed_then_rerun_resumes_and_matches_an_uninterrupted_run(tmp_path):
+    data = _big_beir(tmp_path / "data", docs=6000)
+    cmd = [sys.executable, "-m", "hardneg", "embed", str(data), "--model", "hashing", "--shard-size", "400", "--quiet"]
+    partial = tmp_path / "emb.partial" / "corpus"
+    proc = subprocess.Popen([*cmd, "--out", str(tmp_path / "emb")], env=_env(tmp_path))
+    try:
+        assert _wait_for(lambda: len(list_shards(partial)) >= 3 or proc.poll() is not None)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    done = list_shards(partial)
+    assert 3 <= len(done) < 15, "the run was not killed mid-way; make the corpus bigger"
+    assert not (tmp_path / "emb").exists()  # no half artifact a later stage could accept
+    before = {p.name: p.stat().st_mtime_ns for p in done}
+
+    rerun = subprocess.run([*cmd, "--out", str(tmp_path / "emb"), "--json"], env=_env(tmp_path), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    manifest = json.loads(rerun.stdout)["manifest"]
+    assert manifest["counts"]["resumed_shards"] >= len(before)
+    shards = list_shards(tmp_path / "emb" / "corpus")
+    assert all(p.stat().st_mtime_ns == before[p.name] for p in shards if p.name in before)  # not redone
+
+    clean = subprocess.run([*cmd, "--out", str(tmp_path / "clean")], env=_env(tmp_path), capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    for a, b in zip(shards, list_shards(tmp_path / "clean" / "corpus"), strict=True):
+        assert a.read_bytes() == b.read_bytes()
+
+
+@pytest.mark.slow
+def test_sigkill_during_mine_leaves_no_run_and_a_rerun_matches(tmp_path):
+    data = _big_beir(tmp_path / "data", docs=4000, words=40)
+    env = _env(tmp_path)
+    base = [sys.executable, "-m", "hardneg", "mine", str(data), "--model", "hashing", "--min-rank", "1", "--query-batch", "4", "--quiet"]
+    # Warm the cache so the kill lands in the mining stage itself.
+    warm = subprocess.run([*base, "--out", str(tmp_path / "reference")], env=env, capture_output=True, text=True)
+    assert warm.returncode == 0, warm.stderr
+    proc = subprocess.Popen([*base, "--out", str(tmp_path / "run")], env=env)
+    try:
+        _wait_for(lambda: any(tmp_path.glob("run.tmp-*")) or proc.poll() is not None)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    assert not (tmp_path / "run").exists() or (tmp_path / "run" / "manifest.json").exists()
+    rerun = subprocess.run([*base, "--out", str(tmp_path / "run")], env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    for name in ("candidates.parquet", "queries.parquet"):
+        assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+
+
+def test_full_disk_during_mine_is_a_clear_error_and_keeps_the_previous_run(tmp_path, monkeypatch, tiny_beir):
+    from hardneg import artifacts
+
+    ok = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "1", "--out", "run"])
+    assert ok.exit_code == 0, ok.output
+    before = {p.name: p.read_bytes() for p in Path("run").iterdir()}
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(artifacts.pq, "write_table", full_disk)
+    bad = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "2", "--out", "run"])
+    assert bad.exit_code == 1
+    assert bad.stderr.strip().splitlines()[-1].startswith("Error: run: write failed (No space left on device)")
+    assert {p.name: p.read_bytes() for p in Path("run").iterdir()} == before
+    assert sorted(p.name for p in Path(".").iterdir() if p.name.startswith("run")) == ["run"]
+
+
+def test_output_under_a_file_is_a_clear_error(tmp_path):
+    Path("blocker").write_text("x")
+    result = runner.invoke(app, ["mine", str(Path(__file__).parent / "data" / "tiny_beir"), "--model", "hashing", "--out", "blocker/run"])
+    assert result.exit_code == 1
+    assert "blocker/run: cannot create the parent directory" in result.stderr
+
+
+def test_a_ten_megabyte_line_is_refused_with_its_line_number(tmp_path):
+    root = tmp_path / "data"
+    (root / "qrels").mkdir(parents=True)
+    with open(root / "corpus.jsonl", "w") as fh:
+        fh.write(json.dumps({"_id": "d1", "text": "fine"}) + "\n")
+        fh.write(json.dumps({"_id": "d2", "text": "x" * (10 * 1024 * 1024)}) + "\n")
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q1", "text": "fine"}) + "\n")
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq1\td1\t1\n")
+    result = runner.invoke(app, ["mine", str(root), "--model", "hashing", "--out", "run"])
+    assert result.exit_code == 1
+    assert "corpus.jsonl:2: line is 10.0 MiB long" in result.stderr
+    assert not Path("run").exists()
