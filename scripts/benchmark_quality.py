@@ -33,6 +33,8 @@ from typing import Any
 
 import numpy as np
 
+from _bench import emit  # scripts/_bench.py (scripts run as `python scripts/...`)
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
@@ -331,11 +333,7 @@ def main() -> None:
         lines.append(
             f"| {name} | {settings} | {count} | {m['ndcg@10']:.4f} | {m['recall@100']:.4f} | {m['mrr@10']:.4f} | {fn_proxy} |"
         )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.write:
-        with open(args.write, "a", encoding="utf-8") as fh:
-            fh.write("\n" + table)
+    emit(lines, args.write)
 
 
 if __name__ == "__main__":

@@ -17,13 +17,14 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
+
+from _bench import emit, measured  # scripts/_bench.py (scripts run as `python scripts/...`)
 
 
 def clustered(n: int, centres: np.ndarray, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:
@@ -68,22 +69,6 @@ def write_beir(root: Path, n_docs: int, queries_positive: np.ndarray) -> None:
         fh.write("query-id\tcorpus-id\tscore\n")
         for i, d in enumerate(queries_positive):
             fh.write(f"query-{i:07d}\tdoc-{int(d):08d}\t1\n")
-
-
-def measured(cmd: list[str]) -> tuple[float, float, str]:
-    """(wall seconds, the child's own peak RSS in MB, stdout)."""
-    env = {**os.environ, "HARDNEG_DISABLE_PROGRESS": "1"}
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - start
-        out.seek(0)
-        err.seek(0)
-        if os.waitstatus_to_exitcode(status) != 0:
-            sys.stderr.write(err.read()[-4000:])
-            raise SystemExit(f"failed: {' '.join(cmd)}")
-        return wall, usage.ru_maxrss / 1024, out.read()
 
 
 def main() -> None:
@@ -160,11 +145,7 @@ def main() -> None:
     for backend, i_wall, i_rss, m_wall, m_rss, qps, recall, selected in rows:
         rec = f"{recall['recall']:.4f} (k {recall['k']}, {recall['queries']} queries, ef {recall['query_ef']})" if recall else "exact"
         lines.append(f"| {backend} | {i_wall:.0f} | {i_rss:.0f} | {m_wall:.0f} | {m_rss:.0f} | {qps:.0f} | {rec} | {selected:,} |")
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.write:
-        with open(args.write, "a", encoding="utf-8") as fh:
-            fh.write("\n" + table)
+    emit(lines, args.write)
 
 
 if __name__ == "__main__":

@@ -16,11 +16,12 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from _bench import emit, measured  # scripts/_bench.py (scripts run as `python scripts/...`)
 
 ST_SCRIPT = r"""
 import json, sys, time
@@ -66,23 +67,6 @@ t0 = time.perf_counter()
 model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
 print(json.dumps({"docs": len(texts), "seconds": time.perf_counter() - t0}))
 """
-
-
-def measured(cmd: list[str], env: dict[str, str]) -> tuple[float, float, str]:
-    """(wall seconds, the child's own peak RSS in MB, its stdout). Output goes through files, not
-    pipes, so a chatty child cannot block."""
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        start = time.perf_counter()
-        proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, text=True)
-        _, status, usage = os.wait4(proc.pid, 0)  # ru_maxrss: this child's peak, in KB on Linux
-        wall = time.perf_counter() - start
-        proc.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0)
-        err.seek(0)
-        if proc.returncode != 0:
-            sys.stderr.write(err.read()[-4000:])
-            raise SystemExit(f"failed: {' '.join(cmd)}")
-        return wall, usage.ru_maxrss / 1024, out.read()
 
 
 def main() -> None:
@@ -168,11 +152,7 @@ def main() -> None:
             f"| bare `model.encode` of the corpus (floor) | {floor['seconds']:.1f} | | {floor['docs']} docs, "
             f"{floor['docs'] / floor['seconds']:.1f} docs/s |"
         )
-    table = "\n".join(lines) + "\n"
-    print(table)
-    if args.write:
-        with open(args.write, "a", encoding="utf-8") as fh:
-            fh.write("\n" + table)
+    emit(lines, args.write)
 
 
 if __name__ == "__main__":
