@@ -197,7 +197,8 @@ def artifact_kind(path: str | Path) -> str | None:
 # --------------------------------------------------------------------------- atomic writes
 
 
-def _check_writable_parent(out: Path) -> None:
+def check_writable_parent(out: Path) -> None:
+    """Create ``out``'s parent if needed; a clear ArtifactError when that or writing there fails."""
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
@@ -237,7 +238,7 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
         ...     write_manifest(tmp, "mine-run", ...)
     """
     out = Path(out)
-    _check_writable_parent(out)
+    check_writable_parent(out)
     tmp = out.with_name(f"{out.name}.tmp-{uuid.uuid4().hex[:8]}")
     try:
         tmp.mkdir()
@@ -262,6 +263,42 @@ def write_table(path: Path, table: pa.Table, row_group_size: int = 65536) -> Non
     tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
     try:
         pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+STATE_FILE = "state.json"
+
+
+def prepare_partial(partial: Path, fp: str, subdirs: list[str]) -> bool:
+    """Make ``partial`` (a resumable work directory) ready for a run with fingerprint ``fp``.
+
+    Returns True when it holds earlier work of the same run, to resume; otherwise it is emptied.
+    """
+    state = partial / STATE_FILE
+    if state.is_file():
+        try:
+            if orjson.loads(state.read_bytes()).get("fingerprint") == fp:
+                for sub in subdirs:
+                    (partial / sub).mkdir(parents=True, exist_ok=True)
+                return True
+        except orjson.JSONDecodeError:
+            pass
+    if partial.exists():
+        shutil.rmtree(partial)
+    for sub in subdirs:
+        (partial / sub).mkdir(parents=True)
+    state.write_bytes(orjson.dumps({"fingerprint": fp}))
+    return False
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a small file to a temporary name, then rename it into place."""
+    tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_bytes(data)
         os.replace(tmp, path)
     finally:
         if tmp.exists():

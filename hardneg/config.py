@@ -101,6 +101,8 @@ class MineConfig:
     seed: int = 42
     query_batch: int = 256
     search_chunk: int = 65536
+    chunk_queries: int = 4096
+    """Queries per resumable chunk: a killed run resumes at the first unfinished chunk."""
     retriever: str = "dense"
     """Whose ranking defines the ranks: `dense` (the embeddings), `bm25` (bm25s over the texts) or
     `hybrid` (reciprocal-rank fusion of both top-max_rank lists)."""
@@ -136,6 +138,7 @@ class MineConfig:
         )
         _check(self.query_batch >= 1, f"query-batch must be >= 1, got {self.query_batch}")
         _check(self.search_chunk >= 1, f"search-chunk must be >= 1, got {self.search_chunk}")
+        _check(self.chunk_queries >= 1, f"chunk-queries must be >= 1, got {self.chunk_queries}")
         _check(
             self.relative_margin is None or 0 <= self.relative_margin < 1,
             f"relative-margin must be in [0, 1), got {self.relative_margin}",

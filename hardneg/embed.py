@@ -8,7 +8,6 @@ already embedded by the same model (same fingerprint) in a previous artifact at 
 from __future__ import annotations
 
 import hashlib
-import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -16,28 +15,30 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import numpy as np
-import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hardneg.artifacts import (
     CORPUS_DIR,
-    check_existing,
-    vectors_of,
     KIND_EMBEDDINGS,
     QRELS_FILE,
     QRELS_SCHEMA,
     QUERIES_DIR,
+    STATE_FILE,
     artifact_kind,
+    check_existing,
+    check_writable_parent,
     commit_dir,
-    docs_schema,
     doc_text,
+    docs_schema,
     fingerprint,
     list_shards,
+    prepare_partial,
     queries_schema,
     read_manifest,
     shard_name,
     text_hash,
+    vectors_of,
     write_manifest,
     write_table,
 )
@@ -47,7 +48,6 @@ from hardneg.inputs import Dataset, Document, Query
 from hardneg.progress import NULL_REPORTER, Reporter
 
 T = TypeVar("T")
-STATE_FILE = "state.json"
 EMBED_VERSION = "embed-v1"
 
 
@@ -152,23 +152,6 @@ def _write_queries_shard(path: Path, queries: list[Query], vectors: np.ndarray) 
     write_table(path, table)
 
 
-def _prepare_partial(partial: Path, fp: str) -> bool:
-    """Make ``partial`` ready for a run with fingerprint ``fp``; True when it resumes earlier work."""
-    state = partial / STATE_FILE
-    if state.is_file():
-        try:
-            if orjson.loads(state.read_bytes()).get("fingerprint") == fp:
-                return True
-        except orjson.JSONDecodeError:
-            pass
-    if partial.exists():
-        shutil.rmtree(partial)
-    (partial / CORPUS_DIR).mkdir(parents=True)
-    (partial / QUERIES_DIR).mkdir()
-    state.write_bytes(orjson.dumps({"fingerprint": fp}))
-    return False
-
-
 def embed(
     dataset: Dataset,
     out: str | Path,
@@ -217,9 +200,9 @@ def _embed(
     force: bool,
     reporter: Reporter,
 ) -> EmbedResult:
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable_parent(out)
     partial = out.with_name(out.name + ".partial")
-    resumed = _prepare_partial(partial, fp)
+    resumed = prepare_partial(partial, fp, [CORPUS_DIR, QUERIES_DIR])
     cache = _VectorCache()
     # Vectors are a pure function of (model fingerprint, exact text): even a forced rebuild may reuse them.
     cache.load_previous(out, encoder.fingerprint)

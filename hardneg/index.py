@@ -26,9 +26,9 @@ from hardneg.artifacts import (
     check_existing,
     fingerprint,
     iter_shard_tables,
+    read_manifest,
     read_queries,
     vectors_of,
-    read_manifest,
     write_manifest,
     write_table,
 )

@@ -22,6 +22,7 @@ best-ranked (`top`), or SimANS-weighted around the positive score (`simans`).
 from __future__ import annotations
 
 import hashlib
+import shutil
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,14 +40,20 @@ from hardneg.artifacts import (
     KIND_MINE,
     RUN_QUERIES_FILE,
     RUN_QUERIES_SCHEMA,
-    artifact_kind,
-    atomic_dir,
-    fingerprint,
-    read_manifest,
+    STATE_FILE,
     DocTextLookup,
+    artifact_kind,
+    check_writable_parent,
+    commit_dir,
+    fingerprint,
+    list_shards,
+    prepare_partial,
+    read_manifest,
     read_qrels,
     read_queries,
+    shard_name,
     text_hash,
+    write_bytes_atomic,
     write_manifest,
     write_table,
 )
@@ -57,6 +64,7 @@ from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.search import LexicalSearcher, Searcher, fuse_rrf, load_doc_ids
 
 MINE_VERSION = "mine-v1"
+CHUNKS_DIR = "chunks"
 FILTER_POSITIVE = "positive"
 FILTER_DUPLICATE = "duplicate"
 FILTER_NEAR_DUPLICATE = "near-duplicate"
@@ -135,6 +143,52 @@ class Candidate:
     score: float
     filter: str = ""
     teacher: float | None = None
+
+
+@dataclass
+class Tally:
+    """What mining a set of queries produced, beyond the candidates themselves: saved beside each
+    finished chunk so a resumed run rebuilds its statistics without mining the chunk again."""
+
+    removed: dict[str, int] = field(default_factory=dict)
+    candidates: int = 0
+    eligible: int = 0
+    positives: int = 0
+    positives_in_top: int = 0
+    per_query: dict[int, int] = field(default_factory=dict)
+    positive_scores: dict[int, list[float]] = field(default_factory=dict)
+    positive_teacher: dict[int, list[float]] = field(default_factory=dict)
+    negative_scores: list[float] = field(default_factory=list)
+    negative_teacher: list[float] = field(default_factory=list)
+    selected_ranks: list[int] = field(default_factory=list)
+
+    def merge(self, other: Tally) -> None:
+        for name, count in other.removed.items():
+            self.removed[name] = self.removed.get(name, 0) + count
+        self.candidates += other.candidates
+        self.eligible += other.eligible
+        self.positives += other.positives
+        self.positives_in_top += other.positives_in_top
+        self.per_query.update(other.per_query)
+        self.positive_scores.update(other.positive_scores)
+        self.positive_teacher.update(other.positive_teacher)
+        self.negative_scores += other.negative_scores
+        self.negative_teacher += other.negative_teacher
+        self.selected_ranks += other.selected_ranks
+
+    def dumps(self) -> bytes:
+        import orjson
+
+        return orjson.dumps(asdict(self), option=orjson.OPT_NON_STR_KEYS)
+
+    @classmethod
+    def loads(cls, data: bytes) -> Tally:
+        import orjson
+
+        raw = orjson.loads(data)
+        for key in ("per_query", "positive_scores", "positive_teacher"):
+            raw[key] = {int(k): v for k, v in raw[key].items()}
+        return cls(**raw)
 
 
 def active_filters(config: MineConfig) -> list[str]:
@@ -261,11 +315,16 @@ def mine(
     if existing is not None:
         reporter.log(f"mining run at {out} is up to date; reusing it")
         return MineResult(out, existing, MineStats(**existing["stats"]), reused=True)
+    check_writable_parent(out)  # before any work
     return _Miner(index, idx, emb_path, emb, config, scorer, reporter).run(out, fp)
 
 
 class _Miner:
-    """One mining run: loads what it needs once, then streams query batches to candidates.parquet."""
+    """One mining run: loads what it needs once, then mines query chunks into ``<out>.partial/``.
+
+    Each finished chunk (candidates Parquet + its Tally) is written atomically, so a killed run
+    resumes at the first unfinished chunk; the chunks are merged into candidates.parquet at the end.
+    """
 
     def __init__(
         self,
@@ -293,15 +352,10 @@ class _Miner:
                 self.positives[qid].append(did)
         wanted = {d for ds in self.positives.values() for d in ds}
         self.label_of = {d: label for label, d in enumerate(self.doc_ids) if d in wanted}
-        n = len(self.query_ids)
-        self.stats = MineStats(queries=n, window=[config.min_rank, config.max_rank], num_negatives=config.num_negatives)
-        self.removed: Counter[str] = Counter()
-        self.per_query = [0] * n
-        self.positive_scores: list[list[float]] = [[] for _ in range(n)]
-        self.positive_teacher: list[list[float]] = [[] for _ in range(n)]
-        self.negative_scores: list[float] = []
-        self.negative_teacher: list[float] = []
-        self.selected_ranks: list[int] = []
+        self.stats = MineStats(
+            queries=len(self.query_ids), window=[config.min_rank, config.max_rank], num_negatives=config.num_negatives
+        )
+        self.tally = Tally()
 
     def _status(self, qid: str, text: str) -> str:
         if not text.strip():
@@ -311,6 +365,16 @@ class _Miner:
         return STATUS_MINED
 
     def run(self, out: Path, fp: str) -> MineResult:
+        try:
+            return self._run(out, fp)
+        except OSError as exc:
+            if exc.errno is not None and exc.strerror:
+                raise ArtifactError(
+                    f"{out}: write failed ({exc.strerror}); the previous output, if any, is untouched"
+                ) from exc
+            raise
+
+    def _run(self, out: Path, fp: str) -> MineResult:
         config, stats = self.config, self.stats
         statuses = [self._status(q, t) for q, t in zip(self.query_ids, self.query_texts)]
         for qid, status in zip(self.query_ids, statuses):
@@ -321,56 +385,76 @@ class _Miner:
                     ids.append(qid)
         todo = [i for i, s in enumerate(statuses) if s == STATUS_MINED]
         stats.queries_mined = len(todo)
+        partial = out.with_name(out.name + ".partial")
+        if prepare_partial(partial, fp, [CHUNKS_DIR]):
+            self.reporter.log(f"resuming from {partial}")
         label = "Mining"
         self.reporter.progress(label, 0, len(todo))
-        with atomic_dir(out) as tmp:
-            writer = pq.ParquetWriter(tmp / CANDIDATES_FILE, CANDIDATES_SCHEMA, compression="zstd")
-            try:
-                for start in range(0, len(todo), config.query_batch):
-                    batch = todo[start : start + config.query_batch]
-                    writer.write_table(self._mine_batch(batch))
-                    self.reporter.progress(label, len(batch))
-            finally:
-                writer.close()
-            write_table(
-                tmp / RUN_QUERIES_FILE,
-                pa.Table.from_arrays(
-                    [
-                        pa.array(self.query_ids, pa.string()),
-                        pa.array(self.query_texts, pa.string()),
-                        pa.array([self.positives.get(q, []) for q in self.query_ids], pa.list_(pa.string())),
-                        pa.array(self.positive_scores, pa.list_(pa.float32())),
-                        pa.array(self.positive_teacher, pa.list_(pa.float32())),
-                        pa.array(statuses, pa.string()),
-                        pa.array(self.per_query, pa.int32()),
-                    ],
-                    schema=RUN_QUERIES_SCHEMA,
-                ),
-            )
-            self._finish_stats([self.per_query[i] for i in todo])
-            manifest = write_manifest(
-                tmp,
-                KIND_MINE,
-                fingerprint=fp,
-                index={
-                    "path": str(self.index),
-                    "fingerprint": self.idx["fingerprint"],
-                    "backend": self.idx["backend"],
-                    "recall": self.idx.get("recall"),
-                },
-                embeddings={"path": str(self.emb_path), "fingerprint": self.emb["fingerprint"]},
-                model=self.emb["model"],
-                input=self.emb["input"],
-                cross_encoder=(
-                    {"name": self.scorer.name, "fingerprint": self.scorer.fingerprint} if self.scorer is not None else None
-                ),
-                config=as_dict(config),
-                rank_semantics="0-based rank in the full-corpus ranking, known positives included; window [min_rank, max_rank)",
-                stats=stats.to_dict(),
-            )
+        for number, start in enumerate(range(0, len(todo), config.chunk_queries)):
+            chunk = todo[start : start + config.chunk_queries]
+            part, side = partial / CHUNKS_DIR / shard_name(number), partial / CHUNKS_DIR / f"tally-{number:05d}.json"
+            if part.is_file() and side.is_file():
+                self.tally.merge(Tally.loads(side.read_bytes()))
+                self.reporter.progress(label, len(chunk))
+                continue
+            tally = Tally()
+            tables = []
+            for batch_start in range(0, len(chunk), config.query_batch):
+                batch = chunk[batch_start : batch_start + config.query_batch]
+                tables.append(self._mine_batch(batch, tally))
+                self.reporter.progress(label, len(batch))
+            write_table(part, pa.concat_tables(tables) if tables else CANDIDATES_SCHEMA.empty_table())
+            write_bytes_atomic(side, tally.dumps())
+            self.tally.merge(tally)
+
+        merged = partial / CANDIDATES_FILE
+        with pq.ParquetWriter(merged, CANDIDATES_SCHEMA, compression="zstd") as writer:
+            writer.write_table(CANDIDATES_SCHEMA.empty_table())
+            for part in list_shards(partial / CHUNKS_DIR):
+                writer.write_table(pq.read_table(part, schema=CANDIDATES_SCHEMA))
+        n = len(self.query_ids)
+        write_table(
+            partial / RUN_QUERIES_FILE,
+            pa.Table.from_arrays(
+                [
+                    pa.array(self.query_ids, pa.string()),
+                    pa.array(self.query_texts, pa.string()),
+                    pa.array([self.positives.get(q, []) for q in self.query_ids], pa.list_(pa.string())),
+                    pa.array([self.tally.positive_scores.get(i, []) for i in range(n)], pa.list_(pa.float32())),
+                    pa.array([self.tally.positive_teacher.get(i, []) for i in range(n)], pa.list_(pa.float32())),
+                    pa.array(statuses, pa.string()),
+                    pa.array([self.tally.per_query.get(i, 0) for i in range(n)], pa.int32()),
+                ],
+                schema=RUN_QUERIES_SCHEMA,
+            ),
+        )
+        self._finish_stats([self.tally.per_query.get(i, 0) for i in todo])
+        manifest = write_manifest(
+            partial,
+            KIND_MINE,
+            fingerprint=fp,
+            index={
+                "path": str(self.index),
+                "fingerprint": self.idx["fingerprint"],
+                "backend": self.idx["backend"],
+                "recall": self.idx.get("recall"),
+            },
+            embeddings={"path": str(self.emb_path), "fingerprint": self.emb["fingerprint"]},
+            model=self.emb["model"],
+            input=self.emb["input"],
+            cross_encoder=(
+                {"name": self.scorer.name, "fingerprint": self.scorer.fingerprint} if self.scorer is not None else None
+            ),
+            config=as_dict(config),
+            rank_semantics="0-based rank in the full-corpus ranking, known positives included; window [min_rank, max_rank)",
+            stats=stats.to_dict(),
+        )
+        shutil.rmtree(partial / CHUNKS_DIR)
+        (partial / STATE_FILE).unlink()
+        commit_dir(partial, out)
         return MineResult(out, manifest, stats, reused=False)
 
-    def _mine_batch(self, batch: list[int]) -> pa.Table:
+    def _mine_batch(self, batch: list[int], tally: Tally) -> pa.Table:
         config, searcher = self.config, self.searcher
         depth = min(config.max_rank, searcher.size)
         labels, scores = searcher.search(self.query_vectors[batch], depth)
@@ -386,10 +470,10 @@ class _Miner:
             qid = self.query_ids[qi]
             pos_labels = [self.label_of[d] for d in self.positives[qid] if d in self.label_of]
             pos_labels_of.append(pos_labels)
-            self.stats.positives += len(pos_labels)
-            self.stats.positives_in_top += int(np.isin(labels[row], pos_labels).sum())
+            tally.positives += len(pos_labels)
+            tally.positives_in_top += int(np.isin(labels[row], pos_labels).sum())
             pos_scores = searcher.score(self.query_vectors[qi : qi + 1], np.array([pos_labels]))[0]
-            self.positive_scores[qi] = pos_scores.tolist()
+            tally.positive_scores[qi] = pos_scores.tolist()
             window = [
                 Candidate(rank, int(labels[row, rank]), float(scores[row, rank]))
                 for rank in range(config.min_rank, labels.shape[1])
@@ -397,8 +481,8 @@ class _Miner:
             self._filter_window(window, qi, pos_labels, float(pos_scores.min()))
             windows.append(window)
         if self.scorer is not None:
-            self._teacher_scores(batch, windows, pos_labels_of)
-        return self._select(batch, windows)
+            self._teacher_scores(batch, windows, pos_labels_of, tally)
+        return self._select(batch, windows, tally)
 
     def _filter_window(self, window: list[Candidate], qi: int, pos_labels: list[int], min_positive: float) -> None:
         """Apply the retriever-side filters, in order; the first that applies names the removal."""
@@ -427,7 +511,9 @@ class _Miner:
             if not cand.filter:
                 cand.filter = score_filter(cand.score, min_positive, config)
 
-    def _teacher_scores(self, batch: list[int], windows: list[list[Candidate]], pos_labels_of: list[list[int]]) -> None:
+    def _teacher_scores(
+        self, batch: list[int], windows: list[list[Candidate]], pos_labels_of: list[list[int]], tally: Tally
+    ) -> None:
         """Cross-encoder scores for the surviving candidates and the positives, in one call per batch."""
         assert self.scorer is not None and self.texts is not None
         pairs: list[tuple[str, str]] = []
@@ -440,15 +526,15 @@ class _Miner:
             targets += [(qi, c) for c in alive] + [(qi, None)] * len(pos_labels)
         values = self.scorer.score(pairs)
         for qi in batch:
-            self.positive_teacher[qi] = []
+            tally.positive_teacher[qi] = []
         for (qi, cand), value in zip(targets, values.tolist()):
             if cand is None:
-                self.positive_teacher[qi].append(value)
+                tally.positive_teacher[qi].append(value)
             else:
                 cand.teacher = value
                 cand.filter = teacher_filter(value, self.config)
 
-    def _select(self, batch: list[int], windows: list[list[Candidate]]) -> pa.Table:
+    def _select(self, batch: list[int], windows: list[list[Candidate]], tally: Tally) -> pa.Table:
         columns: dict[str, list[Any]] = {name: [] for name in CANDIDATES_SCHEMA.names}
         for qi, window in zip(batch, windows):
             qid = self.query_ids[qi]
@@ -457,15 +543,17 @@ class _Miner:
                 sample_negatives(
                     eligible,
                     [window[i].score for i in eligible],
-                    min(self.positive_scores[qi]),
+                    min(tally.positive_scores[qi]),
                     self.config,
                     query_rng(self.config.seed, qid),
                 )
             )
-            self.stats.candidates += len(window)
-            self.stats.eligible += len(eligible)
-            self.removed.update(c.filter for c in window if c.filter)
-            self.per_query[qi] = len(chosen)
+            tally.candidates += len(window)
+            tally.eligible += len(eligible)
+            for cand in window:
+                if cand.filter:
+                    tally.removed[cand.filter] = tally.removed.get(cand.filter, 0) + 1
+            tally.per_query[qi] = len(chosen)
             for i, cand in enumerate(window):
                 columns["query_id"].append(qid)
                 columns["doc_id"].append(self.doc_ids[cand.label])
@@ -475,16 +563,18 @@ class _Miner:
                 columns["selected"].append(i in chosen)
                 columns["filter"].append(cand.filter)
                 if i in chosen:
-                    self.negative_scores.append(cand.score)
-                    self.selected_ranks.append(cand.rank)
+                    tally.negative_scores.append(cand.score)
+                    tally.selected_ranks.append(cand.rank)
                     if cand.teacher is not None:
-                        self.negative_teacher.append(cand.teacher)
+                        tally.negative_teacher.append(cand.teacher)
         return pa.table(columns, schema=CANDIDATES_SCHEMA)
 
     def _finish_stats(self, per_query: list[int]) -> None:
-        stats, config = self.stats, self.config
-        stats.removed = {name: self.removed[name] for name in active_filters(config)}
-        stats.selected = len(self.negative_scores)
+        stats, config, tally = self.stats, self.config, self.tally
+        stats.candidates, stats.eligible = tally.candidates, tally.eligible
+        stats.positives, stats.positives_in_top = tally.positives, tally.positives_in_top
+        stats.removed = {name: tally.removed.get(name, 0) for name in active_filters(config)}
+        stats.selected = len(tally.negative_scores)
         if per_query:
             stats.negatives_per_query = {
                 "min": int(min(per_query)),
@@ -493,13 +583,13 @@ class _Miner:
                 "mean": round(float(np.mean(per_query)), 3),
             }
         stats.queries_short = sum(1 for n in per_query if n < config.num_negatives)
-        stats.positive_scores = _quantiles([x for xs in self.positive_scores for x in xs])
-        stats.negative_scores = _quantiles(self.negative_scores)
+        stats.positive_scores = _quantiles([x for _, xs in sorted(tally.positive_scores.items()) for x in xs])
+        stats.negative_scores = _quantiles(tally.negative_scores)
         if self.scorer is not None:
-            stats.positive_teacher_scores = _quantiles([x for xs in self.positive_teacher for x in xs])
-            stats.negative_teacher_scores = _quantiles(self.negative_teacher)
+            stats.positive_teacher_scores = _quantiles([x for _, xs in sorted(tally.positive_teacher.items()) for x in xs])
+            stats.negative_teacher_scores = _quantiles(tally.negative_teacher)
         width = max(1, (config.max_rank - config.min_rank + 9) // 10)
-        buckets = Counter((r - config.min_rank) // width for r in self.selected_ranks)
+        buckets = Counter((r - config.min_rank) // width for r in tally.selected_ranks)
         stats.rank_histogram = [
             {"from": config.min_rank + b * width, "to": min(config.max_rank, config.min_rank + (b + 1) * width), "count": buckets[b]}
             for b in range((config.max_rank - config.min_rank + width - 1) // width)

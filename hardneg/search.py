@@ -11,7 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from hardneg.artifacts import DOC_IDS_FILE, HNSW_FILE, KIND_INDEX, VECTORS_FILE, read_manifest
+from hardneg.artifacts import (
+    DOC_IDS_FILE,
+    HNSW_FILE,
+    KIND_INDEX,
+    VECTORS_FILE,
+    read_manifest,
+)
 from hardneg.errors import ArtifactError
 
 

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-
 from _bench import emit  # scripts/_bench.py (scripts run as `python scripts/...`)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -95,7 +94,11 @@ def evaluate(model: Any, data: Data, batch_size: int = 64) -> dict[str, float]:
 
 def train(base: str, rows: list[tuple[str, ...]], seed: int, work: Path) -> Any:
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformer,
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from sentence_transformers.losses import MultipleNegativesRankingLoss
     from sentence_transformers.training_args import BatchSamplers
 

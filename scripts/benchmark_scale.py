@@ -23,8 +23,10 @@ import time
 from pathlib import Path
 
 import numpy as np
-
-from _bench import emit, measured  # scripts/_bench.py (scripts run as `python scripts/...`)
+from _bench import (  # scripts/_bench.py (scripts run as `python scripts/...`)
+    emit,
+    measured,
+)
 
 
 def clustered(n: int, centres: np.ndarray, rng: np.random.Generator, noise: float) -> tuple[np.ndarray, np.ndarray]:

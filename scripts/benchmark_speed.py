@@ -21,7 +21,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from _bench import emit, measured  # scripts/_bench.py (scripts run as `python scripts/...`)
+from _bench import (  # scripts/_bench.py (scripts run as `python scripts/...`)
+    emit,
+    measured,
+)
 
 ST_SCRIPT = r"""
 import json, sys, time

@@ -7,7 +7,13 @@ import math
 import numpy as np
 import pytest
 
-from hardneg.artifacts import atomic_dir, normalize_text, read_manifest, text_hash, write_manifest
+from hardneg.artifacts import (
+    atomic_dir,
+    normalize_text,
+    read_manifest,
+    text_hash,
+    write_manifest,
+)
 from hardneg.errors import ArtifactError
 from hardneg.search import distance_to_score, exact_topk
 

@@ -11,7 +11,12 @@ import pytest
 from hardneg.artifacts import list_shards, read_manifest
 from hardneg.config import EmbedConfig
 from hardneg.embed import embed
-from hardneg.encoders import HashingEncoder, ModelSpec, resolve_model, weights_fingerprint
+from hardneg.encoders import (
+    HashingEncoder,
+    ModelSpec,
+    resolve_model,
+    weights_fingerprint,
+)
 from hardneg.errors import ArtifactError, ModelError
 from hardneg.inputs import load_input
 from tests.conftest import TINY_BEIR, FailingEncoder

@@ -79,22 +79,60 @@ def test_sigkill_during_embed_then_rerun_resumes_and_matches_an_uninterrupted_ru
 
 
 @pytest.mark.slow
-def test_sigkill_during_mine_leaves_no_run_and_a_rerun_matches(tmp_path):
+def test_sigkill_during_mine_resumes_without_redoing_chunks_and_matches(tmp_path):
     data = _big_beir(tmp_path / "data", docs=4000, words=40)
+    config = tmp_path / "mine.toml"
+    config.write_text("[mine]\nchunk-queries = 40\nquery-batch = 4\n")
     env = _env(tmp_path)
-    base = [sys.executable, "-m", "hardneg", "mine", str(data), "--model", "hashing", "--min-rank", "1", "--query-batch", "4", "--quiet"]
-    # Warm the cache so the kill lands in the mining stage itself.
-    warm = subprocess.run([*base, "--out", str(tmp_path / "reference")], env=env, capture_output=True, text=True)
-    assert warm.returncode == 0, warm.stderr
+    base = [sys.executable, "-m", "hardneg", "mine", str(data), "--model", "hashing", "--min-rank", "1",
+            "--config", str(config), "--quiet"]
+    # An uninterrupted reference run (it also warms the embeddings/index cache).
+    ref = subprocess.run([*base, "--out", str(tmp_path / "reference")], env=env, capture_output=True, text=True)
+    assert ref.returncode == 0, ref.stderr
+    chunks = tmp_path / "run.partial" / "chunks"
     proc = subprocess.Popen([*base, "--out", str(tmp_path / "run")], env=env)
     try:
-        _wait_for(lambda: any(tmp_path.glob("run.tmp-*")) or proc.poll() is not None)
+        assert _wait_for(lambda: len(list(chunks.glob("tally-*.json"))) >= 3 or proc.poll() is not None)
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
-    assert not (tmp_path / "run").exists() or (tmp_path / "run" / "manifest.json").exists()
+    done = {p.name: p.stat().st_mtime_ns for p in chunks.glob("part-*.parquet")}
+    assert 3 <= len(done) < 10, "the run was not killed mid-way; make the corpus bigger"
+    assert not (tmp_path / "run").exists()
     rerun = subprocess.run([*base, "--out", str(tmp_path / "run")], env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
+    for name in ("candidates.parquet", "queries.parquet"):
+        assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
+    ref_stats = json.loads((tmp_path / "reference" / "manifest.json").read_text())["stats"]
+    run_stats = json.loads((tmp_path / "run" / "manifest.json").read_text())["stats"]
+    assert run_stats == ref_stats
+    assert not (tmp_path / "run.partial").exists()
+
+
+def test_resumed_mine_does_not_mine_finished_chunks_again(tmp_path, monkeypatch, tiny_beir):
+    from hardneg import mine as mine_module
+    from hardneg.config import EmbedConfig, IndexConfig, MineConfig
+    from hardneg.pipeline import run_mine
+
+    cfg = MineConfig(min_rank=1, max_rank=20, chunk_queries=2, query_batch=1)
+    reference = run_mine(tiny_beir, tmp_path / "reference", EmbedConfig(model="hashing"), IndexConfig(), cfg)
+    calls = []
+    original = mine_module._Miner._mine_batch
+
+    def crash_on_third(self, batch, tally):
+        calls.append(batch)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, batch, tally)
+
+    monkeypatch.setattr(mine_module._Miner, "_mine_batch", crash_on_third)
+    with pytest.raises(KeyboardInterrupt):
+        run_mine(tiny_beir, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), cfg)
+    calls.clear()
+    monkeypatch.setattr(mine_module._Miner, "_mine_batch", lambda self, batch, tally: (calls.append(batch), original(self, batch, tally))[1])
+    result = run_mine(tiny_beir, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), cfg)
+    assert len(calls) == 8 - 2  # the first chunk (2 queries) was finished before the crash
+    assert result.stats.to_dict() == reference.stats.to_dict()
     for name in ("candidates.parquet", "queries.parquet"):
         assert (tmp_path / "run" / name).read_bytes() == (tmp_path / "reference" / name).read_bytes()
 
@@ -114,7 +152,9 @@ def test_full_disk_during_mine_is_a_clear_error_and_keeps_the_previous_run(tmp_p
     assert bad.exit_code == 1
     assert bad.stderr.strip().splitlines()[-1].startswith("Error: run: write failed (No space left on device)")
     assert {p.name: p.read_bytes() for p in Path("run").iterdir()} == before
-    assert sorted(p.name for p in Path(".").iterdir() if p.name.startswith("run")) == ["run"]
+    # What is left beside it is the resumable work directory, never an artifact a stage would accept.
+    assert sorted(p.name for p in Path(".").iterdir() if p.name.startswith("run")) in (["run"], ["run", "run.partial"])
+    assert not Path("run.partial/manifest.json").exists()
 
 
 def test_output_under_a_file_is_a_clear_error(tmp_path):
