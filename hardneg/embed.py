@@ -8,6 +8,7 @@ already embedded by the same model (same fingerprint) in a previous artifact at 
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import islice
@@ -207,6 +208,8 @@ def _embed(
     # Vectors are a pure function of (model fingerprint, exact text): even a forced rebuild may reuse them.
     cache.load_previous(out, encoder.fingerprint)
     counts = {"docs": 0, "queries": 0, "encoded": 0, "reused": 0, "resumed_shards": 0}
+    timings = {"encode": 0.0, "write": 0.0}
+    started = time.perf_counter()
     if resumed:
         reporter.log(f"resuming from {partial}")
 
@@ -218,10 +221,14 @@ def _embed(
         if path.is_file():
             counts["resumed_shards"] += 1
         else:
+            t0 = time.perf_counter()
             vectors, encoded = cache.encode(encoder, [doc_text(d.title, d.text) for d in docs], "document")
+            t1 = time.perf_counter()
             counts["encoded"] += encoded
             counts["reused"] += len(docs) - encoded
             _write_docs_shard(path, docs, vectors)
+            timings["encode"] += t1 - t0
+            timings["write"] += time.perf_counter() - t1
         reporter.progress(label, len(docs))
 
     label = "Embedding queries"
@@ -232,10 +239,14 @@ def _embed(
         if path.is_file():
             counts["resumed_shards"] += 1
         else:
+            t0 = time.perf_counter()
             vectors, encoded = cache.encode(encoder, [q.text for q in queries], "query")
+            t1 = time.perf_counter()
             counts["encoded"] += encoded
             counts["reused"] += len(queries) - encoded
             _write_queries_shard(path, queries, vectors)
+            timings["encode"] += t1 - t0
+            timings["write"] += time.perf_counter() - t1
         reporter.progress(label, len(queries))
 
     qrels = pa.Table.from_arrays(
@@ -279,6 +290,7 @@ def _embed(
             "resumed_shards": counts["resumed_shards"],
         },
         config=as_dict(config),
+        timings={**{k: round(v, 3) for k, v in timings.items()}, "total": round(time.perf_counter() - started, 3)},
     )
     commit_dir(partial, out)
     return EmbedResult(out, manifest, reused=False)

@@ -7,6 +7,7 @@ the row numbers. HNSW recall@k against exact search is measured on a sample of q
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -93,6 +94,8 @@ def build_index(
         reporter.log(f"index at {out} is up to date; reusing it")
         return IndexResult(out, existing, reused=True)
 
+    started = time.perf_counter()
+    timings: dict[str, float] = {}
     with atomic_dir(out) as tmp:
         vectors = np.lib.format.open_memmap(tmp / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(num_docs, dim))
         ids: list[str] = []
@@ -118,6 +121,7 @@ def build_index(
             ),
         )
         del ids, hashes
+        timings["load"] = time.perf_counter() - started
         params: dict[str, Any] = {"backend": backend}
         recall: dict[str, Any] | None = None
         if backend == "hnsw":
@@ -131,7 +135,9 @@ def build_index(
                 threads=config.threads,
             )
             del vectors
+            timings["build"] = time.perf_counter() - started - timings["load"]
             recall = measure_recall(tmp, embeddings, config)
+            timings["recall"] = time.perf_counter() - started - timings["load"] - timings["build"]
             if recall:
                 reporter.log(
                     f"HNSW recall@{recall['k']} vs exact on {recall['queries']} queries: {recall['recall']:.4f} "
@@ -151,6 +157,7 @@ def build_index(
             model=emb["model"],
             counts={"docs": num_docs},
             config=as_dict(config),
+            timings={**{k: round(v, 3) for k, v in timings.items()}, "total": round(time.perf_counter() - started, 3)},
         )
     return IndexResult(out, manifest, reused=False)
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import shutil
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -356,6 +357,7 @@ class _Miner:
             queries=len(self.query_ids), window=[config.min_rank, config.max_rank], num_negatives=config.num_negatives
         )
         self.tally = Tally()
+        self.timings = {"search": 0.0, "filter": 0.0, "write": 0.0}
 
     def _status(self, qid: str, text: str) -> str:
         if not text.strip():
@@ -403,10 +405,13 @@ class _Miner:
                 batch = chunk[batch_start : batch_start + config.query_batch]
                 tables.append(self._mine_batch(batch, tally))
                 self.reporter.progress(label, len(batch))
+            t0 = time.perf_counter()
             write_table(part, pa.concat_tables(tables) if tables else CANDIDATES_SCHEMA.empty_table())
             write_bytes_atomic(side, tally.dumps())
+            self.timings["write"] += time.perf_counter() - t0
             self.tally.merge(tally)
 
+        t0 = time.perf_counter()
         merged = partial / CANDIDATES_FILE
         with pq.ParquetWriter(merged, CANDIDATES_SCHEMA, compression="zstd") as writer:
             writer.write_table(CANDIDATES_SCHEMA.empty_table())
@@ -428,6 +433,7 @@ class _Miner:
                 schema=RUN_QUERIES_SCHEMA,
             ),
         )
+        self.timings["write"] += time.perf_counter() - t0
         self._finish_stats([self.tally.per_query.get(i, 0) for i in todo])
         manifest = write_manifest(
             partial,
@@ -448,6 +454,7 @@ class _Miner:
             config=as_dict(config),
             rank_semantics="0-based rank in the full-corpus ranking, known positives included; window [min_rank, max_rank)",
             stats=stats.to_dict(),
+            timings={k: round(v, 3) for k, v in self.timings.items()},
         )
         shutil.rmtree(partial / CHUNKS_DIR)
         (partial / STATE_FILE).unlink()
@@ -456,6 +463,7 @@ class _Miner:
 
     def _mine_batch(self, batch: list[int], tally: Tally) -> pa.Table:
         config, searcher = self.config, self.searcher
+        t0 = time.perf_counter()
         depth = min(config.max_rank, searcher.size)
         labels, scores = searcher.search(self.query_vectors[batch], depth)
         if self.lexical is not None:
@@ -464,6 +472,8 @@ class _Miner:
             lexical = self.lexical.search([self.query_texts[qi] for qi in batch], depth)
             labels = lexical if config.retriever == "bm25" else fuse_rrf(labels, lexical, config.rrf_k, depth)
             scores = searcher.score(self.query_vectors[batch], labels)
+        t1 = time.perf_counter()
+        self.timings["search"] += t1 - t0
         windows: list[list[Candidate]] = []
         pos_labels_of: list[list[int]] = []
         for row, qi in enumerate(batch):
@@ -482,7 +492,9 @@ class _Miner:
             windows.append(window)
         if self.scorer is not None:
             self._teacher_scores(batch, windows, pos_labels_of, tally)
-        return self._select(batch, windows, tally)
+        table = self._select(batch, windows, tally)
+        self.timings["filter"] += time.perf_counter() - t1
+        return table
 
     def _filter_window(self, window: list[Candidate], qi: int, pos_labels: list[int], min_positive: float) -> None:
         """Apply the retriever-side filters, in order; the first that applies names the removal."""

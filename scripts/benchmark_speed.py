@@ -102,6 +102,9 @@ def main() -> None:
         hn_wall, hn_rss, hn_out = measured(hn_cmd, env)
         stats = json.loads(hn_out)["stats"]
         manifest = json.loads((work / "run" / "manifest.json").read_text())
+        emb_timings = json.loads(next((work / "cache" / "embeddings").glob("*/manifest.json")).read_text())["timings"]
+        idx_timings = json.loads(next((work / "cache" / "index").glob("*/manifest.json")).read_text())["timings"]
+        mine_timings = manifest["timings"]
         ex_wall, ex_rss, _ = measured(
             [sys.executable, "-m", "hardneg", "export", str(work / "run"), "--out", str(work / "colbert"), "--quiet"], env
         )
@@ -150,6 +153,17 @@ def main() -> None:
         lines.append(
             f"| hardneg embed --workers {workers} | {w_wall:.1f} | {w_rss:.0f} | {texts} texts, {texts / w_wall:.1f} texts/s (incl. start-up) |"
         )
+    rest = idx_timings["total"] + sum(mine_timings.values()) + ex_wall
+    lines += [
+        "",
+        "Stage split of the hardneg run (seconds, from the artifacts' manifests; export is its wall time):",
+        "",
+        "| encode | write shards | index | search | filter + sample | write candidates | export | (index + mine + export) / encode |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"| {emb_timings['encode']:.1f} | {emb_timings['write']:.1f} | {idx_timings['total']:.1f} | {mine_timings['search']:.2f} | "
+        f"{mine_timings['filter']:.2f} | {mine_timings['write']:.2f} | {ex_wall:.1f} | {rest / emb_timings['encode']:.1%} |",
+        "",
+    ]
     if floor:
         lines.append(
             f"| bare `model.encode` of the corpus (floor) | {floor['seconds']:.1f} | | {floor['docs']} docs, "
