@@ -208,8 +208,9 @@ def _embed(
     # Vectors are a pure function of (model fingerprint, exact text): even a forced rebuild may reuse them.
     cache.load_previous(out, encoder.fingerprint)
     counts = {"docs": 0, "queries": 0, "encoded": 0, "reused": 0, "resumed_shards": 0}
-    timings = {"encode": 0.0, "write": 0.0}
     started = time.perf_counter()
+    dim = encoder.dim  # loads the model (the manifest needs its dimension in any case)
+    timings = {"load_model": time.perf_counter() - started, "encode": 0.0, "write": 0.0}
     if resumed:
         reporter.log(f"resuming from {partial}")
 
@@ -275,7 +276,7 @@ def _embed(
             "corpus_prompt": spec.corpus_prompt,
             "prompts_source": spec.prompts_source,
             "max_length": getattr(encoder, "effective_max_length", encoder.max_length),
-            "dim": encoder.dim,
+            "dim": dim,
             "normalized": True,
             "metric": "cosine",
         },
