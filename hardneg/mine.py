@@ -444,6 +444,8 @@ class _Miner:
                 "fingerprint": self.idx["fingerprint"],
                 "backend": self.idx["backend"],
                 "recall": self.idx.get("recall"),
+                # Queries of this invocation answered exactly because HNSW returned fewer than k.
+                "exact_fallback_queries": self.searcher.fallbacks,
             },
             embeddings={"path": str(self.emb_path), "fingerprint": self.emb["fingerprint"]},
             model=self.emb["model"],

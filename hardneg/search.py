@@ -76,6 +76,8 @@ class Searcher:
         self.chunk = chunk
         self.ef_search = ef_search if ef_search is not None else self.manifest.get("params", {}).get("ef_search")
         self._hnsw: Any = None
+        self.fallbacks = 0
+        """Queries answered by exact search because HNSW returned fewer than k results."""
         if self.backend == "hnsw":
             import voyager
 
@@ -96,18 +98,34 @@ class Searcher:
         the batch size or the query order. Exact search therefore over-fetches a margin of candidates
         with the fast product and ranks them by the rescored values.
         """
-        queries = np.ascontiguousarray(queries, dtype=np.float32)
+        # A plain, writable, C-contiguous float32 ndarray: Voyager's bindings reject read-only
+        # arrays such as slices of the memory-mapped vectors.
+        queries = np.array(queries, dtype=np.float32, order="C", copy=True).view(np.ndarray)
         k = min(k, self.size)
         if self._hnsw is None:
             fetch = min(self.size, k + max(16, k // 4))
             labels, _ = exact_topk(self.vectors, queries, fetch, self.chunk)
         else:
-            ef = max(self.ef_search or 0, 2 * k)
-            labels, _ = self._hnsw.query(queries, k=k, query_ef=ef)
-            labels = labels.astype(np.int64)
+            labels = self._hnsw_query(queries, k)
         # Also makes HNSW scores exact: with e4m3 storage the index's own distances are approximate.
         labels, scores = sort_topk(labels, self.score(queries, labels))
         return labels[:, :k], scores[:, :k]
+
+    def _hnsw_query(self, queries: np.ndarray, k: int) -> np.ndarray:
+        """HNSW top-k; when the graph yields fewer than k (spotify/voyager#38), search deeper, and
+        as a last resort answer that batch exactly rather than return short rankings."""
+        import voyager
+
+        ef = max(self.ef_search or 0, 2 * k)
+        for depth in (ef, max(4 * ef, 1000)):
+            try:
+                labels, _ = self._hnsw.query(queries, k=k, query_ef=depth)
+                return labels.astype(np.int64)
+            except voyager.RecallError:
+                continue
+        self.fallbacks += len(queries)
+        labels, _ = exact_topk(self.vectors, queries, k, self.chunk)
+        return labels
 
     def score(self, queries: np.ndarray, labels: np.ndarray) -> np.ndarray:
         """Exact scores of ``labels`` (b x m) for each query row (b x d)."""

@@ -78,3 +78,28 @@ def test_exact_topk_is_chunk_size_independent_and_breaks_ties_by_label():
     assert list(a_labels[0, :2]) == [10, 500]
     brute = np.argsort(-(queries @ matrix.T), axis=1, kind="stable")[:, :20]
     assert np.array_equal(np.sort(brute, axis=1), np.sort(a_labels, axis=1))
+
+
+def test_hnsw_short_results_fall_back_instead_of_returning_short_rankings(tmp_path, monkeypatch):
+    import voyager
+
+    from hardneg.config import EmbedConfig, IndexConfig
+    from hardneg.index import build_index
+    from hardneg.pipeline import ensure_embeddings
+    from hardneg.search import Searcher
+    from tests.conftest import TINY_BEIR
+
+    emb = ensure_embeddings(TINY_BEIR, EmbedConfig(model="hashing"), tmp_path / "wd")
+    idx = build_index(emb, tmp_path / "idx", IndexConfig(backend="hnsw")).path
+    searcher = Searcher(idx)
+    queries = np.asarray(searcher.vectors[:3])
+    expected = searcher.search(queries, 30)
+
+    class Short:
+        def query(self, *args, **kwargs):
+            raise voyager.RecallError("Fewer than expected results were retrieved")
+
+    searcher._hnsw = Short()
+    labels, scores = searcher.search(queries, 30)
+    assert labels.shape == (3, 30) and searcher.fallbacks == 3
+    assert np.array_equal(scores, expected[1]) or np.allclose(np.sort(scores), np.sort(expected[1]), atol=1e-6)
