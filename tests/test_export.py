@@ -215,3 +215,23 @@ def test_tevatron_lines_keep_title_and_text_apart(run, tmp_path):
     assert all(len(r["negative_passages"]) == 4 for r in rows)
     qrels = _qrels()
     assert all(p["docid"] not in qrels[r["query_id"]] for r in rows for p in r["negative_passages"])
+
+
+def test_sentence_transformers_and_pylate_files_load_with_datasets(run, tmp_path):
+    """sentence-transformers and PyLate read these files through `datasets`: do the same."""
+    datasets = pytest.importorskip("datasets")
+    export(run, tmp_path / "st", ExportConfig(format="sentence-transformers"))
+    train = datasets.load_dataset("parquet", data_files=str(tmp_path / "st" / "train.parquet"), split="train")
+    assert train.column_names == ["query", "positive", "negative_1", "negative_2", "negative_3", "negative_4"]
+    assert len(train) == 9 and all(isinstance(v, str) and v for v in train[0].values())
+    export(run, tmp_path / "pl", ExportConfig(format="pylate-kd"))
+    kd = {
+        name: datasets.load_dataset("parquet", data_files=str(tmp_path / "pl" / f"{name}.parquet"), split="train")
+        for name in ("train", "queries", "documents")
+    }
+    assert kd["train"].column_names == ["query_id", "document_ids", "scores"]
+    assert kd["queries"].column_names == ["query_id", "text"]
+    assert kd["documents"].column_names == ["document_id", "text"]
+    documents = dict(zip(kd["documents"]["document_id"], kd["documents"]["text"]))
+    row = kd["train"][0]
+    assert len(row["document_ids"]) == len(row["scores"]) == 5 and all(d in documents for d in row["document_ids"])
