@@ -229,6 +229,19 @@ def commit_dir(tmp: Path, out: Path) -> None:
 
 
 @contextlib.contextmanager
+def write_errors(out: Path) -> Iterator[None]:
+    """Turn an operating-system write failure (full disk, permissions) into a clear ArtifactError."""
+    try:
+        yield
+    except OSError as exc:
+        if exc.errno is not None and exc.strerror:
+            raise ArtifactError(
+                f"{out}: write failed ({exc.strerror}); the previous output, if any, is untouched"
+            ) from exc
+        raise
+
+
+@contextlib.contextmanager
 def atomic_dir(out: str | Path) -> Iterator[Path]:
     """Yield a fresh sibling temporary directory; on success it replaces ``out``, on error it is removed.
 
@@ -245,14 +258,9 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
     except OSError as exc:
         raise ArtifactError(f"{out}: cannot write here ({exc.strerror})") from None
     try:
-        yield tmp
-        commit_dir(tmp, out)
-    except OSError as exc:
-        if exc.errno is not None and exc.strerror:
-            raise ArtifactError(
-                f"{out}: write failed ({exc.strerror}); the previous output, if any, is untouched"
-            ) from exc
-        raise
+        with write_errors(out):
+            yield tmp
+            commit_dir(tmp, out)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)

@@ -40,6 +40,7 @@ from hardneg.artifacts import (
     shard_name,
     text_hash,
     vectors_of,
+    write_errors,
     write_manifest,
     write_table,
 )
@@ -185,7 +186,8 @@ def embed(
         if existing is not None:
             reporter.log(f"embeddings at {out} are up to date; reusing them")
             return EmbedResult(out, existing, reused=True)
-        return _embed(dataset, out, config, encoder, fp, identity, force, reporter)
+        with write_errors(out):
+            return _embed(dataset, out, config, encoder, fp, identity, force, reporter)
     finally:
         if own_encoder:
             encoder.close()

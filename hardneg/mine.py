@@ -55,6 +55,7 @@ from hardneg.artifacts import (
     shard_name,
     text_hash,
     write_bytes_atomic,
+    write_errors,
     write_manifest,
     write_table,
 )
@@ -192,24 +193,23 @@ class Tally:
         return cls(**raw)
 
 
+# Filters after `positive` and `duplicate` (always on), in order, with the option that enables each.
+_OPTIONAL_FILTERS = [
+    (FILTER_NEAR_DUPLICATE, "dedup_threshold"),
+    (FILTER_MAX_SCORE, "max_score"),
+    (FILTER_MIN_SCORE, "min_score"),
+    (FILTER_ABSOLUTE_MARGIN, "absolute_margin"),
+    (FILTER_RELATIVE_MARGIN, "relative_margin"),
+    (FILTER_PSEUDO_POSITIVE, "ce_pseudo_positive_score"),
+    (FILTER_CROSS_ENCODER, "ce_max_score"),
+]
+
+
 def active_filters(config: MineConfig) -> list[str]:
     """The filters a config switches on, in the order they are applied."""
-    names = [FILTER_POSITIVE, FILTER_DUPLICATE]
-    if config.dedup_threshold is not None:
-        names.append(FILTER_NEAR_DUPLICATE)
-    if config.max_score is not None:
-        names.append(FILTER_MAX_SCORE)
-    if config.min_score is not None:
-        names.append(FILTER_MIN_SCORE)
-    if config.absolute_margin is not None:
-        names.append(FILTER_ABSOLUTE_MARGIN)
-    if config.relative_margin is not None:
-        names.append(FILTER_RELATIVE_MARGIN)
-    if config.ce_pseudo_positive_score is not None:
-        names.append(FILTER_PSEUDO_POSITIVE)
-    if config.ce_max_score is not None:
-        names.append(FILTER_CROSS_ENCODER)
-    return names
+    return [FILTER_POSITIVE, FILTER_DUPLICATE] + [
+        name for name, option in _OPTIONAL_FILTERS if getattr(config, option) is not None
+    ]
 
 
 def score_filter(score: float, min_positive: float, config: MineConfig) -> str:
@@ -367,14 +367,8 @@ class _Miner:
         return STATUS_MINED
 
     def run(self, out: Path, fp: str) -> MineResult:
-        try:
+        with write_errors(out):
             return self._run(out, fp)
-        except OSError as exc:
-            if exc.errno is not None and exc.strerror:
-                raise ArtifactError(
-                    f"{out}: write failed ({exc.strerror}); the previous output, if any, is untouched"
-                ) from exc
-            raise
 
     def _run(self, out: Path, fp: str) -> MineResult:
         config, stats = self.config, self.stats

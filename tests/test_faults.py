@@ -176,3 +176,16 @@ def test_a_ten_megabyte_line_is_refused_with_its_line_number(tmp_path):
     assert result.exit_code == 1
     assert "corpus.jsonl:2: line is 10.0 MiB long" in result.stderr
     assert not Path("run").exists()
+
+
+def test_full_disk_during_embed_is_a_clear_error(tmp_path, monkeypatch, tiny_beir):
+    from hardneg import artifacts
+
+    def full_disk(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(artifacts.pq, "write_table", full_disk)
+    result = runner.invoke(app, ["embed", str(tiny_beir), "--model", "hashing", "--out", "emb"])
+    assert result.exit_code == 1
+    assert result.stderr.strip().splitlines()[-1] == "Error: emb: write failed (No space left on device); the previous output, if any, is untouched"
+    assert not Path("emb").exists()
