@@ -170,11 +170,16 @@ def read_run(run: Path) -> tuple[dict[str, Any], list[RunQuery], Path]:
     return manifest, result, emb_path
 
 
+def _iter_records(emb_path: Path) -> Iterator[tuple[str, str, str]]:
+    """(doc_id, title, text) for the whole corpus, in corpus order."""
+    for table in iter_shard_tables(emb_path, CORPUS_DIR, ["doc_id", "title", "text"]):
+        yield from zip(table["doc_id"].to_pylist(), table["title"].to_pylist(), table["text"].to_pylist())
+
+
 def iter_documents(emb_path: Path) -> Iterator[tuple[str, str]]:
     """(doc_id, exported text) for the whole corpus, in corpus order."""
-    for table in iter_shard_tables(emb_path, CORPUS_DIR, ["doc_id", "title", "text"]):
-        for did, title, text in zip(table["doc_id"].to_pylist(), table["title"].to_pylist(), table["text"].to_pylist()):
-            yield did, doc_text(title, text)
+    for did, title, text in _iter_records(emb_path):
+        yield did, doc_text(title, text)
 
 
 def doc_texts(emb_path: Path, wanted: set[str]) -> dict[str, str]:
@@ -183,12 +188,7 @@ def doc_texts(emb_path: Path, wanted: set[str]) -> dict[str, str]:
 
 def doc_records(emb_path: Path, wanted: set[str]) -> dict[str, tuple[str, str]]:
     """doc_id -> (title, text) for the wanted documents (formats that keep the title apart)."""
-    out: dict[str, tuple[str, str]] = {}
-    for table in iter_shard_tables(emb_path, CORPUS_DIR, ["doc_id", "title", "text"]):
-        for did, title, text in zip(table["doc_id"].to_pylist(), table["title"].to_pylist(), table["text"].to_pylist()):
-            if did in wanted:
-                out[did] = (title, text)
-    return out
+    return {did: (title, text) for did, title, text in _iter_records(emb_path) if did in wanted}
 
 
 def _referenced(queries: list[RunQuery]) -> set[str]:
