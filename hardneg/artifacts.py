@@ -34,6 +34,10 @@ KIND_EMBEDDINGS = "embeddings"
 KIND_INDEX = "index"
 KIND_MINE = "mine-run"
 KIND_EXPORT = "export"
+KIND_MODEL = "model"
+KIND_LABELS = "labels"
+KIND_SELECTION = "selection"
+KIND_LOOP = "loop"
 
 # Embeddings artifact
 CORPUS_DIR = "corpus"
@@ -46,6 +50,17 @@ HNSW_FILE = "hnsw.voyager"
 # Mine artifact
 RUN_QUERIES_FILE = "queries.parquet"
 CANDIDATES_FILE = "candidates.parquet"
+# Labels artifact
+JUDGMENTS_FILE = "judgments.parquet"
+JUDGMENTS_SCHEMA = pa.schema(
+    [
+        ("query_id", pa.string()),
+        ("doc_id", pa.string()),
+        ("label", pa.string()),
+        ("source", pa.string()),
+        ("line", pa.int64()),
+    ]
+)
 
 
 def docs_schema(dim: int) -> pa.Schema:
@@ -95,6 +110,7 @@ CANDIDATES_SCHEMA = pa.schema(
         ("teacher_score", pa.float32()),
         ("selected", pa.bool_()),
         ("filter", pa.string()),
+        ("confirmed", pa.bool_()),
     ]
 )
 
@@ -150,7 +166,7 @@ def write_manifest(directory: Path, kind: str, **fields: Any) -> dict[str, Any]:
         **fields,
     }
     data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-    (directory / MANIFEST).write_bytes(data + b"\n")
+    write_bytes_atomic(directory / MANIFEST, data + b"\n")  # a manifest is never seen half-written
     return manifest
 
 

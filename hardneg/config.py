@@ -26,6 +26,9 @@ BACKENDS = ("auto", "exact", "hnsw")
 STORAGES = ("float32", "e4m3")
 EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron")
 MODEL_SIZES = ("small", "base", "large")
+TRAIN_LOSSES = ("mnrl", "cached-mnrl")
+SELECT_STRATEGIES = ("margin", "entropy")
+LOOP_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@k")
 
 
 def _check(condition: bool, message: str) -> None:
@@ -124,6 +127,9 @@ class MineConfig:
     ce_pseudo_positive_score: float | None = None
     """Candidates the cross-encoder scores at or above this become extra positives in exports."""
     ce_batch_size: int = 32
+    labels: str | None = None
+    """Judgments artifact (`hardneg label import`): candidates judged relevant become positives;
+    candidates judged not relevant are confirmed negatives, exempt from the score rules and sampled first."""
 
     def __post_init__(self) -> None:
         _check(self.min_rank >= 0, f"min-rank must be >= 0, got {self.min_rank}")
@@ -180,7 +186,100 @@ class ExportConfig:
         _check(self.nway is None or self.nway >= 2, f"nway must be >= 2, got {self.nway}")
 
 
-SECTIONS: dict[str, type] = {"embed": EmbedConfig, "index": IndexConfig, "mine": MineConfig, "export": ExportConfig}
+@dataclass(frozen=True)
+class TrainConfig:
+    """How `hardneg train` fine-tunes a bi-encoder on a sentence-transformers export."""
+
+    loss: str = "mnrl"
+    """`mnrl` (MultipleNegativesRankingLoss) or `cached-mnrl` (GradCache: large batches in small memory)."""
+    epochs: int = 1
+    batch_size: int = 32
+    learning_rate: float = 2e-5
+    warmup_ratio: float = 0.1
+    negatives: int = 1
+    """Negatives per row (the export's first columns negative_1..negative_N); 0 trains on in-batch negatives only."""
+    max_length: int | None = None
+    mini_batch_size: int = 32
+    """cached-mnrl: texts per forward pass (memory), independent of the batch size (quality)."""
+    seed: int = 42
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        _check(self.loss in TRAIN_LOSSES, f"loss must be one of {', '.join(TRAIN_LOSSES)}, got {self.loss!r}")
+        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _check(self.batch_size >= 2, f"batch-size must be >= 2 (in-batch negatives need company), got {self.batch_size}")
+        _check(self.learning_rate > 0, f"learning-rate must be > 0, got {self.learning_rate}")
+        _check(0 <= self.warmup_ratio < 1, f"warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
+        _check(self.negatives >= 0, f"negatives must be >= 0, got {self.negatives}")
+        _check(self.max_length is None or self.max_length >= 1, f"max-length must be >= 1, got {self.max_length}")
+        _check(self.mini_batch_size >= 1, f"mini-batch-size must be >= 1, got {self.mini_batch_size}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What `hardneg eval` measures: nDCG@10, MRR@10, Recall@10 and Recall@k with exact search."""
+
+    split: str = "test"
+    k: int = 100
+
+    def __post_init__(self) -> None:
+        _check(self.k >= 1, f"k must be >= 1, got {self.k}")
+
+
+@dataclass(frozen=True)
+class SelectConfig:
+    """Which queries `hardneg select` sends to annotators."""
+
+    budget: int = 50
+    strategy: str = "margin"
+    """`margin`: smallest (lowest positive score - best candidate score) first; `entropy`: highest
+    entropy of the softmax over the positive and candidate scores first."""
+    diversity: float = 0.0
+    """Maximal marginal relevance: 0 ranks by uncertainty only; towards 1 favours queries unlike those already chosen."""
+    candidates: int = 10
+    """Candidates shown per query (best-ranked non-positives, whatever the score rules said)."""
+    temperature: float = 0.05
+
+    def __post_init__(self) -> None:
+        _check(self.budget >= 1, f"budget must be >= 1, got {self.budget}")
+        _check(self.strategy in SELECT_STRATEGIES, f"strategy must be one of {', '.join(SELECT_STRATEGIES)}, got {self.strategy!r}")
+        _check(0 <= self.diversity < 1, f"diversity must be in [0, 1), got {self.diversity}")
+        _check(self.candidates >= 1, f"candidates must be >= 1, got {self.candidates}")
+        _check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    """`hardneg loop`: train -> re-embed -> re-mine rounds, stopped early on a dev metric."""
+
+    rounds: int = 3
+    """Training rounds after round 0 (which mines with the base model)."""
+    dev_split: str | None = None
+    """Split evaluated after each round (early stopping); None evaluates nothing and never stops early."""
+    metric: str = "ndcg@10"
+    patience: int = 1
+    """Stop after this many rounds without a better dev metric."""
+    min_delta: float = 0.0
+    warm_start: bool = True
+    """Each round continues from the previous round's checkpoint (ANCE); false: from the base model."""
+
+    def __post_init__(self) -> None:
+        _check(self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}")
+        _check(self.metric in LOOP_METRICS, f"metric must be one of {', '.join(LOOP_METRICS)}, got {self.metric!r}")
+        _check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
+        _check(self.min_delta >= 0, f"min-delta must be >= 0, got {self.min_delta}")
+
+
+SECTIONS: dict[str, type] = {
+    "embed": EmbedConfig,
+    "index": IndexConfig,
+    "mine": MineConfig,
+    "export": ExportConfig,
+    "train": TrainConfig,
+    "eval": EvalConfig,
+    "select": SelectConfig,
+    "loop": LoopConfig,
+}
 
 C = TypeVar("C")
 

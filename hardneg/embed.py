@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -161,6 +161,7 @@ def embed(
     *,
     encoder: Encoder | None = None,
     force: bool = False,
+    reuse: Sequence[Path] = (),
     reporter: Reporter = NULL_REPORTER,
 ) -> EmbedResult:
     """Encode a dataset's corpus and queries into an embeddings artifact at ``out``.
@@ -171,6 +172,8 @@ def embed(
         config: the embed configuration.
         encoder: an encoder to use instead of loading ``config``'s model (tests inject a fake).
         force: rebuild even when an up-to-date artifact is there, and replace a foreign one.
+        reuse: other embeddings artifacts whose vectors may be reused when they were computed by
+            the same model (same weights fingerprint) for the exact same text; others are ignored.
         reporter: progress and status sink.
 
     Returns:
@@ -187,7 +190,7 @@ def embed(
             reporter.log(f"embeddings at {out} are up to date; reusing them")
             return EmbedResult(out, existing, reused=True)
         with write_errors(out):
-            return _embed(dataset, out, config, encoder, fp, identity, force, reporter)
+            return _embed(dataset, out, config, encoder, fp, identity, force, reuse, reporter)
     finally:
         if own_encoder:
             encoder.close()
@@ -201,6 +204,7 @@ def _embed(
     fp: str,
     identity: dict[str, str],
     force: bool,
+    reuse: Sequence[Path],
     reporter: Reporter,
 ) -> EmbedResult:
     check_writable_parent(out)
@@ -208,7 +212,8 @@ def _embed(
     resumed = prepare_partial(partial, fp, [CORPUS_DIR, QUERIES_DIR])
     cache = _VectorCache()
     # Vectors are a pure function of (model fingerprint, exact text): even a forced rebuild may reuse them.
-    cache.load_previous(out, encoder.fingerprint)
+    for previous in [out, *reuse]:
+        cache.load_previous(Path(previous), encoder.fingerprint)
     counts = {"docs": 0, "queries": 0, "encoded": 0, "reused": 0, "resumed_shards": 0}
     started = time.perf_counter()
     dim = encoder.dim  # loads the model (the manifest needs its dimension in any case)

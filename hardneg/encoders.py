@@ -55,7 +55,7 @@ _PROMPTS: list[tuple[re.Pattern[str], tuple[str, str]]] = [
 ]
 
 # Files that do not change what a model computes; left out of its fingerprint.
-_NOT_WEIGHTS = {"README.md", ".gitattributes", "data_config.json"}
+_NOT_WEIGHTS = {"README.md", ".gitattributes", "data_config.json", "manifest.json"}
 _SKIP_DIRS = {".git", "onnx", "openvino", ".cache"}
 
 

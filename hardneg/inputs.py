@@ -55,8 +55,8 @@ class Dataset:
 # --------------------------------------------------------------------------- low-level readers
 
 
-def iter_jsonl(path: Path, display: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) for each non-blank line; BOM and CRLF tolerated."""
+def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, object) for each non-blank line after ``start_after``; BOM and CRLF tolerated."""
     name = display or str(path)
     try:
         fh = open(path, "rb")
@@ -64,6 +64,8 @@ def iter_jsonl(path: Path, display: str | None = None) -> Iterator[tuple[int, di
         raise InputError(f"cannot read file ({exc.strerror})", name) from None
     with fh:
         for lineno, raw in enumerate(fh, 1):
+            if lineno <= start_after:
+                continue
             if lineno == 1 and raw.startswith(_BOM):
                 raw = raw[len(_BOM) :]
             line = raw.strip()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import IO
 
@@ -57,9 +58,11 @@ def ensure_embeddings(
     display: str | None = None,
     encoder: Encoder | None = None,
     force: bool = False,
+    reuse: Sequence[Path] = (),
     reporter: Reporter = NULL_REPORTER,
 ) -> Path:
-    """An embeddings artifact for a raw input, from the workdir cache when its fingerprint matches."""
+    """An embeddings artifact for a raw input, from the workdir cache when its fingerprint matches.
+    ``reuse``: embeddings artifacts whose vectors (same model, same text) need not be encoded again."""
     own = encoder is None
     encoder = encoder or load_encoder(config)  # first: a missing model fails before reading any input
     try:
@@ -67,7 +70,7 @@ def ensure_embeddings(
         reporter.log(f"input: {dataset.description}: {dataset.num_docs} documents, {len(dataset.queries)} queries")
         fp = embeddings_fingerprint(encoder, dataset, config)
         out = workdir / "embeddings" / fp[:16]
-        result = embed(dataset, out, config, encoder=encoder, force=force, reporter=reporter)
+        result = embed(dataset, out, config, encoder=encoder, force=force, reuse=reuse, reporter=reporter)
     finally:
         if own:
             encoder.close()
