@@ -35,6 +35,12 @@ def render_mine(console: Console, stats: dict[str, Any], path: str) -> None:
         table.add_row("negatives per query (min / median / max)", f"{npq['min']} / {npq['median']:g} / {npq['max']}")
     table.add_row("queries short of negatives", _pct(stats["queries_short"], stats["queries_mined"]))
     table.add_row(f"positives ranked < {hi}", _pct(stats["positives_in_top"], stats["positives"]))
+    labels = stats.get("labels") or {}
+    if labels:
+        table.add_row("judgments: positives added", f"{labels['positives_added']:,}")
+        table.add_row("judgments: confirmed negatives in window / selected", f"{labels.get('confirmed_in_window', 0):,} / {labels.get('confirmed_selected', 0):,}")
+        if labels["unmatched"]:
+            table.add_row("judgments not matching this run's queries/corpus", f"{labels['unmatched']:,}")
     console.print(table)
 
     scores = Table(title="Scores (cosine)", title_justify="left")
@@ -89,3 +95,21 @@ def render_export(console: Console, stats: dict[str, Any], path: str | None) -> 
     for name in stats["files"]:
         lines.append(f"  {path}/{name}")
     console.print("\n".join(lines), markup=False, highlight=False)
+
+
+def render_loop(console: Console, rounds: list[dict[str, Any]], best: int | None, stopped_early: bool, path: str) -> None:
+    names = sorted({n for r in rounds if r.get("dev") for n in r["dev"]["metrics"]})
+    table = Table(title=f"Loop: {len(rounds)} round(s)" + (f", best round {best}" if best is not None else ""), title_justify="left")
+    for col in ["round", *names, "negatives", "kept from prev.", "neg. score p25/p50/p75", "train loss", "seconds"]:
+        table.add_column(col, justify="right")
+    for r in rounds:
+        metrics = [f"{r['dev']['metrics'][n]:.4f}" if r.get("dev") else "-" for n in names]
+        q = r.get("negative_scores") or {}
+        quant = f"{q.get('p25', 0):.3f}/{q.get('p50', 0):.3f}/{q.get('p75', 0):.3f}" if q else "-"
+        overlap = "-" if r.get("overlap_with_previous") is None else f"{r['overlap_with_previous']:.1%}"
+        loss = "-" if not r.get("train") else f"{r['train']['training_loss']:.4f}"
+        table.add_row(str(r["round"]), *metrics, f"{r['negatives']:,}", overlap, quant, loss, f"{r['seconds']:.0f}")
+    console.print(table)
+    if stopped_early:
+        console.print("stopped early: the dev metric stopped improving", markup=False, highlight=False)
+    console.print(f"loop: {path}", markup=False, highlight=False)

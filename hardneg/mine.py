@@ -15,6 +15,10 @@ Inside that window each candidate is removed by the first filter that applies, i
 7. `pseudo-positive` / `cross-encoder`: the cross-encoder's score >= ce_pseudo_positive_score
    (promoted to an extra positive in exports) / >= ce_max_score (judged relevant: dropped).
 
+Human judgments (`labels`, from `hardneg label import`) come first: a document judged relevant is a
+positive like a qrels one; a candidate judged not relevant is a confirmed negative, exempt from
+rules 3-7 and sampled before any other candidate.
+
 Negatives are then sampled from what is left with a per-query seeded RNG: uniformly (`random`), the
 best-ranked (`top`), or SimANS-weighted around the positive score (`simans`).
 """
@@ -65,7 +69,7 @@ from hardneg.errors import ArtifactError
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.search import LexicalSearcher, Searcher, fuse_rrf, load_doc_ids
 
-MINE_VERSION = "mine-v1"
+MINE_VERSION = "mine-v2"
 CHUNKS_DIR = "chunks"
 FILTER_POSITIVE = "positive"
 FILTER_DUPLICATE = "duplicate"
@@ -105,6 +109,7 @@ class MineStats:
     positive_teacher_scores: dict[str, float] = field(default_factory=dict)
     negative_teacher_scores: dict[str, float] = field(default_factory=dict)
     rank_histogram: list[dict[str, int]] = field(default_factory=list)
+    labels: dict[str, int] = field(default_factory=dict)
     hints: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -145,6 +150,7 @@ class Candidate:
     score: float
     filter: str = ""
     teacher: float | None = None
+    confirmed: bool = False
 
 
 @dataclass
@@ -163,6 +169,8 @@ class Tally:
     negative_scores: list[float] = field(default_factory=list)
     negative_teacher: list[float] = field(default_factory=list)
     selected_ranks: list[int] = field(default_factory=list)
+    confirmed_in_window: int = 0
+    confirmed_selected: int = 0
 
     def merge(self, other: Tally) -> None:
         for name, count in other.removed.items():
@@ -177,6 +185,8 @@ class Tally:
         self.negative_scores += other.negative_scores
         self.negative_teacher += other.negative_teacher
         self.selected_ranks += other.selected_ranks
+        self.confirmed_in_window += other.confirmed_in_window
+        self.confirmed_selected += other.confirmed_selected
 
     def dumps(self) -> bytes:
         import orjson
@@ -193,6 +203,9 @@ class Tally:
         return cls(**raw)
 
 
+FILTER_ORDER = [FILTER_POSITIVE, FILTER_DUPLICATE, FILTER_NEAR_DUPLICATE, FILTER_MAX_SCORE, FILTER_MIN_SCORE,
+                FILTER_ABSOLUTE_MARGIN, FILTER_RELATIVE_MARGIN, FILTER_PSEUDO_POSITIVE, FILTER_CROSS_ENCODER]
+
 # Filters after `positive` and `duplicate` (always on), in order, with the option that enables each.
 _OPTIONAL_FILTERS = [
     (FILTER_NEAR_DUPLICATE, "dedup_threshold"),
@@ -203,6 +216,10 @@ _OPTIONAL_FILTERS = [
     (FILTER_PSEUDO_POSITIVE, "ce_pseudo_positive_score"),
     (FILTER_CROSS_ENCODER, "ce_max_score"),
 ]
+
+
+# What a human "not relevant" judgment overrides: the heuristics that guess relevance.
+_OVERRIDABLE = {name for name, _ in _OPTIONAL_FILTERS}
 
 
 def active_filters(config: MineConfig) -> list[str]:
@@ -234,13 +251,19 @@ def teacher_filter(teacher: float, config: MineConfig) -> str:
 
 
 def sample_negatives(
-    eligible: list[int], scores: list[float], positive_score: float, config: MineConfig, rng: np.random.Generator
+    eligible: list[int],
+    scores: list[float],
+    positive_score: float,
+    config: MineConfig,
+    rng: np.random.Generator,
+    limit: int | None = None,
 ) -> list[int]:
-    """Pick up to ``num_negatives`` of ``eligible`` (positions, in rank order); result in rank order.
+    """Pick up to ``limit`` (default ``num_negatives``) of ``eligible`` (positions, in rank order);
+    result in rank order.
 
     ``scores`` are the eligible candidates' scores; ``positive_score`` anchors SimANS.
     """
-    n = min(config.num_negatives, len(eligible))
+    n = min(config.num_negatives if limit is None else limit, len(eligible))
     if n == 0:
         return []
     if config.sampling == "top":
@@ -255,9 +278,14 @@ def sample_negatives(
     return [eligible[i] for i in sorted(picked.tolist())]
 
 
-def mine_fingerprint(index_manifest: dict[str, Any], config: MineConfig, scorer: PairScorer | None = None) -> str:
+def mine_fingerprint(
+    index_manifest: dict[str, Any], config: MineConfig, scorer: PairScorer | None = None, labels: str | None = None
+) -> str:
     # The whole config is in, speed-only knobs included: simpler than arguing which can change ties.
-    return fingerprint(MINE_VERSION, index_manifest["fingerprint"], as_dict(config), scorer.fingerprint if scorer else None)
+    # ``labels`` is the judgments' content fingerprint: new judgments at the same path re-mine.
+    return fingerprint(
+        MINE_VERSION, index_manifest["fingerprint"], as_dict(config), scorer.fingerprint if scorer else None, labels
+    )
 
 
 def _check_out(out: Path, fp: str, force: bool) -> dict[str, Any] | None:
@@ -311,13 +339,19 @@ def mine(
         )
     if scorer is None and config.cross_encoder:
         scorer = load_cross_encoder(config.cross_encoder, config.ce_batch_size)
-    fp = mine_fingerprint(idx, config, scorer)
+    judgments: dict[str, dict[str, str]] = {}
+    labels_fp = None
+    if config.labels:
+        from hardneg.label import read_judgments
+
+        judgments, labels_fp = read_judgments(config.labels)
+    fp = mine_fingerprint(idx, config, scorer, labels_fp)
     existing = _check_out(out, fp, force)
     if existing is not None:
         reporter.log(f"mining run at {out} is up to date; reusing it")
         return MineResult(out, existing, MineStats(**existing["stats"]), reused=True)
     check_writable_parent(out)  # before any work
-    return _Miner(index, idx, emb_path, emb, config, scorer, reporter).run(out, fp)
+    return _Miner(index, idx, emb_path, emb, config, scorer, reporter, judgments).run(out, fp)
 
 
 class _Miner:
@@ -336,6 +370,7 @@ class _Miner:
         config: MineConfig,
         scorer: PairScorer | None,
         reporter: Reporter,
+        judgments: dict[str, dict[str, str]] | None = None,
     ) -> None:
         self.index, self.idx, self.emb_path, self.emb = index, idx, emb_path, emb
         self.config, self.scorer, self.reporter = config, scorer, reporter
@@ -351,13 +386,39 @@ class _Miner:
         for qid, did, score in read_qrels(emb_path):
             if score > 0 and did not in self.positives.setdefault(qid, []):
                 self.positives[qid].append(did)
-        wanted = {d for ds in self.positives.values() for d in ds}
+        confirmed = self._apply_judgments(judgments or {})
+        wanted = {d for ds in self.positives.values() for d in ds} | {d for ds in confirmed.values() for d in ds}
         self.label_of = {d: label for label, d in enumerate(self.doc_ids) if d in wanted}
+        self.confirmed = {q: {self.label_of[d] for d in ds if d in self.label_of} for q, ds in confirmed.items()}
         self.stats = MineStats(
             queries=len(self.query_ids), window=[config.min_rank, config.max_rank], num_negatives=config.num_negatives
         )
+        if judgments:
+            self.stats.labels = dict(self.label_counts)
         self.tally = Tally()
         self.timings = {"search": 0.0, "filter": 0.0, "write": 0.0}
+
+    def _apply_judgments(self, judgments: dict[str, dict[str, str]]) -> dict[str, set[str]]:
+        """Judged-relevant documents join the positives; returns the judged-not-relevant ones per query."""
+        from hardneg.label import NOT_RELEVANT, RELEVANT
+
+        known_queries, known_docs = set(self.query_ids), set(self.doc_ids)
+        confirmed: dict[str, set[str]] = {}
+        counts = {"judgments": 0, "positives_added": 0, "judged_not_relevant": 0, "unmatched": 0}
+        for qid, docs in judgments.items():
+            for did, label in docs.items():
+                counts["judgments"] += 1
+                if qid not in known_queries or did not in known_docs:
+                    counts["unmatched"] += 1
+                elif label == RELEVANT:
+                    if did not in self.positives.setdefault(qid, []):
+                        self.positives[qid].append(did)
+                        counts["positives_added"] += 1
+                elif label == NOT_RELEVANT:
+                    confirmed.setdefault(qid, set()).add(did)
+                    counts["judged_not_relevant"] += 1
+        self.label_counts = counts
+        return confirmed
 
     def _status(self, qid: str, text: str) -> str:
         if not text.strip():
@@ -480,14 +541,27 @@ class _Miner:
             tally.positives_in_top += int(np.isin(labels[row], pos_labels).sum())
             pos_scores = searcher.score(self.query_vectors[qi : qi + 1], np.array([pos_labels]))[0]
             tally.positive_scores[qi] = pos_scores.tolist()
+            # Judged-not-relevant documents ranked above the window join it: min_rank only exists
+            # to keep unverified near-top documents (likely unlabelled positives) out.
+            confirmed = self.confirmed.get(qid, ())
             window = [
                 Candidate(rank, int(labels[row, rank]), float(scores[row, rank]))
-                for rank in range(config.min_rank, labels.shape[1])
+                for rank in range(labels.shape[1])
+                if rank >= config.min_rank or int(labels[row, rank]) in confirmed
             ]
             self._filter_window(window, qi, pos_labels, float(pos_scores.min()))
             windows.append(window)
         if self.scorer is not None:
             self._teacher_scores(batch, windows, pos_labels_of, tally)
+        for qi, window in zip(batch, windows):
+            confirmed = self.confirmed.get(self.query_ids[qi])
+            if confirmed:
+                for cand in window:
+                    if cand.label in confirmed:
+                        cand.confirmed = True
+                        tally.confirmed_in_window += 1
+                        if cand.filter in _OVERRIDABLE:
+                            cand.filter = ""
         table = self._select(batch, windows, tally)
         self.timings["filter"] += time.perf_counter() - t1
         return table
@@ -547,13 +621,18 @@ class _Miner:
         for qi, window in zip(batch, windows):
             qid = self.query_ids[qi]
             eligible = [i for i, c in enumerate(window) if not c.filter]
-            chosen = set(
+            # Confirmed negatives (judged not relevant) first, in rank order; the rest as configured.
+            chosen = set([i for i in eligible if window[i].confirmed][: self.config.num_negatives])
+            tally.confirmed_selected += len(chosen)
+            rest = [i for i in eligible if not window[i].confirmed]
+            chosen.update(
                 sample_negatives(
-                    eligible,
-                    [window[i].score for i in eligible],
+                    rest,
+                    [window[i].score for i in rest],
                     min(tally.positive_scores[qi]),
                     self.config,
                     query_rng(self.config.seed, qid),
+                    limit=self.config.num_negatives - len(chosen),
                 )
             )
             tally.candidates += len(window)
@@ -570,6 +649,7 @@ class _Miner:
                 columns["teacher_score"].append(cand.teacher)
                 columns["selected"].append(i in chosen)
                 columns["filter"].append(cand.filter)
+                columns["confirmed"].append(cand.confirmed)
                 if i in chosen:
                     tally.negative_scores.append(cand.score)
                     tally.selected_ranks.append(cand.rank)
@@ -591,14 +671,18 @@ class _Miner:
                 "mean": round(float(np.mean(per_query)), 3),
             }
         stats.queries_short = sum(1 for n in per_query if n < config.num_negatives)
+        if stats.labels:
+            stats.labels["confirmed_in_window"] = tally.confirmed_in_window
+            stats.labels["confirmed_selected"] = tally.confirmed_selected
         stats.positive_scores = _quantiles([x for _, xs in sorted(tally.positive_scores.items()) for x in xs])
         stats.negative_scores = _quantiles(tally.negative_scores)
         if self.scorer is not None:
             stats.positive_teacher_scores = _quantiles([x for _, xs in sorted(tally.positive_teacher.items()) for x in xs])
             stats.negative_teacher_scores = _quantiles(tally.negative_teacher)
         width = max(1, (config.max_rank - config.min_rank + 9) // 10)
-        buckets = Counter((r - config.min_rank) // width for r in tally.selected_ranks)
-        stats.rank_histogram = [
+        buckets = Counter((r - config.min_rank) // width for r in tally.selected_ranks if r >= config.min_rank)
+        above = sum(1 for r in tally.selected_ranks if r < config.min_rank)  # confirmed negatives only
+        stats.rank_histogram = ([{"from": 0, "to": config.min_rank, "count": above}] if above else []) + [
             {"from": config.min_rank + b * width, "to": min(config.max_rank, config.min_rank + (b + 1) * width), "count": buckets[b]}
             for b in range((config.max_rank - config.min_rank + width - 1) // width)
         ]
