@@ -109,3 +109,22 @@ SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed; each query
 QueryBatchOpt = Annotated[Optional[int], typer.Option("--query-batch", help="Queries per search call [default: 256].", rich_help_panel=MINE)]
 RetrieverOpt = Annotated[Optional[Retriever], typer.Option("--retriever", help="Whose ranking defines ranks: dense, bm25 (bm25s), or hybrid (reciprocal-rank fusion) [default: dense].", rich_help_panel=MINE)]
 RrfKOpt = Annotated[Optional[int], typer.Option("--rrf-k", help="Reciprocal-rank fusion constant for --retriever hybrid [default: 60].", rich_help_panel=MINE)]
+LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Judgments from `hardneg label import`: judged-relevant documents become positives, judged-not-relevant ones are sampled first.", rich_help_panel=FILTERS)]
+
+
+class Loss(str, Enum):
+    mnrl = "mnrl"
+    cached_mnrl = "cached-mnrl"
+
+
+class SelectStrategy(str, Enum):
+    margin = "margin"
+    entropy = "entropy"
+
+
+TRAIN = "Training"
+LossOpt = Annotated[Optional[Loss], typer.Option("--loss", help="mnrl (MultipleNegativesRankingLoss) or cached-mnrl (GradCache: big batches, small memory) [default: mnrl].", rich_help_panel=TRAIN)]
+EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", help="Training epochs [default: 1].", rich_help_panel=TRAIN)]
+LearningRateOpt = Annotated[Optional[float], typer.Option("--learning-rate", "--lr", help="Peak learning rate [default: 2e-5].", rich_help_panel=TRAIN)]
+TrainNegativesOpt = Annotated[Optional[int], typer.Option("--negatives-per-row", help="Mined negatives per training row; 0 = in-batch negatives only [default: 1].", rich_help_panel=TRAIN)]
+TrainSeedOpt = Annotated[Optional[int], typer.Option("--train-seed", help="Training seed [default: 42].", rich_help_panel=TRAIN)]

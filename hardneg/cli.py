@@ -28,8 +28,12 @@ from hardneg._options import (
     EfSearchOpt,
     ForceOpt,
     Format,
+    EpochsOpt,
     JsonOpt,
+    LabelsOpt,
     LangOpt,
+    LearningRateOpt,
+    LossOpt,
     MaxLengthOpt,
     MaxRankOpt,
     MaxScoreOpt,
@@ -48,20 +52,27 @@ from hardneg._options import (
     RrfKOpt,
     SamplingOpt,
     SeedOpt,
+    SelectStrategy,
     ShardSizeOpt,
     SimansAOpt,
     SimansBOpt,
     SplitOpt,
     StorageOpt,
     ThreadsOpt,
+    TrainNegativesOpt,
+    TrainSeedOpt,
     WorkdirOpt,
     WorkersOpt,
 )
 from hardneg.config import (
     EmbedConfig,
+    EvalConfig,
     ExportConfig,
     IndexConfig,
+    LoopConfig,
     MineConfig,
+    SelectConfig,
+    TrainConfig,
     build,
     load_config_file,
 )
@@ -261,6 +272,7 @@ MINE_EXAMPLES = """Examples:
   hardneg mine runs/sf-index --sampling simans --out runs/sf-simans
   hardneg mine runs/sf-index --retriever hybrid --out runs/sf-hybrid
   hardneg mine runs/sf-index --cross-encoder ./my-reranker --ce-max-score 0.9 --out runs/sf-denoised
+  hardneg mine runs/sf-index --labels runs/sf-labels --out runs/sf-labelled   (after `hardneg label import`)
 """
 
 
@@ -287,6 +299,7 @@ def mine(
     cross_encoder: CrossEncoderOpt = None,
     ce_max_score: CeMaxScoreOpt = None,
     ce_pseudo_positive_score: CePseudoOpt = None,
+    labels: LabelsOpt = None,
     model: ModelOpt = None,
     lang: LangOpt = None,
     model_size: ModelSizeOpt = None,
@@ -334,7 +347,7 @@ def mine(
         relative_margin=relative_margin,
         absolute_margin=absolute_margin, max_score=max_score, min_score=min_score, dedup_threshold=dedup_threshold,
         simans_a=simans_a, simans_b=simans_b, cross_encoder=cross_encoder, ce_max_score=ce_max_score,
-        ce_pseudo_positive_score=ce_pseudo_positive_score,
+        ce_pseudo_positive_score=ce_pseudo_positive_score, labels=str(labels) if labels else None,
     )
     with cli_reporter(quiet or json) as reporter:
         result = run_mine(
@@ -397,6 +410,292 @@ def export(
         from hardneg._render import render_export
 
         render_export(_stdout(), result.stats.to_dict(), str(result.path))
+
+
+
+TRAIN_EXAMPLES = """Examples:
+
+\b
+  hardneg export runs/sf --format sentence-transformers --out runs/sf-st
+  hardneg train runs/sf-st --model minilm --out models/sf-r1
+  hardneg train runs/sf-st --model minilm --loss cached-mnrl --batch-size 256 --epochs 2 --out models/sf-big
+"""
+
+
+@app.command(epilog=TRAIN_EXAMPLES)
+@_errors
+def train(
+    export_dir: Annotated[Path, typer.Argument(metavar="EXPORT", help="A sentence-transformers export (hardneg export --format sentence-transformers).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint directory to write.")],
+    model: ModelOpt = None,
+    lang: LangOpt = None,
+    model_size: ModelSizeOpt = None,
+    loss: LossOpt = None,
+    epochs: EpochsOpt = None,
+    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Training batch size: in-batch negatives per query [default: 32].", rich_help_panel="Training")] = None,
+    learning_rate: LearningRateOpt = None,
+    negatives_per_row: TrainNegativesOpt = None,
+    max_length: MaxLengthOpt = None,
+    mini_batch_size: Annotated[Optional[int], typer.Option("--mini-batch-size", help="cached-mnrl: texts per forward pass [default: 32].", rich_help_panel="Training")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Training seed [default: 42].", rich_help_panel="Training")] = None,
+    device: DeviceOpt = None,
+    config: ConfigOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Fine-tune a sentence-transformers bi-encoder on mined negatives (MultipleNegativesRankingLoss).
+
+    The checkpoint loads with SentenceTransformer(path) and as `--model path`; an up-to-date one is reused.
+    """
+    from hardneg.progress import cli_reporter
+    from hardneg.train import train as run_train
+
+    files = load_config_file(config)
+    ecfg = _embed_config(files, model=model, lang=lang, model_size=model_size)
+    tcfg = build(
+        TrainConfig, files, "train", loss=_value(loss), epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        negatives=negatives_per_row, max_length=max_length, mini_batch_size=mini_batch_size, seed=seed, device=device,
+    )
+    with cli_reporter(quiet or json) as reporter:
+        result = run_train(export_dir, out, tcfg, ecfg, force=force, reporter=reporter)
+    if json:
+        _print_json({"path": str(result.path), "reused": result.reused, "manifest": result.manifest})
+    else:
+        t = result.manifest["training"]
+        _stdout().print(
+            f"checkpoint: {result.path}{' (up to date, reused)' if result.reused else ''}\n"
+            f"  from {result.manifest['base_model']['name']}; {t['rows']:,} rows, {t['steps']:,} steps, "
+            f"training loss {t['training_loss']:.4f}, {t['seconds']:.0f} s on {t['device']}",
+            markup=False, highlight=False,
+        )
+
+
+EVAL_EXAMPLES = """Examples:
+
+\b
+  hardneg eval data/scifact --model minilm --split test
+  hardneg eval data/scifact --model models/sf-r1 --split test --json
+"""
+
+
+@app.command("eval", epilog=EVAL_EXAMPLES)
+@_errors
+def eval_(
+    source: Annotated[Path, typer.Argument(help="BEIR folder (or an embeddings artifact of the split to score).")],
+    split: Annotated[Optional[str], typer.Option("--split", help="qrels split to evaluate: test, dev, ... [default: test].")] = None,
+    k: Annotated[Optional[int], typer.Option("--k", help="Recall@k depth [default: 100].")] = None,
+    model: ModelOpt = None,
+    lang: LangOpt = None,
+    model_size: ModelSizeOpt = None,
+    query_prompt: QueryPromptOpt = None,
+    corpus_prompt: CorpusPromptOpt = None,
+    max_length: MaxLengthOpt = None,
+    batch_size: BatchSizeOpt = None,
+    device: DeviceOpt = None,
+    config: ConfigOpt = None,
+    workdir: WorkdirOpt = None,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """nDCG@10, MRR@10, Recall@10 and Recall@k of a model on a BEIR split (exact search, embeddings cached)."""
+    from hardneg.evaluate import evaluate
+    from hardneg.progress import cli_reporter
+
+    files = load_config_file(config)
+    ecfg = _embed_config(
+        files, model=model, lang=lang, model_size=model_size, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
+        max_length=max_length, batch_size=batch_size, device=device,
+    )
+    cfg = build(EvalConfig, files, "eval", split=split, k=k)
+    with cli_reporter(quiet or json) as reporter:
+        result = evaluate(source, ecfg, cfg, workdir=workdir, reporter=reporter)
+    if json:
+        _print_json(result.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{result.model['name']} on {source} [{result.split}]: {result.queries:,} queries", title_justify="left")
+    for name in result.metrics:
+        table.add_column(name, justify="right")
+    table.add_row(*(f"{v:.4f}" for v in result.metrics.values()))
+    console = _stdout()
+    console.print(table)
+    if result.skipped:
+        console.print(f"{result.skipped} queries without a relevant document were left out", markup=False, highlight=False)
+
+
+LOOP_EXAMPLES = """Examples:
+
+\b
+  hardneg loop data/scifact --rounds 3 --dev-split test --out runs/sf-loop
+  hardneg loop data/scifact --rounds 5 --dev-split dev --patience 2 --labels runs/sf-labels --out runs/sf-loop
+"""
+
+
+@app.command(epilog=LOOP_EXAMPLES)
+@_errors
+def loop(
+    source: Annotated[Path, typer.Argument(help="BEIR folder or pairs file.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Loop directory (rounds/K/... inside); rerun the same command to resume.")],
+    rounds: Annotated[Optional[int], typer.Option("--rounds", help="Training rounds after round 0 (the base model) [default: 3].")] = None,
+    dev_split: Annotated[Optional[str], typer.Option("--dev-split", help="Split evaluated after each round; enables early stopping [default: none].")] = None,
+    metric: Annotated[Optional[str], typer.Option("--metric", help="Early-stopping metric: ndcg@10, mrr@10, recall@10, recall@k [default: ndcg@10].")] = None,
+    patience: Annotated[Optional[int], typer.Option("--patience", help="Stop after this many rounds without improvement [default: 1].")] = None,
+    warm_start: Annotated[Optional[bool], typer.Option("--warm-start/--from-base", help="Train each round from the previous checkpoint (ANCE) or from the base model [default: warm start].")] = None,
+    min_rank: MinRankOpt = None,
+    max_rank: MaxRankOpt = None,
+    num_negatives: NumNegativesOpt = None,
+    sampling: SamplingOpt = None,
+    seed: SeedOpt = None,
+    relative_margin: RelativeMarginOpt = None,
+    labels: LabelsOpt = None,
+    loss: LossOpt = None,
+    epochs: EpochsOpt = None,
+    train_batch_size: Annotated[Optional[int], typer.Option("--train-batch-size", help="Training batch size [default: 32].", rich_help_panel="Training")] = None,
+    learning_rate: LearningRateOpt = None,
+    negatives_per_row: TrainNegativesOpt = None,
+    train_seed: TrainSeedOpt = None,
+    model: ModelOpt = None,
+    lang: LangOpt = None,
+    model_size: ModelSizeOpt = None,
+    max_length: MaxLengthOpt = None,
+    batch_size: BatchSizeOpt = None,
+    device: DeviceOpt = None,
+    split: SplitOpt = None,
+    config: ConfigOpt = None,
+    force: ForceOpt = False,
+    quiet: QuietOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Active-learning rounds: train on the negatives, re-embed with the new checkpoint, re-mine, evaluate.
+
+    Round 0 mines with the base model; each round lives in OUT/rounds/K; a killed loop resumes.
+    """
+    from hardneg.loop import run_loop
+    from hardneg.progress import cli_reporter
+
+    files = load_config_file(config)
+    ecfg = _embed_config(
+        files, model=model, lang=lang, model_size=model_size, max_length=max_length, batch_size=batch_size,
+        device=device, split=split,
+    )
+    icfg = build(IndexConfig, files, "index")
+    mcfg = build(
+        MineConfig, files, "mine", min_rank=min_rank, max_rank=max_rank, num_negatives=num_negatives,
+        sampling=_value(sampling), seed=seed, relative_margin=relative_margin, labels=str(labels) if labels else None,
+    )
+    tcfg = build(
+        TrainConfig, files, "train", loss=_value(loss), epochs=epochs, batch_size=train_batch_size,
+        learning_rate=learning_rate, negatives=negatives_per_row, seed=train_seed, device=device,
+    )
+    lcfg = build(LoopConfig, files, "loop", rounds=rounds, dev_split=dev_split, metric=metric, patience=patience, warm_start=warm_start)
+    ecfg_eval = build(EvalConfig, files, "eval")
+    with cli_reporter(quiet or json) as reporter:
+        result = run_loop(source, out, ecfg, icfg, mcfg, tcfg, lcfg, ecfg_eval, force=force, reporter=reporter)
+    if json:
+        _print_json({"path": str(result.path), "best_round": result.best_round, "stopped_early": result.stopped_early, "rounds": result.rounds})
+    else:
+        from hardneg._render import render_loop
+
+        render_loop(_stdout(), result.rounds, result.best_round, result.stopped_early, str(result.path))
+
+
+SELECT_EXAMPLES = """Examples:
+
+\b
+  hardneg select runs/sf --budget 50 --out runs/sf-select
+  hardneg select runs/sf --budget 100 --strategy entropy --diversity 0.3 --out runs/sf-select
+"""
+
+
+@app.command(epilog=SELECT_EXAMPLES)
+@_errors
+def select(
+    run: Annotated[Path, typer.Argument(help="Mining-run artifact directory.")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="Directory for to_label.jsonl and to_label.csv.")],
+    budget: Annotated[Optional[int], typer.Option("--budget", help="Queries to send for labelling [default: 50].")] = None,
+    strategy: Annotated[Optional[SelectStrategy], typer.Option("--strategy", help="margin: smallest (positive - best candidate) first; entropy: most uncertain softmax first [default: margin].")] = None,
+    diversity: Annotated[Optional[float], typer.Option("--diversity", help="0 = uncertainty only; up to <1 favours queries unlike those already picked (MMR) [default: 0].")] = None,
+    candidates: Annotated[Optional[int], typer.Option("--candidates", help="Candidates shown per query [default: 10].")] = None,
+    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Softmax temperature for --strategy entropy [default: 0.05].")] = None,
+    config: ConfigOpt = None,
+    force: ForceOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Pick the queries worth labelling (uncertainty sampling) and write a labelling file (JSONL + CSV)."""
+    from hardneg.selection import select as run_select
+
+    files = load_config_file(config)
+    cfg = build(
+        SelectConfig, files, "select", budget=budget, strategy=_value(strategy), diversity=diversity,
+        candidates=candidates, temperature=temperature,
+    )
+    result = run_select(run, out, cfg, force=force)
+    if json:
+        _print_json({"path": str(result.path), "manifest": result.manifest, "queries": [c["query_id"] for c in result.chosen]})
+        return
+    counts = result.manifest["counts"]
+    _stdout().print(
+        f"selected {counts['queries_chosen']} of {counts['queries_considered']} queries "
+        f"({counts['candidates']} candidates to judge, strategy {cfg.strategy})\n"
+        f"  {result.path}/to_label.jsonl\n  {result.path}/to_label.csv\n"
+        "Fill each `label` with relevant / not_relevant / skip, then: "
+        f"hardneg label import {result.path}/to_label.csv --run {run}",
+        markup=False, highlight=False,
+    )
+
+
+label_app = typer.Typer(help="Human judgments: import labelled candidates back into mining.", no_args_is_help=True)
+app.add_typer(label_app, name="label")
+
+
+@label_app.command("import")
+@_errors
+def label_import(
+    file: Annotated[Path, typer.Argument(help="Labelled to_label.jsonl / to_label.csv (or JSONL rows query_id, doc_id, label).")],
+    run: Annotated[Path, typer.Option("--run", help="The mining run the selection came from (its queries and corpus are the valid ids).")],
+    into: Annotated[Optional[Path], typer.Option("--into", help="Labels artifact to create or extend [default: RUN-labels next to the run].")] = None,
+    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip malformed or unknown rows (reported) instead of refusing the import.")] = False,
+    json: JsonOpt = False,
+) -> None:
+    """Merge judgments: relevant -> positive (never a negative again); not_relevant -> confirmed negative.
+
+    Use the result with `hardneg mine ... --labels DIR` (or `hardneg loop --labels DIR`).
+    """
+    from hardneg.label import import_labels
+
+    into = into or run.with_name(run.name + "-labels")
+    result = import_labels(file, run, into, skip_invalid=skip_invalid)
+    s = result.stats
+    if json:
+        _print_json({"path": str(result.path), "stats": s.to_dict(), "counts": result.manifest["counts"]})
+        return
+    lines = [
+        f"imported {s.relevant} relevant and {s.not_relevant} not-relevant judgments ({s.skipped} skipped, "
+        f"{s.replaced} replaced earlier ones); {s.total_judgments} judgments in {result.path}"
+    ]
+    if s.invalid:
+        lines.append(f"{s.invalid} invalid row(s) skipped:")
+        lines += [f"  {p}" for p in s.problems]
+    lines.append(f"next: hardneg mine <index or data> --labels {result.path} --out <new run>")
+    _stdout().print("\n".join(lines), markup=False, highlight=False)
+
+
+@app.command(epilog="Examples:\n\n\b\n  hardneg report runs/sf --out runs/sf-report\n  hardneg report runs/sf-loop --out runs/sf-loop-report\n")
+@_errors
+def report(
+    path: Annotated[Path, typer.Argument(help="Mining run or loop directory.")],
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report directory [default: PATH-report next to PATH].")] = None,
+    sample: Annotated[int, typer.Option("--sample", help="Queries shown with their positives and negatives.")] = 10,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the query sample.")] = 0,
+) -> None:
+    """An HTML report (one self-contained file) and PNG plots: scores, ranks, filters, rounds."""
+    from hardneg.report import report as run_report
+
+    out = out or path.with_name(path.name + "-report")
+    result = run_report(path, out, sample=sample, seed=seed)
+    _stdout().print("\n".join(f"{result.path}/{name}" for name in result.files), markup=False, highlight=False)
 
 
 def main() -> None:

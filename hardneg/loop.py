@@ -1,0 +1,301 @@
+"""`hardneg loop`: train -> re-embed -> re-mine, round after round (ANCE-style), with early stopping.
+
+Round 0 embeds, indexes and mines with the base model (and evaluates it on the dev split, if
+given). Round k >= 1 fine-tunes on round k-1's negatives (from round k-1's checkpoint, or from the
+base model with ``warm_start = false``), re-embeds the corpus with the new checkpoint (the cache
+tells checkpoints apart by their weights), re-mines, and evaluates. The loop stops early when the
+dev metric has not improved by more than ``min_delta`` for ``patience`` rounds.
+
+Layout::
+
+    OUT/manifest.json           the loop: config, per-round summaries, best round, state
+    OUT/rounds/K/model/         checkpoint trained in round K (K >= 1)
+    OUT/rounds/K/embeddings/    corpus + train queries, embedded by round K's model
+    OUT/rounds/K/index/
+    OUT/rounds/K/run/           the mining run (candidates, negatives)
+    OUT/rounds/K/export/        sentence-transformers export the next round trains on
+    OUT/rounds/K/dev-embeddings/, dev-embeddings-index/   dev split (corpus vectors reused)
+    OUT/rounds/K/round.json     written last: the round is complete
+
+Every stage is resumable and skipped when up to date, so a killed loop, run again with the same
+command, goes on in the round it was in (a training interrupted mid-way starts that training over).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+import pyarrow.parquet as pq
+
+from hardneg.artifacts import (
+    CANDIDATES_FILE,
+    KIND_LOOP,
+    MANIFEST,
+    artifact_kind,
+    check_writable_parent,
+    fingerprint,
+    read_manifest,
+    write_bytes_atomic,
+    write_manifest,
+)
+from hardneg.config import (
+    EmbedConfig,
+    EvalConfig,
+    ExportConfig,
+    IndexConfig,
+    LoopConfig,
+    MineConfig,
+    TrainConfig,
+    as_dict,
+)
+from hardneg.errors import ArtifactError, InputError
+from hardneg.progress import NULL_REPORTER, Reporter
+
+LOOP_VERSION = "loop-v1"
+ROUNDS_DIR = "rounds"
+ROUND_FILE = "round.json"
+
+
+@dataclass
+class LoopResult:
+    path: Path
+    rounds: list[dict[str, Any]]
+    best_round: int | None
+    stopped_early: bool
+    manifest: dict[str, Any] = field(default_factory=dict)
+
+
+def selected_pairs(run: Path) -> set[tuple[str, str]]:
+    table = pq.read_table(run / CANDIDATES_FILE, columns=["query_id", "doc_id", "selected"])
+    return {(q, d) for q, d, s in zip(*(table[c].to_pylist() for c in ("query_id", "doc_id", "selected"))) if s}
+
+
+def negatives_overlap(current: set[tuple[str, str]], previous: set[tuple[str, str]]) -> float | None:
+    """Share of this round's (query, negative) pairs that were negatives in the previous round too."""
+    return round(len(current & previous) / len(current), 4) if current else None
+
+
+def loop_fingerprint(source_fp: str, configs: dict[str, Any]) -> str:
+    return fingerprint(LOOP_VERSION, source_fp, configs)
+
+
+def run_loop(
+    source: str | Path,
+    out: str | Path,
+    embed_config: EmbedConfig,
+    index_config: IndexConfig,
+    mine_config: MineConfig,
+    train_config: TrainConfig,
+    loop_config: LoopConfig,
+    eval_config: EvalConfig = EvalConfig(),
+    *,
+    force: bool = False,
+    reporter: Reporter = NULL_REPORTER,
+) -> LoopResult:
+    """Run (or resume) the loop on a BEIR folder or pairs file; see the module docstring."""
+    from hardneg.inputs import load_input
+
+    source, out = Path(source), Path(out)
+    if artifact_kind(source) is not None:
+        raise InputError("the loop needs raw data (a BEIR folder or a pairs file), not an artifact", source)
+    dataset = load_input(source, embed_config.split)  # validates the input before any work
+    if loop_config.dev_split:
+        load_input(source, loop_config.dev_split)
+    configs = {
+        "embed": as_dict(embed_config), "index": as_dict(index_config), "mine": as_dict(mine_config),
+        "train": as_dict(train_config), "loop": as_dict(loop_config), "eval": as_dict(eval_config),
+    }
+    # How many rounds and when to stop do not change what a round computes: a finished loop can be
+    # extended with a larger --rounds, or resumed with another patience, without starting over.
+    identity = {**configs, "loop": {k: v for k, v in configs["loop"].items() if k not in ("rounds", "patience", "min_delta")}}
+    fp = loop_fingerprint(dataset.fingerprint, identity)
+    _check_out(out, fp, force)
+    check_writable_parent(out / ROUNDS_DIR / "x")
+    loop = _Loop(source, out, fp, configs, embed_config, index_config, mine_config, train_config, loop_config, eval_config, reporter)
+    return loop.run()
+
+
+def _check_out(out: Path, fp: str, force: bool) -> None:
+    if not out.exists():
+        return
+    kind = artifact_kind(out)
+    if kind == KIND_LOOP:
+        manifest = read_manifest(out, KIND_LOOP)
+        if manifest["fingerprint"] == fp and not force:
+            return
+        if not force:
+            raise ArtifactError(
+                f"{out}: holds a loop with different data or settings; pass --force to start it over, or choose another --out"
+            )
+    elif kind is not None or (out.is_dir() and any(out.iterdir())) or not out.is_dir():
+        if not force:
+            raise ArtifactError(f"{out}: exists and is not a hardneg loop; choose another --out or pass --force")
+    import shutil
+
+    if out.is_dir():
+        shutil.rmtree(out)
+    elif out.exists():
+        out.unlink()
+
+
+class _Loop:
+    def __init__(
+        self,
+        source: Path,
+        out: Path,
+        fp: str,
+        configs: dict[str, Any],
+        embed_config: EmbedConfig,
+        index_config: IndexConfig,
+        mine_config: MineConfig,
+        train_config: TrainConfig,
+        loop_config: LoopConfig,
+        eval_config: EvalConfig,
+        reporter: Reporter,
+    ) -> None:
+        self.source, self.out, self.fp, self.configs = source, out, fp, configs
+        self.embed_config, self.index_config, self.mine_config = embed_config, index_config, mine_config
+        self.train_config, self.loop_config, self.eval_config = train_config, loop_config, eval_config
+        self.reporter = reporter
+        self.rounds: list[dict[str, Any]] = []
+
+    def round_dir(self, k: int) -> Path:
+        return self.out / ROUNDS_DIR / str(k)
+
+    def metric_of(self, summary: dict[str, Any]) -> float | None:
+        dev = summary.get("dev")
+        if not dev:
+            return None
+        name = self.loop_config.metric
+        if name == "recall@k":
+            name = f"recall@{self.eval_config.k}"
+        return float(dev["metrics"][name])
+
+    def run(self) -> LoopResult:
+        self.out.mkdir(parents=True, exist_ok=True)
+        best: float | None = None
+        best_round: int | None = None
+        stale = 0
+        stopped_early = False
+        self._write_manifest(best_round, "running", stopped_early)
+        for k in range(self.loop_config.rounds + 1):
+            summary = self._completed(k) or self._run_round(k)
+            self.rounds.append(summary)
+            metric = self.metric_of(summary)
+            if metric is not None:
+                if best is None or metric > best + self.loop_config.min_delta:
+                    best, best_round, stale = metric, k, 0
+                else:
+                    stale += 1
+            self._write_manifest(best_round, "running", stopped_early)
+            if stale >= self.loop_config.patience and k < self.loop_config.rounds:
+                stopped_early = True
+                self.reporter.log(
+                    f"stopping after round {k}: {self.loop_config.metric} has not improved for {stale} round(s)"
+                )
+                break
+        manifest = self._write_manifest(best_round, "finished", stopped_early)
+        return LoopResult(self.out, self.rounds, best_round, stopped_early, manifest)
+
+    def _completed(self, k: int) -> dict[str, Any] | None:
+        path = self.round_dir(k) / ROUND_FILE
+        if not path.is_file():
+            return None
+        summary = orjson.loads(path.read_bytes())
+        if summary.get("loop_fingerprint") != self.fp:
+            return None
+        self.reporter.log(f"round {k}: already complete; reusing it")
+        return summary
+
+    def _model_config(self, k: int) -> EmbedConfig:
+        if k == 0:
+            return self.embed_config
+        return dataclasses.replace(self.embed_config, model=str(self.round_dir(k) / "model"))
+
+    def _run_round(self, k: int) -> dict[str, Any]:
+        from hardneg.embed import embed
+        from hardneg.encoders import load_encoder
+        from hardneg.evaluate import evaluate
+        from hardneg.export import export
+        from hardneg.index import build_index
+        from hardneg.inputs import load_input
+        from hardneg.mine import mine
+        from hardneg.train import train
+
+        started = time.perf_counter()
+        rdir = self.round_dir(k)
+        rdir.mkdir(parents=True, exist_ok=True)
+        log = self.reporter.log
+        train_summary = None
+        if k > 0:
+            start_from = self._model_config(k - 1 if self.loop_config.warm_start else 0)
+            log(f"round {k}: training from {start_from.model or 'the base model'} on round {k - 1}'s negatives")
+            result = train(self.round_dir(k - 1) / "export", rdir / "model", self.train_config, start_from, reporter=self.reporter)
+            train_summary = {**result.manifest["training"], "weights_fingerprint": result.manifest["weights_fingerprint"]}
+        model_config = self._model_config(k)
+        encoder = load_encoder(model_config)
+        try:
+            log(f"round {k}: embedding with {model_config.model or 'the base model'}")
+            emb = embed(load_input(self.source, self.embed_config.split), rdir / "embeddings", model_config, encoder=encoder, reporter=self.reporter)
+            index = build_index(emb.path, rdir / "index", self.index_config, reporter=self.reporter)
+            log(f"round {k}: mining")
+            mined = mine(index.path, rdir / "run", self.mine_config, reporter=self.reporter)
+            nway = 1 + max(1, self.train_config.negatives)
+            export(rdir / "run", rdir / "export", ExportConfig(format="sentence-transformers", nway=nway, seed=self.mine_config.seed), reporter=self.reporter)
+            dev = None
+            if self.loop_config.dev_split:
+                log(f"round {k}: evaluating on {self.loop_config.dev_split}")
+                cfg = dataclasses.replace(self.eval_config, split=self.loop_config.dev_split)
+                result_eval = evaluate(
+                    self.source, model_config, cfg, embeddings_out=rdir / "dev-embeddings", encoder=encoder,
+                    reuse=[emb.path], reporter=self.reporter,
+                )
+                dev = {"split": cfg.split, "metrics": result_eval.metrics, "queries": result_eval.queries}
+        finally:
+            encoder.close()
+        current = selected_pairs(rdir / "run")
+        overlap = negatives_overlap(current, selected_pairs(self.round_dir(k - 1) / "run")) if k > 0 else None
+        stats = mined.stats
+        summary = {
+            "round": k,
+            "loop_fingerprint": self.fp,
+            "model": model_config.model or "(base: " + (self.embed_config.lang or "minilm") + ")",
+            "model_fingerprint": emb.manifest["model"]["fingerprint"],
+            "dev": dev,
+            "negatives": stats.selected,
+            "queries_mined": stats.queries_mined,
+            "overlap_with_previous": overlap,
+            "negative_scores": stats.negative_scores,
+            "positive_scores": stats.positive_scores,
+            "removed": stats.removed,
+            "train": train_summary,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        write_bytes_atomic(rdir / ROUND_FILE, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        return summary
+
+    def _write_manifest(self, best_round: int | None, state: str, stopped_early: bool) -> dict[str, Any]:
+        return write_manifest(
+            self.out,
+            KIND_LOOP,
+            fingerprint=self.fp,
+            source=str(self.source.resolve()),
+            config=self.configs,
+            state=state,
+            rounds=self.rounds,
+            best_round=best_round,
+            stopped_early=stopped_early,
+        )
+
+
+def read_loop(path: str | Path) -> dict[str, Any]:
+    """A loop's manifest (its per-round summaries are under ``rounds``)."""
+    path = Path(path)
+    if not (path / MANIFEST).is_file():
+        raise ArtifactError(f"{path}: not a hardneg loop directory (no {MANIFEST})")
+    return read_manifest(path, KIND_LOOP)
