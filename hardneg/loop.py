@@ -245,8 +245,10 @@ class _Loop:
             index = build_index(emb.path, rdir / "index", self.index_config, reporter=self.reporter)
             log(f"round {k}: mining")
             mined = mine(index.path, rdir / "run", self.mine_config, reporter=self.reporter)
-            nway = 1 + max(1, self.train_config.negatives)
-            export(rdir / "run", rdir / "export", ExportConfig(format="sentence-transformers", nway=nway, seed=self.mine_config.seed), reporter=self.reporter)
+            # One row per (query, positive) with all its negatives; training takes the first
+            # `negatives` of them (the best-ranked selected ones). Queries mined short of
+            # num_negatives are left out of the export and counted in its manifest.
+            exported = export(rdir / "run", rdir / "export", ExportConfig(format="sentence-transformers", seed=self.mine_config.seed), reporter=self.reporter)
             dev = None
             if self.loop_config.dev_split:
                 log(f"round {k}: evaluating on {self.loop_config.dev_split}")
@@ -273,6 +275,8 @@ class _Loop:
             "negative_scores": stats.negative_scores,
             "positive_scores": stats.positive_scores,
             "removed": stats.removed,
+            "train_rows": exported.stats.rows,
+            "train_rows_dropped_short": exported.stats.rows_dropped_short,
             "train": train_summary,
             "seconds": round(time.perf_counter() - started, 1),
         }

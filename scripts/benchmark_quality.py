@@ -13,7 +13,7 @@ False-negative proxy: for train queries with two or more positives, one positive
 miner (it stays in the corpus); the proxy counts how often a method selects it as a negative, with
 10 negatives per query. Lower is better.
 
-Needs the `bench` extra (datasets, accelerate). All methods run in one process, in one run.
+All methods run in one process, in one run (datasets and accelerate come with sentence-transformers[train]).
 """
 
 from __future__ import annotations

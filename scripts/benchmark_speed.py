@@ -7,7 +7,7 @@ Each contender runs in its own subprocess (so peak RSS is its own), on the same 
 corpus and window: hardneg `mine` (one-liner from raw data, cold cache) + `export colbert`, and
 `mine_hard_negatives(range_min, range_max, num_negatives, sampling_strategy="random")` whose output
 is saved as Parquet. A bare `model.encode` pass over the same texts gives the encoding floor.
-Needs the `bench` extra (`datasets`) for the sentence-transformers side.
+The sentence-transformers side needs `datasets` (installed with sentence-transformers[train]).
 """
 
 from __future__ import annotations

