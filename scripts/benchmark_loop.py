@@ -25,7 +25,7 @@ from _bench import emit, measured  # scripts/_bench.py (scripts run as `python s
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0], epilog="More `hardneg loop` options go after --.")
     parser.add_argument("data", type=Path)
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--rounds", type=int, default=3)
@@ -33,8 +33,10 @@ def main() -> None:
     parser.add_argument("--patience", type=int)
     parser.add_argument("--out", type=Path, help="loop directory to keep (default: a temporary one)")
     parser.add_argument("--write", type=Path)
-    parser.add_argument("extra", nargs="*", help="more `hardneg loop` options, after --")
-    args = parser.parse_args()
+    argv = sys.argv[1:]
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
+    args.extra = extra
 
     out = args.out or Path(tempfile.mkdtemp(prefix="hardneg-loop-")) / "loop"
     cmd = [
