@@ -29,10 +29,10 @@ negatives are dropped (counted), since these formats need a fixed row width.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, TypeVar
 
 import numpy as np
 import orjson
@@ -195,6 +195,31 @@ def _referenced(queries: list[RunQuery]) -> set[str]:
     return {d for q in queries for d in q.positives + q.negatives}
 
 
+T = TypeVar("T")
+# Documents whose texts are held at once while writing; the corpus is streamed once per this many.
+TEXTS_PER_PASS = 200_000
+
+
+def text_passes(
+    items: list[T], ids_of: Callable[[T], Iterable[str]], emb_path: Path, records: bool = False
+) -> Iterator[tuple[list[T], dict[str, Any]]]:
+    """Cut ``items`` (in order) into batches that reference at most TEXTS_PER_PASS distinct
+    documents, and give each batch those documents' texts (``records``: (title, text)), read by one
+    streaming pass over the corpus. Memory holds one batch's texts, never the corpus."""
+    fetch = doc_records if records else doc_texts
+    batch: list[T] = []
+    wanted: set[str] = set()
+    for item in items:
+        ids = set(ids_of(item))
+        if batch and len(wanted) + len(ids - wanted) > TEXTS_PER_PASS:
+            yield batch, fetch(emb_path, wanted)
+            batch, wanted = [], set()
+        batch.append(item)
+        wanted |= ids
+    if batch:
+        yield batch, fetch(emb_path, wanted)
+
+
 def _scored_rows(queries: list[RunQuery], nway: int | None, stats: ExportStats) -> list[tuple[RunQuery, int]]:
     """(query, positive index) rows for score-carrying formats: one per positive, negatives shared.
     With a fixed nway, queries with fewer than nway - 1 negatives are dropped (counted)."""
@@ -336,12 +361,11 @@ def validate_colbert(directory: Path, nway: int, scores: bool = False) -> None:
 
 def iter_triplets(queries: list[RunQuery], emb_path: Path, config: ExportConfig, stats: ExportStats) -> Iterator[bytes]:
     rows = _rows(queries, 2, stats)
-    wanted = {p for _, p, _ in rows} | {n for _, _, ns in rows for n in ns}
-    texts = doc_texts(emb_path, wanted)
-    for q, p, negs in _shuffled(rows, config):
-        if p == negs[0]:
-            raise ArtifactError(f"query {q.query_id}: positive {p} selected as a negative (internal error)")
-        yield orjson.dumps([q.text, texts[p], texts[negs[0]]]) + b"\n"
+    for batch, texts in text_passes(_shuffled(rows, config), lambda r: [r[1], *r[2]], emb_path):
+        for q, p, negs in batch:
+            if p == negs[0]:
+                raise ArtifactError(f"query {q.query_id}: positive {p} selected as a negative (internal error)")
+            yield orjson.dumps([q.text, texts[p], texts[negs[0]]]) + b"\n"
 
 
 def export_triplets(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
@@ -354,21 +378,23 @@ def export_triplets(queries: list[RunQuery], emb_path: Path, out: Path, config: 
 def export_sentence_transformers(
     queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats
 ) -> None:
-    rows = _rows(queries, stats.nway, stats)
-    wanted = {p for _, p, _ in rows} | {n for _, _, ns in rows for n in ns}
-    texts = doc_texts(emb_path, wanted)
+    rows = _shuffled(_rows(queries, stats.nway, stats), config)
     n = stats.nway - 1
-    rows = _shuffled(rows, config)
-    columns: dict[str, list[str]] = {"query": [q.text for q, _, _ in rows], "positive": [texts[p] for _, p, _ in rows]}
-    for i in range(n):
-        columns[f"negative_{i + 1}"] = [texts[negs[i]] for _, _, negs in rows]
-    schema = pa.schema([(name, pa.string()) for name in columns])
-    write_table(out / ST_FILE, pa.table(columns, schema=schema), row_group_size=8192)
-    stats.files = [ST_FILE]
-    table = pq.read_table(out / ST_FILE)
     expected = ["query", "positive"] + [f"negative_{i + 1}" for i in range(n)]
-    if table.column_names != expected or table.num_rows != len(rows):
-        raise ArtifactError(f"{out / ST_FILE}: columns {table.column_names} / {table.num_rows} rows do not match")
+    schema = pa.schema([(name, pa.string()) for name in expected])
+    with pq.ParquetWriter(out / ST_FILE, schema, compression="zstd") as writer:
+        # No empty row group: datasets' Parquet reader fails on one ("BatchSize must be greater than 0").
+        if not rows:
+            writer.write_table(schema.empty_table())
+        for batch, texts in text_passes(rows, lambda r: [r[1], *r[2]], emb_path):
+            columns: dict[str, list[str]] = {"query": [q.text for q, _, _ in batch], "positive": [texts[p] for _, p, _ in batch]}
+            for i in range(n):
+                columns[f"negative_{i + 1}"] = [texts[negs[i]] for _, _, negs in batch]
+            writer.write_table(pa.table(columns, schema=schema), row_group_size=8192)
+    stats.files = [ST_FILE]
+    meta = pq.read_metadata(out / ST_FILE)
+    if meta.schema.to_arrow_schema().names != expected or meta.num_rows != len(rows):
+        raise ArtifactError(f"{out / ST_FILE}: columns / {meta.num_rows} rows do not match the {len(rows)} rows written")
 
 
 def export_pylate_kd(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
@@ -389,8 +415,19 @@ def export_pylate_kd(queries: list[RunQuery], emb_path: Path, out: Path, config:
     used = dict.fromkeys(q.query_id for q, _ in rows)
     by_id = {q.query_id: q for q in queries}
     write_table(out / PYLATE_QUERIES, pa.table({"query_id": list(used), "text": [by_id[q].text for q in used]}))
-    texts = doc_texts(emb_path, {d for ids in train["document_ids"] for d in ids})
-    write_table(out / PYLATE_DOCUMENTS, pa.table({"document_id": list(texts), "text": list(texts.values())}))
+    referenced = {d for ids in train["document_ids"] for d in ids}
+    schema = pa.schema([("document_id", pa.string()), ("text", pa.string())])
+    with pq.ParquetWriter(out / PYLATE_DOCUMENTS, schema, compression="zstd") as writer:
+        batch: dict[str, list[str]] = {"document_id": [], "text": []}
+        for did, text in iter_documents(emb_path):  # corpus order, streamed
+            if did in referenced:
+                batch["document_id"].append(did)
+                batch["text"].append(text)
+            if len(batch["document_id"]) >= 65536:
+                writer.write_table(pa.table(batch, schema=schema))
+                batch = {"document_id": [], "text": []}
+        if batch["document_id"] or not referenced:
+            writer.write_table(pa.table(batch, schema=schema))
     stats.files = [PYLATE_TRAIN, PYLATE_QUERIES, PYLATE_DOCUMENTS]
     validate_pylate_kd(out)
 
@@ -412,9 +449,8 @@ def export_flagembedding(queries: list[RunQuery], emb_path: Path, out: Path, con
     rows = [q for q in queries if q.negatives]
     stats.queries_without_negatives = len(queries) - len(rows)
     width = (config.nway - 1) if config.nway else None
-    texts = doc_texts(emb_path, _referenced(rows))
     with open(out / FLAG_FILE, "wb") as fh:
-        for q in _shuffled(rows, config):
+        for q, texts in _per_query(_shuffled(rows, config), width, emb_path, records=False):
             record = {
                 "query": q.text,
                 "pos": [texts[d] for d in q.positives],
@@ -434,22 +470,30 @@ def export_tevatron(queries: list[RunQuery], emb_path: Path, out: Path, config: 
     rows = [q for q in queries if q.negatives]
     stats.queries_without_negatives = len(queries) - len(rows)
     width = (config.nway - 1) if config.nway else None
-    records = doc_records(emb_path, _referenced(rows))
 
-    def passages(ids: list[str]) -> list[dict[str, str]]:
+    def passages(ids: list[str], records: dict[str, Any]) -> list[dict[str, str]]:
         return [{"docid": d, "title": records[d][0], "text": records[d][1]} for d in ids]
 
     with open(out / TEVATRON_FILE, "wb") as fh:
-        for q in _shuffled(rows, config):
+        for q, records in _per_query(_shuffled(rows, config), width, emb_path, records=True):
             record = {
                 "query_id": q.query_id,
                 "query": q.text,
-                "positive_passages": passages(q.positives),
-                "negative_passages": passages(q.negatives[:width]),
+                "positive_passages": passages(q.positives, records),
+                "negative_passages": passages(q.negatives[:width], records),
             }
             fh.write(orjson.dumps(record) + b"\n")
     stats.queries = stats.rows = len(rows)
     stats.files = [TEVATRON_FILE]
+
+
+def _per_query(
+    queries: list[RunQuery], width: int | None, emb_path: Path, records: bool
+) -> Iterator[tuple[RunQuery, dict[str, Any]]]:
+    """Each query with the texts of its positives and first ``width`` negatives, streamed in passes."""
+    for batch, texts in text_passes(queries, lambda q: q.positives + q.negatives[:width], emb_path, records):
+        for q in batch:
+            yield q, texts
 
 
 Exporter = Callable[[list[RunQuery], Path, Path, ExportConfig, ExportStats], None]

@@ -469,9 +469,14 @@ class _Miner:
         t0 = time.perf_counter()
         merged = partial / CANDIDATES_FILE
         with pq.ParquetWriter(merged, CANDIDATES_SCHEMA, compression="zstd") as writer:
-            writer.write_table(CANDIDATES_SCHEMA.empty_table())
-            for part in list_shards(partial / CHUNKS_DIR):
-                writer.write_table(pq.read_table(part, schema=CANDIDATES_SCHEMA))
+            written = 0
+            for part in list_shards(partial / CHUNKS_DIR):  # one chunk in memory at a time
+                table = pq.read_table(part, schema=CANDIDATES_SCHEMA)
+                if table.num_rows:  # no empty row groups (datasets' Parquet reader rejects them)
+                    writer.write_table(table)
+                    written += table.num_rows
+            if not written:
+                writer.write_table(CANDIDATES_SCHEMA.empty_table())
         n = len(self.query_ids)
         write_table(
             partial / RUN_QUERIES_FILE,

@@ -235,3 +235,36 @@ def test_sentence_transformers_and_pylate_files_load_with_datasets(run, tmp_path
     documents = dict(zip(kd["documents"]["document_id"], kd["documents"]["text"]))
     row = kd["train"][0]
     assert len(row["document_ids"]) == len(row["scores"]) == 5 and all(d in documents for d in row["document_ids"])
+
+
+@pytest.mark.parametrize("fmt", ["triplets", "sentence-transformers", "flagembedding", "tevatron", "pylate-kd"])
+def test_exports_stream_texts_in_bounded_passes_with_identical_output(run, tmp_path, monkeypatch, fmt):
+    """With room for only 3 texts at a time (one query's texts per pass, at least) the corpus is read
+    in many passes; the files are the same as with one pass."""
+    import hardneg.export as export_module
+
+    export(run, tmp_path / "one-pass", ExportConfig(format=fmt))
+    passes = []
+    real = export_module.doc_texts, export_module.doc_records
+
+    def counting(fetch):
+        def wrapped(emb_path, wanted):
+            passes.append(len(wanted))
+            return fetch(emb_path, wanted)
+
+        return wrapped
+
+    monkeypatch.setattr(export_module, "TEXTS_PER_PASS", 3)
+    monkeypatch.setattr(export_module, "doc_texts", counting(real[0]))
+    monkeypatch.setattr(export_module, "doc_records", counting(real[1]))
+    export(run, tmp_path / "many-passes", ExportConfig(format=fmt))
+    if fmt != "pylate-kd":  # pylate-kd streams the corpus once for documents.parquet
+        assert len(passes) > 1
+    for path in sorted((tmp_path / "one-pass").iterdir()):
+        if path.name == "manifest.json":
+            continue
+        other = tmp_path / "many-passes" / path.name
+        if path.suffix == ".parquet":
+            assert pq.read_table(path).equals(pq.read_table(other)), path.name
+        else:
+            assert path.read_bytes() == other.read_bytes(), path.name
