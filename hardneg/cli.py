@@ -653,7 +653,7 @@ app.add_typer(label_app, name="label")
 @label_app.command("import")
 @_errors
 def label_import(
-    file: Annotated[Path, typer.Argument(help="Labelled to_label.jsonl / to_label.csv (or JSONL rows query_id, doc_id, label).")],
+    file: Annotated[Path, typer.Argument(metavar="FILE", help="Labelled to_label.jsonl / to_label.csv (or JSONL rows query_id, doc_id, label).")],
     run: Annotated[Path, typer.Option("--run", help="The mining run the selection came from (its queries and corpus are the valid ids).")],
     into: Annotated[Optional[Path], typer.Option("--into", help="Labels artifact to create or extend [default: RUN-labels next to the run].")] = None,
     skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip malformed or unknown rows (reported) instead of refusing the import.")] = False,
