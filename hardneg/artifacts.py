@@ -349,6 +349,18 @@ def vectors_of(table: pa.Table) -> np.ndarray:
     return column.values.to_numpy(zero_copy_only=False).reshape(-1, dim)
 
 
+def check_replaceable(out: Path, kind: str, what: str, force: bool) -> None:
+    """Refuse to replace ``out`` unless it is absent, an empty directory, an earlier ``kind``
+    artifact, or ``force`` is given (outputs that are always rewritten: exports, selections)."""
+    if force or not out.exists():
+        return
+    found = artifact_kind(out)
+    if found not in (kind, None):
+        raise ArtifactError(f"{out}: holds a '{found}' artifact; choose another --out or pass --force")
+    if found is None and (not out.is_dir() or any(out.iterdir())):
+        raise ArtifactError(f"{out}: exists and is not a hardneg {what}; choose another --out or pass --force")
+
+
 def check_existing(out: Path, fp: str, what: dict[str, str], force: bool) -> dict[str, Any] | None:
     """The manifest of an up-to-date artifact at ``out``; None when it must be (re)built.
 

@@ -141,16 +141,13 @@ def evaluate(
     workdir = workdir or default_workdir()
     source = Path(source)
     exact = IndexConfig(backend="exact", recall_sample=0)
+    cfg = dataclasses.replace(embed_config, split=config.split)
     if artifact_kind(source) == KIND_EMBEDDINGS:
-        embeddings = source
+        embeddings, index = source, ensure_index(source, exact, workdir, reporter=reporter)
     elif embeddings_out is not None:
-        cfg = dataclasses.replace(embed_config, split=config.split)
         embeddings = embed(load_input(source, config.split), embeddings_out, cfg, encoder=encoder, reuse=reuse, reporter=reporter).path
-    else:
-        cfg = dataclasses.replace(embed_config, split=config.split)
-        embeddings = ensure_embeddings(source, cfg, workdir, encoder=encoder, reuse=reuse, reporter=reporter)
-    if embeddings_out is not None and artifact_kind(source) != KIND_EMBEDDINGS:
         index = build_index(embeddings, embeddings_out.with_name(embeddings_out.name + "-index"), exact, reporter=reporter).path
     else:
+        embeddings = ensure_embeddings(source, cfg, workdir, encoder=encoder, reuse=reuse, reporter=reporter)
         index = ensure_index(embeddings, exact, workdir, reporter=reporter)
     return evaluate_embeddings(embeddings, index, config.k, reporter)

@@ -41,6 +41,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hardneg.artifacts import (
+    check_replaceable,
     CANDIDATES_FILE,
     CORPUS_DIR,
     KIND_EMBEDDINGS,
@@ -558,10 +559,7 @@ def export(
         return ExportResult(None, stats)
     assert out is not None
     out = Path(out)
-    if out.exists() and artifact_kind(out) not in (KIND_EXPORT, None) and not force:
-        raise ArtifactError(f"{out}: holds a '{artifact_kind(out)}' artifact; choose another --out or pass --force")
-    if out.exists() and artifact_kind(out) is None and any(out.iterdir()) and not force:
-        raise ArtifactError(f"{out}: exists and is not a hardneg export; choose another --out or pass --force")
+    check_replaceable(out, KIND_EXPORT, "export", force)
     with atomic_dir(out) as tmp:
         EXPORTERS[config.format](queries, emb_path, tmp, config, stats)
         write_manifest(

@@ -39,8 +39,10 @@ from hardneg.artifacts import (
     DocTextLookup,
     artifact_kind,
     atomic_dir,
+    check_replaceable,
     read_manifest,
     read_queries,
+    write_manifest,
 )
 from hardneg.config import SelectConfig, as_dict
 from hardneg.errors import ArtifactError
@@ -99,10 +101,7 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
 
     run, out = Path(run), Path(out)
     manifest = read_manifest(run, KIND_MINE)
-    if out.exists() and artifact_kind(out) not in (KIND_SELECTION, None) and not force:
-        raise ArtifactError(f"{out}: holds a '{artifact_kind(out)}' artifact; choose another --out or pass --force")
-    if out.exists() and artifact_kind(out) is None and (not out.is_dir() or any(out.iterdir())) and not force:
-        raise ArtifactError(f"{out}: exists and is not a hardneg selection; choose another --out or pass --force")
+    check_replaceable(out, KIND_SELECTION, "selection", force)
     emb_path, index = Path(manifest["embeddings"]["path"]), Path(manifest["index"]["path"])
     if artifact_kind(emb_path) != KIND_EMBEDDINGS:
         raise ArtifactError(f"{run}: the embeddings it was mined from ({emb_path}) are gone; re-run `hardneg mine`")
@@ -196,8 +195,6 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
                         [item["query_id"], item["query"], cand["rank"], cand["doc_id"], cand["score"],
                          cand["in_run"], cand["text"], first_positive, ""]
                     )
-        from hardneg.artifacts import write_manifest
-
         result_manifest = write_manifest(
             tmp,
             KIND_SELECTION,
