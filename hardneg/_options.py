@@ -85,7 +85,7 @@ CorpusOpt = Annotated[
 
 MOpt = Annotated[Optional[int], typer.Option("--m", help="HNSW links per node [default: 16].", rich_help_panel=INDEX)]
 EfConstructionOpt = Annotated[Optional[int], typer.Option("--ef-construction", help="HNSW build depth [default: 200].", rich_help_panel=INDEX)]
-EfSearchOpt = Annotated[Optional[int], typer.Option("--ef-search", help="HNSW search depth, at least 2 x k [default: 2 x k].", rich_help_panel=INDEX)]
+EfSearchOpt = Annotated[Optional[int], typer.Option("--ef-search", help="HNSW search depth, at least k [default: 4 x k].", rich_help_panel=INDEX)]
 StorageOpt = Annotated[Optional[Storage], typer.Option("--storage", help="HNSW vector storage [default: float32].", rich_help_panel=INDEX)]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="HNSW insertion threads; 1 gives a byte-identical index [default: 1].", rich_help_panel=INDEX)]
 RecallSampleOpt = Annotated[Optional[int], typer.Option("--recall-sample", help="Queries used to measure HNSW recall vs exact [default: 200].", rich_help_panel=INDEX)]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -107,9 +108,13 @@ def _errors(fn: F) -> F:
                 raise
             sys.stderr.write(f"Error: {exc}\n")
             raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
-        except KeyboardInterrupt:
-            sys.stderr.write("Interrupted. Finished shards are kept; run the same command again to resume.\n")
-            raise typer.Exit(130) from None
+        except KeyboardInterrupt as exc:
+            terminated = isinstance(exc, Terminated)
+            sys.stderr.write(
+                f"{'Terminated' if terminated else 'Interrupted'}. Finished shards are kept; "
+                "run the same command again to resume.\n"
+            )
+            raise typer.Exit(143 if terminated else 130) from None
         except BrokenPipeError:
             # `hardneg export ... --out - | head`: the reader left; not an error.
             devnull = os.open(os.devnull, os.O_WRONLY)
@@ -698,6 +703,17 @@ def report(
     _stdout().print("\n".join(f"{result.path}/{name}" for name in result.files), markup=False, highlight=False)
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Python is so that cleanup runs: temporary directories are removed and
+    resumable work is kept, as for Ctrl-C. (The default SIGTERM action kills the process without
+    running any ``finally``, leaving ``*.tmp-*`` directories behind.)"""
+
+
+def _on_sigterm(signum: int, frame: Any) -> None:
+    raise Terminated()
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()

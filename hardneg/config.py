@@ -66,12 +66,13 @@ class IndexConfig:
     """How the corpus vectors are searched."""
 
     backend: str = "auto"
-    """`exact` (chunked matrix products), `hnsw` (Voyager) or `auto` (exact below `auto-threshold` docs)."""
-    auto_threshold: int = 200_000
+    """`exact` (chunked matrix products), `hnsw` (Voyager) or `auto`: whichever a cost model measured
+    on the reference machine expects to finish first for this many documents and queries
+    (`hardneg.index.estimated_seconds`)."""
     m: int = 16
     ef_construction: int = 200
     ef_search: int | None = None
-    """Search depth; None means 2 x k. Always raised to at least 2 x k."""
+    """HNSW search depth (`query_ef`); None means 4 x k. Never below k."""
     storage: str = "float32"
     threads: int = 1
     """Insertion threads. 1 gives a byte-identical index for the same input; more is faster."""

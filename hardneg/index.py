@@ -29,6 +29,7 @@ from hardneg.artifacts import (
     iter_shard_tables,
     read_manifest,
     read_queries,
+    release_pages,
     vectors_of,
     write_manifest,
     write_table,
@@ -36,7 +37,7 @@ from hardneg.artifacts import (
 from hardneg.config import IndexConfig, as_dict
 from hardneg.errors import ArtifactError
 from hardneg.progress import NULL_REPORTER, Reporter
-from hardneg.search import Searcher, exact_topk
+from hardneg.search import Searcher, exact_topk, search_ef
 
 INDEX_VERSION = "index-v1"
 
@@ -48,11 +49,35 @@ class IndexResult:
     reused: bool
 
 
-def choose_backend(config: IndexConfig, num_docs: int) -> str:
-    """`auto` picks exact search below ``auto_threshold`` documents and HNSW above."""
+# Rates measured on the 2-core reference machine by scripts/benchmark_scale.py at 1M documents x 100k
+# queries, dim 384 (docs/benchmarks.md). Only their ratios decide `auto`, and those move much less
+# between CPUs than the rates themselves.
+EXACT_PAIRS_PER_SECOND = 5.0e7
+"""Query x document scores per second of exact search (chunked float32 matrix products + top-k)."""
+HNSW_INSERTS_PER_THREAD_SECOND = 400.0
+"""Vectors added per second and per build thread, at M 16 and ef_construction 200."""
+HNSW_QUERIES_PER_SECOND = 500.0
+"""Top-110 queries per second at the default search depth (4 x k)."""
+REFERENCE_DIM = 384
+
+
+def estimated_seconds(backend: str, num_docs: int, num_queries: int, config: IndexConfig, dim: int = REFERENCE_DIM) -> float:
+    """Expected search cost of mining ``num_queries`` against ``num_docs``: exact search pays per
+    query-document pair; HNSW pays a build (scaled by ef_construction and M) plus a cheaper query."""
+    scale = dim / REFERENCE_DIM
+    if backend == "exact":
+        return num_docs * num_queries * scale / EXACT_PAIRS_PER_SECOND
+    build_cost = (config.ef_construction / 200) * (config.m / 16) * scale
+    return num_docs * build_cost / (HNSW_INSERTS_PER_THREAD_SECOND * config.threads) + num_queries * scale / HNSW_QUERIES_PER_SECOND
+
+
+def choose_backend(config: IndexConfig, num_docs: int, num_queries: int, dim: int = REFERENCE_DIM) -> str:
+    """`auto` picks whichever backend `estimated_seconds` expects to finish first (exact on a tie:
+    it needs no build and no extra memory, and its rankings are exact)."""
     if config.backend != "auto":
         return config.backend
-    return "exact" if num_docs < config.auto_threshold else "hnsw"
+    exact = estimated_seconds("exact", num_docs, num_queries, config, dim)
+    return "exact" if exact <= estimated_seconds("hnsw", num_docs, num_queries, config, dim) else "hnsw"
 
 
 def index_fingerprint(embeddings_manifest: dict[str, Any], backend: str, config: IndexConfig) -> str:
@@ -86,7 +111,8 @@ def build_index(
     out = Path(out)
     emb = read_manifest(embeddings, KIND_EMBEDDINGS)
     num_docs, dim = int(emb["counts"]["docs"]), int(emb["model"]["dim"])
-    backend = choose_backend(config, num_docs)
+    num_queries = int(emb["counts"].get("queries", 0))
+    backend = choose_backend(config, num_docs, num_queries, dim)
     fp = index_fingerprint(emb, backend, config)
     identity = {"embeddings_fingerprint": emb["fingerprint"], "backend": backend}
     existing = check_existing(out, fp, identity, force)
@@ -110,6 +136,7 @@ def build_index(
             ids += table["doc_id"].to_pylist()
             hashes += table["text_hash"].to_pylist()
             reporter.progress(label, len(block))
+            release_pages(vectors)  # written pages go to the file; they need not stay resident
         vectors.flush()
         if row != num_docs:
             raise ArtifactError(f"{embeddings}: manifest says {num_docs} documents but the shards hold {row}")
@@ -123,6 +150,14 @@ def build_index(
         del ids, hashes
         timings["load"] = time.perf_counter() - started
         params: dict[str, Any] = {"backend": backend}
+        if config.backend == "auto":
+            params["auto"] = {
+                b: round(estimated_seconds(b, num_docs, num_queries, config, dim), 1) for b in ("exact", "hnsw")
+            }
+            reporter.log(
+                f"index auto: {backend} (estimated search cost for {num_docs:,} documents x {num_queries:,} queries: "
+                f"exact {params['auto']['exact']:,.0f} s, HNSW {params['auto']['hnsw']:,.0f} s)"
+            )
         recall: dict[str, Any] | None = None
         if backend == "hnsw":
             _build_hnsw(vectors, tmp / HNSW_FILE, config, reporter)
@@ -180,6 +215,7 @@ def _build_hnsw(vectors: np.ndarray, path: Path, config: IndexConfig, reporter: 
     # Never more than 1M vectors per add_items call: larger calls corrupted indexes (spotify/voyager#48).
     for start in range(0, vectors.shape[0], config.add_chunk):
         block = np.ascontiguousarray(vectors[start : start + config.add_chunk], dtype=np.float32)
+        release_pages(vectors)
         index.add_items(block, ids=list(range(start, start + len(block))), num_threads=config.threads)
         reporter.progress(label, len(block))
     index.save(str(path))
@@ -197,7 +233,7 @@ def measure_recall(index_dir: Path, embeddings: Path, config: IndexConfig) -> di
     sample = queries[np.sort(rng.choice(len(queries), size=take, replace=False))]
     searcher = _RawSearcher(index_dir, config)
     k = min(config.recall_k, searcher.size)
-    ef = max(config.ef_search or 0, 2 * k)
+    ef = search_ef(k, config.ef_search)
     approx = searcher.hnsw.query(sample, k=k, query_ef=ef)[0].astype(np.int64)
     exact, _ = exact_topk(searcher.vectors, sample, k)
     hits = sum(len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approx, exact))
@@ -215,4 +251,4 @@ class _RawSearcher:
         self.size = int(self.vectors.shape[0])
 
 
-__all__ = ["IndexResult", "Searcher", "build_index", "choose_backend", "measure_recall"]
+__all__ = ["IndexResult", "Searcher", "build_index", "choose_backend", "estimated_seconds", "measure_recall"]

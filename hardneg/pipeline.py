@@ -82,7 +82,8 @@ def ensure_index(
 ) -> Path:
     """An index artifact for an embeddings artifact, from the workdir cache when its fingerprint matches."""
     emb = read_manifest(embeddings, KIND_EMBEDDINGS)
-    backend = choose_backend(config, int(emb["counts"]["docs"]))
+    counts = emb["counts"]
+    backend = choose_backend(config, int(counts["docs"]), int(counts.get("queries", 0)), int(emb["model"]["dim"]))
     out = workdir / "index" / index_fingerprint(emb, backend, config)[:16]
     return build_index(embeddings, out, config, force=force, reporter=reporter).path
 

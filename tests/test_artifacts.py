@@ -103,3 +103,52 @@ def test_hnsw_short_results_fall_back_instead_of_returning_short_rankings(tmp_pa
     labels, scores = searcher.search(queries, 30)
     assert labels.shape == (3, 30) and searcher.fallbacks == 3
     assert np.array_equal(scores, expected[1]) or np.allclose(np.sort(scores), np.sort(expected[1]), atol=1e-6)
+
+
+def test_exact_topk_over_a_memmap_matches_in_memory_and_releases_its_pages(tmp_path):
+    rng = np.random.default_rng(1)
+    matrix = rng.normal(size=(20_000, 32)).astype(np.float32)
+    np.save(tmp_path / "v.npy", matrix)
+    mapped = np.load(tmp_path / "v.npy", mmap_mode="r")
+    queries = rng.normal(size=(64, 32)).astype(np.float32)
+    a = exact_topk(matrix, queries, 50, chunk=3000)
+    b = exact_topk(mapped, queries, 50, chunk=3000)
+    assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1])
+
+    def resident_kb() -> int:  # this process's file-backed resident memory
+        for line in open("/proc/self/status"):
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+        return 0
+
+    if not hasattr(mapped, "_mmap") or not __import__("os").path.exists("/proc/self/status"):
+        pytest.skip("needs numpy memmaps and /proc")
+    before = resident_kb()
+    float(np.asarray(mapped).sum())  # touch all 2.4 MB
+    assert resident_kb() - before > 1500
+    from hardneg.artifacts import release_pages
+
+    release_pages(mapped)
+    assert resident_kb() - before < 500
+
+
+def test_auto_backend_weighs_query_document_pairs_against_an_hnsw_build():
+    from hardneg.config import IndexConfig
+    from hardneg.index import choose_backend, estimated_seconds
+
+    auto = IndexConfig()
+    assert choose_backend(auto, 5_000, 1_000) == "exact"  # SciFact-sized: no build beats a tiny scan
+    assert choose_backend(auto, 10_000_000, 1_000) == "exact"  # few queries: scanning is cheaper than building
+    assert choose_backend(auto, 10_000_000, 1_000_000) == "hnsw"  # many queries over a big corpus
+    # More build threads make HNSW cheaper, never dearer; a forced backend is kept as given.
+    assert estimated_seconds("hnsw", 10**6, 10**5, IndexConfig(threads=4)) < estimated_seconds("hnsw", 10**6, 10**5, auto)
+    assert choose_backend(IndexConfig(backend="hnsw"), 10, 10) == "hnsw"
+    assert choose_backend(IndexConfig(backend="exact"), 10**8, 10**7) == "exact"
+
+
+def test_default_search_depth_is_four_times_k_and_never_below_k():
+    from hardneg.search import search_ef
+
+    assert search_ef(110, None) == 440
+    assert search_ef(110, 1000) == 1000
+    assert search_ef(110, 50) == 110

@@ -63,3 +63,26 @@ def test_loop_benchmark_runs_end_to_end(tmp_path):
     rows = [line for line in out.read_text().splitlines() if line.startswith("| ") and not line.startswith("| round")]
     assert [r.split("|")[1].strip() for r in rows] == ["0", "1"]
     assert "Best round:" in out.read_text()
+
+
+@pytest.mark.slow
+def test_scale_benchmark_runs_end_to_end_and_hnsw_agrees_with_exact(tmp_path):
+    out = tmp_path / "bench.md"
+    proc = subprocess.run(
+        [sys.executable, str(SCRIPTS / "benchmark_scale.py"), "--docs", "3000", "--queries", "200", "--dim", "32",
+         "--recall-sample", "100", "--ef-sweep", "110,440", "--threads", "1", "--workdir", str(tmp_path / "work"),
+         "--write", str(out)],
+        capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = out.read_text().splitlines()
+    main = [line for line in lines if line.startswith(("| exact", "| hnsw")) and line.count("|") == 9]
+    assert [line.split("|")[1].strip() for line in main] == ["hnsw-float32", "hnsw-e4m3", "exact"]
+    for line in main:
+        cells = [c.strip() for c in line.strip("|").split("|")]
+        assert int(cells[7].replace(",", "")) == 200 * 10  # every query got its 10 negatives
+        assert 0 < float(cells[2]) and 0 < float(cells[4])  # peak RSS measured
+    sweep = [line for line in lines if line.startswith("| hnsw") and line.count("|") == 5]
+    assert len(sweep) == 4
+    # On 3,000 vectors a deep search is all but exact.
+    assert all(float(line.split("|")[3]) > 0.9 for line in sweep if line.split("|")[2].strip() == "440")

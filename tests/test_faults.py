@@ -79,6 +79,47 @@ def test_sigkill_during_embed_then_rerun_resumes_and_matches_an_uninterrupted_ru
 
 
 @pytest.mark.slow
+def test_sigterm_during_embed_exits_143_leaves_no_temporary_files_and_the_rerun_resumes(tmp_path):
+    data = _big_beir(tmp_path / "data", docs=6000)
+    cmd = [sys.executable, "-m", "hardneg", "embed", str(data), "--model", "hashing", "--shard-size", "400", "--quiet",
+           "--out", str(tmp_path / "emb")]
+    partial = tmp_path / "emb.partial" / "corpus"
+    proc = subprocess.Popen(cmd, env=_env(tmp_path), stderr=subprocess.PIPE, text=True)
+    try:
+        assert _wait_for(lambda: len(list_shards(partial)) >= 2 or proc.poll() is not None)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        _, err = proc.communicate()
+    assert proc.returncode == 143, err
+    assert "Terminated" in err and "Traceback" not in err
+    assert not [p for p in tmp_path.rglob("*") if ".tmp-" in p.name]
+    kept = len(list_shards(partial))
+    assert 2 <= kept < 15
+    rerun = subprocess.run([*cmd, "--json"], env=_env(tmp_path), capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert json.loads(rerun.stdout)["manifest"]["counts"]["resumed_shards"] >= kept
+
+
+def test_sigterm_inside_an_atomic_directory_removes_it(tmp_path):
+    """The SIGTERM handler turns the signal into an exception, so `atomic_dir` cleans up."""
+    code = (
+        "import os, signal, sys, time\n"
+        "from pathlib import Path\n"
+        "from hardneg.artifacts import atomic_dir\n"
+        "from hardneg.cli import _on_sigterm\n"
+        "signal.signal(signal.SIGTERM, _on_sigterm)\n"
+        "with atomic_dir(Path(sys.argv[1])) as tmp:\n"
+        "    (tmp / 'half-written').write_text('x')\n"
+        "    os.kill(os.getpid(), signal.SIGTERM)\n"
+        "    time.sleep(30)\n"
+    )
+    out = tmp_path / "artifact"
+    done = subprocess.run([sys.executable, "-c", code, str(out)], capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "Terminated" in done.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.slow
 def test_sigkill_during_mine_resumes_without_redoing_chunks_and_matches(tmp_path):
     data = _big_beir(tmp_path / "data", docs=4000, words=40)
     config = tmp_path / "mine.toml"
