@@ -132,6 +132,9 @@ class Searcher:
             labels = self._hnsw_query(queries, k)
         # Also makes HNSW scores exact: with e4m3 storage the index's own distances are approximate.
         labels, scores = sort_topk(labels, self.score(queries, labels))
+        # Once per batch (madvise over the whole mapping costs ~0.5 ms at 1M x 384): rows read by
+        # scoring would otherwise accumulate until the whole file is resident.
+        release_pages(self.vectors)
         return labels[:, :k], scores[:, :k]
 
     def _hnsw_query(self, queries: np.ndarray, k: int) -> np.ndarray:
@@ -155,7 +158,6 @@ class Searcher:
         flat = np.sort(np.unique(labels))
         pos = np.searchsorted(flat, labels)
         rows = np.asarray(self.vectors[flat], dtype=np.float32)
-        release_pages(self.vectors)  # random rows would otherwise leave the whole file resident
         gathered = rows[pos]  # b x m x d
         # einsum without BLAS: each score is the same loop over d whatever the batch shape.
         return np.einsum("bmd,bd->bm", gathered, queries, optimize=False).astype(np.float32)
