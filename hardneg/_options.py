@@ -76,6 +76,7 @@ CorpusPromptOpt = Annotated[Optional[str], typer.Option("--corpus-prompt", help=
 MaxLengthOpt = Annotated[Optional[int], typer.Option("--max-length", help="Truncate texts to this many tokens [default: the model's].", rich_help_panel=EMBED)]
 BatchSizeOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Texts per encoder batch [default: 64].", rich_help_panel=EMBED)]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Encoding processes (one per GPU, or CPU processes) [default: 1].", rich_help_panel=EMBED)]
+PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="auto, fp32, fp16 or bf16 [default: auto = fp16 on CUDA, fp32 on CPU].", rich_help_panel=EMBED)]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps [default: cuda when present].", rich_help_panel=EMBED)]
 ShardSizeOpt = Annotated[Optional[int], typer.Option("--shard-size", help="Texts per shard; a killed run resumes from the last complete shard [default: 2048].", rich_help_panel=EMBED)]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="BEIR qrels split to mine for [default: train].", rich_help_panel=EMBED)]

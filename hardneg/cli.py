@@ -25,6 +25,7 @@ from hardneg._options import (
     CrossEncoderOpt,
     DedupThresholdOpt,
     DeviceOpt,
+    PrecisionOpt,
     EfConstructionOpt,
     EfSearchOpt,
     ForceOpt,
@@ -176,6 +177,7 @@ def embed(
     batch_size: BatchSizeOpt = None,
     workers: WorkersOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     shard_size: ShardSizeOpt = None,
     split: SplitOpt = None,
     corpus: CorpusOpt = None,
@@ -199,7 +201,7 @@ def embed(
     files = load_config_file(config)
     cfg = _embed_config(
         files, model=model, lang=lang, model_size=model_size, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
-        max_length=max_length, batch_size=batch_size, workers=workers, device=device, shard_size=shard_size, split=split,
+        max_length=max_length, batch_size=batch_size, workers=workers, device=device, precision=precision, shard_size=shard_size, split=split,
     )
     display = None
     path = Path(source)
@@ -314,6 +316,7 @@ def mine(
     batch_size: BatchSizeOpt = None,
     workers: WorkersOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     shard_size: ShardSizeOpt = None,
     split: SplitOpt = None,
     corpus: CorpusOpt = None,
@@ -340,7 +343,7 @@ def mine(
     files = load_config_file(config)
     ecfg = _embed_config(
         files, model=model, lang=lang, model_size=model_size, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
-        max_length=max_length, batch_size=batch_size, workers=workers, device=device, shard_size=shard_size, split=split,
+        max_length=max_length, batch_size=batch_size, workers=workers, device=device, precision=precision, shard_size=shard_size, split=split,
     )
     icfg = build(
         IndexConfig, files, "index", backend=_value(index), m=m, ef_construction=ef_construction, ef_search=ef_search,
@@ -498,6 +501,7 @@ def eval_(
     max_length: MaxLengthOpt = None,
     batch_size: BatchSizeOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     config: ConfigOpt = None,
     workdir: WorkdirOpt = None,
     quiet: QuietOpt = False,
@@ -510,7 +514,7 @@ def eval_(
     files = load_config_file(config)
     ecfg = _embed_config(
         files, model=model, lang=lang, model_size=model_size, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
-        max_length=max_length, batch_size=batch_size, device=device,
+        max_length=max_length, batch_size=batch_size, device=device, precision=precision,
     )
     cfg = build(EvalConfig, files, "eval", split=split, k=k)
     with cli_reporter(quiet or json) as reporter:
@@ -567,6 +571,7 @@ def loop(
     max_length: MaxLengthOpt = None,
     batch_size: BatchSizeOpt = None,
     device: DeviceOpt = None,
+    precision: PrecisionOpt = None,
     split: SplitOpt = None,
     config: ConfigOpt = None,
     force: ForceOpt = False,
@@ -583,7 +588,7 @@ def loop(
     files = load_config_file(config)
     ecfg = _embed_config(
         files, model=model, lang=lang, model_size=model_size, max_length=max_length, batch_size=batch_size,
-        device=device, split=split,
+        device=device, precision=precision, split=split,
     )
     icfg = build(IndexConfig, files, "index")
     mcfg = build(

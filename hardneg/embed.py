@@ -278,7 +278,7 @@ def _embed(
             "path": spec.path,
             "fingerprint": encoder.fingerprint,
             "weights_sha256": getattr(encoder, "weights_sha256", None),
-            "precision": "fp16" if getattr(encoder, "fp16", False) else "fp32",
+            "precision": getattr(encoder, "precision", "fp32"),
             "query_prompt": spec.query_prompt,
             "corpus_prompt": spec.corpus_prompt,
             "prompts_source": spec.prompts_source,

