@@ -59,16 +59,19 @@ print(json.dumps({"rows": len(result), "seconds": time.perf_counter() - t0}))
 ENCODE_SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
-data, model_path = sys.argv[1:3]
+data, model_path, split = sys.argv[1:4]
 from sentence_transformers import SentenceTransformer
 texts = []
 for line in open(Path(data) / "corpus.jsonl", encoding="utf-8"):
     d = json.loads(line)
     texts.append((d.get("title", "") + " " + d["text"]).strip())
+wanted = {line.split("\t")[0] for line in list(open(Path(data) / "qrels" / f"{split}.tsv", encoding="utf-8"))[1:]}
+queries = [q["text"] for q in map(json.loads, open(Path(data) / "queries.jsonl", encoding="utf-8")) if q["_id"] in wanted]
 model = SentenceTransformer(model_path)
 t0 = time.perf_counter()
 model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-print(json.dumps({"docs": len(texts), "seconds": time.perf_counter() - t0}))
+model.encode(queries, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+print(json.dumps({"docs": len(texts), "queries": len(queries), "seconds": time.perf_counter() - t0}))
 """
 
 
@@ -80,6 +83,7 @@ def main() -> None:
     parser.add_argument("--min-rank", type=int, default=10)
     parser.add_argument("--max-rank", type=int, default=110)
     parser.add_argument("--num-negatives", type=int, default=10)
+    parser.add_argument("--precision", default="fp32", help="hardneg runs, one per precision, e.g. fp32,bf16 (the first is the headline)")
     parser.add_argument("--skip-encode-floor", action="store_true")
     parser.add_argument("--skip-anchor", action="store_true", help="do not run mine_hard_negatives")
     parser.add_argument("--workers", default="", help="also time `hardneg embed` with these worker counts, e.g. 1,2")
@@ -94,15 +98,24 @@ def main() -> None:
     # Big outputs go to a temporary directory; the (pipe-buffered) stdout of each child is small.
     with tempfile.TemporaryDirectory(prefix="hardneg-bench-") as tmp:
         work = Path(tmp)
-        hn_cmd = [
-            sys.executable, "-m", "hardneg", "mine", str(args.data), "--model", args.model, "--split", args.split,
-            "--min-rank", str(args.min_rank), "--max-rank", str(args.max_rank), "--num-negatives", str(args.num_negatives),
-            "--workdir", str(work / "cache"), "--out", str(work / "run"), "--json", "--quiet",
-        ]
-        hn_wall, hn_rss, hn_out = measured(hn_cmd, env)
+        precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
+        extra = []
+        for i, precision in enumerate(precisions):
+            tag = "" if i == 0 else f"-{precision}"
+            hn_cmd = [
+                sys.executable, "-m", "hardneg", "mine", str(args.data), "--model", args.model, "--split", args.split,
+                "--min-rank", str(args.min_rank), "--max-rank", str(args.max_rank), "--num-negatives", str(args.num_negatives),
+                "--precision", precision, "--workdir", str(work / f"cache{tag}"), "--out", str(work / f"run{tag}"), "--json", "--quiet",
+            ]
+            wall, rss, out = measured(hn_cmd, env)
+            emb_manifest = json.loads(next((work / f"cache{tag}" / "embeddings").glob("*/manifest.json")).read_text())
+            if i == 0:
+                hn_wall, hn_rss, hn_out = wall, rss, out
+                emb_timings = emb_manifest["timings"]
+            else:
+                extra.append((precision, wall, rss, emb_manifest["timings"]["encode"]))
         stats = json.loads(hn_out)["stats"]
         manifest = json.loads((work / "run" / "manifest.json").read_text())
-        emb_timings = json.loads(next((work / "cache" / "embeddings").glob("*/manifest.json")).read_text())["timings"]
         idx_timings = json.loads(next((work / "cache" / "index").glob("*/manifest.json")).read_text())["timings"]
         mine_timings = manifest["timings"]
         ex_wall, ex_rss, _ = measured(
@@ -127,7 +140,7 @@ def main() -> None:
             sweep.append((workers, w_wall, w_rss, counts["docs"] + counts["queries"]))
         floor = None
         if not args.skip_encode_floor:
-            fl_wall, _, fl_out = measured([sys.executable, "-c", ENCODE_SCRIPT, str(args.data), str(model_path)], env)
+            fl_wall, _, fl_out = measured([sys.executable, "-c", ENCODE_SCRIPT, str(args.data), str(model_path), args.split], env)
             floor = json.loads(fl_out.strip().splitlines()[-1])
 
     hn_total = hn_wall + ex_wall
@@ -136,11 +149,11 @@ def main() -> None:
         f"{args.num_negatives} negatives",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; "
-        f"{time.strftime('%Y-%m-%d')}. Command: `python scripts/benchmark_speed.py {args.data} --model {args.model}`",
+        f"{time.strftime('%Y-%m-%d')}. Command: `python scripts/benchmark_speed.py {args.data} --model {args.model} --precision {args.precision}`",
         "",
         "| run | wall (s) | peak RSS (MB) | output |",
         "|---|---:|---:|---|",
-        f"| hardneg mine (embed + index + mine, cold cache) | {hn_wall:.1f} | {hn_rss:.0f} | {stats['selected']} negatives for {stats['queries_mined']} queries |",
+        f"| hardneg mine (embed + index + mine, cold cache, {precisions[0]}) | {hn_wall:.1f} | {hn_rss:.0f} | {stats['selected']} negatives for {stats['queries_mined']} queries |",
         f"| hardneg export colbert | {ex_wall:.1f} | {ex_rss:.0f} | triples + queries + corpus TSV |",
         f"| **hardneg total** | **{hn_total:.1f}** | **{max(hn_rss, ex_rss):.0f}** | index: {manifest['index']['backend']} |",
     ]
@@ -149,14 +162,19 @@ def main() -> None:
             f"| sentence-transformers mine_hard_negatives | {st_wall:.1f} | {st_rss:.0f} | {st_rows} n-tuple rows |",
             f"| ratio hardneg / sentence-transformers | {hn_total / st_wall:.2f} | {max(hn_rss, ex_rss) / st_rss:.2f} | |",
         ]
+    for precision, wall, rss, encode in extra:
+        lines.append(f"| hardneg mine, `--precision {precision}` (embed + index + mine, cold cache) | {wall:.1f} | {rss:.0f} | encode stage {encode:.1f} s |")
+        if st_wall is not None and st_rss is not None:
+            lines.append(f"| ratio hardneg {precision} / sentence-transformers (fp32) | {wall / st_wall:.2f} | {rss / st_rss:.2f} | |")
     for workers, w_wall, w_rss, texts in sweep:
         lines.append(
             f"| hardneg embed --workers {workers} | {w_wall:.1f} | {w_rss:.0f} | {texts} texts, {texts / w_wall:.1f} texts/s (incl. start-up) |"
         )
     if floor:
         lines.append(
-            f"| bare `model.encode` of the corpus (floor) | {floor['seconds']:.1f} | | {floor['docs']} docs, "
-            f"{floor['docs'] / floor['seconds']:.1f} docs/s |"
+            f"| bare `model.encode` of the same texts, fp32 (floor) | {floor['seconds']:.1f} | | {floor['docs']} docs + "
+            f"{floor['queries']} queries; hardneg's {precisions[0]} encode stage: {emb_timings['encode']:.1f} s = "
+            f"{floor['seconds'] / emb_timings['encode']:.0%} of the floor's throughput |"
         )
     rest = idx_timings["total"] + sum(mine_timings.values()) + ex_wall
     lines += [
