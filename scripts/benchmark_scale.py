@@ -146,6 +146,7 @@ def main() -> None:
 
     efs = [int(e) for e in args.ef_sweep.split(",") if e.strip()]
     rows, sweep = [], []
+    rates: dict[str, float] = {}
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         idx = work / f"idx-{backend}"
         cmd = [sys.executable, "-m", "hardneg", "index", str(emb), "--out", str(idx), "--json", "--quiet",
@@ -161,6 +162,13 @@ def main() -> None:
              "--quiet", "--query-batch", "1024"]
         )
         stats = json.loads(m_out)["stats"]
+        i_timings = json.loads(i_out)["manifest"]["timings"]
+        m_timings = json.loads((work / f"run-{backend}" / "manifest.json").read_text())["timings"]
+        if backend == "exact":
+            rates["exact pairs/s"] = args.docs * stats["queries_mined"] / m_timings["search"]
+        else:
+            rates[f"{backend} inserts/s/thread"] = args.docs / i_timings["build"] / args.threads
+            rates[f"{backend} queries/s (search + exact rescoring)"] = stats["queries_mined"] / m_timings["search"]
         rows.append((backend, i_wall, i_rss, m_wall, m_rss, stats["queries_mined"] / m_wall, recall, stats["selected"]))
         print(rows[-1], flush=True)
         if backend != "exact":
@@ -181,6 +189,9 @@ def main() -> None:
     for backend, i_wall, i_rss, m_wall, m_rss, qps, recall, selected in rows:
         rec = f"{recall['recall']:.4f} (k {recall['k']}, {recall['queries']} queries, ef {recall['query_ef']})" if recall else "exact"
         lines.append(f"| {backend} | {i_wall:.0f} | {i_rss:.0f} | {m_wall:.0f} | {m_rss:.0f} | {qps:.0f} | {rec} | {selected:,} |")
+    if rates:
+        lines += ["", "Rates for the `--index auto` cost model (hardneg/index.py), from the manifests' stage timings: "
+                  + "; ".join(f"{name} {value:,.0f}" for name, value in rates.items()) + "."]
     if sweep:
         lines += [
             "",
