@@ -358,30 +358,22 @@ class SentenceTransformerEncoder:
         if self._model is None:
             self._load()
         prompt = self.spec.query_prompt if kind == "query" else self.spec.corpus_prompt
-        if self.precision == "fp32":
-            vectors = self._model.encode(
-                list(texts),
-                prompt=prompt or None,
-                batch_size=self.config.batch_size,
-                normalize_embeddings=True,
-                convert_to_numpy=True,
-                show_progress_bar=False,
-                pool=self._pool,
-            )
-            return np.ascontiguousarray(vectors, dtype=np.float32)
-        # Half precision: take the raw embeddings to float32 and normalise there (a bf16 norm is
-        # off by up to ~0.5%).
-        raw = self._model.encode(
+        half = self.precision != "fp32"
+        vectors = self._model.encode(
             list(texts),
             prompt=prompt or None,
             batch_size=self.config.batch_size,
-            convert_to_tensor=True,
+            normalize_embeddings=not half,
+            convert_to_numpy=not half,
+            convert_to_tensor=half,
             show_progress_bar=False,
             pool=self._pool,
         )
-        vectors = np.asarray(raw.float().cpu().numpy(), dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return np.ascontiguousarray(vectors / np.maximum(norms, 1e-12), dtype=np.float32)
+        if half:
+            # Take the raw embeddings to float32 and normalise there (a bf16 norm is off by up to ~0.5%).
+            vectors = vectors.float().cpu().numpy()
+            vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def close(self) -> None:
         if self._pool is not None:
