@@ -225,21 +225,40 @@ def _build_hnsw(vectors: np.ndarray, path: Path, config: IndexConfig, reporter: 
 
 def measure_recall(index_dir: Path, embeddings: Path, config: IndexConfig) -> dict[str, Any] | None:
     """Recall@k of the HNSW index against exact search on a seeded sample of the artifact's queries."""
-    if config.recall_sample == 0:
+    found = recall_by_depth(index_dir, embeddings, config)
+    if not found:
         return None
+    found[0].pop("seconds")
+    return found[0]
+
+
+def recall_by_depth(
+    index_dir: Path, embeddings: Path, config: IndexConfig, depths: list[int] | None = None, threads: int = -1
+) -> list[dict[str, Any]]:
+    """Recall@k against exact search, and the HNSW query time, at each search depth (default: the
+    configured one) on a seeded sample of ``config.recall_sample`` queries; the exact answer is
+    computed once. Depths below k are skipped."""
+    if config.recall_sample == 0:
+        return []
     _, _, queries = read_queries(embeddings)
     if len(queries) == 0:
-        return None
+        return []
     rng = np.random.default_rng(config.seed)
     take = min(config.recall_sample, len(queries))
     sample = queries[np.sort(rng.choice(len(queries), size=take, replace=False))]
     searcher = _RawSearcher(index_dir, config)
     k = min(config.recall_k, searcher.size)
-    ef = search_ef(k, config.ef_search)
-    approx = searcher.hnsw.query(sample, k=k, query_ef=ef)[0].astype(np.int64)
     exact, _ = exact_topk(searcher.vectors, sample, k)
-    hits = sum(len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approx, exact))
-    return {"k": k, "queries": take, "query_ef": ef, "recall": round(hits / (take * k), 6)}
+    found = []
+    for ef in depths or [search_ef(k, config.ef_search)]:
+        if ef < k:
+            continue
+        start = time.perf_counter()
+        approx = searcher.hnsw.query(sample, k=k, query_ef=ef, num_threads=threads)[0].astype(np.int64)
+        seconds = time.perf_counter() - start
+        hits = sum(len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approx, exact))
+        found.append({"k": k, "queries": take, "query_ef": ef, "recall": round(hits / (take * k), 6), "seconds": seconds})
+    return found
 
 
 class _RawSearcher:
@@ -253,4 +272,4 @@ class _RawSearcher:
         self.size = int(self.vectors.shape[0])
 
 
-__all__ = ["IndexResult", "Searcher", "build_index", "choose_backend", "estimated_seconds", "measure_recall"]
+__all__ = ["IndexResult", "Searcher", "build_index", "choose_backend", "estimated_seconds", "measure_recall", "recall_by_depth"]

@@ -207,29 +207,11 @@ def main() -> None:
 
 def recall_sweep(idx: Path, emb: Path, sample: int, efs: list[int], threads: int, k: int = 110):
     """(ef, recall@k vs exact, queries/s) for each search depth, on a seeded sample of queries."""
-    import voyager
+    from hardneg.config import IndexConfig
+    from hardneg.index import recall_by_depth
 
-    from hardneg.artifacts import HNSW_FILE, VECTORS_FILE, read_queries
-    from hardneg.search import exact_topk
-
-    _, _, queries = read_queries(emb)
-    rng = np.random.default_rng(0)
-    sample_rows = np.sort(rng.choice(len(queries), size=min(sample, len(queries)), replace=False))
-    q = np.ascontiguousarray(queries[sample_rows])
-    vectors = np.load(idx / VECTORS_FILE, mmap_mode="r")
-    k = min(k, len(vectors))
-    truth, _ = exact_topk(vectors, q, k)
-    index = voyager.Index.load(str(idx / HNSW_FILE))
-    out = []
-    for ef in efs:
-        if ef < k:
-            continue
-        start = time.perf_counter()
-        labels, _ = index.query(q, k=k, query_ef=ef, num_threads=threads)
-        qps = len(q) / (time.perf_counter() - start)
-        hits = sum(len(set(a.tolist()) & set(t.tolist())) for a, t in zip(labels, truth))
-        out.append((ef, hits / (len(q) * k), qps))
-    return out
+    config = IndexConfig(recall_sample=sample, recall_k=k, seed=0)
+    return [(r["query_ef"], r["recall"], r["queries"] / r["seconds"]) for r in recall_by_depth(idx, emb, config, efs, threads)]
 
 
 if __name__ == "__main__":
