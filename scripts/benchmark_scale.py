@@ -124,6 +124,8 @@ def main() -> None:
     parser.add_argument("--ef-sweep", default="110,220,440,880", help="HNSW search depths for the recall table")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--backends", default="hnsw-float32,hnsw-e4m3,exact")
+    parser.add_argument("--m", type=int, default=16, help="HNSW links per node")
+    parser.add_argument("--ef-construction", type=int, default=200, help="HNSW build depth")
     parser.add_argument("--workdir", type=Path, help="keep artifacts here (default: a temporary directory)")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
@@ -148,39 +150,46 @@ def main() -> None:
     rows, sweep = [], []
     rates: dict[str, float] = {}
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
-        idx = work / f"idx-{backend}"
+        label = backend if backend == "exact" else f"{backend} M {args.m}, efC {args.ef_construction}"
+        tag = backend if backend == "exact" else f"{backend}-m{args.m}-efc{args.ef_construction}"
+        idx = work / f"idx-{tag}"
         cmd = [sys.executable, "-m", "hardneg", "index", str(emb), "--out", str(idx), "--json", "--quiet",
                "--threads", str(args.threads), "--recall-sample", str(args.recall_sample)]
         if backend == "exact":
             cmd.append("--exact")
         else:
-            cmd += ["--hnsw", "--storage", backend.split("-", 1)[1]]
+            cmd += ["--hnsw", "--storage", backend.split("-", 1)[1], "--m", str(args.m),
+                    "--ef-construction", str(args.ef_construction)]
         i_wall, i_rss, i_out = measured(cmd)
         recall = json.loads(i_out)["manifest"].get("recall")
         m_wall, m_rss, m_out = measured(
-            [sys.executable, "-m", "hardneg", "mine", str(idx), "--out", str(work / f"run-{backend}"), "--json",
+            [sys.executable, "-m", "hardneg", "mine", str(idx), "--out", str(work / f"run-{tag}"), "--json",
              "--quiet", "--query-batch", "1024"]
         )
         stats = json.loads(m_out)["stats"]
         i_timings = json.loads(i_out)["manifest"]["timings"]
-        m_timings = json.loads((work / f"run-{backend}" / "manifest.json").read_text())["timings"]
+        m_timings = json.loads((work / f"run-{tag}" / "manifest.json").read_text())["timings"]
         if backend == "exact":
             rates["exact pairs/s"] = args.docs * stats["queries_mined"] / m_timings["search"]
         else:
-            rates[f"{backend} inserts/s/thread"] = args.docs / i_timings["build"] / args.threads
-            rates[f"{backend} queries/s (search + exact rescoring)"] = stats["queries_mined"] / m_timings["search"]
-        rows.append((backend, i_wall, i_rss, m_wall, m_rss, stats["queries_mined"] / m_wall, recall, stats["selected"]))
+            rates[f"{label} inserts/s/thread"] = args.docs / i_timings["build"] / args.threads
+            rates[f"{label} queries/s (search + exact rescoring)"] = stats["queries_mined"] / m_timings["search"]
+        rows.append((label, i_wall, i_rss, m_wall, m_rss, stats["queries_mined"] / m_wall, recall, stats["selected"]))
         print(rows[-1], flush=True)
         if backend != "exact":
             for ef, rec, qps in recall_sweep(idx, emb, args.recall_sample, efs, args.threads):
-                sweep.append((backend, ef, rec, qps))
+                sweep.append((label, ef, rec, qps))
                 print(sweep[-1], flush=True)
 
+    command = " ".join(
+        f"--{name.replace('_', '-')} {value}" for name, value in vars(args).items()
+        if name not in ("write", "workdir") and value != parser.get_default(name) or name in ("docs", "queries", "dim")
+    )
     lines = [
         f"### Scale: {args.docs:,} documents x {args.queries:,} queries, dim {args.dim} (synthetic vectors shaped like MiniLM's)",
         "",
         f"Machine: {platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}. Command: "
-        f"`python scripts/benchmark_scale.py --docs {args.docs} --queries {args.queries} --dim {args.dim}`. "
+        f"`python scripts/benchmark_scale.py {command}`. "
         f"Data generation + embed stage (lookup encoder): {prep:.0f} s. Index threads: {args.threads}.",
         "",
         "| backend | index wall (s) | index peak RSS (MB) | mine wall (s) | mine peak RSS (MB) | queries/s (mine) | recall@k vs exact | negatives |",
