@@ -191,7 +191,7 @@ class Tally:
     def dumps(self) -> bytes:
         import orjson
 
-        return orjson.dumps(asdict(self), option=orjson.OPT_NON_STR_KEYS)
+        return orjson.dumps(self, option=orjson.OPT_NON_STR_KEYS)  # orjson serialises dataclasses itself
 
     @classmethod
     def loads(cls, data: bytes) -> Tally:
@@ -536,26 +536,32 @@ class _Miner:
             scores = searcher.score(self.query_vectors[batch], labels)
         t1 = time.perf_counter()
         self.timings["search"] += t1 - t0
+        pos_labels_of = [[self.label_of[d] for d in self.positives[self.query_ids[qi]] if d in self.label_of] for qi in batch]
+        pos_scores_of = self._positive_scores(batch, pos_labels_of)
         windows: list[list[Candidate]] = []
-        pos_labels_of: list[list[int]] = []
         for row, qi in enumerate(batch):
             qid = self.query_ids[qi]
-            pos_labels = [self.label_of[d] for d in self.positives[qid] if d in self.label_of]
-            pos_labels_of.append(pos_labels)
+            pos_labels, pos_scores = pos_labels_of[row], pos_scores_of[row]
             tally.positives += len(pos_labels)
             tally.positives_in_top += int(np.isin(labels[row], pos_labels).sum())
-            pos_scores = searcher.score(self.query_vectors[qi : qi + 1], np.array([pos_labels]))[0]
-            tally.positive_scores[qi] = pos_scores.tolist()
+            tally.positive_scores[qi] = pos_scores
             # Judged-not-relevant documents ranked above the window join it: min_rank only exists
             # to keep unverified near-top documents (likely unlabelled positives) out.
             confirmed = self.confirmed.get(qid, ())
             window = [
-                Candidate(rank, int(labels[row, rank]), float(scores[row, rank]))
-                for rank in range(labels.shape[1])
-                if rank >= config.min_rank or int(labels[row, rank]) in confirmed
+                Candidate(rank, label, score)
+                for rank, (label, score) in enumerate(zip(labels[row].tolist(), scores[row].tolist()))
+                if rank >= config.min_rank or label in confirmed
             ]
-            self._filter_window(window, qi, pos_labels, float(pos_scores.min()))
+            self._mark_duplicates(window, qi, pos_labels)
             windows.append(window)
+        if config.dedup_threshold is not None:
+            self._mark_near_duplicates(windows, pos_labels_of)
+        for window, pos_scores in zip(windows, pos_scores_of):
+            min_positive = min(pos_scores)
+            for cand in window:
+                if not cand.filter:
+                    cand.filter = score_filter(cand.score, min_positive, config)
         if self.scorer is not None:
             self._teacher_scores(batch, windows, pos_labels_of, tally)
         for qi, window in zip(batch, windows):
@@ -571,32 +577,53 @@ class _Miner:
         self.timings["filter"] += time.perf_counter() - t1
         return table
 
-    def _filter_window(self, window: list[Candidate], qi: int, pos_labels: list[int], min_positive: float) -> None:
-        """Apply the retriever-side filters, in order; the first that applies names the removal."""
-        config = self.config
+    def _positive_scores(self, batch: list[int], pos_labels_of: list[list[int]]) -> list[list[float]]:
+        """Each query's scores for its positives, from one ``score`` call for the whole batch
+        (rows padded with the row's first positive; the padding is cut off again)."""
+        width = max(len(p) for p in pos_labels_of)
+        padded = np.array([p + [p[0]] * (width - len(p)) for p in pos_labels_of], dtype=np.int64)
+        scores = self.searcher.score(self.query_vectors[batch], padded)
+        return [row[: len(p)] for row, p in zip(scores.tolist(), pos_labels_of)]
+
+    def _mark_duplicates(self, window: list[Candidate], qi: int, pos_labels: list[int]) -> None:
+        """`positive`, then `duplicate`: normalised text equal to a positive's, the query's or a
+        better-ranked candidate's."""
         pos_set = set(pos_labels)
         forbidden = {int(self.doc_hashes[p]) for p in pos_set}
         forbidden.add(_hash64(text_hash(self.query_texts[qi])))
-        for cand in window:
-            h = int(self.doc_hashes[cand.label])
+        hashes = self.doc_hashes[[c.label for c in window]].tolist()
+        for cand, h in zip(window, hashes):
             if cand.label in pos_set:
                 cand.filter = FILTER_POSITIVE
             elif h in forbidden:
                 cand.filter = FILTER_DUPLICATE
             else:
                 forbidden.add(h)
-        if config.dedup_threshold is not None:
-            alive = [c for c in window if not c.filter]
-            if alive:
-                pos_vectors = np.asarray(self.searcher.vectors[pos_labels], dtype=np.float32)
-                cand_labels = np.tile(np.array([c.label for c in alive]), (len(pos_labels), 1))
-                nearest = self.searcher.score(pos_vectors, cand_labels).max(axis=0)
-                for cand, sim in zip(alive, nearest):
-                    if sim >= config.dedup_threshold:
-                        cand.filter = FILTER_NEAR_DUPLICATE
-        for cand in window:
-            if not cand.filter:
-                cand.filter = score_filter(cand.score, min_positive, config)
+
+    def _mark_near_duplicates(self, windows: list[list[Candidate]], pos_labels_of: list[list[int]]) -> None:
+        """`near-duplicate`: cosine to one of the query's positives >= dedup_threshold, for every
+        candidate still in, in one ``score`` call for the batch: a row per (query, positive) pair,
+        scoring that positive's vector against the query's surviving candidates."""
+        alive = [[c for c in window if not c.filter] for window in windows]
+        pairs = [(row, p) for row, pos_labels in enumerate(pos_labels_of) if alive[row] for p in pos_labels]
+        if not pairs:
+            return
+        width = max(len(alive[row]) for row, _ in pairs)
+        cand_labels = np.array(
+            [[c.label for c in alive[row]] + [alive[row][0].label] * (width - len(alive[row])) for row, _ in pairs],
+            dtype=np.int64,
+        )
+        pos_vectors = np.asarray(self.searcher.vectors[[p for _, p in pairs]], dtype=np.float32)
+        sims = self.searcher.score(pos_vectors, cand_labels)
+        start = 0
+        for row, pos_labels in enumerate(pos_labels_of):
+            if not alive[row]:
+                continue
+            nearest = sims[start : start + len(pos_labels), : len(alive[row])].max(axis=0)
+            start += len(pos_labels)
+            for cand, sim in zip(alive[row], nearest.tolist()):
+                if sim >= self.config.dedup_threshold:
+                    cand.filter = FILTER_NEAR_DUPLICATE
 
     def _teacher_scores(
         self, batch: list[int], windows: list[list[Candidate]], pos_labels_of: list[list[int]], tally: Tally
@@ -646,20 +673,20 @@ class _Miner:
                 if cand.filter:
                     tally.removed[cand.filter] = tally.removed.get(cand.filter, 0) + 1
             tally.per_query[qi] = len(chosen)
-            for i, cand in enumerate(window):
-                columns["query_id"].append(qid)
-                columns["doc_id"].append(self.doc_ids[cand.label])
-                columns["rank"].append(cand.rank)
-                columns["score"].append(cand.score)
-                columns["teacher_score"].append(cand.teacher)
-                columns["selected"].append(i in chosen)
-                columns["filter"].append(cand.filter)
-                columns["confirmed"].append(cand.confirmed)
-                if i in chosen:
-                    tally.negative_scores.append(cand.score)
-                    tally.selected_ranks.append(cand.rank)
-                    if cand.teacher is not None:
-                        tally.negative_teacher.append(cand.teacher)
+            columns["query_id"] += [qid] * len(window)
+            columns["doc_id"] += [self.doc_ids[c.label] for c in window]
+            columns["rank"] += [c.rank for c in window]
+            columns["score"] += [c.score for c in window]
+            columns["teacher_score"] += [c.teacher for c in window]
+            columns["selected"] += [i in chosen for i in range(len(window))]
+            columns["filter"] += [c.filter for c in window]
+            columns["confirmed"] += [c.confirmed for c in window]
+            for i in sorted(chosen):
+                cand = window[i]
+                tally.negative_scores.append(cand.score)
+                tally.selected_ranks.append(cand.rank)
+                if cand.teacher is not None:
+                    tally.negative_teacher.append(cand.teacher)
         return pa.table(columns, schema=CANDIDATES_SCHEMA)
 
     def _finish_stats(self, per_query: list[int]) -> None:
