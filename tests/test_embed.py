@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -155,6 +158,43 @@ def test_precision_is_validated_and_fp16_on_a_cpu_is_refused():
     assert resolve_precision("bf16", "cpu") == "bf16"
     with pytest.raises(ModelError, match="fp16 needs a GPU"):
         resolve_precision("fp16", "cpu")
+
+
+_HEAP_PROBE = """
+import re, sys
+import numpy as np
+from hardneg.encoders import steady_heap
+def rss():
+    return int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
+if sys.argv[1] == "on":
+    steady_heap()
+a = np.ones(20 << 20, dtype=np.uint8); del a  # glibc's default now keeps blocks up to 20 MB on the heap
+before = rss()
+b = np.ones(10 << 20, dtype=np.uint8); del b
+print(rss() - before)
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+def test_steady_heap_returns_freed_activations_to_the_os(monkeypatch):
+    # Each case in a fresh interpreter: the allocator setting is process-wide and one-way.
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    kept = {
+        mode: int(subprocess.run([sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True, text=True,
+                                 check=True).stdout)
+        for mode in ("off", "on")
+    }
+    assert kept["off"] > 8_000  # KiB: the freed 10 MB block stayed resident on the heap
+    assert kept["on"] < 1_000  # mapped, and unmapped on free
+
+
+def test_steady_heap_leaves_a_user_setting_alone(monkeypatch):
+    import hardneg.encoders as encoders
+
+    monkeypatch.setattr(encoders, "_heap_steadied", False)
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    encoders.steady_heap()
+    assert os.environ["MALLOC_MMAP_THRESHOLD_"] == "65536"
 
 
 @pytest.mark.model
