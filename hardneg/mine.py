@@ -56,6 +56,7 @@ from hardneg.artifacts import (
     read_manifest,
     read_qrels,
     read_queries,
+    release_pages,
     shard_name,
     text_hash,
     write_bytes_atomic,
@@ -615,6 +616,7 @@ class _Miner:
         )
         pos_vectors = np.asarray(self.searcher.vectors[[p for _, p in pairs]], dtype=np.float32)
         sims = self.searcher.score(pos_vectors, cand_labels)
+        release_pages(self.searcher.vectors)  # as search() does: the rows read stay out of RSS
         start = 0
         for row, pos_labels in enumerate(pos_labels_of):
             if not alive[row]:
