@@ -92,6 +92,10 @@ def test_mining_invariants_hold_for_any_corpus_and_options(scenario):
         assert r["doc_id"] not in positives  # a positive is never a negative
         assert normalize_text(texts[doc]) not in positive_texts  # nor a copy of one
         assert options["min_rank"] <= r["rank"] < options["max_rank"]  # in the window
+        if options["dedup_threshold"] is not None:  # nor a near-duplicate of one
+            unit = {t: v / np.linalg.norm(v) for t, v in vectors.items()}
+            nearest = max(float(unit[texts[doc]] @ unit[texts[d]]) for d in qrels[r["query_id"]])
+            assert nearest < options["dedup_threshold"] + 1e-6
         per_query[r["query_id"]] = per_query.get(r["query_id"], 0) + 1
     assert all(n <= options["num_negatives"] for n in per_query.values())
     # Deterministic whatever the input order and the batch size.
