@@ -89,6 +89,7 @@ EfConstructionOpt = Annotated[Optional[int], typer.Option("--ef-construction", h
 EfSearchOpt = Annotated[Optional[int], typer.Option("--ef-search", help="HNSW search depth, at least k [default: 4 x k].", rich_help_panel=INDEX)]
 StorageOpt = Annotated[Optional[Storage], typer.Option("--storage", help="HNSW vector storage [default: float32].", rich_help_panel=INDEX)]
 ThreadsOpt = Annotated[Optional[int], typer.Option("--threads", help="HNSW insertion threads; 1 gives a byte-identical index [default: 1].", rich_help_panel=INDEX)]
+TargetRecallOpt = Annotated[Optional[float], typer.Option("--target-recall", help="Without --ef-search, HNSW search deepens (4, 8, 16 x k) until recall@k vs exact on the sample reaches this; 0: no tuning [default: 0.95].", rich_help_panel=INDEX)]
 RecallSampleOpt = Annotated[Optional[int], typer.Option("--recall-sample", help="Queries used to measure HNSW recall vs exact [default: 200].", rich_help_panel=INDEX)]
 
 MinRankOpt = Annotated[Optional[int], typer.Option("--min-rank", help="First rank of the window, 0-based, positives counted [default: 10].", rich_help_panel=MINE)]

@@ -77,7 +77,7 @@ def render_embed(console: Console, manifest: dict[str, Any], path: str, reused: 
 
 def render_index(console: Console, manifest: dict[str, Any], path: str, reused: bool) -> None:
     recall = manifest.get("recall")
-    extra = f", recall@{recall['k']} {recall['recall']:.4f} vs exact" if recall else ""
+    extra = f", recall@{recall['k']} {recall['recall']:.4f} vs exact (query_ef {recall['query_ef']})" if recall else ""
     console.print(
         f"index: {path}\n  {manifest['backend']} over {manifest['counts']['docs']:,} documents{extra}"
         + (" (reused)" if reused else ""),

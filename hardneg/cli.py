@@ -49,6 +49,7 @@ from hardneg._options import (
     QueryPromptOpt,
     QuietOpt,
     RecallSampleOpt,
+    TargetRecallOpt,
     RelativeMarginOpt,
     RetrieverOpt,
     RrfKOpt,
@@ -236,10 +237,11 @@ INDEX_EXAMPLES = """Examples:
 def index(
     embeddings: Annotated[Path, typer.Argument(help="Embeddings artifact directory (from `hardneg embed`).")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Index artifact directory to write.")],
-    exact: Annotated[Optional[bool], typer.Option("--exact/--hnsw", help="Exact search (chunked matrix products) or a Voyager HNSW index [default: exact below 200,000 documents].")] = None,
+    exact: Annotated[Optional[bool], typer.Option("--exact/--hnsw", help="Exact search (chunked matrix products) or a Voyager HNSW index [default: auto, whichever a cost model expects to finish first].")] = None,
     m: MOpt = None,
     ef_construction: EfConstructionOpt = None,
     ef_search: EfSearchOpt = None,
+    target_recall: TargetRecallOpt = None,
     storage: StorageOpt = None,
     threads: ThreadsOpt = None,
     recall_sample: RecallSampleOpt = None,
@@ -256,7 +258,7 @@ def index(
     backend = None if exact is None else ("exact" if exact else "hnsw")
     cfg = build(
         IndexConfig, files, "index", backend=backend, m=m, ef_construction=ef_construction, ef_search=ef_search,
-        storage=_value(storage), threads=threads, recall_sample=recall_sample,
+        target_recall=target_recall, storage=_value(storage), threads=threads, recall_sample=recall_sample,
     )
     with cli_reporter(quiet or json) as reporter:
         result = build_index(embeddings, out, cfg, force=force, reporter=reporter)
@@ -324,6 +326,7 @@ def mine(
     m: MOpt = None,
     ef_construction: EfConstructionOpt = None,
     ef_search: EfSearchOpt = None,
+    target_recall: TargetRecallOpt = None,
     storage: StorageOpt = None,
     threads: ThreadsOpt = None,
     config: ConfigOpt = None,
@@ -347,7 +350,7 @@ def mine(
     )
     icfg = build(
         IndexConfig, files, "index", backend=_value(index), m=m, ef_construction=ef_construction, ef_search=ef_search,
-        storage=_value(storage), threads=threads,
+        target_recall=target_recall, storage=_value(storage), threads=threads,
     )
     mcfg = build(
         MineConfig, files, "mine", min_rank=min_rank, max_rank=max_rank, num_negatives=num_negatives,

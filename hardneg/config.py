@@ -77,7 +77,10 @@ class IndexConfig:
     m: int = 16
     ef_construction: int = 200
     ef_search: int | None = None
-    """HNSW search depth (`query_ef`); None means 4 x k. Never below k."""
+    """HNSW search depth (`query_ef`), never below k. None: tuned to `target_recall`."""
+    target_recall: float | None = 0.95
+    """With no `ef_search`: search depth 4 x k, deepened to 8 and 16 x k until recall@k against exact
+    search on the recall sample reaches this. 0 or None (or a recall sample of 0): 4 x k, untuned."""
     storage: str = "float32"
     threads: int = 1
     """Insertion threads. 1 gives a byte-identical index for the same input; more is faster."""
@@ -95,6 +98,10 @@ class IndexConfig:
         _check(1 <= self.add_chunk <= 1_000_000, f"add-chunk must be in [1, 1000000], got {self.add_chunk}")
         _check(self.recall_sample >= 0, f"recall-sample must be >= 0, got {self.recall_sample}")
         _check(self.recall_k >= 1, f"recall-k must be >= 1, got {self.recall_k}")
+        _check(
+            self.target_recall is None or 0 <= self.target_recall <= 1,
+            f"target-recall must be in [0, 1] (0: no tuning), got {self.target_recall}",
+        )
 
 
 @dataclass(frozen=True)

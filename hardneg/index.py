@@ -37,7 +37,7 @@ from hardneg.artifacts import (
 from hardneg.config import IndexConfig, as_dict
 from hardneg.errors import ArtifactError
 from hardneg.progress import NULL_REPORTER, Reporter
-from hardneg.search import Searcher, exact_topk, search_ef
+from hardneg.search import TUNED_EF_FACTORS, Searcher, exact_topk, search_ef
 
 INDEX_VERSION = "index-v1"
 
@@ -173,13 +173,8 @@ def build_index(
             )
             del vectors
             timings["build"] = time.perf_counter() - started - timings["load"]
-            recall = measure_recall(tmp, embeddings, config)
+            recall = tune_search_depth(tmp, embeddings, config, params, reporter)
             timings["recall"] = time.perf_counter() - started - timings["load"] - timings["build"]
-            if recall:
-                reporter.log(
-                    f"HNSW recall@{recall['k']} vs exact on {recall['queries']} queries: {recall['recall']:.4f} "
-                    f"(query_ef {recall['query_ef']})"
-                )
         else:
             del vectors
         manifest = write_manifest(
@@ -223,21 +218,49 @@ def _build_hnsw(vectors: np.ndarray, path: Path, config: IndexConfig, reporter: 
     index.save(str(path))
 
 
-def measure_recall(index_dir: Path, embeddings: Path, config: IndexConfig) -> dict[str, Any] | None:
-    """Recall@k of the HNSW index against exact search on a seeded sample of the artifact's queries."""
-    found = recall_by_depth(index_dir, embeddings, config)
+def tune_search_depth(
+    index_dir: Path, embeddings: Path, config: IndexConfig, params: dict[str, Any], reporter: Reporter
+) -> dict[str, Any] | None:
+    """Measure recall@k on the sample and, unless the depth is fixed (``ef_search``), pick the
+    shallowest of 4, 8, 16 x k that reaches ``target_recall`` (else the deepest), stored as
+    ``params["ef_factor"]`` for search. Returns the manifest's ``recall`` record."""
+    tune = config.ef_search is None and bool(config.target_recall)
+    depths = [f * config.recall_k for f in TUNED_EF_FACTORS] if tune else None
+    found = recall_by_depth(index_dir, embeddings, config, depths, stop_at=config.target_recall if tune else None)
     if not found:
         return None
-    found[0].pop("seconds")
-    return found[0]
+    for row in found:
+        row.pop("seconds")
+    chosen = found[-1]
+    recall = dict(chosen)
+    if tune:
+        params["ef_factor"] = TUNED_EF_FACTORS[len(found) - 1]
+        recall["target"] = config.target_recall
+        recall["by_depth"] = [{"query_ef": r["query_ef"], "recall": r["recall"]} for r in found]
+    reporter.log(
+        f"HNSW recall@{chosen['k']} vs exact on {chosen['queries']} queries: {chosen['recall']:.4f} "
+        f"(query_ef {chosen['query_ef']})"
+    )
+    if tune and chosen["recall"] < config.target_recall:
+        reporter.log(
+            f"HNSW recall stays below the target {config.target_recall} at the deepest search tried "
+            f"(query_ef {chosen['query_ef']}); a larger --m, or exact search (--exact), gets closer"
+        )
+    return recall
 
 
 def recall_by_depth(
-    index_dir: Path, embeddings: Path, config: IndexConfig, depths: list[int] | None = None, threads: int = -1
+    index_dir: Path,
+    embeddings: Path,
+    config: IndexConfig,
+    depths: list[int] | None = None,
+    threads: int = -1,
+    stop_at: float | None = None,
 ) -> list[dict[str, Any]]:
     """Recall@k against exact search, and the HNSW query time, at each search depth (default: the
     configured one) on a seeded sample of ``config.recall_sample`` queries; the exact answer is
-    computed once. Depths below k are skipped."""
+    computed once. Depths below k are skipped; with ``stop_at``, none deeper than the first whose
+    recall reaches it."""
     if config.recall_sample == 0:
         return []
     _, _, queries = read_queries(embeddings)
@@ -258,6 +281,8 @@ def recall_by_depth(
         seconds = time.perf_counter() - start
         hits = sum(len(set(a.tolist()) & set(e.tolist())) for a, e in zip(approx, exact))
         found.append({"k": k, "queries": take, "query_ef": ef, "recall": round(hits / (take * k), 6), "seconds": seconds})
+        if stop_at is not None and found[-1]["recall"] >= stop_at:
+            break
     return found
 
 
@@ -272,4 +297,4 @@ class _RawSearcher:
         self.size = int(self.vectors.shape[0])
 
 
-__all__ = ["IndexResult", "Searcher", "build_index", "choose_backend", "estimated_seconds", "measure_recall", "recall_by_depth"]
+__all__ = ["IndexResult", "Searcher", "build_index", "choose_backend", "estimated_seconds", "recall_by_depth", "tune_search_depth"]

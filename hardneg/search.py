@@ -35,9 +35,14 @@ vectors shaped like MiniLM's (100k documents, M 16): recall@110 is 0.93 at ef 2 
 4 x k (docs/benchmarks.md)."""
 
 
-def search_ef(k: int, ef_search: int | None) -> int:
-    """The HNSW ``query_ef`` for top-``k``: the configured depth (never below k), else 4 x k."""
-    return max(ef_search, k) if ef_search else DEFAULT_EF_FACTOR * k
+TUNED_EF_FACTORS = (DEFAULT_EF_FACTOR, 8, 16)
+"""Search depths (x k) the index stage tries, shallowest first, to reach its target recall."""
+
+
+def search_ef(k: int, ef_search: int | None, factor: int = DEFAULT_EF_FACTOR) -> int:
+    """The HNSW ``query_ef`` for top-``k``: the configured depth (never below k), else ``factor`` x k
+    (the index's tuned factor, 4 by default)."""
+    return max(ef_search, k) if ef_search else factor * k
 
 
 def sort_topk(labels: np.ndarray, scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -97,7 +102,9 @@ class Searcher:
         self.vectors = np.load(vectors_path, mmap_mode="r")
         self.backend: str = self.manifest["backend"]
         self.chunk = chunk
-        self.ef_search = ef_search if ef_search is not None else self.manifest.get("params", {}).get("ef_search")
+        params = self.manifest.get("params", {})
+        self.ef_search = ef_search if ef_search is not None else params.get("ef_search")
+        self.ef_factor: int = params.get("ef_factor", DEFAULT_EF_FACTOR)
         self._hnsw: Any = None
         self.fallbacks = 0
         """Queries answered by exact search because HNSW returned fewer than k results."""
@@ -142,7 +149,7 @@ class Searcher:
         as a last resort answer that batch exactly rather than return short rankings."""
         import voyager
 
-        ef = search_ef(k, self.ef_search)
+        ef = search_ef(k, self.ef_search, self.ef_factor)
         for depth in (ef, max(4 * ef, 1000)):
             try:
                 labels, _ = self._hnsw.query(queries, k=k, query_ef=depth)

@@ -152,3 +152,53 @@ def test_default_search_depth_is_four_times_k_and_never_below_k():
     assert search_ef(110, None) == 440
     assert search_ef(110, 1000) == 1000
     assert search_ef(110, 50) == 110
+
+
+def _random_embeddings(root, n_docs: int, n_queries: int, dim: int, seed: int = 0):
+    """An embeddings artifact of isotropic random vectors: hard for HNSW, so recall depends on depth."""
+    import json
+
+    from hardneg.config import EmbedConfig
+    from hardneg.embed import embed
+    from hardneg.inputs import load_input
+    from tests.conftest import TableEncoder
+
+    rng = np.random.default_rng(seed)
+    data = root / "data"
+    (data / "qrels").mkdir(parents=True)
+    (data / "corpus.jsonl").write_text("".join(json.dumps({"_id": f"d{i}", "text": f"doc {i}"}) + "\n" for i in range(n_docs)))
+    (data / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"query {i}"}) + "\n" for i in range(n_queries)))
+    (data / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(n_queries)))
+    vectors = {f"doc {i}": rng.normal(size=dim) for i in range(n_docs)}
+    vectors.update({f"query {i}": rng.normal(size=dim) for i in range(n_queries)})
+    return embed(load_input(data), root / "emb", EmbedConfig(), encoder=TableEncoder(vectors)).path
+
+
+def test_hnsw_search_depth_is_tuned_to_the_target_recall(tmp_path):
+    from hardneg.config import IndexConfig
+    from hardneg.index import build_index
+    from hardneg.search import Searcher
+
+    emb = _random_embeddings(tmp_path, 3000, 100, 32)
+    # A sparse graph (M 4) over isotropic vectors: recall@50 grows with the search depth.
+    base = dict(backend="hnsw", m=4, ef_construction=16, recall_k=50, recall_sample=100)
+    strict = build_index(emb, tmp_path / "strict", IndexConfig(**base, target_recall=1.0)).manifest
+    tried = strict["recall"]["by_depth"]
+    assert [t["query_ef"] for t in tried] == [200, 400, 800]  # 1.0 is never reached: every depth tried
+    assert tried[0]["recall"] < tried[-1]["recall"] < 1.0
+    assert strict["params"]["ef_factor"] == 16 and strict["recall"]["recall"] == tried[-1]["recall"]
+    searcher = Searcher(tmp_path / "strict")
+    depths = []
+    real_query = searcher._hnsw.query
+    searcher._hnsw = type("Spy", (), {"query": lambda self, q, k, query_ef: (depths.append(query_ef), real_query(q, k=k, query_ef=query_ef))[1]})()
+    searcher.search(np.asarray(searcher.vectors[:2]), 30)
+    assert depths == [16 * 30]  # search uses the tuned factor for its own k
+
+    target = (tried[0]["recall"] + tried[1]["recall"]) / 2  # reached at the second depth, not the first
+    tuned = build_index(emb, tmp_path / "tuned", IndexConfig(**base, target_recall=target)).manifest
+    assert [t["query_ef"] for t in tuned["recall"]["by_depth"]] == [200, 400]
+    assert tuned["params"]["ef_factor"] == 8 and tuned["recall"]["recall"] >= target
+
+    fixed = build_index(emb, tmp_path / "fixed", IndexConfig(**base, ef_search=300)).manifest
+    assert "ef_factor" not in fixed["params"] and "by_depth" not in fixed["recall"]
+    assert fixed["recall"]["query_ef"] == 300 and Searcher(tmp_path / "fixed").ef_factor == 4

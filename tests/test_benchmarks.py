@@ -77,7 +77,7 @@ def test_scale_benchmark_runs_end_to_end_and_hnsw_agrees_with_exact(tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     lines = out.read_text().splitlines()
     main = [line for line in lines if line.startswith(("| exact", "| hnsw")) and line.count("|") == 9]
-    assert [line.split("|")[1].strip() for line in main] == ["hnsw-float32", "hnsw-e4m3", "exact"]
+    assert [line.split("|")[1].strip() for line in main] == ["hnsw-float32 M 16, efC 200", "hnsw-e4m3 M 16, efC 200", "exact"]
     for line in main:
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert int(cells[7].replace(",", "")) == 200 * 10  # every query got its 10 negatives
