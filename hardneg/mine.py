@@ -51,12 +51,12 @@ from hardneg.artifacts import (
     check_writable_parent,
     commit_dir,
     fingerprint,
+    gather_rows,
     list_shards,
     prepare_partial,
     read_manifest,
     read_qrels,
     read_queries,
-    release_pages,
     shard_name,
     text_hash,
     write_bytes_atomic,
@@ -614,9 +614,8 @@ class _Miner:
             [[c.label for c in alive[row]] + [alive[row][0].label] * (width - len(alive[row])) for row, _ in pairs],
             dtype=np.int64,
         )
-        pos_vectors = np.asarray(self.searcher.vectors[[p for _, p in pairs]], dtype=np.float32)
+        pos_vectors = gather_rows(self.searcher.vectors, np.array([p for _, p in pairs], dtype=np.int64))
         sims = self.searcher.score(pos_vectors, cand_labels)
-        release_pages(self.searcher.vectors)  # as search() does: the rows read stay out of RSS
         start = 0
         for row, pos_labels in enumerate(pos_labels_of):
             if not alive[row]:

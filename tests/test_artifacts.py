@@ -132,6 +132,56 @@ def test_exact_topk_over_a_memmap_matches_in_memory_and_releases_its_pages(tmp_p
     assert resident_kb() - before < 500
 
 
+def test_gather_rows_matches_fancy_indexing_and_never_maps_the_whole_file(tmp_path, monkeypatch):
+    import hardneg.artifacts as artifacts
+
+    rng = np.random.default_rng(2)
+    matrix = rng.normal(size=(40_000, 256)).astype(np.float32)  # 40 MB
+    np.save(tmp_path / "v.npy", matrix)
+    mapped = np.load(tmp_path / "v.npy", mmap_mode="r")
+    rows = np.unique(rng.integers(0, len(matrix), 10_000))
+    assert np.array_equal(artifacts.gather_rows(matrix, rows), matrix[rows])
+    if not hasattr(mapped, "_mmap") or not __import__("os").path.exists("/proc/self/status"):
+        pytest.skip("needs numpy memmaps and /proc")
+    np.asarray(mapped).sum()  # the file is in the page cache, so every fault maps its neighbours too
+    artifacts.release_pages(mapped)
+
+    def resident_mb() -> float:
+        for line in open("/proc/self/status"):
+            if line.startswith("RssFile:"):
+                return int(line.split()[1]) / 1024
+        return 0.0
+
+    peaks: list[float] = []
+    release = artifacts.release_pages
+    monkeypatch.setattr(artifacts, "release_pages", lambda array: (peaks.append(resident_mb()), release(array)))
+    monkeypatch.setattr(artifacts, "GATHER_ROWS", 128)
+    baseline = resident_mb()
+    assert np.array_equal(artifacts.gather_rows(mapped, rows), matrix[rows])
+    # One fancy-indexing call over 10k random rows makes nearly all 40 MB resident; slices of 128
+    # rows released in between stay near 128 x 64 KiB of fault-around at most.
+    assert len(peaks) == -(-len(rows) // 128)
+    assert max(peaks) - baseline < 12
+
+
+def test_exact_scores_do_not_depend_on_how_the_query_rows_are_sliced(tmp_path, monkeypatch):
+    import hardneg.search as search
+    from hardneg.config import EmbedConfig, IndexConfig
+    from hardneg.index import build_index
+    from hardneg.pipeline import ensure_embeddings
+    from tests.conftest import TINY_BEIR
+
+    emb = ensure_embeddings(TINY_BEIR, EmbedConfig(model="hashing"), tmp_path / "wd")
+    searcher = search.Searcher(build_index(emb, tmp_path / "idx", IndexConfig(backend="exact")).path)
+    rng = np.random.default_rng(3)
+    queries = rng.normal(size=(37, searcher.vectors.shape[1])).astype(np.float32)
+    labels = rng.integers(0, searcher.size, size=(37, 25))
+    whole = np.einsum("bmd,bd->bm", np.asarray(searcher.vectors)[labels], queries, optimize=False)
+    for rows in (1, 5, 128):
+        monkeypatch.setattr(search, "SCORE_ROWS", rows)
+        assert searcher.score(queries, labels).tobytes() == whole.astype(np.float32).tobytes()
+
+
 def test_auto_backend_weighs_query_document_pairs_against_an_hnsw_build():
     from hardneg.config import IndexConfig
     from hardneg.index import choose_backend, estimated_seconds
