@@ -55,11 +55,18 @@ class IndexResult:
 EXACT_PAIRS_PER_SECOND = 4.5e7
 """Query x document scores per second of exact search (chunked float32 matrix products + top-k,
 exact rescoring): 4.35e7 at 100k documents, 4.7e7 at 1M."""
-HNSW_INSERTS_PER_THREAD_SECOND = 256.0
-"""Vectors added per second and per build thread, at M 16 and ef_construction 200: 256 at 1M
-documents (611 at 100k; the rate falls as the graph outgrows the caches)."""
-HNSW_QUERIES_PER_SECOND = 220.0
-"""Top-110 queries per second at the default search depth (4 x k), exact rescoring included, at 1M."""
+HNSW_INSERTS_PER_THREAD_SECOND = 311.0
+"""Vectors added per second and per build thread, at M 16 and ef_construction 200, float32 storage:
+311 at 1M documents (611 at 100k: the rate falls as the graph outgrows the caches; e4m3 storage
+builds slower, 181 at 1M)."""
+HNSW_QUERIES_PER_SECOND = 85.0
+"""Top-110 queries per second, exact rescoring and filtering included, at 1M documents and the
+search depth the default --target-recall 0.95 needs there (16 x k; recall@110 0.96). Smaller
+corpora reach the target at 4 x k and run about 5x faster (424/s at 100k), but there exact search
+wins anyway, so the rate that matters for the crossover is the 1M one."""
+HNSW_E4M3_BUILD_FACTOR = 1.7
+"""e4m3 storage builds this much slower than float32 (311 / 181 inserts/s per thread at 1M, 611 / 391 at
+100k): every distance computation decodes the 8-bit floats first."""
 REFERENCE_DIM = 384
 
 
@@ -70,6 +77,8 @@ def estimated_seconds(backend: str, num_docs: int, num_queries: int, config: Ind
     if backend == "exact":
         return num_docs * num_queries * scale / EXACT_PAIRS_PER_SECOND
     build_cost = (config.ef_construction / 200) * (config.m / 16) * scale
+    if config.storage == "e4m3":
+        build_cost *= HNSW_E4M3_BUILD_FACTOR
     return num_docs * build_cost / (HNSW_INSERTS_PER_THREAD_SECOND * config.threads) + num_queries * scale / HNSW_QUERIES_PER_SECOND
 
 
