@@ -161,13 +161,10 @@ def test_precision_is_validated_and_fp16_on_a_cpu_is_refused():
 
 
 _HEAP_PROBE = """
-import re, sys
+import re
 import numpy as np
-from hardneg.encoders import steady_heap
 def rss():
     return int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1))
-if sys.argv[1] == "on":
-    steady_heap()
 a = np.ones(20 << 20, dtype=np.uint8); del a  # glibc's default now keeps blocks up to 20 MB on the heap
 before = rss()
 b = np.ones(10 << 20, dtype=np.uint8); del b
@@ -175,26 +172,62 @@ print(rss() - before)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
-def test_steady_heap_returns_freed_activations_to_the_os(monkeypatch):
-    # Each case in a fresh interpreter: the allocator setting is process-wide and one-way.
+def _clean_allocator_env(monkeypatch) -> None:
+    monkeypatch.delenv("GLIBC_TUNABLES", raising=False)
     monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
-    kept = {
-        mode: int(subprocess.run([sys.executable, "-c", _HEAP_PROBE, mode], capture_output=True, text=True,
-                                 check=True).stdout)
-        for mode in ("off", "on")
-    }
-    assert kept["off"] > 8_000  # KiB: the freed 10 MB block stayed resident on the heap
-    assert kept["on"] < 1_000  # mapped, and unmapped on free
 
 
-def test_steady_heap_leaves_a_user_setting_alone(monkeypatch):
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc malloc tuning")
+def test_allocator_tunables_return_freed_activations_to_the_os(monkeypatch):
+    from hardneg.encoders import ALLOCATOR_TUNABLES
+
+    _clean_allocator_env(monkeypatch)
+    # Each case in a fresh interpreter: glibc reads its tunables once, at process start.
+    kept = {}
+    for mode, extra in (("default", {}), ("tuned", {"GLIBC_TUNABLES": ALLOCATOR_TUNABLES})):
+        env = {**os.environ, **extra}
+        out = subprocess.run([sys.executable, "-c", _HEAP_PROBE], capture_output=True, text=True, check=True, env=env)
+        kept[mode] = int(out.stdout)
+    assert kept["default"] > 8_000  # KiB: the freed 10 MB block stayed resident on the heap
+    assert kept["tuned"] < 1_000  # mapped, and unmapped on free
+
+
+_REEXEC_PROBE = (
+    "import os, sys; print(os.environ.get('GLIBC_TUNABLES'), flush=True); "
+    "sys.argv = ['hardneg', 'embed', '--help']; from hardneg.cli import main; main()"
+)
+
+
+def test_model_commands_restart_once_with_the_allocator_tunables(monkeypatch):
+    from hardneg.encoders import allocator_tunables
+
+    _clean_allocator_env(monkeypatch)
+    wanted = allocator_tunables()
+    if wanted is None:
+        pytest.skip("allocator tunables do not apply here (needs Linux, glibc 2.35+, transparent huge pages)")
+    out = subprocess.run([sys.executable, "-c", _REEXEC_PROBE], capture_output=True, text=True, env=dict(os.environ))
+    lines = out.stdout.splitlines()
+    assert out.returncode == 0, out.stderr
+    assert lines[:2] == ["None", wanted]  # the first run re-executed itself, exactly once
+    assert "Usage:" in out.stdout
+    # A value the user set is theirs: no restart, no change.
+    env = {**os.environ, "GLIBC_TUNABLES": "glibc.malloc.arena_max=2"}
+    out = subprocess.run([sys.executable, "-c", _REEXEC_PROBE], capture_output=True, text=True, env=env)
+    assert out.stdout.splitlines()[0] == "glibc.malloc.arena_max=2" and out.stdout.count("glibc") == 1
+
+
+def test_steady_heap_hands_the_tunables_to_worker_processes_and_leaves_a_user_setting_alone(monkeypatch):
     import hardneg.encoders as encoders
 
-    monkeypatch.setattr(encoders, "_heap_steadied", False)
-    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    _clean_allocator_env(monkeypatch)
+    monkeypatch.setattr(encoders, "_children_tuned", False)
+    expected = encoders.allocator_tunables()  # None where they do not apply: then nothing is set
     encoders.steady_heap()
-    assert os.environ["MALLOC_MMAP_THRESHOLD_"] == "65536"
+    assert os.environ.get("GLIBC_TUNABLES") == expected
+    monkeypatch.setattr(encoders, "_children_tuned", False)
+    monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
+    encoders.steady_heap()
+    assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
 
 
 @pytest.mark.model
