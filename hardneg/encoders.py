@@ -322,7 +322,7 @@ class SentenceTransformerEncoder:
         except ImportError as exc:  # pragma: no cover - declared dependencies
             raise ModelError(f"sentence-transformers is not installed ({exc})") from None
         _quiet_transformers()
-        steady_heap()
+        tune_child_allocators()
         try:
             model = SentenceTransformer(self.spec.path, device=self.device, local_files_only=True)
         except Exception as exc:
@@ -424,7 +424,7 @@ def allocator_tunables() -> str | None:
     return ALLOCATOR_TUNABLES
 
 
-def steady_heap() -> None:
+def tune_child_allocators() -> None:
     """Start any process this one spawns from here on (encoding workers) with `ALLOCATOR_TUNABLES`.
 
     The current process has them only if it was started with them: the CLI re-executes itself so
@@ -520,7 +520,7 @@ class CrossEncoderScorer:
             return np.zeros(0, dtype=np.float32)
         if self._model is None:
             _quiet_transformers()
-            steady_heap()
+            tune_child_allocators()
             from sentence_transformers import CrossEncoder
 
             try:

@@ -36,7 +36,7 @@ from hardneg.artifacts import (
     write_manifest,
 )
 from hardneg.config import EmbedConfig, TrainConfig, as_dict
-from hardneg.encoders import resolve_model, steady_heap, weights_fingerprint
+from hardneg.encoders import resolve_model, tune_child_allocators, weights_fingerprint
 from hardneg.errors import ArtifactError, ConfigError, ModelError
 from hardneg.export import ST_FILE
 from hardneg.progress import NULL_REPORTER, Reporter
@@ -161,7 +161,7 @@ def _fit(
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # weight loading/saving bars; hardneg shows its own progress
-    steady_heap()
+    tune_child_allocators()
 
     random.seed(config.seed)
     np.random.seed(config.seed)

@@ -216,17 +216,17 @@ def test_model_commands_restart_once_with_the_allocator_tunables(monkeypatch):
     assert out.stdout.splitlines()[0] == "glibc.malloc.arena_max=2" and out.stdout.count("glibc") == 1
 
 
-def test_steady_heap_hands_the_tunables_to_worker_processes_and_leaves_a_user_setting_alone(monkeypatch):
+def test_worker_processes_inherit_the_tunables_and_a_user_setting_is_left_alone(monkeypatch):
     import hardneg.encoders as encoders
 
     _clean_allocator_env(monkeypatch)
     monkeypatch.setattr(encoders, "_children_tuned", False)
     expected = encoders.allocator_tunables()  # None where they do not apply: then nothing is set
-    encoders.steady_heap()
+    encoders.tune_child_allocators()
     assert os.environ.get("GLIBC_TUNABLES") == expected
     monkeypatch.setattr(encoders, "_children_tuned", False)
     monkeypatch.setenv("GLIBC_TUNABLES", "glibc.malloc.arena_max=2")
-    encoders.steady_heap()
+    encoders.tune_child_allocators()
     assert os.environ["GLIBC_TUNABLES"] == "glibc.malloc.arena_max=2"
 
 
