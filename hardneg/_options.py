@@ -21,6 +21,11 @@ class Retriever(str, Enum):
     hybrid = "hybrid"
 
 
+class ScoresFrom(str, Enum):
+    retriever = "retriever"
+    teacher = "teacher"
+
+
 class Backend(str, Enum):
     auto = "auto"
     exact = "exact"
@@ -104,9 +109,11 @@ MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", help="Drop 
 DedupThresholdOpt = Annotated[Optional[float], typer.Option("--dedup-threshold", help="Drop candidates whose cosine to a positive is at least this [default: 0.98].", rich_help_panel=FILTERS)]
 SimansAOpt = Annotated[Optional[float], typer.Option("--simans-a", help="SimANS sharpness a [default: 0.5].", rich_help_panel=FILTERS)]
 SimansBOpt = Annotated[Optional[float], typer.Option("--simans-b", help="SimANS offset b [default: 0].", rich_help_panel=FILTERS)]
-CrossEncoderOpt = Annotated[Optional[str], typer.Option("--cross-encoder", help="Cross-encoder (local path or cached name) that rescores surviving candidates and positives; its scores are kept as teacher scores.", rich_help_panel=FILTERS)]
-CeMaxScoreOpt = Annotated[Optional[float], typer.Option("--ce-max-score", help="Drop candidates the cross-encoder scores at or above this (judged relevant).", rich_help_panel=FILTERS)]
-CePseudoOpt = Annotated[Optional[float], typer.Option("--ce-pseudo-positive-score", help="Candidates the cross-encoder scores at or above this become extra positives in exports.", rich_help_panel=FILTERS)]
+CrossEncoderOpt = Annotated[Optional[str], typer.Option("--teacher", "--cross-encoder", help="Teacher (local path or cached name): a cross-encoder, bi-encoder or ColBERT checkpoint that scores the retrieved candidates and the positives; its scores are kept and exported for distillation.", rich_help_panel=FILTERS)]
+ScoresFromOpt = Annotated[Optional[ScoresFrom], typer.Option("--scores-from", help="Whose scores the margins, score bounds and SimANS read: retriever, or teacher (it then scores every candidate left after the positive and duplicate filters) [default: retriever].", rich_help_panel=FILTERS)]
+KdDepthOpt = Annotated[Optional[int], typer.Option("--kd-depth", help="Mine for distillation: the positive + KD_DEPTH - 1 best-ranked candidates per query (window from rank 0, top sampling, max-rank 2 x KD_DEPTH unless set); exports of the run default to that fixed width.", rich_help_panel=MINE)]
+CeMaxScoreOpt = Annotated[Optional[float], typer.Option("--ce-max-score", help="Drop candidates the teacher scores at or above this (judged relevant).", rich_help_panel=FILTERS)]
+CePseudoOpt = Annotated[Optional[float], typer.Option("--ce-pseudo-positive-score", help="Candidates the teacher scores at or above this become extra positives in exports.", rich_help_panel=FILTERS)]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed; each query's RNG derives from it and the query id [default: 42].", rich_help_panel=MINE)]
 QueryBatchOpt = Annotated[Optional[int], typer.Option("--query-batch", help="Queries per search call [default: 256].", rich_help_panel=MINE)]
 RetrieverOpt = Annotated[Optional[Retriever], typer.Option("--retriever", help="Whose ranking defines ranks: dense, bm25 (bm25s), or hybrid (reciprocal-rank fusion) [default: dense].", rich_help_panel=MINE)]
@@ -117,6 +124,20 @@ LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Judgments f
 class Loss(str, Enum):
     mnrl = "mnrl"
     cached_mnrl = "cached-mnrl"
+    distillation = "distillation"
+    margin_mse = "margin-mse"
+    bce = "bce"
+
+
+class Architecture(str, Enum):
+    biencoder = "biencoder"
+    colbert = "colbert"
+    cross_encoder = "cross-encoder"
+
+
+class KdNormalize(str, Enum):
+    minmax = "minmax"
+    none = "none"
 
 
 class SelectStrategy(str, Enum):
@@ -125,7 +146,10 @@ class SelectStrategy(str, Enum):
 
 
 TRAIN = "Training"
-LossOpt = Annotated[Optional[Loss], typer.Option("--loss", help="mnrl (MultipleNegativesRankingLoss) or cached-mnrl (GradCache: big batches, small memory) [default: mnrl].", rich_help_panel=TRAIN)]
+LossOpt = Annotated[Optional[Loss], typer.Option("--loss", help="mnrl (MultipleNegativesRankingLoss), cached-mnrl (GradCache: big batches, small memory); colbert also: distillation (KL to teacher scores) or margin-mse, on a pylate-kd export; cross-encoder: bce [default: mnrl; bce for cross-encoder].", rich_help_panel=TRAIN)]
+ArchitectureOpt = Annotated[Optional[Architecture], typer.Option("--architecture", help="biencoder (one vector per text), colbert (one vector per token, MaxSim; a 128-d head is added to a plain model) or cross-encoder (a reranker, for --cross-encoder) [default: biencoder].", rich_help_panel=TRAIN)]
+KdNormalizeOpt = Annotated[Optional[KdNormalize], typer.Option("--kd-normalize", help="distillation: minmax scales the teacher's and the student's scores of each row to [0, 1] (PyLate), none keeps them raw [default: minmax].", rich_help_panel=TRAIN)]
+KdTemperatureOpt = Annotated[Optional[float], typer.Option("--kd-temperature", help="distillation: softmax temperature of both score rows [default: 1.0].", rich_help_panel=TRAIN)]
 EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", help="Training epochs [default: 1].", rich_help_panel=TRAIN)]
 LearningRateOpt = Annotated[Optional[float], typer.Option("--learning-rate", "--lr", help="Peak learning rate [default: 2e-5].", rich_help_panel=TRAIN)]
 TrainNegativesOpt = Annotated[Optional[int], typer.Option("--negatives-per-row", help="Mined negatives per training row; 0 = in-batch negatives only [default: 1].", rich_help_panel=TRAIN)]

@@ -23,6 +23,8 @@ from hardneg._options import (
     CorpusOpt,
     CorpusPromptOpt,
     CrossEncoderOpt,
+    KdDepthOpt,
+    ScoresFromOpt,
     DedupThresholdOpt,
     DeviceOpt,
     PrecisionOpt,
@@ -36,6 +38,9 @@ from hardneg._options import (
     LangOpt,
     LearningRateOpt,
     LossOpt,
+    ArchitectureOpt,
+    KdNormalizeOpt,
+    KdTemperatureOpt,
     MaxLengthOpt,
     MaxRankOpt,
     MaxScoreOpt,
@@ -280,7 +285,9 @@ MINE_EXAMPLES = """Examples:
   hardneg mine runs/sf-index --sampling top --relative-margin 0.05 --out runs/sf-nv   (NV-Retriever)
   hardneg mine runs/sf-index --sampling simans --out runs/sf-simans
   hardneg mine runs/sf-index --retriever hybrid --out runs/sf-hybrid
-  hardneg mine runs/sf-index --cross-encoder ./my-reranker --ce-max-score 0.9 --out runs/sf-denoised
+  hardneg mine runs/sf-index --teacher ./my-reranker --ce-max-score 0.9 --out runs/sf-denoised
+  hardneg mine runs/sf-index --teacher ./my-reranker --scores-from teacher --relative-margin 0.05 --sampling top --min-rank 0 --out runs/sf-nv
+  hardneg mine runs/sf-index --teacher ./my-reranker --kd-depth 32 --out runs/sf-kd   (then export --format pylate-kd)
   hardneg mine runs/sf-index --labels runs/sf-labels --out runs/sf-labelled   (after `hardneg label import`)
 """
 
@@ -306,8 +313,10 @@ def mine(
     simans_a: SimansAOpt = None,
     simans_b: SimansBOpt = None,
     cross_encoder: CrossEncoderOpt = None,
+    scores_from: ScoresFromOpt = None,
     ce_max_score: CeMaxScoreOpt = None,
     ce_pseudo_positive_score: CePseudoOpt = None,
+    kd_depth: KdDepthOpt = None,
     labels: LabelsOpt = None,
     model: ModelOpt = None,
     lang: LangOpt = None,
@@ -359,6 +368,7 @@ def mine(
         absolute_margin=absolute_margin, max_score=max_score, min_score=min_score, dedup_threshold=dedup_threshold,
         simans_a=simans_a, simans_b=simans_b, cross_encoder=cross_encoder, ce_max_score=ce_max_score,
         ce_pseudo_positive_score=ce_pseudo_positive_score, labels=str(labels) if labels else None,
+        scores_from=_value(scores_from), kd_depth=kd_depth,
     )
     with cli_reporter(quiet or json) as reporter:
         result = run_mine(
@@ -430,18 +440,24 @@ TRAIN_EXAMPLES = """Examples:
   hardneg export runs/sf --format sentence-transformers --out runs/sf-st
   hardneg train runs/sf-st --model minilm --out models/sf-r1
   hardneg train runs/sf-st --model minilm --loss cached-mnrl --batch-size 256 --epochs 2 --out models/sf-big
+  hardneg train runs/sf-st --model minilm --architecture colbert --out models/sf-colbert
+  hardneg train runs/sf-kd --model minilm --architecture colbert --loss distillation --out models/sf-colbert-kd
+  hardneg train runs/sf-st --model minilm --architecture cross-encoder --negatives-per-row 5 --out models/sf-ce
 """
 
 
 @app.command(epilog=TRAIN_EXAMPLES)
 @_errors
 def train(
-    export_dir: Annotated[Path, typer.Argument(metavar="EXPORT", help="A sentence-transformers export (hardneg export --format sentence-transformers).")],
+    export_dir: Annotated[Path, typer.Argument(metavar="EXPORT", help="A sentence-transformers export (hardneg export --format sentence-transformers), or a pylate-kd export for --loss distillation/margin-mse.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Checkpoint directory to write.")],
     model: ModelOpt = None,
     lang: LangOpt = None,
     model_size: ModelSizeOpt = None,
+    architecture: ArchitectureOpt = None,
     loss: LossOpt = None,
+    kd_normalize: KdNormalizeOpt = None,
+    kd_temperature: KdTemperatureOpt = None,
     epochs: EpochsOpt = None,
     batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Training batch size: in-batch negatives per query [default: 32].", rich_help_panel="Training")] = None,
     learning_rate: LearningRateOpt = None,
@@ -455,9 +471,12 @@ def train(
     quiet: QuietOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Fine-tune a sentence-transformers bi-encoder on mined negatives (MultipleNegativesRankingLoss).
+    """Fine-tune a bi-encoder, a ColBERT model or a cross-encoder on mined negatives.
 
-    The checkpoint loads with SentenceTransformer(path) and as `--model path`; an up-to-date one is reused.
+    Bi-encoders and ColBERT train contrastively (MultipleNegativesRankingLoss) on a sentence-transformers
+    export; ColBERT also distils teacher scores from a pylate-kd export. The checkpoint loads with
+    SentenceTransformer / MultiVectorEncoder / CrossEncoder(path) and as `--model path` (`--cross-encoder
+    path` for a cross-encoder); an up-to-date one is reused.
     """
     from hardneg.progress import cli_reporter
     from hardneg.train import train as run_train
@@ -465,7 +484,8 @@ def train(
     files = load_config_file(config)
     ecfg = _embed_config(files, model=model, lang=lang, model_size=model_size)
     tcfg = build(
-        TrainConfig, files, "train", loss=_value(loss), epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
+        TrainConfig, files, "train", architecture=_value(architecture), loss=_value(loss),
+        kd_normalize=_value(kd_normalize), kd_temperature=kd_temperature, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate,
         negatives=negatives_per_row, max_length=max_length, mini_batch_size=mini_batch_size, seed=seed, device=device,
     )
     with cli_reporter(quiet or json) as reporter:
@@ -476,7 +496,8 @@ def train(
         t = result.manifest["training"]
         _stdout().print(
             f"checkpoint: {result.path}{' (up to date, reused)' if result.reused else ''}\n"
-            f"  from {result.manifest['base_model']['name']}; {t['rows']:,} rows, {t['steps']:,} steps, "
+            f"  {result.manifest.get('architecture', 'biencoder')} ({result.manifest.get('loss', '?')}) "
+            f"from {result.manifest['base_model']['name']}; {t['rows']:,} rows, {t['steps']:,} steps, "
             f"training loss {t['training_loss']:.4f}, {t['seconds']:.0f} s on {t['device']}",
             markup=False, highlight=False,
         )
@@ -487,6 +508,8 @@ EVAL_EXAMPLES = """Examples:
 \b
   hardneg eval data/scifact --model minilm --split test
   hardneg eval data/scifact --model models/sf-r1 --split test --json
+  hardneg eval data/scifact --model models/sf-colbert --split test        # ColBERT: exact MaxSim
+  hardneg eval data/scifact --model minilm --architecture colbert          # zero-shot ColBERT baseline
 """
 
 
@@ -496,6 +519,9 @@ def eval_(
     source: Annotated[Path, typer.Argument(help="BEIR folder (or an embeddings artifact of the split to score).")],
     split: Annotated[Optional[str], typer.Option("--split", help="qrels split to evaluate: test, dev, ... [default: test].")] = None,
     k: Annotated[Optional[int], typer.Option("--k", help="Recall@k depth [default: 100].")] = None,
+    architecture: Annotated[Optional[str], typer.Option("--architecture", help="auto (from the checkpoint), biencoder, or colbert (exact MaxSim; a plain model gets a seeded 128-d head) [default: auto].")] = None,
+    per_query: Annotated[bool, typer.Option("--per-query", help="With --json: each query's metrics too (for paired significance tests).")] = False,
+    allow_seen_queries: Annotated[Optional[bool], typer.Option("--allow-seen-queries", help="Score a split even when the checkpoint trained on some of its queries (refused by default: test leakage).")] = None,
     model: ModelOpt = None,
     lang: LangOpt = None,
     model_size: ModelSizeOpt = None,
@@ -519,11 +545,11 @@ def eval_(
         files, model=model, lang=lang, model_size=model_size, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
         max_length=max_length, batch_size=batch_size, device=device, precision=precision,
     )
-    cfg = build(EvalConfig, files, "eval", split=split, k=k)
+    cfg = build(EvalConfig, files, "eval", split=split, k=k, architecture=architecture, allow_seen_queries=allow_seen_queries)
     with cli_reporter(quiet or json) as reporter:
         result = evaluate(source, ecfg, cfg, workdir=workdir, reporter=reporter)
     if json:
-        _print_json(result.to_dict())
+        _print_json(result.to_dict(per_query=per_query))
         return
     from rich.table import Table
 

@@ -21,13 +21,22 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 SAMPLING_STRATEGIES = ("random", "top", "simans")
+SCORE_SOURCES = ("retriever", "teacher")
 RETRIEVERS = ("dense", "bm25", "hybrid")
 BACKENDS = ("auto", "exact", "hnsw")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 STORAGES = ("float32", "e4m3")
 EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron")
 MODEL_SIZES = ("small", "base", "large")
-TRAIN_LOSSES = ("mnrl", "cached-mnrl")
+TRAIN_LOSSES = ("mnrl", "cached-mnrl", "distillation", "margin-mse", "bce")
+ARCHITECTURES = ("biencoder", "colbert", "cross-encoder")
+KD_NORMALIZATIONS = ("minmax", "none")
+# Which losses each architecture trains with; the first is its default.
+LOSSES_BY_ARCHITECTURE = {
+    "biencoder": ("mnrl", "cached-mnrl"),
+    "colbert": ("mnrl", "cached-mnrl", "distillation", "margin-mse"),
+    "cross-encoder": ("bce",),
+}
 SELECT_STRATEGIES = ("margin", "entropy")
 LOOP_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@k")
 
@@ -134,11 +143,21 @@ class MineConfig:
     simans_a: float = 0.5
     simans_b: float = 0.0
     cross_encoder: str | None = None
-    """Cross-encoder (local path or name) that rescores the surviving candidates and the positives."""
+    """The teacher (`--teacher`, alias `--cross-encoder`): a cross-encoder, bi-encoder or ColBERT
+    checkpoint (local path or cached name) that scores the candidates the retriever found, and the
+    positives. Its scores go into the run and the KD exports."""
+    scores_from: str = "retriever"
+    """Whose scores the score rules (margins, max/min score) and SimANS read: `retriever` (the
+    embeddings; the teacher then scores only the survivors) or `teacher` (the teacher scores every
+    candidate left after the positive and duplicate filters, and the rules use its scores)."""
     ce_max_score: float | None = None
-    """Drop candidates the cross-encoder scores at or above this (judged relevant)."""
+    """Drop candidates the teacher scores at or above this (judged relevant)."""
     ce_pseudo_positive_score: float | None = None
-    """Candidates the cross-encoder scores at or above this become extra positives in exports."""
+    """Candidates the teacher scores at or above this become extra positives in exports."""
+    kd_depth: int | None = None
+    """Mine for distillation: the positive plus kd_depth - 1 scored candidates per query. Sets the
+    window to start at rank 0, `top` sampling and num_negatives = kd_depth - 1; max_rank must be
+    deeper than kd_depth (default: 2 x kd_depth)."""
     ce_batch_size: int = 32
     labels: str | None = None
     """Judgments artifact (`hardneg label import`): candidates judged relevant become positives;
@@ -177,8 +196,18 @@ class MineConfig:
         _check(self.ce_batch_size >= 1, f"ce-batch-size must be >= 1, got {self.ce_batch_size}")
         _check(
             self.cross_encoder is not None or (self.ce_max_score is None and self.ce_pseudo_positive_score is None),
-            "ce-max-score and ce-pseudo-positive-score need --cross-encoder",
+            "ce-max-score and ce-pseudo-positive-score need --teacher (--cross-encoder)",
         )
+        _check(self.scores_from in SCORE_SOURCES, f"scores-from must be one of {', '.join(SCORE_SOURCES)}, got {self.scores_from!r}")
+        _check(self.scores_from == "retriever" or self.cross_encoder is not None, "scores-from teacher needs --teacher MODEL")
+        if self.kd_depth is not None:
+            _check(self.kd_depth >= 2, f"kd-depth must be >= 2 (a positive and a candidate), got {self.kd_depth}")
+            _check(
+                self.min_rank == 0 and self.sampling == "top" and self.num_negatives == self.kd_depth - 1,
+                f"kd-depth {self.kd_depth} mines the {self.kd_depth - 1} best-ranked candidates: it needs min-rank 0, sampling top "
+                f"and num-negatives {self.kd_depth - 1} (leave them unset with --kd-depth)",
+            )
+            _check(self.max_rank >= self.kd_depth, f"max-rank must be >= kd-depth {self.kd_depth}, got {self.max_rank}")
 
 
 @dataclass(frozen=True)
@@ -201,24 +230,43 @@ class ExportConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How `hardneg train` fine-tunes a bi-encoder on a sentence-transformers export."""
+    """How `hardneg train` fine-tunes a bi-encoder, a ColBERT model or a cross-encoder on an export."""
 
-    loss: str = "mnrl"
-    """`mnrl` (MultipleNegativesRankingLoss) or `cached-mnrl` (GradCache: large batches in small memory)."""
+    architecture: str = "biencoder"
+    """`biencoder` (one vector per text), `colbert` (one vector per token, MaxSim; a 128-d head is
+    added to a plain sentence-transformers model) or `cross-encoder` (a reranker/teacher scoring
+    (query, document) pairs)."""
+    loss: str | None = None
+    """None: the architecture's default (`mnrl`; `bce` for cross-encoders). `mnrl`, `cached-mnrl`
+    (GradCache), `distillation` (ColBERT: KL divergence to teacher scores on a pylate-kd export),
+    `margin-mse` (ColBERT: MarginMSE on the same), `bce` (cross-encoder: positives 1, negatives 0)."""
     epochs: int = 1
     batch_size: int = 32
     learning_rate: float = 2e-5
     warmup_ratio: float = 0.1
     negatives: int = 1
-    """Negatives per row (the export's first columns negative_1..negative_N); 0 trains on in-batch negatives only."""
+    """Negatives per row (the export's first columns negative_1..negative_N); 0 trains on in-batch
+    negatives only. Distillation takes every candidate of a KD row instead."""
     max_length: int | None = None
     mini_batch_size: int = 32
     """cached-mnrl: texts per forward pass (memory), independent of the batch size (quality)."""
+    kd_normalize: str = "minmax"
+    """distillation: `minmax` scales the teacher's and the student's scores of each row to [0, 1]
+    before the softmax (PyLate, JaColBERTv2.5); `none` uses them raw."""
+    kd_temperature: float = 1.0
     seed: int = 42
     device: str | None = None
 
     def __post_init__(self) -> None:
-        _check(self.loss in TRAIN_LOSSES, f"loss must be one of {', '.join(TRAIN_LOSSES)}, got {self.loss!r}")
+        _check(
+            self.architecture in ARCHITECTURES,
+            f"architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}",
+        )
+        allowed = LOSSES_BY_ARCHITECTURE.get(self.architecture, ())
+        _check(
+            self.loss is None or self.loss in allowed,
+            f"loss {self.loss!r} does not train a {self.architecture}; use one of {', '.join(allowed)}",
+        )
         _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         _check(self.batch_size >= 2, f"batch-size must be >= 2 (in-batch negatives need company), got {self.batch_size}")
         _check(self.learning_rate > 0, f"learning-rate must be > 0, got {self.learning_rate}")
@@ -226,6 +274,15 @@ class TrainConfig:
         _check(self.negatives >= 0, f"negatives must be >= 0, got {self.negatives}")
         _check(self.max_length is None or self.max_length >= 1, f"max-length must be >= 1, got {self.max_length}")
         _check(self.mini_batch_size >= 1, f"mini-batch-size must be >= 1, got {self.mini_batch_size}")
+        _check(
+            self.kd_normalize in KD_NORMALIZATIONS,
+            f"kd-normalize must be one of {', '.join(KD_NORMALIZATIONS)}, got {self.kd_normalize!r}",
+        )
+        _check(0 < self.kd_temperature < float("inf"), f"kd-temperature must be > 0, got {self.kd_temperature}")
+
+    @property
+    def resolved_loss(self) -> str:
+        return self.loss or LOSSES_BY_ARCHITECTURE[self.architecture][0]
 
 
 @dataclass(frozen=True)
@@ -234,9 +291,20 @@ class EvalConfig:
 
     split: str = "test"
     k: int = 100
+    architecture: str = "auto"
+    """`auto` (read from the checkpoint: ColBERT checkpoints score with MaxSim), `biencoder`, or
+    `colbert` (a plain sentence-transformers model gets a new, seeded projection head: a zero-shot
+    ColBERT baseline)."""
+    allow_seen_queries: bool = False
+    """Score a split even when the model was trained on some of its queries (a hardneg checkpoint
+    records them); off, that is refused: it is test leakage."""
 
     def __post_init__(self) -> None:
         _check(self.k >= 1, f"k must be >= 1, got {self.k}")
+        _check(
+            self.architecture in ("auto", "biencoder", "colbert"),
+            f"architecture must be one of auto, biencoder, colbert, got {self.architecture!r}",
+        )
 
 
 @dataclass(frozen=True)
@@ -297,6 +365,25 @@ SECTIONS: dict[str, type] = {
 C = TypeVar("C")
 
 
+def apply_kd_depth(values: dict[str, Any], explicit: set[str]) -> dict[str, Any]:
+    """The `kd_depth` preset: window from rank 0, `top` sampling, kd_depth - 1 negatives and a
+    max_rank of 2 x kd_depth unless given. ``explicit`` holds the keys the user set."""
+    depth = values.get("kd_depth")
+    if depth is None or not isinstance(depth, int) or isinstance(depth, bool):
+        return values
+    preset = {"min_rank": 0, "sampling": "top", "num_negatives": depth - 1}
+    clash = sorted(k for k in preset if k in explicit and values[k] != preset[k])
+    if clash:
+        raise ConfigError(
+            f"kd-depth {depth} sets {', '.join(k.replace('_', '-') for k in clash)}; leave "
+            f"{'it' if len(clash) == 1 else 'them'} unset (it takes min-rank 0, sampling top, num-negatives {depth - 1})"
+        )
+    out = {**values, **preset}
+    if "max_rank" not in explicit:
+        out["max_rank"] = 2 * depth
+    return out
+
+
 def load_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
     """Read a TOML config file into ``{section: {field: value}}``, rejecting unknown sections and keys."""
     if path is None:
@@ -335,6 +422,8 @@ def build(cls: type[C], file_values: dict[str, dict[str, Any]], section: str, **
     for f in fields(cls):  # type: ignore[arg-type]
         if f.name in values:
             values[f.name] = _coerce(section, f, values[f.name])
+    if section == "mine":
+        values = apply_kd_depth(values, set(values))
     try:
         return cls(**values)
     except TypeError as exc:

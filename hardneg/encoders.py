@@ -536,3 +536,75 @@ class CrossEncoderScorer:
 def load_cross_encoder(name: str, batch_size: int = 32, device: str | None = None) -> CrossEncoderScorer:
     """Resolve a cross-encoder like an embedding model (local path, local cache, reachable hub)."""
     return CrossEncoderScorer(name, _resolve_path_or_hub(name), batch_size, device)
+
+
+class VectorScorer:
+    """A bi-encoder or ColBERT teacher scoring (query, document) pairs: cosine of normalised
+    vectors, or MaxSim of token vectors. Each distinct text is encoded once per run (memoised by
+    its hash), so a document that is a candidate of many queries costs one encode."""
+
+    def __init__(self, name: str, path: Path, architecture: str, batch_size: int = 32, device: str | None = None) -> None:
+        self.name, self.path, self.architecture = name, path, architecture
+        self.batch_size, self.device = batch_size, device
+        self._weights = weights_fingerprint(path)
+        self._model: Any = None
+        self._memo: dict[tuple[str, str], Any] = {}
+
+    @property
+    def fingerprint(self) -> str:
+        return self._weights
+
+    def _load(self) -> Any:
+        if self._model is None:
+            _quiet_transformers()
+            tune_child_allocators()
+            device = self.device or _default_device()
+            try:
+                if self.architecture == "colbert":
+                    from sentence_transformers.multi_vector_encoder import MultiVectorEncoder
+
+                    self._model = MultiVectorEncoder(str(self.path), device=device, local_files_only=True)
+                else:
+                    from sentence_transformers import SentenceTransformer
+
+                    self._model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
+            except Exception as exc:
+                raise ModelError(f"cannot load teacher '{self.name}' from {self.path} ({exc.__class__.__name__}: {exc})") from None
+        return self._model
+
+    def _vectors(self, texts: Sequence[str], kind: str) -> list[Any]:
+        from hardneg.artifacts import text_hash
+
+        keys = [(kind, text_hash(t)) for t in texts]
+        todo = list({k: t for k, t in zip(keys, texts) if k not in self._memo}.items())
+        if todo:
+            model = self._load()
+            encode = model.encode_query if kind == "query" else model.encode_document
+            kwargs: dict[str, Any] = {"batch_size": self.batch_size, "convert_to_numpy": True, "show_progress_bar": False}
+            if self.architecture != "colbert":
+                kwargs["normalize_embeddings"] = True
+            vectors = encode([t for _, t in todo], **kwargs)
+            for (key, _), vector in zip(todo, vectors):
+                self._memo[key] = np.asarray(vector, dtype=np.float32)
+        return [self._memo[k] for k in keys]
+
+    def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
+        if not pairs:
+            return np.zeros(0, dtype=np.float32)
+        queries = self._vectors([q for q, _ in pairs], "query")
+        docs = self._vectors([d for _, d in pairs], "document")
+        if self.architecture != "colbert":
+            return np.einsum("ij,ij->i", np.stack(queries), np.stack(docs)).astype(np.float32)
+        return np.array([float((q @ d.T).max(axis=1).sum()) for q, d in zip(queries, docs)], dtype=np.float32)
+
+
+def load_teacher(name: str, batch_size: int = 32, device: str | None = None) -> PairScorer:
+    """The teacher scorer for a checkpoint: its architecture (cross-encoder, ColBERT or bi-encoder)
+    is read from the checkpoint."""
+    from hardneg.late_interaction import ARCH_CROSS_ENCODER, model_architecture
+
+    path = _resolve_path_or_hub(name)
+    architecture = model_architecture(path)
+    if architecture == ARCH_CROSS_ENCODER:
+        return CrossEncoderScorer(name, path, batch_size, device)
+    return VectorScorer(name, path, architecture, batch_size, device)

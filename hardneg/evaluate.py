@@ -1,6 +1,8 @@
 """`hardneg eval`: retrieval quality of a model on a BEIR split, through the embed and index stages.
 
-Exact search over the whole corpus (no ANN error in the number). Metrics follow pytrec_eval /
+Exact search over the whole corpus (no ANN error in the number). Bi-encoders go through the embed
+and index stages (embeddings cached); ColBERT checkpoints are scored with exact MaxSim against every
+document (`hardneg.late_interaction`); both share the one metric implementation below. Metrics follow pytrec_eval /
 BEIR: nDCG@10 with the qrels' graded relevance as gain, MRR@10 and Recall@10 / Recall@k over the
 documents with relevance > 0. Queries without any relevant document are left out (counted).
 Ties in the ranking break by corpus position, as everywhere in hardneg.
@@ -19,7 +21,8 @@ import numpy as np
 
 from hardneg.artifacts import KIND_EMBEDDINGS, artifact_kind, read_manifest, read_qrels, read_queries
 from hardneg.config import EmbedConfig, EvalConfig, IndexConfig
-from hardneg.encoders import Encoder
+from hardneg.encoders import Encoder, resolve_model
+from hardneg.errors import ConfigError, ModelError
 from hardneg.progress import NULL_REPORTER, Reporter
 
 QUERY_BATCH = 1024
@@ -140,8 +143,19 @@ def evaluate(
 
     workdir = workdir or default_workdir()
     source = Path(source)
+    if _architecture(embed_config, config) == "colbert":
+        if artifact_kind(source) == KIND_EMBEDDINGS:
+            raise ConfigError(f"{source}: an embeddings artifact holds one vector per text; a ColBERT model is evaluated on a BEIR folder")
+        return evaluate_colbert(source, embed_config, config, reporter=reporter)
     exact = IndexConfig(backend="exact", recall_sample=0)
     cfg = dataclasses.replace(embed_config, split=config.split)
+    # Leakage check first, before anything is encoded.
+    if artifact_kind(source) == KIND_EMBEDDINGS:
+        _, texts, _ = read_queries(source)
+        refuse_seen_queries(read_manifest(source, KIND_EMBEDDINGS)["model"].get("path"), texts, config.split, config)
+    elif encoder is None and embed_config.model is not None:
+        texts = [q.text for q in load_input(source, config.split).queries]
+        refuse_seen_queries(resolve_model(embed_config).path, texts, config.split, config)
     if artifact_kind(source) == KIND_EMBEDDINGS:
         embeddings, index = source, ensure_index(source, exact, workdir, reporter=reporter)
     elif embeddings_out is not None:
@@ -151,3 +165,89 @@ def evaluate(
         embeddings = ensure_embeddings(source, cfg, workdir, encoder=encoder, reuse=reuse, reporter=reporter)
         index = ensure_index(embeddings, exact, workdir, reporter=reporter)
     return evaluate_embeddings(embeddings, index, config.k, reporter)
+
+
+def refuse_seen_queries(model_path: str | Path | None, query_texts: Sequence[str], split: str, config: EvalConfig) -> None:
+    """A hardneg checkpoint records the queries it (and its hardneg ancestors) trained on: scoring a
+    split that holds any of them is test leakage, refused unless ``allow_seen_queries``."""
+    from hardneg.artifacts import text_hash
+    from hardneg.train import seen_queries
+
+    seen = seen_queries(model_path)
+    if not seen or config.allow_seen_queries:
+        return
+    overlap = sum(1 for text in query_texts if text_hash(text) in seen)
+    if overlap:
+        raise ConfigError(
+            f"{model_path} was trained on {overlap} of the {len(query_texts)} queries of split '{split}': its metrics there "
+            "would measure memory, not retrieval. Evaluate on a split it did not train on, or pass --allow-seen-queries."
+        )
+
+
+def _architecture(embed_config: EmbedConfig, config: EvalConfig) -> str:
+    if config.architecture != "auto":
+        return config.architecture
+    from hardneg.late_interaction import model_architecture
+
+    if embed_config.model is None:
+        return "biencoder"
+    arch = model_architecture(resolve_model(embed_config).path)
+    if arch == "cross-encoder":
+        raise ModelError(f"'{embed_config.model}' is a cross-encoder (a reranker); `hardneg eval` evaluates retrievers")
+    return arch
+
+
+def evaluate_colbert(
+    source: Path, embed_config: EmbedConfig, config: EvalConfig, *, reporter: Reporter = NULL_REPORTER
+) -> EvalResult:
+    """Exact MaxSim retrieval of a ColBERT checkpoint over the whole corpus of a BEIR split."""
+    import torch
+
+    from hardneg.artifacts import doc_text
+    from hardneg.encoders import tune_child_allocators, weights_fingerprint
+    from hardneg.inputs import load_input
+    from hardneg.late_interaction import colbert_search
+    from hardneg.train import load_colbert
+
+    spec = resolve_model(embed_config)
+    if spec.path is None:
+        raise ModelError(f"'{spec.name}' has no weights; a ColBERT evaluation needs a model directory")
+    dataset = load_input(source, config.split)
+    qrels: dict[str, dict[str, float]] = {}
+    for qid, did, score in dataset.qrels:
+        qrels.setdefault(qid, {})[did] = max(float(score), qrels.get(qid, {}).get(did, 0.0))
+    queries = [q for q in dataset.queries if any(r > 0 for r in qrels.get(q.query_id, {}).values())]
+    refuse_seen_queries(spec.path, [q.text for q in queries], config.split, config)
+    tune_child_allocators()
+    torch.manual_seed(0)  # a plain sentence-transformers model gets a new projection head: make it the same every time
+    device = embed_config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    model = load_colbert(str(spec.path), device)
+    if spec.query_prompt or spec.corpus_prompt:
+        model.prompts = {"query": spec.query_prompt, "document": spec.corpus_prompt}
+    if embed_config.max_length:
+        model.max_seq_length = embed_config.max_length
+    doc_ids: list[str] = []
+
+    def texts() -> Any:
+        for doc in dataset.iter_corpus():
+            doc_ids.append(doc.doc_id)
+            yield doc_text(doc.title, doc.text)
+
+    depth = min(max(10, config.k), dataset.num_docs)
+    labels, _ = colbert_search(
+        model, [q.text for q in queries], texts(), dataset.num_docs, depth, batch_size=embed_config.batch_size, reporter=reporter
+    )
+    rankings = {q.query_id: [doc_ids[j] for j in row] for q, row in zip(queries, labels.tolist())}
+    per_query = score_rankings(rankings, qrels, config.k)
+    names = ["ndcg@10", "mrr@10", "recall@10", f"recall@{config.k}"]
+    metrics = {n: round(float(np.mean([m[n] for m in per_query.values()])), 6) if per_query else 0.0 for n in names}
+    return EvalResult(
+        metrics=metrics,
+        queries=len(queries),
+        skipped=len(dataset.queries) - len(queries),
+        split=config.split,
+        k=config.k,
+        model={"name": spec.name, "fingerprint": weights_fingerprint(spec.path), "architecture": "colbert"},
+        embeddings=source,
+        per_query=per_query,
+    )

@@ -16,7 +16,7 @@ Formats:
 - ``tevatron``: JSONL ``{"query_id", "query", "positive_passages", "negative_passages"}`` with
   ``{"docid", "title", "text"}`` passages.
 
-Scores are the cross-encoder's (teacher) when the run was mined with one, else the embedding
+Scores are the teacher's (`mine --teacher`) when the run was mined with one, else the embedding
 model's cosine scores; the export manifest says which. Pseudo-positives promoted by the
 cross-encoder are exported as positives.
 
@@ -400,7 +400,7 @@ def export_sentence_transformers(
 
 def export_pylate_kd(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
     """PyLate knowledge distillation: train (query_id, document_ids, scores) + queries + documents."""
-    nway = config.nway
+    nway = stats.nway or None  # resolved: --nway, else the run's kd-depth, else variable
     rows = _shuffled(_scored_rows(queries, nway, stats), config)
     width = (nway - 1) if nway else None
     train = {"query_id": [], "document_ids": [], "scores": []}
@@ -449,7 +449,7 @@ def export_flagembedding(queries: list[RunQuery], emb_path: Path, out: Path, con
     """FlagEmbedding: one JSON line per query {query, pos, neg, pos_scores, neg_scores}."""
     rows = [q for q in queries if q.negatives]
     stats.queries_without_negatives = len(queries) - len(rows)
-    width = (config.nway - 1) if config.nway else None
+    width = (stats.nway - 1) if stats.nway else None
     with open(out / FLAG_FILE, "wb") as fh:
         for q, texts in _per_query(_shuffled(rows, config), width, emb_path, records=False):
             record = {
@@ -470,7 +470,7 @@ def export_tevatron(queries: list[RunQuery], emb_path: Path, out: Path, config: 
     """Tevatron: one JSON line per query {query_id, query, positive_passages, negative_passages}."""
     rows = [q for q in queries if q.negatives]
     stats.queries_without_negatives = len(queries) - len(rows)
-    width = (config.nway - 1) if config.nway else None
+    width = (stats.nway - 1) if stats.nway else None
 
     def passages(ids: list[str], records: dict[str, Any]) -> list[dict[str, str]]:
         return [{"docid": d, "title": records[d][0], "text": records[d][1]} for d in ids]
@@ -519,6 +519,9 @@ def resolve_nway(config: ExportConfig, run_manifest: dict[str, Any]) -> int:
         return config.nway
     if config.format == "sentence-transformers" or (config.format == "colbert" and config.scores):
         return 1 + int(run_manifest["config"]["num_negatives"])
+    kd_depth = run_manifest["config"].get("kd_depth")
+    if kd_depth and config.format in ("pylate-kd", "flagembedding"):
+        return int(kd_depth)  # fixed width: the positive + kd_depth - 1 candidates (short queries dropped)
     if config.format in ("pylate-kd", "flagembedding", "tevatron"):
         return 0  # variable: all of a query's negatives
     return 2
@@ -566,7 +569,8 @@ def export(
             tmp,
             KIND_EXPORT,
             run={"path": str(run.resolve()), "fingerprint": manifest["fingerprint"]},
-            scores_from="cross-encoder" if manifest.get("cross_encoder") else "embedding",
+            scores_from="teacher" if manifest.get("cross_encoder") else "embedding",
+            teacher=manifest.get("cross_encoder"),
             model=manifest["model"],
             config=as_dict(config),
             stats=stats.to_dict(),

@@ -53,7 +53,7 @@ from hardneg.config import (
     TrainConfig,
     as_dict,
 )
-from hardneg.errors import ArtifactError, InputError
+from hardneg.errors import ArtifactError, ConfigError, InputError
 from hardneg.progress import NULL_REPORTER, Reporter
 
 LOOP_VERSION = "loop-v1"
@@ -101,6 +101,11 @@ def run_loop(
     from hardneg.inputs import load_input
 
     source, out = Path(source), Path(out)
+    if train_config.architecture != "biencoder":
+        raise ConfigError(
+            f"[train] architecture = {train_config.architecture!r}: the loop re-mines with the model it trains, so it "
+            "trains bi-encoders; train a ColBERT model on a round's export with `hardneg train --architecture colbert`"
+        )
     if artifact_kind(source) is not None:
         raise InputError("the loop needs raw data (a BEIR folder or a pairs file), not an artifact", source)
     dataset = load_input(source, embed_config.split)  # validates the input before any work

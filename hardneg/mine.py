@@ -65,7 +65,7 @@ from hardneg.artifacts import (
     write_table,
 )
 from hardneg.config import MineConfig, as_dict
-from hardneg.encoders import PairScorer, load_cross_encoder
+from hardneg.encoders import PairScorer, load_teacher
 from hardneg.errors import ArtifactError
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.search import LexicalSearcher, Searcher, fuse_rrf, load_doc_ids
@@ -339,7 +339,7 @@ def mine(
             f"{emb['fingerprint'][:12]}; rebuild the index (hardneg index ... --force)"
         )
     if scorer is None and config.cross_encoder:
-        scorer = load_cross_encoder(config.cross_encoder, config.ce_batch_size)
+        scorer = load_teacher(config.cross_encoder, config.ce_batch_size)
     judgments: dict[str, dict[str, str]] = {}
     labels_fp = None
     if config.labels:
@@ -558,13 +558,23 @@ class _Miner:
             windows.append(window)
         if config.dedup_threshold is not None:
             self._mark_near_duplicates(windows, pos_labels_of)
-        for window, pos_scores in zip(windows, pos_scores_of):
-            min_positive = min(pos_scores)
-            for cand in window:
-                if not cand.filter:
-                    cand.filter = score_filter(cand.score, min_positive, config)
-        if self.scorer is not None:
+        if config.scores_from == "teacher":
+            # The teacher scores every candidate still in (and the positives) first; the score
+            # rules then read its scores and its lowest positive score (NV-Retriever's recipe).
             self._teacher_scores(batch, windows, pos_labels_of, tally)
+            for qi, window in zip(batch, windows):
+                min_positive = min(tally.positive_teacher[qi])
+                for cand in window:
+                    if cand.teacher is not None and not cand.filter:
+                        cand.filter = score_filter(cand.teacher, min_positive, config) or teacher_filter(cand.teacher, config)
+        else:
+            for window, pos_scores in zip(windows, pos_scores_of):
+                min_positive = min(pos_scores)
+                for cand in window:
+                    if not cand.filter:
+                        cand.filter = score_filter(cand.score, min_positive, config)
+            if self.scorer is not None:
+                self._teacher_scores(batch, windows, pos_labels_of, tally)
         for qi, window in zip(batch, windows):
             confirmed = self.confirmed.get(self.query_ids[qi])
             if confirmed:
@@ -647,7 +657,8 @@ class _Miner:
                 tally.positive_teacher[qi].append(value)
             else:
                 cand.teacher = value
-                cand.filter = teacher_filter(value, self.config)
+                if self.config.scores_from != "teacher":
+                    cand.filter = teacher_filter(value, self.config)
 
     def _select(self, batch: list[int], windows: list[list[Candidate]], tally: Tally) -> pa.Table:
         columns: dict[str, list[Any]] = {name: [] for name in CANDIDATES_SCHEMA.names}
@@ -658,11 +669,12 @@ class _Miner:
             chosen = set([i for i in eligible if window[i].confirmed][: self.config.num_negatives])
             tally.confirmed_selected += len(chosen)
             rest = [i for i in eligible if not window[i].confirmed]
+            by_teacher = self.config.scores_from == "teacher"
             chosen.update(
                 sample_negatives(
                     rest,
-                    [window[i].score for i in rest],
-                    min(tally.positive_scores[qi]),
+                    [window[i].teacher if by_teacher else window[i].score for i in rest],  # type: ignore[misc]
+                    min(tally.positive_teacher[qi] if by_teacher else tally.positive_scores[qi]),
                     self.config,
                     query_rng(self.config.seed, qid),
                     limit=self.config.num_negatives - len(chosen),

@@ -1,10 +1,23 @@
-"""`hardneg train`: fine-tune a sentence-transformers bi-encoder on a sentence-transformers export.
+"""`hardneg train`: fine-tune a bi-encoder, a ColBERT model or a cross-encoder on an export.
 
-Rows are (query, positive, negative_1..negative_N) from `hardneg export --format
-sentence-transformers`; the first ``negatives`` negative columns are used (0: in-batch negatives
-only). The loss is MultipleNegativesRankingLoss, or its GradCache variant (`cached-mnrl`) that
-decouples the batch size (what the loss sees) from the memory a forward pass needs. Batches never
-hold the same text twice (a duplicate would be a false in-batch negative).
+Three architectures, all through sentence-transformers (no other training dependency):
+
+- `biencoder`: rows (query, positive, negative_1..negative_N) from `hardneg export --format
+  sentence-transformers`; the first ``negatives`` negative columns are used (0: in-batch negatives
+  only). MultipleNegativesRankingLoss, or its GradCache variant (`cached-mnrl`) that decouples the
+  batch size (what the loss sees) from the memory a forward pass needs.
+- `colbert`: sentence-transformers' native multi-vector encoder (`MultiVectorEncoder`, MaxSim). A
+  plain sentence-transformers checkpoint gets a 128-d projection head (seeded); a ColBERT
+  checkpoint (ours, PyLate's, Stanford's) is trained as it is. Contrastive (`mnrl`, `cached-mnrl`)
+  on the same sentence-transformers export, or knowledge distillation on a `pylate-kd` export:
+  `distillation` (KL divergence between the teacher's and the student's score distributions over
+  each row's candidates, both min-max normalised per row as PyLate and JaColBERTv2.5 do, no
+  in-batch negatives) or `margin-mse`.
+- `cross-encoder`: a reranker trained on the sentence-transformers export (RocketQA style): each
+  row gives (query, positive) labelled 1 and (query, negative_i) labelled 0, binary cross-entropy
+  weighted so positives and negatives count equally. Use it as `hardneg mine --cross-encoder`.
+
+Contrastive batches never hold the same text twice (a duplicate would be a false in-batch negative).
 
 The checkpoint is a normal sentence-transformers directory (it loads with
 ``SentenceTransformer(path)`` and as ``--model path``) plus a manifest. It keeps the base model's
@@ -27,6 +40,7 @@ import pyarrow.parquet as pq
 
 from hardneg.artifacts import (
     KIND_EXPORT,
+    text_hash,
     KIND_MODEL,
     atomic_dir,
     check_existing,
@@ -38,10 +52,14 @@ from hardneg.artifacts import (
 from hardneg.config import EmbedConfig, TrainConfig, as_dict
 from hardneg.encoders import resolve_model, tune_child_allocators, weights_fingerprint
 from hardneg.errors import ArtifactError, ConfigError, ModelError
-from hardneg.export import ST_FILE
+from hardneg.export import PYLATE_DOCUMENTS, PYLATE_QUERIES, PYLATE_TRAIN, ST_FILE
 from hardneg.progress import NULL_REPORTER, Reporter
 
-TRAIN_VERSION = "train-v1"
+TRAIN_VERSION = "train-v2"
+SEEN_QUERIES_FILE = "hardneg_seen_queries.txt"
+"""Hashes of every query text the checkpoint (and any hardneg checkpoint it started from) trained
+on, one per line; `hardneg eval` refuses to score a split whose queries the model has seen."""
+KD_LOSSES = ("distillation", "margin-mse")
 
 
 @dataclass
@@ -71,6 +89,81 @@ def training_columns(export_dir: Path, negatives: int) -> tuple[Path, list[str]]
     return path, ["query", "positive"] + available[:negatives]
 
 
+def seen_queries(model_dir: str | Path | None) -> set[str]:
+    """Hashes of the query texts a hardneg checkpoint was trained on (empty for other models)."""
+    if model_dir is None:
+        return set()
+    try:
+        return set((Path(model_dir) / SEEN_QUERIES_FILE).read_text(encoding="utf-8").split())
+    except OSError:
+        return set()
+
+
+def _export_format(export_dir: Path) -> str | None:
+    return read_manifest(export_dir, KIND_EXPORT).get("config", {}).get("format")
+
+
+def kd_rows(export_dir: Path) -> tuple[dict[str, list[Any]], list[str], dict[str, Any]]:
+    """Fixed-width distillation rows from a pylate-kd export: query, document_1..document_N (the
+    positive first) and ``label`` (the N teacher scores). N is the widest row; narrower rows (a query
+    that was short of negatives) are dropped and counted, since a softmax over a different number of
+    candidates is a different target. Returns the columns, their names and a summary."""
+    fmt = _export_format(export_dir)
+    if fmt != "pylate-kd":
+        raise ArtifactError(
+            f"{export_dir}: a '{fmt}' export; distillation reads a pylate-kd export "
+            f"(hardneg export RUN --format pylate-kd --out DIR)"
+        )
+    train_rows = pq.read_table(export_dir / PYLATE_TRAIN).to_pylist()
+    if not train_rows:
+        raise ArtifactError(f"{export_dir / PYLATE_TRAIN}: no training rows")
+    queries = dict(zip(*pq.read_table(export_dir / PYLATE_QUERIES, columns=["query_id", "text"]).to_pydict().values()))
+    wanted = {d for row in train_rows for d in row["document_ids"]}
+    documents: dict[str, str] = {}
+    for batch in pq.ParquetFile(export_dir / PYLATE_DOCUMENTS).iter_batches(columns=["document_id", "text"]):
+        for did, text in zip(*batch.to_pydict().values()):
+            if did in wanted:
+                documents[did] = text
+    width = max(len(row["document_ids"]) for row in train_rows)
+    if width < 2:
+        raise ArtifactError(f"{export_dir / PYLATE_TRAIN}: rows need a positive and at least one negative")
+    names = [f"document_{i}" for i in range(1, width + 1)]
+    data: dict[str, list[Any]] = {"query": [], **{n: [] for n in names}, "label": []}
+    dropped = 0
+    for number, row in enumerate(train_rows, 1):
+        ids, scores = row["document_ids"], row["scores"]
+        if len(ids) != width:
+            dropped += 1
+            continue
+        missing = [d for d in ids if d not in documents]
+        if row["query_id"] not in queries or missing or len(scores) != len(ids):
+            raise ArtifactError(f"{export_dir / PYLATE_TRAIN}: row {number}: ids missing from queries/documents or scores of another length")
+        if not all(np.isfinite(scores)):
+            raise ArtifactError(f"{export_dir / PYLATE_TRAIN}: row {number}: field 'scores' holds a non-finite value")
+        data["query"].append(queries[row["query_id"]])
+        for name, did in zip(names, ids):
+            data[name].append(documents[did])
+        data["label"].append([float(x) for x in scores])
+    if not data["query"]:
+        raise ArtifactError(f"{export_dir / PYLATE_TRAIN}: no row has the full width of {width} documents")
+    return data, ["query", *names], {"width": width, "rows_dropped_short": dropped}
+
+
+def _training_data(export_dir: Path, config: TrainConfig) -> tuple[Path, dict[str, list[Any]], list[str], dict[str, Any]]:
+    """(the file trained on, its columns as lists, the text columns in order, a summary)."""
+    loss = config.resolved_loss
+    if loss in KD_LOSSES:
+        data, columns, summary = kd_rows(export_dir)
+        return export_dir / PYLATE_TRAIN, data, columns, summary
+    path, columns = training_columns(export_dir, config.negatives)
+    if config.architecture == "cross-encoder" and len(columns) < 3:
+        raise ConfigError("a cross-encoder learns from negatives: --negatives-per-row must be >= 1")
+    table = pq.read_table(path, columns=columns)
+    if table.num_rows == 0:
+        raise ArtifactError(f"{path}: no training rows")
+    return path, table.to_pydict(), columns, {}
+
+
 def train(
     export_dir: str | Path,
     out: str | Path,
@@ -91,7 +184,7 @@ def train(
         reporter: progress and status sink.
     """
     export_dir, out = Path(export_dir), Path(out)
-    data_path, columns = training_columns(export_dir, config.negatives)
+    data_path, data, columns, data_summary = _training_data(export_dir, config)
     spec = resolve_model(model)
     if spec.path is None:
         raise ModelError(f"'{spec.name}' has no weights to fine-tune; start from --model minilm or a local model directory")
@@ -107,15 +200,16 @@ def train(
         reporter.log(f"checkpoint at {out} is up to date; reusing it")
         return TrainResult(out, existing, reused=True)
 
-    table = pq.read_table(data_path, columns=columns)
-    if table.num_rows == 0:
-        raise ArtifactError(f"{data_path}: no training rows")
+    rows = len(data["query"])
+    export_manifest = read_manifest(export_dir, KIND_EXPORT)
     started = time.perf_counter()
     with atomic_dir(out) as tmp:
-        st, summary = _fit(spec.path, spec.query_prompt, spec.corpus_prompt, table.to_pydict(), columns, config, max_length, tmp, reporter)
-        if spec.query_prompt or spec.corpus_prompt:
+        st, summary = _fit(spec.path, spec.query_prompt, spec.corpus_prompt, data, columns, config, max_length, tmp, reporter)
+        if (spec.query_prompt or spec.corpus_prompt) and config.architecture != "cross-encoder":
             st.prompts = {"query": spec.query_prompt, "document": spec.corpus_prompt}
         st.save(str(tmp), create_model_card=False)
+        seen = seen_queries(spec.path) | {text_hash(q) for q in data["query"]}
+        (tmp / SEEN_QUERIES_FILE).write_text("".join(f"{h}\n" for h in sorted(seen)), encoding="utf-8")
         manifest = write_manifest(
             tmp,
             KIND_MODEL,
@@ -124,7 +218,18 @@ def train(
             weights_fingerprint=weights_fingerprint(tmp),
             base_model={"name": spec.name, "path": spec.path, "fingerprint": base_fp},
             prompts={"query": spec.query_prompt, "corpus": spec.corpus_prompt},
-            data={"export": str(export_dir.resolve()), "file": ST_FILE, "fingerprint": data_fp, "rows": table.num_rows, "columns": columns},
+            data={
+                "export": str(export_dir.resolve()),
+                "file": data_path.name,
+                "fingerprint": data_fp,
+                "rows": rows,
+                "columns": columns,
+                "scores_from": export_manifest.get("scores_from"),
+                "seen_queries": len(seen),
+                **data_summary,
+            },
+            architecture=config.architecture,
+            loss=config.resolved_loss,
             config=as_dict(config),
             max_length=max_length,
             training={**summary, "seconds": round(time.perf_counter() - started, 1)},
@@ -136,26 +241,17 @@ def _fit(
     base: str,
     query_prompt: str,
     corpus_prompt: str,
-    data: dict[str, list[str]],
+    data: dict[str, list[Any]],
     columns: list[str],
     config: TrainConfig,
     max_length: int | None,
     tmp: Path,
     reporter: Reporter,
 ) -> tuple[Any, dict[str, Any]]:
-    """Run sentence-transformers' Trainer; returns the trained model and a loss/steps summary."""
+    """Run sentence-transformers' trainer for the architecture; returns the trained model and a
+    loss/steps summary."""
     import torch
     from datasets import Dataset
-    from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-    try:  # sentence-transformers >= 6 moved these; the old paths still work there, with a warning
-        from sentence_transformers.sentence_transformer.losses import (
-            CachedMultipleNegativesRankingLoss,
-            MultipleNegativesRankingLoss,
-        )
-        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-    except ImportError:  # pragma: no cover - sentence-transformers < 6
-        from sentence_transformers.losses import CachedMultipleNegativesRankingLoss, MultipleNegativesRankingLoss
-        from sentence_transformers.training_args import BatchSamplers
     from transformers import TrainerCallback
     from transformers.trainer_callback import PrinterCallback, ProgressCallback
     from transformers.utils import logging as hf_logging
@@ -165,32 +261,29 @@ def _fit(
 
     random.seed(config.seed)
     np.random.seed(config.seed)
-    torch.manual_seed(config.seed)
+    torch.manual_seed(config.seed)  # also seeds a new ColBERT projection head
     device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        st = SentenceTransformer(base, device=device, local_files_only=True)
-    except Exception as exc:  # a broken checkpoint directory
-        raise ModelError(f"cannot load model '{base}' ({exc.__class__.__name__}: {exc})") from None
+    model, loss, trainer_cls, args_cls, batch_sampler = _model_and_loss(base, config, device)
     if max_length:
-        st.max_seq_length = max_length
+        model.max_seq_length = max_length
     # The model card is not written (save(create_model_card=False)); skip its widget examples.
-    st.model_card_data.set_widget_examples = lambda dataset: None
-    loss = (
-        CachedMultipleNegativesRankingLoss(st, mini_batch_size=config.mini_batch_size)
-        if config.loss == "cached-mnrl"
-        else MultipleNegativesRankingLoss(st)
-    )
+    if hasattr(model, "model_card_data"):
+        model.model_card_data.set_widget_examples = lambda dataset: None
+    if config.architecture == "cross-encoder":
+        data, columns = _labelled_pairs(data, columns)
     prompts = None
-    if query_prompt or corpus_prompt:
+    if (query_prompt or corpus_prompt) and config.architecture != "cross-encoder":
         prompts = {c: (query_prompt if c == "query" else corpus_prompt) for c in columns}
-    steps_total = -(-len(data["query"]) // config.batch_size) * config.epochs
+    rows = len(data["query"])
+    steps_total = -(-rows // config.batch_size) * config.epochs
     label = "Training"
 
     class _Progress(TrainerCallback):  # type: ignore[misc]
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             reporter.progress(label, 1)
 
-    args = SentenceTransformerTrainingArguments(
+    extra = {"batch_sampler": batch_sampler} if batch_sampler is not None else {}
+    args = args_cls(
         output_dir=str(tmp / "_trainer"),
         num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size,
@@ -198,7 +291,6 @@ def _fit(
         warmup_steps=int(config.warmup_ratio * steps_total),  # warmup_ratio is deprecated in transformers 5
         seed=config.seed,
         data_seed=config.seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
         save_strategy="no",
         report_to="none",
         logging_steps=max(1, steps_total // 10),
@@ -207,9 +299,11 @@ def _fit(
         disable_tqdm=True,
         prompts=prompts,
         dataloader_drop_last=False,
+        **extra,
     )
-    dataset = Dataset.from_dict({c: data[c] for c in columns})
-    trainer = SentenceTransformerTrainer(model=st, args=args, train_dataset=dataset, loss=loss)
+    keep = [*columns, "label"] if "label" in data else columns
+    dataset = Dataset.from_dict({c: data[c] for c in keep})
+    trainer = trainer_cls(model=model, args=args, train_dataset=dataset, loss=loss)
     # Printing callbacks write to stdout (results go there); the model-card callback embeds widget
     # examples (slow, and the card is not written).
     for callback in (PrinterCallback, ProgressCallback, *_model_card_callbacks()):
@@ -224,9 +318,125 @@ def _fit(
         "training_loss": round(float(output.training_loss), 5),
         "loss_curve": [round(float(x), 5) for x in losses],
         "device": device,
-        "rows": len(data["query"]),
+        "rows": rows,
     }
-    return st, summary
+    return model, summary
+
+
+def minmax_rows(scores: Any) -> Any:
+    """Scale each row of a (rows, candidates) score tensor to [0, 1] (a constant row becomes 0)."""
+    low = scores.min(dim=-1, keepdim=True).values
+    high = scores.max(dim=-1, keepdim=True).values
+    return (scores - low) / (high - low).clamp_min(1e-9)
+
+
+def _minmax_colbert_kd_scores(*args: Any, **kwargs: Any) -> Any:
+    """The student's MaxSim scores of each KD row, min-max normalised like the teacher's (PyLate)."""
+    from sentence_transformers.multi_vector_encoder.scoring import colbert_kd_scores
+
+    return minmax_rows(colbert_kd_scores(*args, **kwargs))
+
+
+def _model_and_loss(base: str, config: TrainConfig, device: str) -> tuple[Any, Any, Any, Any, Any]:
+    """(model, loss, trainer class, training-arguments class, batch sampler) for the architecture."""
+    loss_name = config.resolved_loss
+    try:
+        if config.architecture == "biencoder":
+            from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+
+            model = SentenceTransformer(base, device=device, local_files_only=True)
+            trainer_cls, args_cls = SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+        elif config.architecture == "colbert":
+            from sentence_transformers.multi_vector_encoder import (
+                MultiVectorEncoder,
+                MultiVectorEncoderTrainer,
+                MultiVectorEncoderTrainingArguments,
+            )
+
+            model = load_colbert(base, device)
+            trainer_cls, args_cls = MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
+        else:
+            from sentence_transformers import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
+
+            model = CrossEncoder(base, num_labels=1, device=device, local_files_only=True)
+            trainer_cls, args_cls = CrossEncoderTrainer, CrossEncoderTrainingArguments
+    except ModelError:
+        raise
+    except Exception as exc:  # a broken checkpoint directory
+        raise ModelError(f"cannot load model '{base}' ({exc.__class__.__name__}: {exc})") from None
+
+    if config.architecture == "biencoder":
+        from sentence_transformers.sentence_transformer import losses as st_losses
+        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
+
+        loss = (
+            st_losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
+            if loss_name == "cached-mnrl"
+            else st_losses.MultipleNegativesRankingLoss(model)
+        )
+        return model, loss, trainer_cls, args_cls, BatchSamplers.NO_DUPLICATES
+    if config.architecture == "colbert":
+        from sentence_transformers.base.training_args import BatchSamplers
+        from sentence_transformers.multi_vector_encoder import losses as mv_losses
+
+        if loss_name == "mnrl":
+            loss = mv_losses.MultiVectorMultipleNegativesRankingLoss(model)
+        elif loss_name == "cached-mnrl":
+            loss = mv_losses.CachedMultiVectorMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
+        elif loss_name == "distillation":
+            loss = _distillation_loss(model, config)
+        else:
+            loss = mv_losses.MultiVectorMarginMSELoss(model)
+        # Distillation rows are scored candidates, not in-batch negatives: duplicates are harmless.
+        sampler = BatchSamplers.NO_DUPLICATES if loss_name in ("mnrl", "cached-mnrl") else BatchSamplers.BATCH_SAMPLER
+        return model, loss, trainer_cls, args_cls, sampler
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
+    import torch
+
+    negatives = config.negatives
+    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(max(1, negatives))))
+    return model, loss, trainer_cls, args_cls, None
+
+
+def _distillation_loss(model: Any, config: TrainConfig) -> Any:
+    """KL divergence between the teacher's and the student's softmax over each row's candidates;
+    with `minmax`, both rows of scores are first scaled to [0, 1] (PyLate's `Distillation`)."""
+    import torch
+    from sentence_transformers.multi_vector_encoder.losses import MultiVectorDistillKLDivLoss
+
+    if config.kd_normalize == "none":
+        return MultiVectorDistillKLDivLoss(model, temperature=config.kd_temperature)
+
+    class NormalisedDistillKLDivLoss(MultiVectorDistillKLDivLoss):  # type: ignore[misc]
+        def forward(self, sentence_features: Any, labels: torch.Tensor) -> torch.Tensor:
+            return super().forward(sentence_features, minmax_rows(labels.float()))
+
+    return NormalisedDistillKLDivLoss(model, similarity_fct=_minmax_colbert_kd_scores, temperature=config.kd_temperature)
+
+
+def _labelled_pairs(data: dict[str, list[Any]], columns: list[str]) -> tuple[dict[str, list[Any]], list[str]]:
+    """(query, document, label) pairs from (query, positive, negative_1..N) rows: 1 for the
+    positive, 0 for each negative, a row's pairs kept together (shuffled by the trainer's seed)."""
+    out: dict[str, list[Any]] = {"query": [], "document": [], "label": []}
+    for i, query in enumerate(data["query"]):
+        for column in columns[1:]:
+            out["query"].append(query)
+            out["document"].append(data[column][i])
+            out["label"].append(1.0 if column == "positive" else 0.0)
+    return out, ["query", "document"]
+
+
+def load_colbert(path: str, device: str | None = None) -> Any:
+    """A ColBERT (multi-vector) model from a local directory: a ColBERT checkpoint as it is, a plain
+    sentence-transformers model with a new 128-d projection head (seed torch first to fix it)."""
+    from sentence_transformers.multi_vector_encoder import MultiVectorEncoder
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+    try:
+        return MultiVectorEncoder(path, device=device, local_files_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot load '{path}' as a ColBERT model ({exc.__class__.__name__}: {exc})") from None
 
 
 def _model_card_callbacks() -> list[Any]:

@@ -1,19 +1,29 @@
-"""Downstream quality of mined negatives: fine-tune MiniLM on each method's data, evaluate on test.
+"""Downstream quality of mined negatives: train a student on each method's data, evaluate on test.
 
 Usage:
-    python scripts/benchmark_quality.py ../shared/data/scifact --write docs/benchmarks.md
+    python scripts/benchmark_quality.py ../shared/data/scifact --student colbert --seeds 42,43,44
+    python scripts/benchmark_quality.py ../shared/data/scifact --student biencoder --table --write docs/benchmarks.md
 
-For each method the packaged all-MiniLM-L6-v2 is fine-tuned with sentence-transformers
-(MultipleNegativesRankingLoss, 1 epoch, batch 32, lr 2e-5, no duplicate texts in a batch, fixed
-seed) on the train split: one (query, positive, negative) row per (query, positive) pair, or
-(query, positive) rows for in-batch negatives only. Each model is evaluated on the test split
-(nDCG@10, Recall@100, MRR@10, exact search over the whole corpus).
+Everything a user would run goes through the product: negatives are mined with hardneg's library
+(or with sentence-transformers' `mine_hard_negatives` for the anchor rows), written as a
+sentence-transformers / pylate-kd export, trained with `hardneg train --architecture STUDENT` and
+evaluated with `hardneg eval --per-query` (exact search over the whole corpus; ColBERT: exact
+MaxSim). Training: the packaged all-MiniLM-L6-v2 (ColBERT: plus a seeded 128-d head), 1 epoch,
+batch 32, lr 2e-5, one mined negative per (query, positive) row (contrastive rows), or 32 scored
+candidates per query (KD rows).
 
-False-negative proxy: for train queries with two or more positives, one positive is hidden from the
-miner (it stays in the corpus); the proxy counts how often a method selects it as a negative, with
-10 negatives per query. Lower is better.
+Resumable: each unit (method, student, seed) writes one JSON file under ``--results`` (metrics,
+per-query nDCG@10, false-negative proxy, seconds per stage) and is skipped when that file exists,
+so the table fills over several runs. Mined negatives are cached per (method, seed) in ``--work``.
 
-All methods run in one process, in one run (datasets and accelerate come with sentence-transformers[train]).
+Seeds: the seed drives both the sampling of negatives (random/SimANS rows; `top` rows are
+deterministic) and training (data order, head initialisation). Confidence intervals: per test
+query, nDCG@10 is averaged over the seeds a row has; the difference between two rows is
+bootstrapped over test queries (paired, 10,000 resamples, percentile 95% interval).
+
+False-negative proxy: for train queries with two or more positives, one positive is hidden from
+the miner (it stays in the corpus); the proxy counts how often a method selects it among 10
+negatives. Lower is better.
 """
 
 from __future__ import annotations
@@ -24,7 +34,8 @@ import os
 import platform
 import random
 import shutil
-import tempfile
+import subprocess
+import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,11 +43,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from _bench import emit  # scripts/_bench.py (scripts run as `python scripts/...`)
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
+
+HARDNEG = [sys.executable, "-m", "hardneg"]
+KD_DEPTH = 32
+PROXY_NEGATIVES = 10
 
 
 @dataclass
@@ -52,7 +66,8 @@ def load(path: Path) -> Data:
     corpus = {}
     for line in open(path / "corpus.jsonl", encoding="utf-8"):
         d = json.loads(line)
-        corpus[str(d["_id"])] = f"{d.get('title', '')} {d['text']}".strip()
+        title = (d.get("title") or "").strip()
+        corpus[str(d["_id"])] = f"{title} {d['text'].strip()}".strip() if title else d["text"].strip()
     queries = {str(q["_id"]): q["text"] for q in map(json.loads, open(path / "queries.jsonl", encoding="utf-8"))}
 
     def qrels(split: str) -> dict[str, list[str]]:
@@ -64,77 +79,6 @@ def load(path: Path) -> Data:
         return out
 
     return Data(corpus, queries, qrels("train"), qrels("test"), path)
-
-
-# --------------------------------------------------------------------------- evaluation
-
-
-def evaluate(model: Any, data: Data, batch_size: int = 64) -> dict[str, float]:
-    ids = list(data.corpus)
-    docs = model.encode([data.corpus[i] for i in ids], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    qids = list(data.test)
-    qs = model.encode([data.queries[q] for q in qids], batch_size=batch_size, normalize_embeddings=True, convert_to_numpy=True)
-    scores = qs @ docs.T
-    top = np.argsort(-scores, axis=1, kind="stable")[:, :100]
-    ndcg, recall, mrr = [], [], []
-    for row, qid in enumerate(qids):
-        relevant = set(data.test[qid])
-        ranked = [ids[j] for j in top[row]]
-        gains = [1.0 if d in relevant else 0.0 for d in ranked[:10]]
-        dcg = sum(g / np.log2(i + 2) for i, g in enumerate(gains))
-        ideal = sum(1.0 / np.log2(i + 2) for i in range(min(10, len(relevant))))
-        ndcg.append(dcg / ideal)
-        recall.append(len(relevant & set(ranked)) / len(relevant))
-        mrr.append(next((1.0 / (i + 1) for i, d in enumerate(ranked[:10]) if d in relevant), 0.0))
-    return {"ndcg@10": float(np.mean(ndcg)), "recall@100": float(np.mean(recall)), "mrr@10": float(np.mean(mrr))}
-
-
-# --------------------------------------------------------------------------- training
-
-
-def train(base: str, rows: list[tuple[str, ...]], seed: int, work: Path) -> Any:
-    from datasets import Dataset
-    from sentence_transformers import (
-        SentenceTransformer,
-        SentenceTransformerTrainer,
-        SentenceTransformerTrainingArguments,
-    )
-    from sentence_transformers.losses import MultipleNegativesRankingLoss
-    from sentence_transformers.training_args import BatchSamplers
-
-    random.seed(seed)
-    np.random.seed(seed)
-    import torch
-
-    torch.manual_seed(seed)
-    model = SentenceTransformer(base, device="cpu")
-    columns = ["anchor", "positive", "negative"][: len(rows[0])]
-    dataset = Dataset.from_dict({c: [r[i] for r in rows] for i, c in enumerate(columns)})
-    args = SentenceTransformerTrainingArguments(
-        output_dir=str(work / "trainer"),
-        num_train_epochs=1,
-        per_device_train_batch_size=32,
-        learning_rate=2e-5,
-        warmup_ratio=0.1,
-        seed=seed,
-        data_seed=seed,
-        batch_sampler=BatchSamplers.NO_DUPLICATES,
-        save_strategy="no",
-        report_to="none",
-        logging_steps=1000,
-        use_cpu=True,
-        disable_tqdm=True,
-    )
-    trainer = SentenceTransformerTrainer(model=model, args=args, train_dataset=dataset, loss=MultipleNegativesRankingLoss(model))
-    trainer.train()
-    return model
-
-
-# --------------------------------------------------------------------------- miners
-
-
-def pairs_of(data: Data, qrels: dict[str, list[str]]) -> list[tuple[str, str]]:
-    return [(q, d) for q, ds in qrels.items() for d in ds]
 
 
 def hidden_split(data: Data) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -150,6 +94,9 @@ def hidden_split(data: Data) -> tuple[dict[str, list[str]], dict[str, str]]:
 
 
 def write_beir(data: Data, qrels: dict[str, list[str]], dest: Path) -> Path:
+    """A BEIR folder with only the train split's qrels (the miner never sees the test qrels)."""
+    if (dest / "qrels" / "train.tsv").exists():
+        return dest
     (dest / "qrels").mkdir(parents=True, exist_ok=True)
     shutil.copy(data.path / "corpus.jsonl", dest / "corpus.jsonl")
     shutil.copy(data.path / "queries.jsonl", dest / "queries.jsonl")
@@ -158,39 +105,52 @@ def write_beir(data: Data, qrels: dict[str, list[str]], dest: Path) -> Path:
     return dest
 
 
+# --------------------------------------------------------------------------- miners
+
+
 class HardnegMiner:
     """hardneg through its library API; embeddings are computed once and reused by every method."""
 
     def __init__(self, data: Data, model: str, work: Path) -> None:
+        self.data, self.work, self.model = data, work, model
+        self._ready = False
+
+    def _setup(self) -> None:
+        if self._ready:
+            return
         from hardneg.config import EmbedConfig
         from hardneg.embed import embed
-        from hardneg.encoders import load_encoder
         from hardneg.inputs import load_input
 
-        self.data, self.work = data, work
-        self.embed_config = EmbedConfig(model=model)
-        self.encoder = load_encoder(self.embed_config)
+        self.embed_config = EmbedConfig(model=self.model)
         self.embeddings: dict[str, Path] = {}
-        full = write_beir(data, data.train, work / "beir-full")
-        self.embeddings["full"] = embed(load_input(full), work / "emb-full", self.embed_config, encoder=self.encoder).path
-        kept, _ = hidden_split(data)
-        hidden = write_beir(data, kept, work / "beir-hidden")
-        # Same model, same texts: a forced rebuild over a copy reuses every vector (no encoding).
-        shutil.copytree(self.embeddings["full"], work / "emb-hidden")
+        full = write_beir(self.data, self.data.train, self.work / "beir-full")
+        self.embeddings["full"] = embed(load_input(full), self.work / "emb-full", self.embed_config).path
+        kept, _ = hidden_split(self.data)
+        hidden = write_beir(self.data, kept, self.work / "beir-hidden")
+        # Same model, same texts: the hidden-positive embeddings reuse every vector (no encoding).
         self.embeddings["hidden"] = embed(
-            load_input(hidden), work / "emb-hidden", self.embed_config, encoder=self.encoder, force=True
+            load_input(hidden), self.work / "emb-hidden", self.embed_config, reuse=[self.embeddings["full"]]
         ).path
+        self._ready = True
 
-    def mine(self, which: str, num_negatives: int, **mine_args: Any) -> dict[str, list[str]]:
+    def run(self, which: str, name: str, **mine_args: Any) -> Path:
         from hardneg.config import IndexConfig, MineConfig
-        from hardneg.export import read_run
         from hardneg.index import build_index
         from hardneg.mine import mine
 
-        index = build_index(self.embeddings[which], self.work / f"idx-{which}", IndexConfig(backend="exact")).path
-        out = self.work / f"run-{which}"
-        mine(index, out, MineConfig(num_negatives=num_negatives, **mine_args), force=True)
-        _, queries, _ = read_run(out)
+        self._setup()
+        index = self.work / f"idx-{which}"
+        if not index.exists():
+            build_index(self.embeddings[which], index, IndexConfig(backend="exact", recall_sample=0))
+        out = self.work / f"run-{which}-{name}"
+        mine(index, out, MineConfig(**mine_args))  # an up-to-date run is reused
+        return out
+
+    def negatives(self, which: str, name: str, **mine_args: Any) -> dict[str, list[str]]:
+        from hardneg.export import read_run
+
+        _, queries, _ = read_run(self.run(which, name, **mine_args))
         return {q.query_id: q.negatives for q in queries}
 
 
@@ -198,52 +158,257 @@ class STMiner:
     """sentence-transformers' mine_hard_negatives, with its embedding cache shared across calls."""
 
     def __init__(self, data: Data, model_path: str, work: Path) -> None:
-        from sentence_transformers import SentenceTransformer
+        self.data, self.work, self.model_path = data, work, model_path
+        self._model: Any = None
 
-        self.data, self.work = data, work
-        self.model = SentenceTransformer(model_path, device="cpu")
-        self.corpus_ids = list(data.corpus)
-        self.by_text = {}
-        for did in self.corpus_ids:
-            self.by_text.setdefault(data.corpus[did], did)
-
-    def mine(self, which: str, num_negatives: int, **st_args: Any) -> dict[str, list[str]]:
+    def negatives(self, which: str, num_negatives: int, seed: int, **st_args: Any) -> dict[str, list[str]]:
         from datasets import Dataset
+        from sentence_transformers import SentenceTransformer
         from sentence_transformers.util import mine_hard_negatives
 
+        if self._model is None:
+            self._model = SentenceTransformer(self.model_path, device="cpu")
+        corpus_ids = list(self.data.corpus)
+        by_text: dict[str, str] = {}
+        for did in corpus_ids:
+            by_text.setdefault(self.data.corpus[did], did)
         qrels = self.data.train if which == "full" else hidden_split(self.data)[0]
-        pairs = pairs_of(self.data, qrels)
+        pairs = [(q, d) for q, ds in qrels.items() for d in ds]
         dataset = Dataset.from_dict(
             {"query": [self.data.queries[q] for q, _ in pairs], "positive": [self.data.corpus[d] for _, d in pairs]}
         )
+        random.seed(seed)  # mine_hard_negatives samples with the global `random`
         result = mine_hard_negatives(
-            dataset, self.model, corpus=[self.data.corpus[d] for d in self.corpus_ids], num_negatives=num_negatives,
+            dataset, self._model, corpus=[self.data.corpus[d] for d in corpus_ids], num_negatives=num_negatives,
             output_format="n-tuple", batch_size=64, cache_folder=str(self.work / "st-cache"), verbose=False, **st_args,
         )
         text_to_qid = {self.data.queries[q]: q for q in qrels}
         out: dict[str, list[str]] = {}
         for row in result:
-            negs = [self.by_text[row[k]] for k in row if k.startswith("negative")]
-            out.setdefault(text_to_qid[row["query"]], [])
-            out[text_to_qid[row["query"]]] += [n for n in negs if n not in out[text_to_qid[row["query"]]]]
+            qid = text_to_qid[row["query"]]
+            got = out.setdefault(qid, [])
+            got += [by_text[row[k]] for k in row if k.startswith("negative") and by_text[row[k]] not in got]
         return out
 
 
-def rows_from(data: Data, negatives: dict[str, list[str]]) -> list[tuple[str, str, str]]:
-    """One (query, positive, negative) row per train pair; positive i takes negative i mod N."""
-    rows = []
-    for q, positives in data.train.items():
-        negs = negatives.get(q, [])
-        if not negs:
+# --------------------------------------------------------------------------- exports
+
+
+def write_st_export(data: Data, negatives: dict[str, list[str]] | None, dest: Path) -> Path:
+    """A sentence-transformers export (hardneg's format and manifest) of one row per (query,
+    positive): positive i of a query takes negative i mod N; None: (query, positive) rows only."""
+    import pyarrow as pa
+
+    from hardneg.artifacts import KIND_EXPORT, atomic_dir, write_manifest, write_table
+
+    if (dest / "manifest.json").exists():
+        return dest
+    columns: dict[str, list[str]] = {"query": [], "positive": []} | ({"negative_1": []} if negatives is not None else {})
+    for q, positives in sorted(data.train.items()):
+        negs = negatives.get(q, []) if negatives is not None else None
+        if negatives is not None and not negs:
             continue
-        rows += [(data.queries[q], data.corpus[p], data.corpus[negs[i % len(negs)]]) for i, p in enumerate(positives)]
-    return rows
+        for i, p in enumerate(positives):
+            columns["query"].append(data.queries[q])
+            columns["positive"].append(data.corpus[p])
+            if negs is not None:
+                columns["negative_1"].append(data.corpus[negs[i % len(negs)]])
+    with atomic_dir(dest) as tmp:
+        write_table(tmp / "train.parquet", pa.table(columns))
+        write_manifest(tmp, KIND_EXPORT, config={"format": "sentence-transformers"}, stats={"rows": len(columns["query"])})
+    return dest
 
 
-def proxy(data: Data, negatives: dict[str, list[str]]) -> tuple[int, int]:
-    """(hidden positives selected as negatives, queries with a hidden positive)."""
-    _, hidden = hidden_split(data)
-    return sum(1 for q, d in hidden.items() if d in negatives.get(q, [])), len(hidden)
+def hardneg_export(run: Path, dest: Path, fmt: str, nway: int | None, seed: int) -> Path:
+    from hardneg.config import ExportConfig
+    from hardneg.export import export
+
+    if not (dest / "manifest.json").exists():
+        export(run, dest, ExportConfig(format=fmt, nway=nway, seed=seed))
+    return dest
+
+
+# --------------------------------------------------------------------------- train + eval (the CLI)
+
+
+def cli(args: list[str]) -> str:
+    env = {**os.environ, "HARDNEG_DISABLE_PROGRESS": "1"}
+    proc = subprocess.run([*HARDNEG, *args], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        sys.stderr.write(proc.stderr[-4000:])
+        raise SystemExit(f"failed: hardneg {' '.join(args)}")
+    return proc.stdout
+
+
+def train_and_eval(
+    data: Path, export_dir: Path | None, student: str, seed: int, negatives: int, loss: str | None, work: Path, base: str
+) -> tuple[dict[str, Any], float, float]:
+    model = base
+    t0 = time.time()
+    if export_dir is not None:
+        model_dir = work / "models" / f"{export_dir.name}-{student}-{loss or 'default'}-s{seed}"
+        args = ["train", str(export_dir), "--out", str(model_dir), "--model", base, "--architecture", student,
+                "--negatives-per-row", str(negatives), "--seed", str(seed), "--quiet", "--force"]
+        if loss:
+            args += ["--loss", loss]
+        cli(args)
+        model = str(model_dir)
+    t1 = time.time()
+    out = cli(["eval", str(data), "--model", model, "--split", "test", "--architecture", student, "--json", "--per-query",
+               "--workdir", str(work / "eval-cache")])
+    result = json.loads(out)
+    if export_dir is not None:
+        shutil.rmtree(model, ignore_errors=True)  # checkpoints are large; the result is what is kept
+        shutil.rmtree(work / "eval-cache", ignore_errors=True)
+    return result, t1 - t0, time.time() - t1
+
+
+# --------------------------------------------------------------------------- methods
+
+
+@dataclass
+class Method:
+    name: str
+    settings: str
+    students: tuple[str, ...]
+    prepare: Callable[[int], tuple[Path | None, str | None, int]] | None
+    """seed -> (export, loss, negatives per row); None: zero-shot."""
+    proxy: Callable[[int], dict[str, list[str]]] | None = None
+    seeded_mining: bool = True
+
+
+def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
+    hn = HardnegMiner(data, model, work / "hn")
+    st = STMiner(data, base, work / "st")
+    exports = work / "exports"
+
+    def hn_rows(name: str, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
+        def prepare(seed: int) -> tuple[Path, None, int]:
+            run = hn.run("full", f"{name}-s{seed}", num_negatives=1, seed=seed, **mine)
+            return hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", 2, seed), None, 1
+        return prepare
+
+    def hn_proxy(name: str, **mine: Any) -> Callable[[int], dict[str, list[str]]]:
+        return lambda seed: hn.negatives("hidden", f"{name}-proxy-s{seed}", num_negatives=PROXY_NEGATIVES, seed=seed, **mine)
+
+    def st_rows(name: str, **st_args: Any) -> Callable[[int], tuple[Path, None, int]]:
+        def prepare(seed: int) -> tuple[Path, None, int]:
+            return write_st_export(data, st.negatives("full", 1, seed, **st_args), exports / f"{name}-s{seed}"), None, 1
+        return prepare
+
+    def st_proxy(**st_args: Any) -> Callable[[int], dict[str, list[str]]]:
+        return lambda seed: st.negatives("hidden", PROXY_NEGATIVES, seed, **st_args)
+
+    def in_batch(seed: int) -> tuple[Path, None, int]:
+        return write_st_export(data, None, exports / "in-batch"), None, 0
+
+    window = {"min_rank": 10, "max_rank": 110}
+    nv = {"min_rank": 0, "max_rank": 110, "sampling": "top", "relative_margin": 0.05}
+    # Top sampling from twice the depth: every query gets KD_DEPTH - 1 candidates after positives
+    # and duplicates are removed (a KD row needs its full width).
+    kd = {"min_rank": 0, "max_rank": 2 * KD_DEPTH, "sampling": "top"}
+
+    def kd_rows(seed: int) -> tuple[Path, str, int]:
+        # The KD depth: the positive plus the KD_DEPTH - 1 best-ranked non-positive candidates,
+        # scored by the bi-encoder that mined them (the teacher here is MiniLM itself).
+        run = hn.run("full", "kd", num_negatives=KD_DEPTH - 1, seed=42, **kd)
+        return hardneg_export(run, exports / "kd", "pylate-kd", KD_DEPTH, 42), "distillation", 1
+
+    both = ("biencoder", "colbert")
+    return [
+        Method("zero-shot", "no fine-tuning (ColBERT: MiniLM + a seeded random 128-d head)", both, None, seeded_mining=False),
+        Method("in-batch", "(query, positive) rows; in-batch negatives only", both, in_batch, seeded_mining=False),
+        Method("st-random-10-110", "ST range_min=10, range_max=110, sampling_strategy=random", both,
+               st_rows("st-random", range_min=10, range_max=110, sampling_strategy="random"),
+               st_proxy(range_min=10, range_max=110, sampling_strategy="random")),
+        Method("st-relmargin-top", "ST relative_margin=0.05, sampling_strategy=top (its docstring's recommendation)", both,
+               st_rows("st-relmargin", relative_margin=0.05, sampling_strategy="top"),
+               st_proxy(relative_margin=0.05, sampling_strategy="top"), seeded_mining=False),
+        Method("hardneg-default", "--min-rank 10 --max-rank 110 --sampling random", both,
+               hn_rows("default", sampling="random", **window), hn_proxy("default", sampling="random", **window)),
+        Method("hardneg-nv", "--min-rank 0 --max-rank 110 --sampling top --relative-margin 0.05 (configs/nv-retriever.toml)", both,
+               hn_rows("nv", **nv), hn_proxy("nv", **nv), seeded_mining=False),
+        Method("hardneg-simans", "--min-rank 10 --max-rank 110 --sampling simans", both,
+               hn_rows("simans", sampling="simans", **window), hn_proxy("simans", sampling="simans", **window)),
+        Method("hardneg-kd-32", f"pylate-kd: positive + the {KD_DEPTH - 1} best-ranked candidates, MiniLM cosine as teacher "
+               "scores, --loss distillation (min-max normalised KL); proxy n/a: candidates are scored, not labelled negative",
+               ("colbert",), kd_rows, None, seeded_mining=False),
+    ]
+
+
+# --------------------------------------------------------------------------- results and table
+
+
+def unit_path(results: Path, dataset: str, student: str, method: str, seed: int) -> Path:
+    return results / dataset / student / method / f"seed{seed}.json"
+
+
+def load_results(results: Path, dataset: str, student: str) -> dict[str, dict[int, dict[str, Any]]]:
+    out: dict[str, dict[int, dict[str, Any]]] = {}
+    root = results / dataset / student
+    for file in sorted(root.glob("*/seed*.json")):
+        out.setdefault(file.parent.name, {})[int(file.stem[4:])] = json.loads(file.read_text())
+    return out
+
+
+def per_query_mean(units: dict[int, dict[str, Any]]) -> dict[str, float]:
+    """Each test query's nDCG@10 averaged over the seeds a row has."""
+    qids = sorted(set.intersection(*(set(u["per_query_ndcg"]) for u in units.values())))
+    return {q: float(np.mean([u["per_query_ndcg"][q] for u in units.values()])) for q in qids}
+
+
+def paired_bootstrap(a: dict[str, float], b: dict[str, float], resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean of a - b over shared queries and its percentile 95% interval (queries resampled, paired)."""
+    qids = sorted(set(a) & set(b))
+    diff = np.array([a[q] - b[q] for q in qids])
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(0, len(diff), size=(resamples, len(diff)))].mean(axis=1)
+    return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
+def table(results: Path, dataset: str, student: str, methods: list[Method], command: str) -> list[str]:
+    units = load_results(results, dataset, student)
+    settings = {m.name: m.settings for m in methods}
+    rows = {name: u for name, u in units.items() if u}
+    if not rows:
+        return [f"(no results for {student} on {dataset} yet)"]
+    means = {name: per_query_mean(u) for name, u in rows.items()}
+    st_rows = [n for n in rows if n.startswith("st-")]
+    best_st = max(st_rows, key=lambda n: np.mean([u["metrics"]["ndcg@10"] for u in rows[n].values()])) if st_rows else None
+
+    def ci(name: str, ref: str | None) -> str:
+        if ref is None or ref not in means or name == ref:
+            return "-"
+        d, lo, hi = paired_bootstrap(means[name], means[ref])
+        mark = " *" if lo > 0 or hi < 0 else ""
+        return f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]{mark}"
+
+    lines = [
+        f"### {student} student on {dataset}",
+        "",
+        f"Command: `{command}`. Machine: {platform.machine()}, {os.cpu_count()} cores. nDCG@10 is the mean over seeds "
+        "(± the standard deviation across seeds when there are several); Δ columns: paired bootstrap over test queries "
+        "of the per-query nDCG@10 averaged over each row's seeds, 95% interval, `*` when it excludes 0. "
+        f"Best sentence-transformers row: `{best_st}`.",
+        "",
+        "| method | seeds | nDCG@10 | Recall@100 | MRR@10 | Δ vs best ST | Δ vs in-batch | false-negative proxy | minutes (mine + train + eval) | settings |",
+        "|---|---|---:|---:|---:|---|---|---|---:|---|",
+    ]
+    order = [m.name for m in methods if m.name in rows] + sorted(set(rows) - {m.name for m in methods})
+    for name in order:
+        u = rows[name]
+        nd = [x["metrics"]["ndcg@10"] for x in u.values()]
+        rec = np.mean([x["metrics"]["recall@100"] for x in u.values()])
+        mrr = np.mean([x["metrics"]["mrr@10"] for x in u.values()])
+        sd = f" ± {np.std(nd, ddof=1):.4f}" if len(nd) > 1 else ""
+        proxies = [x["proxy"] for x in u.values() if x.get("proxy")]
+        proxy = f"{proxies[0][0]}/{proxies[0][1]} ({proxies[0][0] / max(1, proxies[0][1]):.1%})" if proxies else "-"
+        minutes = np.mean([sum(x["seconds"].values()) for x in u.values()]) / 60
+        lines.append(
+            f"| {name} | {','.join(map(str, sorted(u)))} | {np.mean(nd):.4f}{sd} | {rec:.4f} | {mrr:.4f} | {ci(name, best_st)} | "
+            f"{ci(name, 'in-batch')} | {proxy} | {minutes:.1f} | {settings.get(name, '')} |"
+        )
+    return lines
 
 
 # --------------------------------------------------------------------------- main
@@ -252,10 +417,14 @@ def proxy(data: Data, negatives: dict[str, list[str]]) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("data", type=Path)
+    parser.add_argument("--student", choices=["biencoder", "colbert"], default="biencoder")
     parser.add_argument("--model", default="minilm")
-    parser.add_argument("--seed", type=int, default=42)
-    parser.add_argument("--methods", default="", help="comma-separated subset of method names")
-    parser.add_argument("--write", type=Path)
+    parser.add_argument("--seeds", default="42", help="comma-separated training (and sampling) seeds")
+    parser.add_argument("--methods", default="", help="comma-separated subset of method names (default: all, in order)")
+    parser.add_argument("--results", type=Path, default=Path("docs/results/quality"), help="one JSON per finished unit")
+    parser.add_argument("--work", type=Path, default=Path("runs/benchmark-quality"), help="mined runs, exports, model scratch")
+    parser.add_argument("--table", action="store_true", help="only print the table from the results so far")
+    parser.add_argument("--write", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args()
 
     from hardneg.config import EmbedConfig
@@ -264,79 +433,61 @@ def main() -> None:
     base = resolve_model(EmbedConfig(model=args.model)).path
     assert base is not None
     data = load(args.data)
-    started = time.time()
-    work = Path(tempfile.mkdtemp(prefix="hardneg-quality-"))
-    try:
-        hn = HardnegMiner(data, args.model, work / "hn")
-        st = STMiner(data, base, work / "st")
-        window = {"min_rank": 10, "max_rank": 110}
-        methods: dict[str, tuple[str, Callable[[str, int], dict[str, list[str]]] | None]] = {
-            "zero-shot (no fine-tuning)": ("-", None),
-            "in-batch negatives only": ("-", None),
-            "ST mine_hard_negatives, range 10-110, random": (
-                "range_min=10, range_max=110, sampling_strategy=random",
-                lambda w, n: st.mine(w, n, range_min=10, range_max=110, sampling_strategy="random"),
-            ),
-            "ST mine_hard_negatives, relative_margin 0.05, top": (
-                "relative_margin=0.05, sampling_strategy=top (its docstring's recommendation)",
-                lambda w, n: st.mine(w, n, relative_margin=0.05, sampling_strategy="top"),
-            ),
-            "hardneg random window 10-110": (
-                "--min-rank 10 --max-rank 110 --sampling random",
-                lambda w, n: hn.mine(w, n, sampling="random", seed=args.seed, **window),
-            ),
-            "hardneg top + relative margin 0.05": (
-                "--min-rank 0 --max-rank 110 --sampling top --relative-margin 0.05",
-                lambda w, n: hn.mine(w, n, sampling="top", relative_margin=0.05, min_rank=0, max_rank=110),
-            ),
-            "hardneg simans 10-110": (
-                "--min-rank 10 --max-rank 110 --sampling simans",
-                lambda w, n: hn.mine(w, n, sampling="simans", seed=args.seed, **window),
-            ),
-        }
-        wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
-        results = []
-        for name, (settings, miner) in methods.items():
-            if wanted and not any(w in name for w in wanted):
-                continue
-            t0 = time.time()
-            fn_proxy = "-"
-            if name.startswith("zero-shot"):
-                from sentence_transformers import SentenceTransformer
+    dataset = args.data.resolve().name
+    work = args.work / dataset
+    methods = methods_for(data, str(base), args.model, work)
+    wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = set(wanted) - {m.name for m in methods}
+    if unknown:
+        raise SystemExit(f"unknown method(s): {', '.join(sorted(unknown))}; known: {', '.join(m.name for m in methods)}")
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    command = f"python scripts/benchmark_quality.py {args.data} --student {args.student} --seeds {args.seeds}"
 
-                model = SentenceTransformer(base, device="cpu")
-                rows_count = 0
-            else:
-                if miner is None:
-                    rows: list[tuple[str, ...]] = [(data.queries[q], data.corpus[d]) for q, d in pairs_of(data, data.train)]
-                else:
-                    rows = list(rows_from(data, miner("full", 1)))
-                    hit, total = proxy(data, miner("hidden", 10))
-                    fn_proxy = f"{hit}/{total} ({hit / max(1, total):.1%})"
-                rows_count = len(rows)
-                model = train(base, rows, args.seed, work)
-            metrics = evaluate(model, data)
-            results.append((name, settings, rows_count, metrics, fn_proxy, time.time() - t0))
-            print(f"{name}: {metrics} proxy {fn_proxy} ({time.time() - t0:.0f}s)", flush=True)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    if not args.table:
+        for seed in seeds:
+            for method in methods:
+                if (wanted and method.name not in wanted) or args.student not in method.students:
+                    continue
+                if method.prepare is None and seed != seeds[0]:
+                    continue  # zero-shot has nothing to seed
+                path = unit_path(args.results, dataset, args.student, method.name, seed)
+                if path.exists():
+                    print(f"{method.name} seed {seed}: cached ({path})", flush=True)
+                    continue
+                t0 = time.time()
+                export_dir, loss, negatives = method.prepare(seed) if method.prepare else (None, None, 0)
+                proxy = None
+                if method.proxy is not None:
+                    negs = method.proxy(seed)
+                    _, hidden = hidden_split(data)
+                    proxy = [sum(1 for q, d in hidden.items() if d in negs.get(q, [])), len(hidden)]
+                mine_s = time.time() - t0
+                result, train_s, eval_s = train_and_eval(args.data, export_dir, args.student, seed, negatives, loss, work, args.model)
+                unit = {
+                    "method": method.name,
+                    "student": args.student,
+                    "seed": seed,
+                    "settings": method.settings,
+                    "metrics": {k: result["metrics"][k] for k in ("ndcg@10", "mrr@10", "recall@10", "recall@100")},
+                    "per_query_ndcg": {q: round(m["ndcg@10"], 6) for q, m in sorted(result["per_query"].items())},
+                    "proxy": proxy,
+                    "seconds": {"mine": round(mine_s, 1), "train": round(train_s, 1), "eval": round(eval_s, 1)},
+                    "date": time.strftime("%Y-%m-%d"),
+                    "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                }
+                path.parent.mkdir(parents=True, exist_ok=True)
+                tmp = path.with_suffix(".tmp")
+                tmp.write_text(json.dumps(unit, indent=1, sort_keys=True) + "\n")
+                tmp.replace(path)
+                print(f"{method.name} seed {seed}: nDCG@10 {unit['metrics']['ndcg@10']:.4f} proxy {proxy} "
+                      f"({sum(unit['seconds'].values()):.0f}s)", flush=True)
 
-    lines = [
-        f"### Downstream quality on {args.data.name}: MiniLM fine-tuned on each method's negatives",
-        "",
-        f"Machine: {platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}; {time.time() - started:.0f} s in all. "
-        f"Command: `python scripts/benchmark_quality.py {args.data} --model {args.model}` (seed {args.seed}).",
-        "MNRL, 1 epoch, batch 32, lr 2e-5, no-duplicates batches; one negative per (query, positive) row. "
-        "False-negative proxy: hidden positives selected among 10 negatives (lower is better).",
-        "",
-        "| method | settings | train rows | nDCG@10 | Recall@100 | MRR@10 | false-negative proxy |",
-        "|---|---|---:|---:|---:|---:|---|",
-    ]
-    for name, settings, count, m, fn_proxy, _ in results:
-        lines.append(
-            f"| {name} | {settings} | {count} | {m['ndcg@10']:.4f} | {m['recall@100']:.4f} | {m['mrr@10']:.4f} | {fn_proxy} |"
-        )
-    emit(lines, args.write)
+    lines = table(args.results, dataset, args.student, methods, command)
+    text = "\n".join(lines) + "\n"
+    print(text)
+    if args.write:
+        with open(args.write, "a", encoding="utf-8") as fh:
+            fh.write("\n" + text)
 
 
 if __name__ == "__main__":

@@ -84,5 +84,5 @@ def test_recipes_load_into_valid_configs(recipe):
 
 def test_denoised_recipe_without_a_cross_encoder_says_what_is_missing():
     files = load_config_file(DEFAULT_TOML.parent / "denoised.toml")
-    with pytest.raises(ConfigError, match="need --cross-encoder"):
+    with pytest.raises(ConfigError, match="need --teacher"):
         build(MineConfig, files, "mine")

@@ -175,7 +175,7 @@ def test_colbert_distillation_lines_put_the_positive_first_with_teacher_scores(t
         assert isinstance(pos_score, float) and all(isinstance(s, float) for _, s in negs)
         assert all(pid_map[n] not in qrels[qid_map[qid]] for n, _ in negs)
     manifest = json.loads((tmp_path / "kd" / "manifest.json").read_text())
-    assert manifest["scores_from"] == "cross-encoder"
+    assert manifest["scores_from"] == "teacher"
     # q1 ("capital of France"): d01 and its copy d37 mention the Seine; the fake teacher promotes the
     # Seine documents it sees as candidates to pseudo-positives, which then lead rows of their own.
     q1_positives = {pid_map[pos] for qid, (pos, _), *_ in lines if qid_map[qid] == "q1"}

@@ -15,6 +15,7 @@ from hardneg.embed import embed
 from hardneg.index import build_index
 from hardneg.inputs import load_input
 from hardneg.mine import mine, query_rng
+from hardneg.errors import ConfigError
 from hardneg.pipeline import run_mine
 from tests.conftest import TINY_BEIR, TableEncoder
 
@@ -313,3 +314,64 @@ def test_hybrid_retriever_runs_through_the_cli(tmp_path):
     assert stats["queries_mined"] == 8 and stats["selected"] == 8 * 10
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert manifest["config"]["retriever"] == "hybrid"
+
+
+# --------------------------------------------------------------------------- teacher scores
+
+
+class IndexTeacher:
+    """A teacher that disagrees with the retriever: document d{i} scores i / 100 (later = better)."""
+
+    name = "index-teacher"
+    fingerprint = "index-teacher-v1"
+
+    def __init__(self) -> None:
+        self.pairs: list[tuple[str, str]] = []
+        self.score_of = {_doc_text(i): i / 100 for i in range(N_DOCS)}
+
+    def score(self, pairs):
+        self.pairs += list(pairs)
+        return np.array([self.score_of[d] for _, d in pairs], dtype=np.float32)
+
+
+def test_scores_from_teacher_moves_the_margin_onto_the_teachers_scores(ranked, tmp_path):
+    window = {"min_rank": 10, "max_rank": 25, "num_negatives": 50, "relative_margin": 0.05, "cross_encoder": "t"}
+    # The retriever's margin (cosines; lowest positive d15) removes the candidates ranked above d17 only.
+    by_retriever, _ = _mine(ranked, tmp_path / "r", scorer=IndexTeacher(), **window)
+    assert _eligible(by_retriever) and min(_eligible(by_retriever)) >= 17
+    # The teacher's lowest positive score is d03's 0.03: every candidate (>= 0.10) is above 95% of it.
+    teacher = IndexTeacher()
+    by_teacher, stats = _mine(ranked, tmp_path / "t", scorer=teacher, scores_from="teacher", **window)
+    assert _eligible(by_teacher) == []
+    assert {r["filter"] for r in by_teacher if r["filter"] not in ("positive", "duplicate")} == {"relative-margin"}
+    # The teacher scored every candidate left by the positive and duplicate filters, and both positives.
+    alive = [r for r in by_teacher if r["filter"] not in ("positive", "duplicate")]
+    assert len(teacher.pairs) == len(alive) + 2
+    assert all(r["teacher_score"] == pytest.approx(int(r["doc_id"][1:]) / 100) for r in alive)
+    assert stats["removed"]["relative-margin"] == len(alive)
+
+
+def test_scores_from_teacher_keeps_what_the_teacher_ranks_below_the_positive(ranked, tmp_path):
+    teacher = IndexTeacher()
+    teacher.score_of = {_doc_text(i): (0.9 if i in (3, 15) else 0.5 - i / 100) for i in range(N_DOCS)}
+    rows, _ = _mine(
+        ranked, tmp_path, scorer=teacher, scores_from="teacher", cross_encoder="t", min_rank=0, max_rank=25,
+        num_negatives=3, sampling="top", relative_margin=0.05,
+    )
+    # The retriever's margin would drop d00-d14 (they outrank the positive d15); the teacher keeps them.
+    assert _eligible(rows)[:3] == [0, 1, 2]
+    assert [int(r["doc_id"][1:]) for r in rows if r["selected"]] == [0, 1, 2]
+
+
+def test_scores_from_teacher_needs_a_teacher_and_kd_depth_sets_the_window():
+    from hardneg.config import build
+
+    with pytest.raises(ConfigError, match="scores-from teacher needs --teacher"):
+        MineConfig(scores_from="teacher")
+    cfg = build(MineConfig, {}, "mine", kd_depth=8)
+    assert (cfg.min_rank, cfg.max_rank, cfg.num_negatives, cfg.sampling) == (0, 16, 7, "top")
+    assert build(MineConfig, {}, "mine", kd_depth=8, max_rank=40).max_rank == 40
+    with pytest.raises(ConfigError, match="kd-depth 8 sets min-rank, sampling; leave them unset"):
+        build(MineConfig, {}, "mine", kd_depth=8, min_rank=10, sampling="random")
+    with pytest.raises(ConfigError, match="kd-depth 8 mines the 7 best-ranked candidates"):
+        MineConfig(kd_depth=8)  # the preset is applied when flags and files are merged, not silently here

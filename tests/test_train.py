@@ -32,7 +32,8 @@ def exports(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     ).path
     export(run, root / "st", ExportConfig(format="sentence-transformers", nway=3))
     export(run, root / "colbert", ExportConfig(format="colbert"))
-    return {"st": root / "st", "colbert": root / "colbert", "root": root}
+    export(run, root / "kd", ExportConfig(format="pylate-kd"))
+    return {"st": root / "st", "colbert": root / "colbert", "kd": root / "kd", "root": root}
 
 
 @pytest.fixture(scope="module")
@@ -98,3 +99,147 @@ def test_train_cli_in_batch_only_with_cached_loss(exports, tmp_path):
     manifest = json.loads(out.output)["manifest"]
     assert manifest["data"]["columns"] == ["query", "positive"]
     assert manifest["config"]["loss"] == "cached-mnrl"
+
+
+# --------------------------------------------------------------------------- ColBERT and cross-encoders
+
+
+@pytest.fixture(scope="module")
+def colbert_checkpoint(exports: dict[str, Path]) -> Path:
+    out = runner.invoke(
+        app,
+        ["train", str(exports["st"]), "--model", "minilm", "--architecture", "colbert", "--out", str(exports["root"] / "colbert-model"),
+         "--batch-size", "4", "--negatives-per-row", "2", "--seed", "3", "--json"],
+    )
+    assert out.exit_code == 0, out.output
+    return exports["root"] / "colbert-model"
+
+
+def test_colbert_contrastive_checkpoint_is_a_multi_vector_model(colbert_checkpoint, exports):
+    from sentence_transformers.multi_vector_encoder import MultiVectorEncoder
+
+    from hardneg.late_interaction import model_architecture
+
+    manifest = json.loads((colbert_checkpoint / "manifest.json").read_text())
+    assert manifest["architecture"] == "colbert" and manifest["loss"] == "mnrl"
+    assert manifest["data"]["columns"] == ["query", "positive", "negative_1", "negative_2"]
+    rows = pq.read_metadata(exports["st"] / "train.parquet").num_rows
+    assert manifest["training"]["steps"] == math.ceil(rows / 4)
+    assert model_architecture(colbert_checkpoint) == "colbert"
+    model = MultiVectorEncoder(str(colbert_checkpoint), device="cpu")
+    vectors = model.encode_query(["a short query"], convert_to_numpy=True)
+    assert vectors[0].shape[1] == 128  # one 128-d vector per token
+
+
+def test_colbert_eval_scores_with_exact_maxsim_and_reports_per_query_metrics(colbert_checkpoint):
+    out = runner.invoke(
+        app, ["eval", str(TINY_BEIR), "--model", str(colbert_checkpoint), "--split", "test", "--k", "20", "--json", "--per-query"]
+    )
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.output)
+    assert result["model"]["architecture"] == "colbert"
+    assert set(result["metrics"]) == {"ndcg@10", "mrr@10", "recall@10", "recall@20"}
+    assert result["queries"] == len(result["per_query"]) > 0
+    for name, value in result["metrics"].items():
+        per = [m[name] for m in result["per_query"].values()]
+        assert value == pytest.approx(sum(per) / len(per), abs=1e-6)
+
+
+def test_zero_shot_colbert_baseline_is_reproducible():
+    from hardneg.config import EvalConfig
+    from hardneg.evaluate import evaluate
+
+    config = EvalConfig(split="test", architecture="colbert", k=20)
+    first = evaluate(TINY_BEIR, EmbedConfig(model="minilm"), config)
+    again = evaluate(TINY_BEIR, EmbedConfig(model="minilm"), config)
+    assert first.per_query == again.per_query  # the new projection head is seeded
+
+
+def test_colbert_distillation_on_a_kd_export_uses_fixed_width_rows(exports, tmp_path):
+    from hardneg.train import kd_rows
+
+    data, columns, summary = kd_rows(exports["kd"])
+    table = pq.read_table(exports["kd"] / "train.parquet").to_pylist()
+    width = max(len(r["document_ids"]) for r in table)
+    assert summary == {"width": width, "rows_dropped_short": sum(len(r["document_ids"]) < width for r in table)}
+    assert columns == ["query"] + [f"document_{i}" for i in range(1, width + 1)]
+    assert all(len(label) == width for label in data["label"])
+    for loss in ("distillation", "margin-mse"):
+        result = train(
+            exports["kd"], tmp_path / loss, TrainConfig(architecture="colbert", loss=loss, batch_size=2, seed=1), EmbedConfig(model="minilm")
+        )
+        assert result.manifest["loss"] == loss
+        assert result.manifest["data"]["width"] == width
+        assert math.isfinite(result.manifest["training"]["training_loss"])
+
+
+def test_kd_rows_name_the_row_and_field_of_a_non_finite_score(exports, tmp_path):
+    import shutil
+
+    import pyarrow as pa
+
+    from hardneg.train import kd_rows
+
+    bad = tmp_path / "kd-bad"
+    shutil.copytree(exports["kd"], bad)
+    table = pq.read_table(bad / "train.parquet").to_pylist()
+    width = max(len(r["document_ids"]) for r in table)
+    row = next(i for i, r in enumerate(table) if len(r["document_ids"]) == width)
+    table[row]["scores"][1] = float("nan")
+    pq.write_table(pa.Table.from_pylist(table, schema=pq.read_schema(exports["kd"] / "train.parquet")), bad / "train.parquet")
+    with pytest.raises(ArtifactError, match=f"row {row + 1}: field 'scores' holds a non-finite value"):
+        kd_rows(bad)
+
+
+def test_minmax_normalisation_of_score_rows():
+    torch = pytest.importorskip("torch")
+    from hardneg.train import minmax_rows
+
+    scores = torch.tensor([[2.0, 4.0, 3.0], [1.0, 1.0, 1.0]])
+    assert minmax_rows(scores).tolist() == [[0.0, 1.0, 0.5], [0.0, 0.0, 0.0]]
+
+
+def test_losses_are_checked_against_the_architecture_and_the_export(exports, tmp_path):
+    with pytest.raises(ConfigError, match="loss 'distillation' does not train a biencoder"):
+        TrainConfig(loss="distillation")
+    with pytest.raises(ConfigError, match="loss 'mnrl' does not train a cross-encoder"):
+        TrainConfig(architecture="cross-encoder", loss="mnrl")
+    with pytest.raises(ArtifactError, match="distillation reads a pylate-kd export"):
+        train(exports["st"], tmp_path / "m", TrainConfig(architecture="colbert", loss="distillation"), EmbedConfig(model="minilm"))
+    with pytest.raises(ArtifactError, match="`hardneg train` reads a sentence-transformers export"):
+        train(exports["kd"], tmp_path / "m", TrainConfig(architecture="colbert"), EmbedConfig(model="minilm"))
+    assert not (tmp_path / "m").exists()
+
+
+def test_cross_encoder_trains_on_mined_negatives_and_scores_pairs(exports, tmp_path):
+    from hardneg.encoders import load_cross_encoder
+    from hardneg.late_interaction import model_architecture
+
+    result = train(
+        exports["st"], tmp_path / "ce", TrainConfig(architecture="cross-encoder", negatives=2, batch_size=4, seed=1), EmbedConfig(model="minilm")
+    )
+    rows = pq.read_metadata(exports["st"] / "train.parquet").num_rows
+    assert result.manifest["loss"] == "bce"
+    assert result.manifest["training"]["rows"] == 3 * rows  # a positive pair and two negative pairs per row
+    assert model_architecture(tmp_path / "ce") == "cross-encoder"
+    scores = load_cross_encoder(str(tmp_path / "ce")).score([("a query", "a document"), ("a query", "another")])
+    assert scores.shape == (2,) and all(0.0 <= s <= 1.0 for s in scores.tolist())
+    out = runner.invoke(app, ["eval", str(TINY_BEIR), "--model", str(tmp_path / "ce"), "--split", "test"])
+    assert out.exit_code == 1 and "is a cross-encoder" in out.output
+
+
+def test_eval_refuses_a_split_the_checkpoint_trained_on(checkpoint, colbert_checkpoint):
+    from hardneg.train import SEEN_QUERIES_FILE
+
+    assert (checkpoint / SEEN_QUERIES_FILE).read_text().split()  # the train split's queries are recorded
+    for model in (checkpoint, colbert_checkpoint):
+        out = runner.invoke(app, ["eval", str(TINY_BEIR), "--model", str(model), "--split", "train"])
+        assert out.exit_code == 2, out.output  # a usage error, like every refused combination
+        assert "was trained on" in out.output and "queries of split 'train'" in out.output
+        allowed = runner.invoke(app, ["eval", str(TINY_BEIR), "--model", str(model), "--split", "train", "--allow-seen-queries", "--json"])
+        assert allowed.exit_code == 0, allowed.output
+    # A checkpoint trained from a hardneg checkpoint inherits what its base saw.
+    from hardneg.train import seen_queries
+
+    assert seen_queries(colbert_checkpoint) >= set()  # a ColBERT checkpoint records its own
+    assert seen_queries(checkpoint) == seen_queries(colbert_checkpoint)
