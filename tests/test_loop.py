@@ -90,3 +90,20 @@ def test_the_loop_stops_when_the_dev_metric_stops_improving(tmp_path, monkeypatc
     assert [r["round"] for r in data["rounds"]] == [0, 1]
     assert data["stopped_early"] is True and data["best_round"] == 0
     assert not (tmp_path / "loop" / "rounds" / "2").exists()
+
+
+def test_a_colbert_loop_mines_with_the_bi_encoder_and_trains_a_colbert_student_each_round(tmp_path):
+    from hardneg.late_interaction import model_architecture
+
+    configs = {**CONFIGS, "train_config": TrainConfig(batch_size=4, architecture="colbert")}
+    result = run_loop(TINY_BEIR, tmp_path / "loop", loop_config=LoopConfig(rounds=1, dev_split="test", patience=5), **configs)
+    rounds = tmp_path / "loop" / "rounds"
+    assert model_architecture(rounds / "1" / "model") == "biencoder"  # the miner
+    for k in (0, 1):
+        assert model_architecture(rounds / str(k) / "student") == "colbert"
+        student = result.rounds[k]["student"]
+        assert set(student["dev"]["metrics"]) == {"ndcg@10", "mrr@10", "recall@10", "recall@100"}
+    out = runner.invoke(
+        app, ["loop", str(TINY_BEIR), "--out", str(tmp_path / "bad"), "--architecture", "colbert", "--loss", "distillation", "--model", "minilm"]
+    )
+    assert out.exit_code == 2 and "trains contrastively" in out.output
