@@ -151,11 +151,11 @@ def evaluate(
     cfg = dataclasses.replace(embed_config, split=config.split)
     # Leakage check first, before anything is encoded.
     if artifact_kind(source) == KIND_EMBEDDINGS:
-        _, texts, _ = read_queries(source)
-        refuse_seen_queries(read_manifest(source, KIND_EMBEDDINGS)["model"].get("path"), texts, config.split, config)
+        ids, texts, _ = read_queries(source)
+        refuse_seen_queries(read_manifest(source, KIND_EMBEDDINGS)["model"].get("path"), list(zip(ids, texts)), config.split, config)
     elif encoder is None and embed_config.model is not None:
-        texts = [q.text for q in load_input(source, config.split).queries]
-        refuse_seen_queries(resolve_model(embed_config).path, texts, config.split, config)
+        queries = [(q.query_id, q.text) for q in load_input(source, config.split).queries]
+        refuse_seen_queries(resolve_model(embed_config).path, queries, config.split, config)
     if artifact_kind(source) == KIND_EMBEDDINGS:
         embeddings, index = source, ensure_index(source, exact, workdir, reporter=reporter)
     elif embeddings_out is not None:
@@ -167,20 +167,25 @@ def evaluate(
     return evaluate_embeddings(embeddings, index, config.k, reporter)
 
 
-def refuse_seen_queries(model_path: str | Path | None, query_texts: Sequence[str], split: str, config: EvalConfig) -> None:
-    """A hardneg checkpoint records the queries it (and its hardneg ancestors) trained on: scoring a
-    split that holds any of them is test leakage, refused unless ``allow_seen_queries``."""
+def refuse_seen_queries(
+    model_path: str | Path | None, queries: Sequence[tuple[str, str]], split: str, config: EvalConfig
+) -> None:
+    """A hardneg checkpoint records the query texts it (and its hardneg ancestors) trained on:
+    scoring a split that holds any of them is test leakage, refused unless ``allow_seen_queries``.
+    ``queries`` are (id, text) pairs of the split."""
     from hardneg.artifacts import text_hash
     from hardneg.train import seen_queries
 
     seen = seen_queries(model_path)
     if not seen or config.allow_seen_queries:
         return
-    overlap = sum(1 for text in query_texts if text_hash(text) in seen)
+    overlap = [qid for qid, text in queries if text_hash(text) in seen]
     if overlap:
+        shown = ", ".join(overlap[:5]) + (", ..." if len(overlap) > 5 else "")
         raise ConfigError(
-            f"{model_path} was trained on {overlap} of the {len(query_texts)} queries of split '{split}': its metrics there "
-            "would measure memory, not retrieval. Evaluate on a split it did not train on, or pass --allow-seen-queries."
+            f"{model_path} was trained on {len(overlap)} of the {len(queries)} queries of split '{split}' (same text; "
+            f"ids {shown}): its metrics there would partly measure memory. Evaluate on a split it did not train on, or "
+            "pass --allow-seen-queries (and say so where you report the numbers)."
         )
 
 
@@ -217,7 +222,7 @@ def evaluate_colbert(
     for qid, did, score in dataset.qrels:
         qrels.setdefault(qid, {})[did] = max(float(score), qrels.get(qid, {}).get(did, 0.0))
     queries = [q for q in dataset.queries if any(r > 0 for r in qrels.get(q.query_id, {}).values())]
-    refuse_seen_queries(spec.path, [q.text for q in queries], config.split, config)
+    refuse_seen_queries(spec.path, [(q.query_id, q.text) for q in queries], config.split, config)
     tune_child_allocators()
     torch.manual_seed(0)  # a plain sentence-transformers model gets a new projection head: make it the same every time
     device = embed_config.device or ("cuda" if torch.cuda.is_available() else "cpu")

@@ -28,6 +28,7 @@ training data, same config) is reused, not retrained.
 
 from __future__ import annotations
 
+import contextlib
 import random
 import shutil
 import time
@@ -50,7 +51,7 @@ from hardneg.artifacts import (
     write_manifest,
 )
 from hardneg.config import EmbedConfig, TrainConfig, as_dict
-from hardneg.encoders import resolve_model, tune_child_allocators, weights_fingerprint
+from hardneg.encoders import _quiet_transformers, resolve_model, tune_child_allocators, weights_fingerprint
 from hardneg.errors import ArtifactError, ConfigError, ModelError
 from hardneg.export import PYLATE_DOCUMENTS, PYLATE_QUERIES, PYLATE_TRAIN, ST_FILE
 from hardneg.progress import NULL_REPORTER, Reporter
@@ -257,6 +258,7 @@ def _fit(
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # weight loading/saving bars; hardneg shows its own progress
+    _quiet_transformers()  # also the load report of a new head (ColBERT projection, reranker classifier)
     tune_child_allocators()
 
     random.seed(config.seed)
@@ -358,7 +360,8 @@ def _model_and_loss(base: str, config: TrainConfig, device: str) -> tuple[Any, A
         else:
             from sentence_transformers import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
 
-            model = CrossEncoder(base, num_labels=1, device=device, local_files_only=True)
+            with _quiet_conversion():
+                model = CrossEncoder(base, num_labels=1, device=device, local_files_only=True)
             trainer_cls, args_cls = CrossEncoderTrainer, CrossEncoderTrainingArguments
     except ModelError:
         raise
@@ -433,10 +436,27 @@ def load_colbert(path: str, device: str | None = None) -> Any:
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()
+    _quiet_transformers()
     try:
-        return MultiVectorEncoder(path, device=device, local_files_only=True)
+        with _quiet_conversion():
+            return MultiVectorEncoder(path, device=device, local_files_only=True)
     except Exception as exc:
         raise ModelError(f"cannot load '{path}' as a ColBERT model ({exc.__class__.__name__}: {exc})") from None
+
+
+@contextlib.contextmanager
+def _quiet_conversion() -> Any:
+    """sentence-transformers warns when it turns a plain checkpoint into a ColBERT or cross-encoder
+    model; hardneg says so itself (the manifest and the train summary name the architecture)."""
+    import logging
+
+    logger = logging.getLogger("sentence_transformers.base.model")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _model_card_callbacks() -> list[Any]:

@@ -49,7 +49,11 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("WANDB_DISABLED", "true")
 
 HARDNEG = [sys.executable, "-m", "hardneg"]
-KD_DEPTH = 32
+KD_DEPTH = 8
+# Distillation rows are KD_DEPTH documents wide: a KD step encodes batch x KD_DEPTH documents, so
+# the batch is smaller and documents are cut at ColBERTv2's doc_maxlen to fit 2 CPU cores and
+# 24 GB (32-way rows at batch 32 were killed for memory; 8-way at batch 8 peaks at ~7 GB).
+KD_TRAIN_ARGS = ["--batch-size", "8", "--max-length", "180"]
 PROXY_NEGATIVES = 10
 
 
@@ -241,21 +245,25 @@ def cli(args: list[str]) -> str:
 
 
 def train_and_eval(
-    data: Path, export_dir: Path | None, student: str, seed: int, negatives: int, loss: str | None, work: Path, base: str
+    data: Path, export_dir: Path | None, student: str, seed: int, negatives: int, loss: str | None, work: Path, base: str,
+    extra: list[str] | None = None,
 ) -> tuple[dict[str, Any], float, float]:
     model = base
     t0 = time.time()
     if export_dir is not None:
         model_dir = work / "models" / f"{export_dir.name}-{student}-{loss or 'default'}-s{seed}"
         args = ["train", str(export_dir), "--out", str(model_dir), "--model", base, "--architecture", student,
-                "--negatives-per-row", str(negatives), "--seed", str(seed), "--quiet", "--force"]
+                "--negatives-per-row", str(negatives), "--seed", str(seed), "--quiet"]  # an up-to-date model is reused
         if loss:
             args += ["--loss", loss]
-        cli(args)
+        cli(args + list(extra or []))
         model = str(model_dir)
     t1 = time.time()
+    # --allow-seen-queries: SciFact's test claims 870 and 1292 have the same text as train claims 871
+    # and 1291, so every trained model has seen 2 of the 300 test queries (the same 2 for every
+    # method); hardneg eval refuses that unless told, and we report it here.
     out = cli(["eval", str(data), "--model", model, "--split", "test", "--architecture", student, "--json", "--per-query",
-               "--workdir", str(work / "eval-cache")])
+               "--allow-seen-queries", "--workdir", str(work / "eval-cache")])
     result = json.loads(out)
     if export_dir is not None:
         shutil.rmtree(model, ignore_errors=True)  # checkpoints are large; the result is what is kept
@@ -275,6 +283,7 @@ class Method:
     """seed -> (export, loss, negatives per row); None: zero-shot."""
     proxy: Callable[[int], dict[str, list[str]]] | None = None
     seeded_mining: bool = True
+    train_args: tuple[str, ...] = ()
 
 
 def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
@@ -311,8 +320,23 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
     def kd_rows(seed: int) -> tuple[Path, str, int]:
         # The KD depth: the positive plus the KD_DEPTH - 1 best-ranked non-positive candidates,
         # scored by the bi-encoder that mined them (the teacher here is MiniLM itself).
-        run = hn.run("full", "kd", num_negatives=KD_DEPTH - 1, seed=42, **kd)
-        return hardneg_export(run, exports / "kd", "pylate-kd", KD_DEPTH, 42), "distillation", 1
+        run = hn.run("full", f"kd{KD_DEPTH}", num_negatives=KD_DEPTH - 1, seed=42, kd_depth=KD_DEPTH, **kd)
+        return hardneg_export(run, exports / f"kd{KD_DEPTH}", "pylate-kd", None, 42), "distillation", 1
+
+    teacher = TeacherModel(data, hn, work, model)
+
+    def teacher_rows(name: str, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
+        def prepare(seed: int) -> tuple[Path, None, int]:
+            run = teacher.miner().run("full", f"{name}-s{seed}", num_negatives=1, seed=seed, **mine)
+            return hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", 2, seed), None, 1
+        return prepare
+
+    def teacher_proxy(name: str, **mine: Any) -> Callable[[int], dict[str, list[str]]]:
+        return lambda seed: teacher.miner().negatives("hidden", f"{name}-proxy-s{seed}", num_negatives=PROXY_NEGATIVES, seed=seed, **mine)
+
+    def kd_teacher_rows(seed: int) -> tuple[Path, str, int]:
+        run = teacher.miner().run("full", f"kd{KD_DEPTH}", num_negatives=KD_DEPTH - 1, seed=42, kd_depth=KD_DEPTH, **kd)
+        return hardneg_export(run, exports / f"kd{KD_DEPTH}-teacher", "pylate-kd", None, 42), "distillation", 1
 
     both = ("biencoder", "colbert")
     return [
@@ -330,10 +354,46 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                hn_rows("nv", **nv), hn_proxy("nv", **nv), seeded_mining=False),
         Method("hardneg-simans", "--min-rank 10 --max-rank 110 --sampling simans", both,
                hn_rows("simans", sampling="simans", **window), hn_proxy("simans", sampling="simans", **window)),
-        Method("hardneg-kd-32", f"pylate-kd: positive + the {KD_DEPTH - 1} best-ranked candidates, MiniLM cosine as teacher "
-               "scores, --loss distillation (min-max normalised KL); proxy n/a: candidates are scored, not labelled negative",
-               ("colbert",), kd_rows, None, seeded_mining=False),
+        Method(f"hardneg-kd-{KD_DEPTH}", f"`--kd-depth {KD_DEPTH}` pylate-kd rows (positive + {KD_DEPTH - 1} best-ranked "
+               "candidates), MiniLM's cosines as teacher scores, `--loss distillation` (min-max normalised KL), "
+               f"`{' '.join(KD_TRAIN_ARGS)}`; proxy n/a: candidates are scored, not labelled negative",
+               ("colbert",), kd_rows, None, seeded_mining=False, train_args=tuple(KD_TRAIN_ARGS)),
+        Method("hardneg-teacher-nv", "teacher-mined: --model TEACHER --min-rank 0 --max-rank 110 --sampling top "
+               "--relative-margin 0.05 (TEACHER: MiniLM fine-tuned on hardneg-default negatives of the train split, "
+               "hidden positives held out; the student starts from the base model)", both,
+               teacher_rows("teacher-nv", **nv), teacher_proxy("teacher-nv", **nv), seeded_mining=False),
+        Method("hardneg-teacher-default", "teacher-mined: --model TEACHER --min-rank 10 --max-rank 110 --sampling random", both,
+               teacher_rows("teacher-default", sampling="random", **window), teacher_proxy("teacher-default", sampling="random", **window)),
+        Method(f"hardneg-kd-teacher-{KD_DEPTH}", f"pylate-kd from `--model TEACHER --kd-depth {KD_DEPTH}` (the teacher's cosines), "
+               f"`--loss distillation {' '.join(KD_TRAIN_ARGS)}`", ("colbert",), kd_teacher_rows, None, seeded_mining=False,
+               train_args=tuple(KD_TRAIN_ARGS)),
     ]
+
+
+class TeacherModel:
+    """A stronger miner than the student's starting point, trained offline on the train split only:
+    MiniLM fine-tuned (`hardneg train`, seed 42) on hardneg-default negatives mined with the train
+    qrels minus the hidden positives, so the false-negative proxy stays honest (the teacher never
+    saw the positives the proxy hides). Trained once; its embeddings are cached like any model's."""
+
+    def __init__(self, data: Data, hn: HardnegMiner, work: Path, base: str) -> None:
+        self.data, self.hn, self.work, self.base = data, hn, work, base
+        self._miner: HardnegMiner | None = None
+
+    def path(self) -> Path:
+        out = self.work / "teacher-biencoder"
+        if not (out / "manifest.json").exists():
+            window = {"min_rank": 10, "max_rank": 110}
+            run = self.hn.run("hidden", "teacher-data", num_negatives=1, seed=42, sampling="random", **window)
+            export_dir = hardneg_export(run, self.work / "exports" / "teacher-data", "sentence-transformers", 2, 42)
+            cli(["train", str(export_dir), "--out", str(out), "--model", self.base, "--architecture", "biencoder",
+                 "--negatives-per-row", "1", "--seed", "42", "--quiet"])
+        return out
+
+    def miner(self) -> HardnegMiner:
+        if self._miner is None:
+            self._miner = HardnegMiner(self.data, str(self.path()), self.work / "hn-teacher")
+        return self._miner
 
 
 # --------------------------------------------------------------------------- results and table
@@ -420,7 +480,7 @@ def main() -> None:
     parser.add_argument("--student", choices=["biencoder", "colbert"], default="biencoder")
     parser.add_argument("--model", default="minilm")
     parser.add_argument("--seeds", default="42", help="comma-separated training (and sampling) seeds")
-    parser.add_argument("--methods", default="", help="comma-separated subset of method names (default: all, in order)")
+    parser.add_argument("--methods", default="", help="comma-separated method names, run in this order (default: all)")
     parser.add_argument("--results", type=Path, default=Path("docs/results/quality"), help="one JSON per finished unit")
     parser.add_argument("--work", type=Path, default=Path("runs/benchmark-quality"), help="mined runs, exports, model scratch")
     parser.add_argument("--table", action="store_true", help="only print the table from the results so far")
@@ -445,7 +505,8 @@ def main() -> None:
 
     if not args.table:
         for seed in seeds:
-            for method in methods:
+            order = sorted((m for m in methods if m.name in wanted), key=lambda m: wanted.index(m.name)) if wanted else methods
+            for method in order:
                 if (wanted and method.name not in wanted) or args.student not in method.students:
                     continue
                 if method.prepare is None and seed != seeds[0]:
@@ -462,7 +523,13 @@ def main() -> None:
                     _, hidden = hidden_split(data)
                     proxy = [sum(1 for q, d in hidden.items() if d in negs.get(q, [])), len(hidden)]
                 mine_s = time.time() - t0
-                result, train_s, eval_s = train_and_eval(args.data, export_dir, args.student, seed, negatives, loss, work, args.model)
+                try:
+                    result, train_s, eval_s = train_and_eval(
+                        args.data, export_dir, args.student, seed, negatives, loss, work, args.model, list(method.train_args)
+                    )
+                except SystemExit as exc:  # one failed unit (e.g. killed for memory) does not stop the others
+                    print(f"{method.name} seed {seed}: FAILED ({exc}); not cached, will be retried next run", flush=True)
+                    continue
                 unit = {
                     "method": method.name,
                     "student": args.student,
