@@ -76,6 +76,12 @@ def score_rankings(rankings: dict[str, list[str]], qrels: dict[str, dict[str, fl
     }
 
 
+def mean_metrics(per_query: dict[str, dict[str, float]], k: int) -> dict[str, float]:
+    """The mean of each metric over the queries (0 when there are none)."""
+    names = ["ndcg@10", "mrr@10", "recall@10", f"recall@{k}"]
+    return {n: round(float(np.mean([m[n] for m in per_query.values()])), 6) if per_query else 0.0 for n in names}
+
+
 def evaluate_embeddings(embeddings: Path, index: Path, k: int, reporter: Reporter = NULL_REPORTER) -> EvalResult:
     """Metrics of the queries of an embeddings artifact against its qrels, searching ``index``."""
     from hardneg.search import Searcher, load_doc_ids
@@ -99,10 +105,8 @@ def evaluate_embeddings(embeddings: Path, index: Path, k: int, reporter: Reporte
             rankings[query_ids[qi]] = [doc_ids[j] for j in labels[row] if j >= 0]
         reporter.progress(label, len(batch))
     per_query = score_rankings(rankings, qrels, k)
-    names = ["ndcg@10", "mrr@10", "recall@10", f"recall@{k}"]
-    metrics = {n: round(float(np.mean([m[n] for m in per_query.values()])), 6) if per_query else 0.0 for n in names}
     return EvalResult(
-        metrics=metrics,
+        metrics=mean_metrics(per_query, k),
         queries=len(wanted),
         skipped=len(query_ids) - len(wanted),
         split=manifest["config"].get("split", "?"),
@@ -209,7 +213,7 @@ def evaluate_colbert(
     import torch
 
     from hardneg.artifacts import doc_text
-    from hardneg.encoders import tune_child_allocators, weights_fingerprint
+    from hardneg.encoders import resolve_precision, tune_child_allocators, weights_fingerprint
     from hardneg.inputs import load_input
     from hardneg.late_interaction import colbert_search
     from hardneg.train import load_colbert
@@ -227,6 +231,9 @@ def evaluate_colbert(
     torch.manual_seed(0)  # a plain sentence-transformers model gets a new projection head: make it the same every time
     device = embed_config.device or ("cuda" if torch.cuda.is_available() else "cpu")
     model = load_colbert(str(spec.path), device)
+    precision = resolve_precision(embed_config.precision, device)
+    if precision != "fp32":  # token vectors in half precision; MaxSim itself runs in float32
+        model.to(torch.float16 if precision == "fp16" else torch.bfloat16)
     if spec.query_prompt or spec.corpus_prompt:
         model.prompts = {"query": spec.query_prompt, "document": spec.corpus_prompt}
     if embed_config.max_length:
@@ -244,15 +251,13 @@ def evaluate_colbert(
     )
     rankings = {q.query_id: [doc_ids[j] for j in row] for q, row in zip(queries, labels.tolist())}
     per_query = score_rankings(rankings, qrels, config.k)
-    names = ["ndcg@10", "mrr@10", "recall@10", f"recall@{config.k}"]
-    metrics = {n: round(float(np.mean([m[n] for m in per_query.values()])), 6) if per_query else 0.0 for n in names}
     return EvalResult(
-        metrics=metrics,
+        metrics=mean_metrics(per_query, config.k),
         queries=len(queries),
         skipped=len(dataset.queries) - len(queries),
         split=config.split,
         k=config.k,
-        model={"name": spec.name, "fingerprint": weights_fingerprint(spec.path), "architecture": "colbert"},
+        model={"name": spec.name, "fingerprint": weights_fingerprint(spec.path), "architecture": "colbert", "precision": precision},
         embeddings=source,
         per_query=per_query,
     )
