@@ -177,9 +177,10 @@ def train(
     """Fine-tune ``model`` on an export and save the checkpoint at ``out`` (atomically).
 
     Args:
-        export_dir: a sentence-transformers export (from `hardneg export`).
+        export_dir: a sentence-transformers export (from `hardneg export`); a pylate-kd export for
+            the distillation losses.
         out: the checkpoint directory to write.
-        config: loss, epochs, batch size, learning rate, negatives per row, seed.
+        config: architecture, loss, epochs, batch size, learning rate, negatives per row, seed.
         model: which model to start from (its `model`, prompts and `max_length` are used).
         force: retrain even when an up-to-date checkpoint is at ``out``; replace a foreign directory.
         reporter: progress and status sink.
