@@ -571,7 +571,7 @@ class _Miner:
                 min_positive = min(tally.positive_teacher[qi])
                 for cand in window:
                     if cand.teacher is not None and not cand.filter:
-                        cand.filter = score_filter(cand.teacher, min_positive, config) or teacher_filter(cand.teacher, config)
+                        cand.filter = score_filter(cand.teacher, min_positive, config)
         else:
             for window, pos_scores in zip(windows, pos_scores_of):
                 min_positive = min(pos_scores)
@@ -580,6 +580,11 @@ class _Miner:
                         cand.filter = score_filter(cand.score, min_positive, config)
             if self.scorer is not None:
                 self._teacher_scores(batch, windows, pos_labels_of, tally)
+        if self.scorer is not None:  # the teacher's own thresholds, after the score rules either way
+            for window in windows:
+                for cand in window:
+                    if cand.teacher is not None and not cand.filter:
+                        cand.filter = teacher_filter(cand.teacher, config)
         for qi, window in zip(batch, windows):
             confirmed = self.confirmed.get(self.query_ids[qi])
             if confirmed:
@@ -644,7 +649,8 @@ class _Miner:
     def _teacher_scores(
         self, batch: list[int], windows: list[list[Candidate]], pos_labels_of: list[list[int]], tally: Tally
     ) -> None:
-        """Cross-encoder scores for the surviving candidates and the positives, in one call per batch."""
+        """The teacher's scores of the surviving candidates and the positives, in one call per batch
+        (recorded only; the caller applies the rules that read them)."""
         assert self.scorer is not None and self.texts is not None
         pairs: list[tuple[str, str]] = []
         targets: list[tuple[int, Candidate | None]] = []
@@ -662,8 +668,6 @@ class _Miner:
                 tally.positive_teacher[qi].append(value)
             else:
                 cand.teacher = value
-                if self.config.scores_from != "teacher":
-                    cand.filter = teacher_filter(value, self.config)
 
     def _select(self, batch: list[int], windows: list[list[Candidate]], tally: Tally) -> pa.Table:
         columns: dict[str, list[Any]] = {name: [] for name in CANDIDATES_SCHEMA.names}
