@@ -5,6 +5,7 @@ torch and sentence-transformers are imported only when a real model is loaded, s
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -533,9 +534,32 @@ class CrossEncoderScorer:
         return np.asarray(scores, dtype=np.float32).reshape(len(pairs), -1)[:, 0]
 
 
-def load_cross_encoder(name: str, batch_size: int = 32, device: str | None = None) -> CrossEncoderScorer:
-    """Resolve a cross-encoder like an embedding model (local path, local cache, reachable hub)."""
-    return CrossEncoderScorer(name, _resolve_path_or_hub(name), batch_size, device)
+def load_colbert(path: str, device: str | None = None) -> Any:
+    """A ColBERT (multi-vector) model from a local directory: a ColBERT checkpoint as it is, a plain
+    sentence-transformers model with a new 128-d projection head (seed torch first to fix it)."""
+    from sentence_transformers.multi_vector_encoder import MultiVectorEncoder
+
+    _quiet_transformers()
+    try:
+        with _quiet_conversion():
+            return MultiVectorEncoder(path, device=device or _default_device(), local_files_only=True)
+    except Exception as exc:
+        raise ModelError(f"cannot load '{path}' as a ColBERT model ({exc.__class__.__name__}: {exc})") from None
+
+
+@contextlib.contextmanager
+def _quiet_conversion() -> Any:
+    """sentence-transformers warns when it turns a plain checkpoint into a ColBERT or cross-encoder
+    model; hardneg says so itself (the manifest and the train summary name the architecture)."""
+    import logging
+
+    logger = logging.getLogger("sentence_transformers.base.model")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 class VectorScorer:
@@ -561,9 +585,7 @@ class VectorScorer:
             device = self.device or _default_device()
             try:
                 if self.architecture == "colbert":
-                    from sentence_transformers.multi_vector_encoder import MultiVectorEncoder
-
-                    self._model = MultiVectorEncoder(str(self.path), device=device, local_files_only=True)
+                    self._model = load_colbert(str(self.path), device)
                 else:
                     from sentence_transformers import SentenceTransformer
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -76,6 +76,14 @@ def score_rankings(rankings: dict[str, list[str]], qrels: dict[str, dict[str, fl
     }
 
 
+def relevance_by_query(rows: Iterable[tuple[str, str, float]]) -> dict[str, dict[str, float]]:
+    """qrels rows as {query: {document: relevance}}, keeping the highest of repeated judgments."""
+    qrels: dict[str, dict[str, float]] = {}
+    for qid, did, score in rows:
+        qrels.setdefault(qid, {})[did] = max(float(score), qrels.get(qid, {}).get(did, 0.0))
+    return qrels
+
+
 def mean_metrics(per_query: dict[str, dict[str, float]], k: int) -> dict[str, float]:
     """The mean of each metric over the queries (0 when there are none)."""
     names = ["ndcg@10", "mrr@10", "recall@10", f"recall@{k}"]
@@ -87,9 +95,7 @@ def evaluate_embeddings(embeddings: Path, index: Path, k: int, reporter: Reporte
     from hardneg.search import Searcher, load_doc_ids
 
     manifest = read_manifest(embeddings, KIND_EMBEDDINGS)
-    qrels: dict[str, dict[str, float]] = {}
-    for qid, did, score in read_qrels(embeddings):
-        qrels.setdefault(qid, {})[did] = max(float(score), qrels.get(qid, {}).get(did, 0.0))
+    qrels = relevance_by_query(read_qrels(embeddings))
     query_ids, _, vectors = read_queries(embeddings)
     wanted = [i for i, q in enumerate(query_ids) if any(r > 0 for r in qrels.get(q, {}).values())]
     searcher = Searcher(index)
@@ -213,23 +219,20 @@ def evaluate_colbert(
     import torch
 
     from hardneg.artifacts import doc_text
-    from hardneg.encoders import resolve_precision, tune_child_allocators, weights_fingerprint
+    from hardneg.encoders import _default_device, load_colbert, resolve_precision, tune_child_allocators, weights_fingerprint
     from hardneg.inputs import load_input
     from hardneg.late_interaction import colbert_search
-    from hardneg.train import load_colbert
 
     spec = resolve_model(embed_config)
     if spec.path is None:
         raise ModelError(f"'{spec.name}' has no weights; a ColBERT evaluation needs a model directory")
     dataset = load_input(source, config.split)
-    qrels: dict[str, dict[str, float]] = {}
-    for qid, did, score in dataset.qrels:
-        qrels.setdefault(qid, {})[did] = max(float(score), qrels.get(qid, {}).get(did, 0.0))
+    qrels = relevance_by_query(dataset.qrels)
     queries = [q for q in dataset.queries if any(r > 0 for r in qrels.get(q.query_id, {}).values())]
     refuse_seen_queries(spec.path, [(q.query_id, q.text) for q in queries], config.split, config)
     tune_child_allocators()
     torch.manual_seed(0)  # a plain sentence-transformers model gets a new projection head: make it the same every time
-    device = embed_config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = embed_config.device or _default_device()
     model = load_colbert(str(spec.path), device)
     precision = resolve_precision(embed_config.precision, device)
     if precision != "fp32":  # token vectors in half precision; MaxSim itself runs in float32

@@ -28,7 +28,6 @@ training data, same config) is reused, not retrained.
 
 from __future__ import annotations
 
-import contextlib
 import random
 import shutil
 import time
@@ -51,7 +50,15 @@ from hardneg.artifacts import (
     write_manifest,
 )
 from hardneg.config import EmbedConfig, TrainConfig, as_dict
-from hardneg.encoders import _quiet_transformers, resolve_model, tune_child_allocators, weights_fingerprint
+from hardneg.encoders import (
+    _default_device,
+    _quiet_conversion,
+    _quiet_transformers,
+    load_colbert,
+    resolve_model,
+    tune_child_allocators,
+    weights_fingerprint,
+)
 from hardneg.errors import ArtifactError, ConfigError, ModelError
 from hardneg.export import PYLATE_DOCUMENTS, PYLATE_QUERIES, PYLATE_TRAIN, ST_FILE
 from hardneg.progress import NULL_REPORTER, Reporter
@@ -265,7 +272,7 @@ def _fit(
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)  # also seeds a new ColBERT projection head
-    device = config.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    device = config.device or _default_device()
     model, loss, trainer_cls, args_cls, batch_sampler = _model_and_loss(base, config, device)
     if max_length:
         model.max_seq_length = max_length
@@ -350,11 +357,7 @@ def _model_and_loss(base: str, config: TrainConfig, device: str) -> tuple[Any, A
             model = SentenceTransformer(base, device=device, local_files_only=True)
             trainer_cls, args_cls = SentenceTransformerTrainer, SentenceTransformerTrainingArguments
         elif config.architecture == "colbert":
-            from sentence_transformers.multi_vector_encoder import (
-                MultiVectorEncoder,
-                MultiVectorEncoderTrainer,
-                MultiVectorEncoderTrainingArguments,
-            )
+            from sentence_transformers.multi_vector_encoder import MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
 
             model = load_colbert(base, device)
             trainer_cls, args_cls = MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
@@ -428,36 +431,6 @@ def _labelled_pairs(data: dict[str, list[Any]], columns: list[str]) -> tuple[dic
             out["document"].append(data[column][i])
             out["label"].append(1.0 if column == "positive" else 0.0)
     return out, ["query", "document"]
-
-
-def load_colbert(path: str, device: str | None = None) -> Any:
-    """A ColBERT (multi-vector) model from a local directory: a ColBERT checkpoint as it is, a plain
-    sentence-transformers model with a new 128-d projection head (seed torch first to fix it)."""
-    from sentence_transformers.multi_vector_encoder import MultiVectorEncoder
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-    _quiet_transformers()
-    try:
-        with _quiet_conversion():
-            return MultiVectorEncoder(path, device=device, local_files_only=True)
-    except Exception as exc:
-        raise ModelError(f"cannot load '{path}' as a ColBERT model ({exc.__class__.__name__}: {exc})") from None
-
-
-@contextlib.contextmanager
-def _quiet_conversion() -> Any:
-    """sentence-transformers warns when it turns a plain checkpoint into a ColBERT or cross-encoder
-    model; hardneg says so itself (the manifest and the train summary name the architecture)."""
-    import logging
-
-    logger = logging.getLogger("sentence_transformers.base.model")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    try:
-        yield
-    finally:
-        logger.setLevel(level)
 
 
 def _model_card_callbacks() -> list[Any]:

@@ -212,7 +212,7 @@ def test_losses_are_checked_against_the_architecture_and_the_export(exports, tmp
 
 
 def test_cross_encoder_trains_on_mined_negatives_and_scores_pairs(exports, tmp_path):
-    from hardneg.encoders import load_cross_encoder
+    from hardneg.encoders import load_teacher
     from hardneg.late_interaction import model_architecture
 
     result = train(
@@ -222,7 +222,7 @@ def test_cross_encoder_trains_on_mined_negatives_and_scores_pairs(exports, tmp_p
     assert result.manifest["loss"] == "bce"
     assert result.manifest["training"]["rows"] == 3 * rows  # a positive pair and two negative pairs per row
     assert model_architecture(tmp_path / "ce") == "cross-encoder"
-    scores = load_cross_encoder(str(tmp_path / "ce")).score([("a query", "a document"), ("a query", "another")])
+    scores = load_teacher(str(tmp_path / "ce")).score([("a query", "a document"), ("a query", "another")])
     assert scores.shape == (2,) and all(0.0 <= s <= 1.0 for s in scores.tolist())
     out = runner.invoke(app, ["eval", str(TINY_BEIR), "--model", str(tmp_path / "ce"), "--split", "test"])
     assert out.exit_code == 1 and "is a cross-encoder" in out.output
