@@ -28,6 +28,7 @@ from hardneg.artifacts import (
     STATE_FILE,
     artifact_kind,
     check_existing,
+    writing,
     check_writable_parent,
     commit_dir,
     doc_text,
@@ -162,6 +163,7 @@ def embed(
     encoder: Encoder | None = None,
     force: bool = False,
     reuse: Sequence[Path] = (),
+    shared: bool = False,
     reporter: Reporter = NULL_REPORTER,
 ) -> EmbedResult:
     """Encode a dataset's corpus and queries into an embeddings artifact at ``out``.
@@ -174,6 +176,8 @@ def embed(
         force: rebuild even when an up-to-date artifact is there, and replace a foreign one.
         reuse: other embeddings artifacts whose vectors may be reused when they were computed by
             the same model (same weights fingerprint) for the exact same text; others are ignored.
+        shared: ``out`` is a cache entry other runs may be writing: wait for them (then reuse
+            their work) instead of failing (see ``hardneg.artifacts.writing``).
         reporter: progress and status sink.
 
     Returns:
@@ -182,18 +186,19 @@ def embed(
     out = Path(out)
     own_encoder = encoder is None
     encoder = encoder or load_encoder(config)
-    try:
-        fp = embeddings_fingerprint(encoder, dataset, config)
-        identity = {"model_fingerprint": encoder.fingerprint, "input_fingerprint": dataset.fingerprint}
-        existing = check_existing(out, fp, identity, force)
-        if existing is not None:
-            reporter.log(f"embeddings at {out} are up to date; reusing them")
-            return EmbedResult(out, existing, reused=True)
-        with write_errors(out):
-            return _embed(dataset, out, config, encoder, fp, identity, force, reuse, reporter)
-    finally:
-        if own_encoder:
-            encoder.close()
+    with writing(out, wait=shared, log=reporter.log) as out:
+        try:
+            fp = embeddings_fingerprint(encoder, dataset, config)
+            identity = {"model_fingerprint": encoder.fingerprint, "input_fingerprint": dataset.fingerprint}
+            existing = check_existing(out, fp, identity, force)
+            if existing is not None:
+                reporter.log(f"embeddings at {out} are up to date; reusing them")
+                return EmbedResult(out, existing, reused=True)
+            with write_errors(out):
+                return _embed(dataset, out, config, encoder, fp, identity, force, reuse, reporter)
+        finally:
+            if own_encoder:
+                encoder.close()
 
 
 def _embed(

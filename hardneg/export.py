@@ -50,6 +50,7 @@ from hardneg.artifacts import (
     RUN_QUERIES_FILE,
     artifact_kind,
     atomic_dir,
+    writing,
     doc_text,
     iter_shard_tables,
     read_manifest,
@@ -562,17 +563,18 @@ def export(
         return ExportResult(None, stats)
     assert out is not None
     out = Path(out)
-    check_replaceable(out, KIND_EXPORT, "export", force)
-    with atomic_dir(out) as tmp:
-        EXPORTERS[config.format](queries, emb_path, tmp, config, stats)
-        write_manifest(
-            tmp,
-            KIND_EXPORT,
-            run={"path": str(run.resolve()), "fingerprint": manifest["fingerprint"]},
-            scores_from="teacher" if manifest.get("cross_encoder") else "embedding",
-            teacher=manifest.get("cross_encoder"),
-            model=manifest["model"],
-            config=as_dict(config),
-            stats=stats.to_dict(),
-        )
-    return ExportResult(out, stats)
+    with writing(out, [run]) as out:
+        check_replaceable(out, KIND_EXPORT, "export", force)
+        with atomic_dir(out) as tmp:
+            EXPORTERS[config.format](queries, emb_path, tmp, config, stats)
+            write_manifest(
+                tmp,
+                KIND_EXPORT,
+                run={"path": str(run.resolve()), "fingerprint": manifest["fingerprint"]},
+                scores_from="teacher" if manifest.get("cross_encoder") else "embedding",
+                teacher=manifest.get("cross_encoder"),
+                model=manifest["model"],
+                config=as_dict(config),
+                stats=stats.to_dict(),
+            )
+        return ExportResult(out, stats)

@@ -25,6 +25,7 @@ from hardneg.artifacts import (
     VECTORS_FILE,
     atomic_dir,
     check_existing,
+    writing,
     fingerprint,
     iter_shard_tables,
     read_manifest,
@@ -104,6 +105,7 @@ def build_index(
     config: IndexConfig,
     *,
     force: bool = False,
+    shared: bool = False,
     reporter: Reporter = NULL_REPORTER,
 ) -> IndexResult:
     """Build an index artifact at ``out`` from the embeddings artifact at ``embeddings``.
@@ -113,6 +115,7 @@ def build_index(
         out: the index artifact directory to write.
         config: backend (exact / hnsw / auto) and HNSW parameters.
         force: rebuild even when an up-to-date index is there.
+        shared: ``out`` is a cache entry other runs may be writing: wait for them instead of failing.
         reporter: progress and status sink.
 
     Returns:
@@ -126,81 +129,82 @@ def build_index(
     backend = choose_backend(config, num_docs, num_queries, dim)
     fp = index_fingerprint(emb, backend, config)
     identity = {"embeddings_fingerprint": emb["fingerprint"], "backend": backend}
-    existing = check_existing(out, fp, identity, force)
-    if existing is not None:
-        reporter.log(f"index at {out} is up to date; reusing it")
-        return IndexResult(out, existing, reused=True)
+    with writing(out, [embeddings], wait=shared, log=reporter.log) as out:
+        existing = check_existing(out, fp, identity, force)
+        if existing is not None:
+            reporter.log(f"index at {out} is up to date; reusing it")
+            return IndexResult(out, existing, reused=True)
 
-    started = time.perf_counter()
-    timings: dict[str, float] = {}
-    with atomic_dir(out) as tmp:
-        vectors = np.lib.format.open_memmap(tmp / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(num_docs, dim))
-        ids: list[str] = []
-        hashes: list[str] = []
-        row = 0
-        label = "Loading vectors"
-        reporter.progress(label, 0, num_docs)
-        for table in iter_shard_tables(embeddings, CORPUS_DIR, ["doc_id", "text_hash", "embedding"]):
-            block = vectors_of(table)
-            vectors[row : row + len(block)] = block
-            row += len(block)
-            ids += table["doc_id"].to_pylist()
-            hashes += table["text_hash"].to_pylist()
-            reporter.progress(label, len(block))
-            release_pages(vectors)  # written pages go to the file; they need not stay resident
-        vectors.flush()
-        if row != num_docs:
-            raise ArtifactError(f"{embeddings}: manifest says {num_docs} documents but the shards hold {row}")
-        write_table(
-            tmp / DOC_IDS_FILE,
-            pa.Table.from_arrays(
-                [pa.array(np.arange(num_docs, dtype=np.int64)), pa.array(ids, pa.string()), pa.array(hashes, pa.string())],
-                schema=DOC_IDS_SCHEMA,
-            ),
-        )
-        del ids, hashes
-        timings["load"] = time.perf_counter() - started
-        params: dict[str, Any] = {"backend": backend}
-        if config.backend == "auto":
-            params["auto"] = {
-                b: round(estimated_seconds(b, num_docs, num_queries, config, dim), 1) for b in ("exact", "hnsw")
-            }
-            reporter.log(
-                f"index auto: {backend} (estimated search cost for {num_docs:,} documents x {num_queries:,} queries: "
-                f"exact {params['auto']['exact']:,.0f} s, HNSW {params['auto']['hnsw']:,.0f} s)"
+        started = time.perf_counter()
+        timings: dict[str, float] = {}
+        with atomic_dir(out) as tmp:
+            vectors = np.lib.format.open_memmap(tmp / VECTORS_FILE, mode="w+", dtype=np.float32, shape=(num_docs, dim))
+            ids: list[str] = []
+            hashes: list[str] = []
+            row = 0
+            label = "Loading vectors"
+            reporter.progress(label, 0, num_docs)
+            for table in iter_shard_tables(embeddings, CORPUS_DIR, ["doc_id", "text_hash", "embedding"]):
+                block = vectors_of(table)
+                vectors[row : row + len(block)] = block
+                row += len(block)
+                ids += table["doc_id"].to_pylist()
+                hashes += table["text_hash"].to_pylist()
+                reporter.progress(label, len(block))
+                release_pages(vectors)  # written pages go to the file; they need not stay resident
+            vectors.flush()
+            if row != num_docs:
+                raise ArtifactError(f"{embeddings}: manifest says {num_docs} documents but the shards hold {row}")
+            write_table(
+                tmp / DOC_IDS_FILE,
+                pa.Table.from_arrays(
+                    [pa.array(np.arange(num_docs, dtype=np.int64)), pa.array(ids, pa.string()), pa.array(hashes, pa.string())],
+                    schema=DOC_IDS_SCHEMA,
+                ),
             )
-        recall: dict[str, Any] | None = None
-        if backend == "hnsw":
-            _build_hnsw(vectors, tmp / HNSW_FILE, config, reporter)
-            params.update(
-                m=config.m,
-                ef_construction=config.ef_construction,
-                storage=config.storage,
-                seed=config.seed,
-                ef_search=config.ef_search,
-                threads=config.threads,
+            del ids, hashes
+            timings["load"] = time.perf_counter() - started
+            params: dict[str, Any] = {"backend": backend}
+            if config.backend == "auto":
+                params["auto"] = {
+                    b: round(estimated_seconds(b, num_docs, num_queries, config, dim), 1) for b in ("exact", "hnsw")
+                }
+                reporter.log(
+                    f"index auto: {backend} (estimated search cost for {num_docs:,} documents x {num_queries:,} queries: "
+                    f"exact {params['auto']['exact']:,.0f} s, HNSW {params['auto']['hnsw']:,.0f} s)"
+                )
+            recall: dict[str, Any] | None = None
+            if backend == "hnsw":
+                _build_hnsw(vectors, tmp / HNSW_FILE, config, reporter)
+                params.update(
+                    m=config.m,
+                    ef_construction=config.ef_construction,
+                    storage=config.storage,
+                    seed=config.seed,
+                    ef_search=config.ef_search,
+                    threads=config.threads,
+                )
+                del vectors
+                timings["build"] = time.perf_counter() - started - timings["load"]
+                recall = tune_search_depth(tmp, embeddings, config, params, reporter)
+                timings["recall"] = time.perf_counter() - started - timings["load"] - timings["build"]
+            else:
+                del vectors
+            manifest = write_manifest(
+                tmp,
+                KIND_INDEX,
+                fingerprint=fp,
+                identity=identity,
+                backend=backend,
+                params=params,
+                recall=recall,
+                embeddings={"path": str(embeddings), "fingerprint": emb["fingerprint"]},
+                model=emb["model"],
+                counts={"docs": num_docs},
+                config=as_dict(config),
+                timings={**{k: round(v, 3) for k, v in timings.items()}, "total": round(time.perf_counter() - started, 3)},
             )
-            del vectors
-            timings["build"] = time.perf_counter() - started - timings["load"]
-            recall = tune_search_depth(tmp, embeddings, config, params, reporter)
-            timings["recall"] = time.perf_counter() - started - timings["load"] - timings["build"]
-        else:
-            del vectors
-        manifest = write_manifest(
-            tmp,
-            KIND_INDEX,
-            fingerprint=fp,
-            identity=identity,
-            backend=backend,
-            params=params,
-            recall=recall,
-            embeddings={"path": str(embeddings), "fingerprint": emb["fingerprint"]},
-            model=emb["model"],
-            counts={"docs": num_docs},
-            config=as_dict(config),
-            timings={**{k: round(v, 3) for k, v in timings.items()}, "total": round(time.perf_counter() - started, 3)},
-        )
-    return IndexResult(out, manifest, reused=False)
+        return IndexResult(out, manifest, reused=False)
 
 
 def _build_hnsw(vectors: np.ndarray, path: Path, config: IndexConfig, reporter: Reporter) -> None:

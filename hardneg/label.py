@@ -37,6 +37,7 @@ from hardneg.artifacts import (
     RUN_QUERIES_FILE,
     artifact_kind,
     atomic_dir,
+    writing,
     fingerprint,
     read_manifest,
     write_manifest,
@@ -228,64 +229,65 @@ def import_labels(
         skip_invalid: skip (and count) malformed rows instead of refusing the whole import.
     """
     file, run, into = Path(file), Path(run), Path(into)
-    judgments, problems, rows = read_judgment_file(file)
-    query_ids, positives, doc_ids = _run_ids(run)
-    valid: list[Judgment] = []
-    for j in judgments:
-        if j.query_id not in query_ids:
-            problems.append(f"{j.source}:{j.line}: query_id: {j.query_id!r} is not a query of {run}")
-        elif j.doc_id not in doc_ids:
-            problems.append(f"{j.source}:{j.line}: doc_id: {j.doc_id!r} is not in the corpus of {run}")
-        elif j.label == NOT_RELEVANT and j.doc_id in positives[j.query_id]:
-            problems.append(
-                f"{j.source}:{j.line}: label: {j.doc_id!r} is a known positive of query {j.query_id!r}; "
-                "a judgment cannot turn a labelled positive into a negative (fix the qrels instead)"
+    with writing(into, [file, run]) as into:
+        judgments, problems, rows = read_judgment_file(file)
+        query_ids, positives, doc_ids = _run_ids(run)
+        valid: list[Judgment] = []
+        for j in judgments:
+            if j.query_id not in query_ids:
+                problems.append(f"{j.source}:{j.line}: query_id: {j.query_id!r} is not a query of {run}")
+            elif j.doc_id not in doc_ids:
+                problems.append(f"{j.source}:{j.line}: doc_id: {j.doc_id!r} is not in the corpus of {run}")
+            elif j.label == NOT_RELEVANT and j.doc_id in positives[j.query_id]:
+                problems.append(
+                    f"{j.source}:{j.line}: label: {j.doc_id!r} is a known positive of query {j.query_id!r}; "
+                    "a judgment cannot turn a labelled positive into a negative (fix the qrels instead)"
+                )
+            else:
+                valid.append(j)
+        stats = LabelStats(rows=rows, invalid=len(problems), problems=problems[:MAX_REPORTED])
+        if problems and not skip_invalid:
+            more = f" (and {len(problems) - 1} more invalid row(s))" if len(problems) > 1 else ""
+            raise InputError(
+                f"{problems[0]}{more}; nothing was imported. Fix the file or pass --skip-invalid to skip such rows"
             )
-        else:
-            valid.append(j)
-    stats = LabelStats(rows=rows, invalid=len(problems), problems=problems[:MAX_REPORTED])
-    if problems and not skip_invalid:
-        more = f" (and {len(problems) - 1} more invalid row(s))" if len(problems) > 1 else ""
-        raise InputError(
-            f"{problems[0]}{more}; nothing was imported. Fix the file or pass --skip-invalid to skip such rows"
-        )
-    existing: dict[tuple[str, str], tuple[str, str, int]] = {}
-    kind = artifact_kind(into)
-    if kind == KIND_LABELS:
-        table = pq.read_table(into / JUDGMENTS_FILE)
-        for qid, did, label, source, line in zip(*(table[c].to_pylist() for c in JUDGMENTS_SCHEMA.names)):
-            existing[(qid, did)] = (label, source, line)
-    elif into.exists() and (kind is not None or not into.is_dir() or any(into.iterdir())):
-        raise ArtifactError(f"{into}: exists and is not a labels artifact; choose another --into")
-    for j in valid:
-        if j.label == SKIP:
-            stats.skipped += 1
-            continue
-        if (j.query_id, j.doc_id) in existing:
-            stats.replaced += 1
-        existing[(j.query_id, j.doc_id)] = (j.label, j.source, j.line)
-        if j.label == RELEVANT:
-            stats.relevant += 1
-        else:
-            stats.not_relevant += 1
-    keys = sorted(existing)
-    columns = {
-        "query_id": [k[0] for k in keys],
-        "doc_id": [k[1] for k in keys],
-        "label": [existing[k][0] for k in keys],
-        "source": [existing[k][1] for k in keys],
-        "line": [existing[k][2] for k in keys],
-    }
-    stats.total_judgments = len(keys)
-    counts = {
-        RELEVANT: sum(1 for k in keys if existing[k][0] == RELEVANT),
-        NOT_RELEVANT: sum(1 for k in keys if existing[k][0] == NOT_RELEVANT),
-    }
-    fp = fingerprint("labels-v1", [(k[0], k[1], existing[k][0]) for k in keys])
-    with atomic_dir(into) as tmp:
-        write_table(tmp / JUDGMENTS_FILE, pa.table(columns, schema=JUDGMENTS_SCHEMA))
-        manifest = write_manifest(
-            tmp, KIND_LABELS, fingerprint=fp, run={"path": str(run.resolve())}, counts=counts,
-            last_import={"file": str(file), **stats.to_dict()},
-        )
-    return LabelsResult(into, manifest, stats)
+        existing: dict[tuple[str, str], tuple[str, str, int]] = {}
+        kind = artifact_kind(into)
+        if kind == KIND_LABELS:
+            table = pq.read_table(into / JUDGMENTS_FILE)
+            for qid, did, label, source, line in zip(*(table[c].to_pylist() for c in JUDGMENTS_SCHEMA.names)):
+                existing[(qid, did)] = (label, source, line)
+        elif into.exists() and (kind is not None or not into.is_dir() or any(into.iterdir())):
+            raise ArtifactError(f"{into}: exists and is not a labels artifact; choose another --into")
+        for j in valid:
+            if j.label == SKIP:
+                stats.skipped += 1
+                continue
+            if (j.query_id, j.doc_id) in existing:
+                stats.replaced += 1
+            existing[(j.query_id, j.doc_id)] = (j.label, j.source, j.line)
+            if j.label == RELEVANT:
+                stats.relevant += 1
+            else:
+                stats.not_relevant += 1
+        keys = sorted(existing)
+        columns = {
+            "query_id": [k[0] for k in keys],
+            "doc_id": [k[1] for k in keys],
+            "label": [existing[k][0] for k in keys],
+            "source": [existing[k][1] for k in keys],
+            "line": [existing[k][2] for k in keys],
+        }
+        stats.total_judgments = len(keys)
+        counts = {
+            RELEVANT: sum(1 for k in keys if existing[k][0] == RELEVANT),
+            NOT_RELEVANT: sum(1 for k in keys if existing[k][0] == NOT_RELEVANT),
+        }
+        fp = fingerprint("labels-v1", [(k[0], k[1], existing[k][0]) for k in keys])
+        with atomic_dir(into) as tmp:
+            write_table(tmp / JUDGMENTS_FILE, pa.table(columns, schema=JUDGMENTS_SCHEMA))
+            manifest = write_manifest(
+                tmp, KIND_LABELS, fingerprint=fp, run={"path": str(run.resolve())}, counts=counts,
+                last_import={"file": str(file), **stats.to_dict()},
+            )
+        return LabelsResult(into, manifest, stats)

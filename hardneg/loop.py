@@ -43,6 +43,8 @@ from hardneg.artifacts import (
     MANIFEST,
     artifact_kind,
     check_writable_parent,
+    refuse_foreign,
+    writing,
     fingerprint,
     read_manifest,
     write_bytes_atomic,
@@ -129,10 +131,11 @@ def run_loop(
     # extended with a larger --rounds, or resumed with another patience, without starting over.
     identity = {**configs, "loop": {k: v for k, v in configs["loop"].items() if k not in ("rounds", "patience", "min_delta")}}
     fp = loop_fingerprint(dataset.fingerprint, identity)
-    _check_out(out, fp, force)
-    check_writable_parent(out / ROUNDS_DIR / "x")
-    loop = _Loop(source, out, fp, configs, embed_config, index_config, mine_config, train_config, loop_config, eval_config, reporter)
-    return loop.run()
+    with writing(out, [source]) as out:
+        _check_out(out, fp, force)
+        check_writable_parent(out / ROUNDS_DIR / "x")
+        loop = _Loop(source, out, fp, configs, embed_config, index_config, mine_config, train_config, loop_config, eval_config, reporter)
+        return loop.run()
 
 
 def _check_out(out: Path, fp: str, force: bool) -> None:
@@ -147,15 +150,14 @@ def _check_out(out: Path, fp: str, force: bool) -> None:
             raise ArtifactError(
                 f"{out}: holds a loop with different data or settings; pass --force to start it over, or choose another --out"
             )
-    elif kind is not None or (out.is_dir() and any(out.iterdir())) or not out.is_dir():
-        if not force:
-            raise ArtifactError(f"{out}: exists and is not a hardneg loop; choose another --out or pass --force")
+    else:
+        refuse_foreign(out, "loop")
+        if kind is not None and not force:
+            raise ArtifactError(f"{out}: holds a '{kind}' artifact, not a hardneg loop; choose another --out or pass --force")
     import shutil
 
     if out.is_dir():
         shutil.rmtree(out)
-    elif out.exists():
-        out.unlink()
 
 
 class _Loop:

@@ -31,8 +31,10 @@ best-ranked (`top`), or SimANS-weighted around the positive score (`simans`).
 from __future__ import annotations
 
 import hashlib
+import os
 import shutil
 import time
+import uuid
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -55,6 +57,8 @@ from hardneg.artifacts import (
     artifact_kind,
     check_writable_parent,
     commit_dir,
+    refuse_foreign,
+    writing,
     fingerprint,
     gather_rows,
     list_shards,
@@ -303,8 +307,9 @@ def _check_out(out: Path, fp: str, force: bool) -> dict[str, Any] | None:
     if kind == KIND_MINE:
         manifest = read_manifest(out, KIND_MINE)
         return manifest if manifest.get("fingerprint") == fp and not force else None
-    if kind is None and out.is_dir() and not any(out.iterdir()):
-        return None
+    refuse_foreign(out, "mining run")
+    if kind is None:
+        return None  # an empty directory
     if not force:
         what = f"a '{kind}' artifact" if kind else "not a hardneg mining run"
         raise ArtifactError(f"{out}: exists and is {what}; choose another --out or pass --force")
@@ -352,12 +357,13 @@ def mine(
 
         judgments, labels_fp = read_judgments(config.labels)
     fp = mine_fingerprint(idx, config, scorer, labels_fp)
-    existing = _check_out(out, fp, force)
-    if existing is not None:
-        reporter.log(f"mining run at {out} is up to date; reusing it")
-        return MineResult(out, existing, MineStats(**existing["stats"]), reused=True)
-    check_writable_parent(out)  # before any work
-    return _Miner(index, idx, emb_path, emb, config, scorer, reporter, judgments).run(out, fp)
+    with writing(out, [index, emb_path]) as out:
+        existing = _check_out(out, fp, force)
+        if existing is not None:
+            reporter.log(f"mining run at {out} is up to date; reusing it")
+            return MineResult(out, existing, MineStats(**existing["stats"]), reused=True)
+        check_writable_parent(out)  # before any work
+        return _Miner(index, idx, emb_path, emb, config, scorer, reporter, judgments).run(out, fp)
 
 
 class _Miner:
@@ -473,7 +479,7 @@ class _Miner:
             self.tally.merge(tally)
 
         t0 = time.perf_counter()
-        merged = partial / CANDIDATES_FILE
+        merged = partial / f"{CANDIDATES_FILE}.tmp-{uuid.uuid4().hex[:8]}"
         with pq.ParquetWriter(merged, CANDIDATES_SCHEMA, compression="zstd") as writer:
             written = 0
             for part in list_shards(partial / CHUNKS_DIR):  # one chunk in memory at a time
@@ -483,6 +489,7 @@ class _Miner:
                     written += table.num_rows
             if not written:
                 writer.write_table(CANDIDATES_SCHEMA.empty_table())
+        os.replace(merged, partial / CANDIDATES_FILE)  # never a half-merged file under the final name
         n = len(self.query_ids)
         write_table(
             partial / RUN_QUERIES_FILE,

@@ -70,7 +70,7 @@ def ensure_embeddings(
         reporter.log(f"input: {dataset.description}: {dataset.num_docs} documents, {len(dataset.queries)} queries")
         fp = embeddings_fingerprint(encoder, dataset, config)
         out = workdir / "embeddings" / fp[:16]
-        result = embed(dataset, out, config, encoder=encoder, force=force, reuse=reuse, reporter=reporter)
+        result = embed(dataset, out, config, encoder=encoder, force=force, reuse=reuse, shared=True, reporter=reporter)
     finally:
         if own:
             encoder.close()
@@ -85,7 +85,7 @@ def ensure_index(
     counts = emb["counts"]
     backend = choose_backend(config, int(counts["docs"]), int(counts.get("queries", 0)), int(emb["model"]["dim"]))
     out = workdir / "index" / index_fingerprint(emb, backend, config)[:16]
-    return build_index(embeddings, out, config, force=force, reporter=reporter).path
+    return build_index(embeddings, out, config, force=force, shared=True, reporter=reporter).path
 
 
 def run_mine(

@@ -29,6 +29,7 @@ from hardneg.artifacts import (
     DocTextLookup,
     artifact_kind,
     atomic_dir,
+    writing,
     read_manifest,
 )
 from hardneg.errors import ArtifactError
@@ -230,48 +231,49 @@ small{color:#666}"""
 def report(path: str | Path, out: str | Path, *, sample: int = 10, seed: int = 0) -> ReportResult:
     """Write ``out/report.html`` and the PNG plots for a mining run or a loop directory."""
     path, out = Path(path), Path(out)
-    kind = artifact_kind(path)
-    rounds: list[dict[str, Any]] = []
-    title = f"hardneg report: {path}"
-    if kind == KIND_LOOP:
-        loop = read_manifest(path, KIND_LOOP)
-        rounds = loop["rounds"]
-        if not rounds:
-            raise ArtifactError(f"{path}: the loop has no finished round yet")
-        run = path / "rounds" / str(rounds[-1]["round"]) / "run"
-    elif kind == KIND_MINE:
-        run = path
-    else:
-        raise ArtifactError(f"{path}: not a mining run or a loop (found {kind or 'no hardneg manifest'})")
-    manifest = read_manifest(run, KIND_MINE)
-    if out.exists() and not (out / REPORT_FILE).is_file() and (not out.is_dir() or any(out.iterdir())):
-        raise ArtifactError(f"{out}: exists and is not a hardneg report; choose another --out")
-    with atomic_dir(out) as tmp:
-        plots = [("scores.png", "Score distributions: positives, selected negatives, removed candidates", lambda d: plot_scores(run, d)),
-                 ("ranks.png", "Ranks of the selected negatives", lambda d: plot_ranks(manifest, d)),
-                 ("filters.png", "Candidates removed per filter", lambda d: plot_filters(manifest, d))]
-        if rounds:
-            plots.insert(0, ("rounds.png", "Per-round dev metrics and negative churn", lambda d: plot_rounds(rounds, d)))
-        for name, _, draw in plots:
-            draw(tmp / name)
-        parts = [f"<h1>{html.escape(title)}</h1>"]
-        if rounds:
-            best = loop.get("best_round")
-            parts.append(f"<h2>Loop: {len(rounds)} round(s), best round {best}, stopped early: {loop.get('stopped_early')}</h2>")
-            parts.append(_rounds_table(rounds))
-            parts.append(f"<p>Plots below are for the last round's mining run: <code>{html.escape(str(run))}</code></p>")
-        parts.append("<h2>Mining run</h2>" + _stats_table(manifest))
-        parts += [_img(tmp / name, alt) for name, alt, _ in plots]
-        parts.append(f"<h2>Sample of {sample} queries (seed {seed})</h2>")
-        for q in _sample_queries(run, manifest, sample, seed):
-            items = [f"<div class='q'><b>{html.escape(q['query_id'])}</b>: {_clip(q['query'])}<ul>"]
-            for did, score, text in q["positives"]:
-                sc = "" if score is None else f" score {score:.3f}"
-                items.append(f"<li class='pos'>positive <small>{html.escape(did)}{sc}</small>: {_clip(text)}</li>")
-            for did, rank, score, text in q["negatives"]:
-                items.append(f"<li class='neg'>negative <small>{html.escape(did)} rank {rank} score {score:.3f}</small>: {_clip(text)}</li>")
-            parts.append("".join(items) + "</ul></div>")
-        page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
-        (tmp / REPORT_FILE).write_text(page, encoding="utf-8")
-        files = [REPORT_FILE] + [name for name, _, _ in plots]
-    return ReportResult(out, files)
+    with writing(out, [path]) as out:
+        kind = artifact_kind(path)
+        rounds: list[dict[str, Any]] = []
+        title = f"hardneg report: {path}"
+        if kind == KIND_LOOP:
+            loop = read_manifest(path, KIND_LOOP)
+            rounds = loop["rounds"]
+            if not rounds:
+                raise ArtifactError(f"{path}: the loop has no finished round yet")
+            run = path / "rounds" / str(rounds[-1]["round"]) / "run"
+        elif kind == KIND_MINE:
+            run = path
+        else:
+            raise ArtifactError(f"{path}: not a mining run or a loop (found {kind or 'no hardneg manifest'})")
+        manifest = read_manifest(run, KIND_MINE)
+        if out.exists() and not (out / REPORT_FILE).is_file() and (not out.is_dir() or any(out.iterdir())):
+            raise ArtifactError(f"{out}: exists and is not a hardneg report; choose another --out")
+        with atomic_dir(out) as tmp:
+            plots = [("scores.png", "Score distributions: positives, selected negatives, removed candidates", lambda d: plot_scores(run, d)),
+                     ("ranks.png", "Ranks of the selected negatives", lambda d: plot_ranks(manifest, d)),
+                     ("filters.png", "Candidates removed per filter", lambda d: plot_filters(manifest, d))]
+            if rounds:
+                plots.insert(0, ("rounds.png", "Per-round dev metrics and negative churn", lambda d: plot_rounds(rounds, d)))
+            for name, _, draw in plots:
+                draw(tmp / name)
+            parts = [f"<h1>{html.escape(title)}</h1>"]
+            if rounds:
+                best = loop.get("best_round")
+                parts.append(f"<h2>Loop: {len(rounds)} round(s), best round {best}, stopped early: {loop.get('stopped_early')}</h2>")
+                parts.append(_rounds_table(rounds))
+                parts.append(f"<p>Plots below are for the last round's mining run: <code>{html.escape(str(run))}</code></p>")
+            parts.append("<h2>Mining run</h2>" + _stats_table(manifest))
+            parts += [_img(tmp / name, alt) for name, alt, _ in plots]
+            parts.append(f"<h2>Sample of {sample} queries (seed {seed})</h2>")
+            for q in _sample_queries(run, manifest, sample, seed):
+                items = [f"<div class='q'><b>{html.escape(q['query_id'])}</b>: {_clip(q['query'])}<ul>"]
+                for did, score, text in q["positives"]:
+                    sc = "" if score is None else f" score {score:.3f}"
+                    items.append(f"<li class='pos'>positive <small>{html.escape(did)}{sc}</small>: {_clip(text)}</li>")
+                for did, rank, score, text in q["negatives"]:
+                    items.append(f"<li class='neg'>negative <small>{html.escape(did)} rank {rank} score {score:.3f}</small>: {_clip(text)}</li>")
+                parts.append("".join(items) + "</ul></div>")
+            page = f"<!doctype html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>\n"
+            (tmp / REPORT_FILE).write_text(page, encoding="utf-8")
+            files = [REPORT_FILE] + [name for name, _, _ in plots]
+        return ReportResult(out, files)

@@ -40,6 +40,7 @@ from hardneg.artifacts import (
     artifact_kind,
     atomic_dir,
     check_replaceable,
+    writing,
     read_manifest,
     read_queries,
     write_manifest,
@@ -101,110 +102,111 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
 
     run, out = Path(run), Path(out)
     manifest = read_manifest(run, KIND_MINE)
-    check_replaceable(out, KIND_SELECTION, "selection", force)
-    emb_path, index = Path(manifest["embeddings"]["path"]), Path(manifest["index"]["path"])
-    if artifact_kind(emb_path) != KIND_EMBEDDINGS:
-        raise ArtifactError(f"{run}: the embeddings it was mined from ({emb_path}) are gone; re-run `hardneg mine`")
-    judged: dict[str, dict[str, str]] = {}
-    if manifest["config"].get("labels"):
-        from hardneg.label import read_judgments
+    with writing(out, [run]) as out:
+        check_replaceable(out, KIND_SELECTION, "selection", force)
+        emb_path, index = Path(manifest["embeddings"]["path"]), Path(manifest["index"]["path"])
+        if artifact_kind(emb_path) != KIND_EMBEDDINGS:
+            raise ArtifactError(f"{run}: the embeddings it was mined from ({emb_path}) are gone; re-run `hardneg mine`")
+        judged: dict[str, dict[str, str]] = {}
+        if manifest["config"].get("labels"):
+            from hardneg.label import read_judgments
 
-        judged, _ = read_judgments(manifest["config"]["labels"])
+            judged, _ = read_judgments(manifest["config"]["labels"])
 
-    queries = pq.read_table(run / RUN_QUERIES_FILE).to_pydict()
-    query_ids, query_texts, vectors = read_queries(emb_path)
-    row_of = {q: i for i, q in enumerate(query_ids)}
-    searcher = Searcher(index)
-    doc_ids, doc_hashes = load_doc_ids(index)
-    label_of = {d: i for i, d in enumerate(doc_ids)}
-    texts = DocTextLookup(emb_path)
+        queries = pq.read_table(run / RUN_QUERIES_FILE).to_pydict()
+        query_ids, query_texts, vectors = read_queries(emb_path)
+        row_of = {q: i for i, q in enumerate(query_ids)}
+        searcher = Searcher(index)
+        doc_ids, doc_hashes = load_doc_ids(index)
+        label_of = {d: i for i, d in enumerate(doc_ids)}
+        texts = DocTextLookup(emb_path)
 
-    mined = [i for i, s in enumerate(queries["status"]) if s == "mined"]
-    positives = {queries["query_id"][i]: queries["positive_ids"][i] for i in mined}
-    depth = min(searcher.size, config.candidates + max((len(p) for p in positives.values()), default=0) + 64)
-    rows: list[dict[str, Any]] = []
-    for start in range(0, len(mined), 1024):
-        batch = [queries["query_id"][i] for i in mined[start : start + 1024]]
-        vecs = vectors[[row_of[q] for q in batch]]
-        labels, scores = searcher.search(vecs, depth)
-        for r, qid in enumerate(batch):
-            pos_labels = [label_of[d] for d in positives[qid] if d in label_of]
-            if not pos_labels:
-                continue
-            pos_scores = searcher.score(vecs[r : r + 1], np.array([pos_labels]))[0].tolist()
-            forbidden = {int(doc_hashes[p]) for p in pos_labels}
-            seen_judged = judged.get(qid, {})
-            cands = []
-            for rank, (lab, sc) in enumerate(zip(labels[r].tolist(), scores[r].tolist())):
-                if lab < 0 or lab in pos_labels or int(doc_hashes[lab]) in forbidden or doc_ids[lab] in seen_judged:
+        mined = [i for i, s in enumerate(queries["status"]) if s == "mined"]
+        positives = {queries["query_id"][i]: queries["positive_ids"][i] for i in mined}
+        depth = min(searcher.size, config.candidates + max((len(p) for p in positives.values()), default=0) + 64)
+        rows: list[dict[str, Any]] = []
+        for start in range(0, len(mined), 1024):
+            batch = [queries["query_id"][i] for i in mined[start : start + 1024]]
+            vecs = vectors[[row_of[q] for q in batch]]
+            labels, scores = searcher.search(vecs, depth)
+            for r, qid in enumerate(batch):
+                pos_labels = [label_of[d] for d in positives[qid] if d in label_of]
+                if not pos_labels:
                     continue
-                cands.append((rank, lab, float(sc)))
-                if len(cands) == config.candidates:
-                    break
-            if not cands:
-                continue
-            cand_scores = [c[2] for c in cands]
-            margin = margin_uncertainty(pos_scores, cand_scores)
-            entropy = entropy_uncertainty(pos_scores, cand_scores, config.temperature)
-            rows.append(
-                {"query_id": qid, "pos_labels": pos_labels, "pos_scores": pos_scores, "cands": cands,
-                 "margin": margin, "entropy": entropy}
-            )
-    key = (lambda x: (x["margin"], x["query_id"])) if config.strategy == "margin" else (lambda x: (-x["entropy"], x["query_id"]))
-    ordered = sorted(rows, key=key)
-    qvecs = vectors[[row_of[r["query_id"]] for r in ordered]] if ordered else np.zeros((0, vectors.shape[1]), np.float32)
-    picked = [ordered[i] for i in mmr_order(np.arange(len(ordered), dtype=np.float64), qvecs, config.budget, config.diversity)]
-    in_run = _run_status(run, {row["query_id"] for row in picked})
+                pos_scores = searcher.score(vecs[r : r + 1], np.array([pos_labels]))[0].tolist()
+                forbidden = {int(doc_hashes[p]) for p in pos_labels}
+                seen_judged = judged.get(qid, {})
+                cands = []
+                for rank, (lab, sc) in enumerate(zip(labels[r].tolist(), scores[r].tolist())):
+                    if lab < 0 or lab in pos_labels or int(doc_hashes[lab]) in forbidden or doc_ids[lab] in seen_judged:
+                        continue
+                    cands.append((rank, lab, float(sc)))
+                    if len(cands) == config.candidates:
+                        break
+                if not cands:
+                    continue
+                cand_scores = [c[2] for c in cands]
+                margin = margin_uncertainty(pos_scores, cand_scores)
+                entropy = entropy_uncertainty(pos_scores, cand_scores, config.temperature)
+                rows.append(
+                    {"query_id": qid, "pos_labels": pos_labels, "pos_scores": pos_scores, "cands": cands,
+                     "margin": margin, "entropy": entropy}
+                )
+        key = (lambda x: (x["margin"], x["query_id"])) if config.strategy == "margin" else (lambda x: (-x["entropy"], x["query_id"]))
+        ordered = sorted(rows, key=key)
+        qvecs = vectors[[row_of[r["query_id"]] for r in ordered]] if ordered else np.zeros((0, vectors.shape[1]), np.float32)
+        picked = [ordered[i] for i in mmr_order(np.arange(len(ordered), dtype=np.float64), qvecs, config.budget, config.diversity)]
+        in_run = _run_status(run, {row["query_id"] for row in picked})
 
-    chosen = []
-    for row in picked:
-        qid = row["query_id"]
-        cand_texts = texts.get([c[1] for c in row["cands"]])
-        pos_texts = texts.get(row["pos_labels"])
-        chosen.append(
-            {
-                "query_id": qid,
-                "query": query_texts[row_of[qid]],
-                "uncertainty": {
-                    "strategy": config.strategy,
-                    "margin": round(float(row["margin"]), 6),
-                    "entropy": round(float(row["entropy"]), 6),
-                },
-                "positives": [
-                    {"doc_id": doc_ids[lab], "score": round(s, 6), "text": t}
-                    for lab, s, t in zip(row["pos_labels"], row["pos_scores"], pos_texts)
-                ],
-                "candidates": [
-                    {"doc_id": doc_ids[lab], "rank": rank, "score": round(sc, 6),
-                     "in_run": in_run.get((qid, doc_ids[lab]), "outside window"), "text": t, "label": ""}
-                    for (rank, lab, sc), t in zip(row["cands"], cand_texts)
-                ],
-            }
-        )
-    with atomic_dir(out) as tmp:
-        with open(tmp / JSONL_FILE, "wb") as fh:
-            for item in chosen:
-                fh.write(orjson.dumps(item, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-        with open(tmp / CSV_FILE, "w", encoding="utf-8", newline="") as fh:
-            writer = csv.writer(fh)
-            writer.writerow(CSV_COLUMNS)
-            for item in chosen:
-                first_positive = item["positives"][0]["text"]
-                for cand in item["candidates"]:
-                    writer.writerow(
-                        [item["query_id"], item["query"], cand["rank"], cand["doc_id"], cand["score"],
-                         cand["in_run"], cand["text"], first_positive, ""]
-                    )
-        result_manifest = write_manifest(
-            tmp,
-            KIND_SELECTION,
-            run={"path": str(run.resolve()), "fingerprint": manifest["fingerprint"]},
-            config=as_dict(config),
-            counts={"queries_considered": len(rows), "queries_chosen": len(chosen),
-                    "candidates": sum(len(c["candidates"]) for c in chosen)},
-            files=[JSONL_FILE, CSV_FILE],
-        )
-    return SelectResult(out, result_manifest, chosen)
+        chosen = []
+        for row in picked:
+            qid = row["query_id"]
+            cand_texts = texts.get([c[1] for c in row["cands"]])
+            pos_texts = texts.get(row["pos_labels"])
+            chosen.append(
+                {
+                    "query_id": qid,
+                    "query": query_texts[row_of[qid]],
+                    "uncertainty": {
+                        "strategy": config.strategy,
+                        "margin": round(float(row["margin"]), 6),
+                        "entropy": round(float(row["entropy"]), 6),
+                    },
+                    "positives": [
+                        {"doc_id": doc_ids[lab], "score": round(s, 6), "text": t}
+                        for lab, s, t in zip(row["pos_labels"], row["pos_scores"], pos_texts)
+                    ],
+                    "candidates": [
+                        {"doc_id": doc_ids[lab], "rank": rank, "score": round(sc, 6),
+                         "in_run": in_run.get((qid, doc_ids[lab]), "outside window"), "text": t, "label": ""}
+                        for (rank, lab, sc), t in zip(row["cands"], cand_texts)
+                    ],
+                }
+            )
+        with atomic_dir(out) as tmp:
+            with open(tmp / JSONL_FILE, "wb") as fh:
+                for item in chosen:
+                    fh.write(orjson.dumps(item, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+            with open(tmp / CSV_FILE, "w", encoding="utf-8", newline="") as fh:
+                writer = csv.writer(fh)
+                writer.writerow(CSV_COLUMNS)
+                for item in chosen:
+                    first_positive = item["positives"][0]["text"]
+                    for cand in item["candidates"]:
+                        writer.writerow(
+                            [item["query_id"], item["query"], cand["rank"], cand["doc_id"], cand["score"],
+                             cand["in_run"], cand["text"], first_positive, ""]
+                        )
+            result_manifest = write_manifest(
+                tmp,
+                KIND_SELECTION,
+                run={"path": str(run.resolve()), "fingerprint": manifest["fingerprint"]},
+                config=as_dict(config),
+                counts={"queries_considered": len(rows), "queries_chosen": len(chosen),
+                        "candidates": sum(len(c["candidates"]) for c in chosen)},
+                files=[JSONL_FILE, CSV_FILE],
+            )
+        return SelectResult(out, result_manifest, chosen)
 
 
 def _run_status(run: Path, query_ids: set[str]) -> dict[tuple[str, str], str]:

@@ -44,6 +44,7 @@ from hardneg.artifacts import (
     KIND_MODEL,
     atomic_dir,
     check_existing,
+    writing,
     file_fingerprint,
     fingerprint,
     read_manifest,
@@ -204,46 +205,47 @@ def train(
         TRAIN_VERSION, base_fp, spec.query_prompt, spec.corpus_prompt, data_fp, columns, as_dict(config), max_length
     )
     identity = {"base_model_fingerprint": base_fp, "data_fingerprint": data_fp}
-    existing = check_existing(out, fp, identity, force)
-    if existing is not None:
-        reporter.log(f"checkpoint at {out} is up to date; reusing it")
-        return TrainResult(out, existing, reused=True)
+    with writing(out, [export_dir, *( [spec.path] if spec.path else [])]) as out:
+        existing = check_existing(out, fp, identity, force)
+        if existing is not None:
+            reporter.log(f"checkpoint at {out} is up to date; reusing it")
+            return TrainResult(out, existing, reused=True)
 
-    rows = len(data["query"])
-    export_manifest = read_manifest(export_dir, KIND_EXPORT)
-    started = time.perf_counter()
-    with atomic_dir(out) as tmp:
-        st, summary = _fit(spec.path, spec.query_prompt, spec.corpus_prompt, data, columns, config, max_length, tmp, reporter)
-        if (spec.query_prompt or spec.corpus_prompt) and config.architecture != "cross-encoder":
-            st.prompts = {"query": spec.query_prompt, "document": spec.corpus_prompt}
-        st.save(str(tmp), create_model_card=False)
-        seen = seen_queries(spec.path) | {text_hash(q) for q in data["query"]}
-        (tmp / SEEN_QUERIES_FILE).write_text("".join(f"{h}\n" for h in sorted(seen)), encoding="utf-8")
-        manifest = write_manifest(
-            tmp,
-            KIND_MODEL,
-            fingerprint=fp,
-            identity=identity,
-            weights_fingerprint=weights_fingerprint(tmp),
-            base_model={"name": spec.name, "path": spec.path, "fingerprint": base_fp},
-            prompts={"query": spec.query_prompt, "corpus": spec.corpus_prompt},
-            data={
-                "export": str(export_dir.resolve()),
-                "file": data_path.name,
-                "fingerprint": data_fp,
-                "rows": rows,
-                "columns": columns,
-                "scores_from": export_manifest.get("scores_from"),
-                "seen_queries": len(seen),
-                **data_summary,
-            },
-            architecture=config.architecture,
-            loss=config.resolved_loss,
-            config=as_dict(config),
-            max_length=max_length,
-            training={**summary, "seconds": round(time.perf_counter() - started, 1)},
-        )
-    return TrainResult(out, manifest, reused=False)
+        rows = len(data["query"])
+        export_manifest = read_manifest(export_dir, KIND_EXPORT)
+        started = time.perf_counter()
+        with atomic_dir(out) as tmp:
+            st, summary = _fit(spec.path, spec.query_prompt, spec.corpus_prompt, data, columns, config, max_length, tmp, reporter)
+            if (spec.query_prompt or spec.corpus_prompt) and config.architecture != "cross-encoder":
+                st.prompts = {"query": spec.query_prompt, "document": spec.corpus_prompt}
+            st.save(str(tmp), create_model_card=False)
+            seen = seen_queries(spec.path) | {text_hash(q) for q in data["query"]}
+            (tmp / SEEN_QUERIES_FILE).write_text("".join(f"{h}\n" for h in sorted(seen)), encoding="utf-8")
+            manifest = write_manifest(
+                tmp,
+                KIND_MODEL,
+                fingerprint=fp,
+                identity=identity,
+                weights_fingerprint=weights_fingerprint(tmp),
+                base_model={"name": spec.name, "path": spec.path, "fingerprint": base_fp},
+                prompts={"query": spec.query_prompt, "corpus": spec.corpus_prompt},
+                data={
+                    "export": str(export_dir.resolve()),
+                    "file": data_path.name,
+                    "fingerprint": data_fp,
+                    "rows": rows,
+                    "columns": columns,
+                    "scores_from": export_manifest.get("scores_from"),
+                    "seen_queries": len(seen),
+                    **data_summary,
+                },
+                architecture=config.architecture,
+                loss=config.resolved_loss,
+                config=as_dict(config),
+                max_length=max_length,
+                training={**summary, "seconds": round(time.perf_counter() - started, 1)},
+            )
+        return TrainResult(out, manifest, reused=False)
 
 
 def _fit(

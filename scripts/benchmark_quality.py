@@ -38,7 +38,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -62,8 +62,37 @@ class Data:
     corpus: dict[str, str]
     queries: dict[str, str]
     train: dict[str, list[str]]
+    """Every judged positive of each training query: the miner excludes all of them."""
     test: dict[str, list[str]]
     path: Path
+    train_rows: dict[str, list[str]] = field(default_factory=dict)
+    """The (query, positive) pairs that become training rows: all of ``train`` unless subsampled."""
+    sample: str = ""
+    """How the training pairs were subsampled ("" when they were not)."""
+
+    @property
+    def subsampled(self) -> bool:
+        return self.train_rows != self.train
+
+
+def subsample(data: Data, queries: int | None, positives: int | None, seed: int = 0) -> Data:
+    """Seeded, per query: ``queries`` training queries drawn uniformly, and for each of them
+    ``positives`` of its positives as training rows. The miner still sees every positive of a
+    kept query (so none becomes a negative); the seed is fixed, so every method and training seed
+    trains on the same pairs and the paired comparison holds."""
+    if not queries and not positives:
+        return data
+    rng = random.Random(seed)
+    qids = sorted(data.train)
+    if queries and queries < len(qids):
+        qids = sorted(rng.sample(qids, queries))
+    train = {q: data.train[q] for q in qids}
+    rows = {q: sorted(rng.sample(ds, positives)) if positives and positives < len(ds) else list(ds) for q, ds in train.items()}
+    n_pairs = sum(map(len, rows.values()))
+    how = (f"{len(qids)} of {len(data.train)} training queries and {positives or 'all'} positive(s) per query drawn "
+           f"with random.Random({seed}) (sorted ids, then sample): {n_pairs} training pairs; the miner still "
+           f"excludes all {sum(map(len, train.values()))} judged positives of those queries")
+    return Data(data.corpus, data.queries, train, data.test, data.path, rows, how)
 
 
 def load(path: Path) -> Data:
@@ -82,7 +111,8 @@ def load(path: Path) -> Data:
                 out.setdefault(qid, []).append(did)
         return out
 
-    return Data(corpus, queries, qrels("train"), qrels("test"), path)
+    train = qrels("train")
+    return Data(corpus, queries, train, qrels("test"), path, train)
 
 
 def hidden_split(data: Data) -> tuple[dict[str, list[str]], dict[str, str]]:
@@ -165,7 +195,7 @@ class STMiner:
         self.data, self.work, self.model_path = data, work, model_path
         self._model: Any = None
 
-    def negatives(self, which: str, num_negatives: int, seed: int, **st_args: Any) -> dict[str, list[str]]:
+    def _mine(self, which: str, num_negatives: int, seed: int, **st_args: Any) -> tuple[Any, dict[str, str], dict[str, str]]:
         from datasets import Dataset
         from sentence_transformers import SentenceTransformer
         from sentence_transformers.util import mine_hard_negatives
@@ -176,6 +206,8 @@ class STMiner:
         by_text: dict[str, str] = {}
         for did in corpus_ids:
             by_text.setdefault(self.data.corpus[did], did)
+        # Every judged positive goes in (ST excludes a query's positives from its negatives), as a
+        # user with these qrels would call it; only the training pairs are kept as rows afterwards.
         qrels = self.data.train if which == "full" else hidden_split(self.data)[0]
         pairs = [(q, d) for q, ds in qrels.items() for d in ds]
         dataset = Dataset.from_dict(
@@ -186,47 +218,83 @@ class STMiner:
             dataset, self._model, corpus=[self.data.corpus[d] for d in corpus_ids], num_negatives=num_negatives,
             output_format="n-tuple", batch_size=64, cache_folder=str(self.work / "st-cache"), verbose=False, **st_args,
         )
-        text_to_qid = {self.data.queries[q]: q for q in qrels}
+        return result, by_text, {self.data.queries[q]: q for q in qrels}
+
+    def negatives(self, which: str, num_negatives: int, seed: int, **st_args: Any) -> dict[str, list[str]]:
+        """Every negative ST picked for each query, over all of its (query, positive) rows."""
+        result, by_text, text_to_qid = self._mine(which, num_negatives, seed, **st_args)
         out: dict[str, list[str]] = {}
         for row in result:
-            qid = text_to_qid[row["query"]]
-            got = out.setdefault(qid, [])
+            got = out.setdefault(text_to_qid[row["query"]], [])
             got += [by_text[row[k]] for k in row if k.startswith("negative") and by_text[row[k]] not in got]
         return out
+
+    def pair_negatives(self, seed: int, **st_args: Any) -> dict[tuple[str, str], str]:
+        """The one negative ST picked for each (query text, positive text) training row."""
+        result, _, _ = self._mine("full", 1, seed, **st_args)
+        return {(row["query"], row["positive"]): row["negative_1"] for row in result}
 
 
 # --------------------------------------------------------------------------- exports
 
 
-def write_st_export(data: Data, negatives: dict[str, list[str]] | None, dest: Path) -> Path:
-    """A sentence-transformers export (hardneg's format and manifest) of one row per (query,
-    positive): positive i of a query takes negative i mod N; None: (query, positive) rows only."""
+def write_st_export(data: Data, negative_for: Callable[[str, int, str], str | None] | None, dest: Path) -> Path:
+    """A sentence-transformers export (hardneg's format and manifest) of one row per training
+    (query, positive) pair: ``negative_for(query id, positive index, positive id)`` gives the row's
+    negative text (None: the row is dropped, as the miner found none); no ``negative_for``:
+    (query, positive) rows only, for in-batch negatives."""
     import pyarrow as pa
 
     from hardneg.artifacts import KIND_EXPORT, atomic_dir, write_manifest, write_table
 
     if (dest / "manifest.json").exists():
         return dest
-    columns: dict[str, list[str]] = {"query": [], "positive": []} | ({"negative_1": []} if negatives is not None else {})
-    for q, positives in sorted(data.train.items()):
-        negs = negatives.get(q, []) if negatives is not None else None
-        if negatives is not None and not negs:
-            continue
+    columns: dict[str, list[str]] = {"query": [], "positive": []} | ({"negative_1": []} if negative_for else {})
+    for q, positives in sorted(data.train_rows.items()):
         for i, p in enumerate(positives):
+            negative = negative_for(q, i, p) if negative_for else None
+            if negative_for and negative is None:
+                continue
             columns["query"].append(data.queries[q])
             columns["positive"].append(data.corpus[p])
-            if negs is not None:
-                columns["negative_1"].append(data.corpus[negs[i % len(negs)]])
+            if negative is not None:
+                columns["negative_1"].append(negative)
     with atomic_dir(dest) as tmp:
         write_table(tmp / "train.parquet", pa.table(columns))
-        write_manifest(tmp, KIND_EXPORT, config={"format": "sentence-transformers"}, stats={"rows": len(columns["query"])})
+        write_manifest(tmp, KIND_EXPORT, config={"format": "sentence-transformers", "sample": data.sample},
+                       stats={"rows": len(columns["query"])})
     return dest
 
 
-def hardneg_export(run: Path, dest: Path, fmt: str, nway: int | None, seed: int) -> Path:
+def restrict_export(data: Data, full: Path, dest: Path) -> Path:
+    """The rows of a product export whose (query, positive) pair is a training pair (subsampling)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from hardneg.artifacts import KIND_EXPORT, atomic_dir, write_manifest, write_table
+
+    if (dest / "manifest.json").exists():
+        return dest
+    wanted = {(data.queries[q], data.corpus[p]) for q, ps in data.train_rows.items() for p in ps}
+    table = pq.read_table(full / "train.parquet")
+    keep = [(q, p) in wanted for q, p in zip(table["query"].to_pylist(), table["positive"].to_pylist())]
+    table = table.filter(pa.array(keep))
+    with atomic_dir(dest) as tmp:
+        write_table(tmp / "train.parquet", table)
+        write_manifest(tmp, KIND_EXPORT, config={"format": "sentence-transformers", "restricted_from": str(full),
+                       "sample": data.sample}, stats={"rows": table.num_rows})
+    return dest
+
+
+def hardneg_export(run: Path, dest: Path, fmt: str, nway: int | None, seed: int, data: Data | None = None) -> Path:
+    """The product's export of a run; with subsampled training pairs, restricted to those pairs."""
     from hardneg.config import ExportConfig
     from hardneg.export import export
 
+    if data is not None and data.subsampled:
+        if fmt != "sentence-transformers":
+            raise SystemExit(f"subsampled training pairs are implemented for sentence-transformers rows, not {fmt}")
+        return restrict_export(data, hardneg_export(run, dest.with_name(dest.name + "-all"), fmt, nway, seed), dest)
     if not (dest / "manifest.json").exists():
         export(run, dest, ExportConfig(format=fmt, nway=nway, seed=seed))
     return dest
@@ -297,7 +365,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
     def hn_rows(name: str, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
         def prepare(seed: int) -> tuple[Path, None, int]:
             run = hn.run("full", f"{name}-s{seed}", num_negatives=1, seed=seed, **mine)
-            return hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", 2, seed), None, 1
+            return hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", 2, seed, data), None, 1
         return prepare
 
     def hn_proxy(name: str, **mine: Any) -> Callable[[int], dict[str, list[str]]]:
@@ -305,7 +373,10 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
 
     def st_rows(name: str, **st_args: Any) -> Callable[[int], tuple[Path, None, int]]:
         def prepare(seed: int) -> tuple[Path, None, int]:
-            return write_st_export(data, st.negatives("full", 1, seed, **st_args), exports / f"{name}-s{seed}"), None, 1
+            picked = st.pair_negatives(seed, **st_args)
+            return write_st_export(
+                data, lambda q, i, p: picked.get((data.queries[q], data.corpus[p])), exports / f"{name}-s{seed}"
+            ), None, 1
         return prepare
 
     def st_proxy(**st_args: Any) -> Callable[[int], dict[str, list[str]]]:
@@ -316,6 +387,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
 
     window = {"min_rank": 10, "max_rank": 110}
     nv = {"min_rank": 0, "max_rank": 110, "sampling": "top", "relative_margin": 0.05}
+    nv_sample = {"min_rank": 0, "max_rank": 10, "sampling": "random", "relative_margin": 0.05}
     # Top sampling from twice the depth: every query gets KD_DEPTH - 1 candidates after positives
     # and duplicates are removed (a KD row needs its full width).
     kd = {"min_rank": 0, "max_rank": 2 * KD_DEPTH, "sampling": "top"}
@@ -324,14 +396,14 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         # The KD depth: the positive plus the KD_DEPTH - 1 best-ranked non-positive candidates,
         # scored by the bi-encoder that mined them (the teacher here is MiniLM itself).
         run = hn.run("full", f"kd{KD_DEPTH}", num_negatives=KD_DEPTH - 1, seed=42, kd_depth=KD_DEPTH, **kd)
-        return hardneg_export(run, exports / f"kd{KD_DEPTH}", "pylate-kd", None, 42), "distillation", 1
+        return hardneg_export(run, exports / f"kd{KD_DEPTH}", "pylate-kd", None, 42, data), "distillation", 1
 
     teacher = TeacherModel(data, hn, work, model)
 
     def teacher_rows(name: str, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
         def prepare(seed: int) -> tuple[Path, None, int]:
             run = teacher.miner().run("full", f"{name}-s{seed}", num_negatives=1, seed=seed, **mine)
-            return hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", 2, seed), None, 1
+            return hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", 2, seed, data), None, 1
         return prepare
 
     def teacher_proxy(name: str, **mine: Any) -> Callable[[int], dict[str, list[str]]]:
@@ -339,7 +411,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
 
     def kd_teacher_rows(seed: int) -> tuple[Path, str, int]:
         run = teacher.miner().run("full", f"kd{KD_DEPTH}", num_negatives=KD_DEPTH - 1, seed=42, kd_depth=KD_DEPTH, **kd)
-        return hardneg_export(run, exports / f"kd{KD_DEPTH}-teacher", "pylate-kd", None, 42), "distillation", 1
+        return hardneg_export(run, exports / f"kd{KD_DEPTH}-teacher", "pylate-kd", None, 42, data), "distillation", 1
 
     both = ("biencoder", "colbert")
     return [
@@ -355,6 +427,9 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                hn_rows("default", sampling="random", **window), hn_proxy("default", sampling="random", **window)),
         Method("hardneg-nv", "--min-rank 0 --max-rank 110 --sampling top --relative-margin 0.05 (configs/nv-retriever.toml)", both,
                hn_rows("nv", **nv), hn_proxy("nv", **nv), seeded_mining=False),
+        Method("hardneg-nv-sample", "--min-rank 0 --max-rank 10 --sampling random --relative-margin 0.05 (a negative "
+               "drawn from the margin-guarded top 10, as NV-Retriever's sampled variant)", both,
+               hn_rows("nv-sample", **nv_sample), hn_proxy("nv-sample", **nv_sample)),
         Method("hardneg-simans", "--min-rank 10 --max-rank 110 --sampling simans", both,
                hn_rows("simans", sampling="simans", **window), hn_proxy("simans", sampling="simans", **window)),
         Method(f"hardneg-kd-{KD_DEPTH}", f"`--kd-depth {KD_DEPTH}` pylate-kd rows (positive + {KD_DEPTH - 1} best-ranked "
@@ -388,7 +463,7 @@ class TeacherModel:
         if not (out / "manifest.json").exists():
             window = {"min_rank": 10, "max_rank": 110}
             run = self.hn.run("hidden", "teacher-data", num_negatives=1, seed=42, sampling="random", **window)
-            export_dir = hardneg_export(run, self.work / "exports" / "teacher-data", "sentence-transformers", 2, 42)
+            export_dir = hardneg_export(run, self.work / "exports" / "teacher-data", "sentence-transformers", 2, 42, self.data)
             cli(["train", str(export_dir), "--out", str(out), "--model", self.base, "--architecture", "biencoder",
                  "--negatives-per-row", "1", "--seed", "42", "--quiet"])
         return out
@@ -429,7 +504,7 @@ def paired_bootstrap(a: dict[str, float], b: dict[str, float], resamples: int = 
     return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
-def table(results: Path, dataset: str, student: str, methods: list[Method], command: str) -> list[str]:
+def table(results: Path, dataset: str, student: str, methods: list[Method], command: str, sample: str = "") -> list[str]:
     units = load_results(results, dataset, student)
     settings = {m.name: m.settings for m in methods}
     rows = {name: u for name, u in units.items() if u}
@@ -452,7 +527,7 @@ def table(results: Path, dataset: str, student: str, methods: list[Method], comm
         f"Command: `{command}`. Machine: {platform.machine()}, {os.cpu_count()} cores. nDCG@10 is the mean over seeds "
         "(± the standard deviation across seeds when there are several); Δ columns: paired bootstrap over test queries "
         "of the per-query nDCG@10 averaged over each row's seeds, 95% interval, `*` when it excludes 0. "
-        f"Best sentence-transformers row: `{best_st}`.",
+        f"Best sentence-transformers row: `{best_st}`." + (f" Training pairs: {sample}." if sample else ""),
         "",
         "| method | seeds | nDCG@10 | Recall@100 | MRR@10 | Δ vs best ST | Δ vs in-batch | false-negative proxy | minutes (mine + train + eval) | settings |",
         "|---|---|---:|---:|---:|---|---|---|---:|---|",
@@ -487,6 +562,9 @@ def main() -> None:
     parser.add_argument("--methods", default="", help="comma-separated method names, run in this order (default: all)")
     parser.add_argument("--results", type=Path, default=Path("docs/results/quality"), help="one JSON per finished unit")
     parser.add_argument("--work", type=Path, default=Path("runs/benchmark-quality"), help="mined runs, exports, model scratch")
+    parser.add_argument("--train-queries", type=int, help="subsample this many training queries (seeded, fixed seed 0)")
+    parser.add_argument("--positives-per-query", type=int, help="training rows per query: this many of its positives "
+                        "(seeded; the miner still excludes all of them)")
     parser.add_argument("--table", action="store_true", help="only print the table from the results so far")
     parser.add_argument("--write", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args()
@@ -496,9 +574,10 @@ def main() -> None:
 
     base = resolve_model(EmbedConfig(model=args.model)).path
     assert base is not None
-    data = load(args.data)
+    data = subsample(load(args.data), args.train_queries, args.positives_per_query)
     dataset = args.data.resolve().name
-    work = args.work / dataset
+    tag = "".join(f"-{k}{v}" for k, v in (("q", args.train_queries), ("p", args.positives_per_query)) if v)
+    work = args.work / f"{dataset}{tag}"
     methods = methods_for(data, str(base), args.model, work)
     wanted = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = set(wanted) - {m.name for m in methods}
@@ -506,6 +585,8 @@ def main() -> None:
         raise SystemExit(f"unknown method(s): {', '.join(sorted(unknown))}; known: {', '.join(m.name for m in methods)}")
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     command = f"python scripts/benchmark_quality.py {args.data} --student {args.student} --seeds {args.seeds}"
+    command += "".join(f" --{k} {v}" for k, v in (("train-queries", args.train_queries),
+                                                  ("positives-per-query", args.positives_per_query)) if v)
 
     if not args.table:
         for seed in seeds:
@@ -517,6 +598,10 @@ def main() -> None:
                     continue  # zero-shot has nothing to seed
                 path = unit_path(args.results, dataset, args.student, method.name, seed)
                 if path.exists():
+                    cached_sample = json.loads(path.read_text()).get("sample", "")
+                    if cached_sample != data.sample:
+                        raise SystemExit(f"{path} was trained on other pairs ({cached_sample or 'all pairs'}); "
+                                         f"this run asks for {data.sample or 'all pairs'}: use another --results")
                     print(f"{method.name} seed {seed}: cached ({path})", flush=True)
                     continue
                 t0 = time.time()
@@ -539,6 +624,7 @@ def main() -> None:
                     "student": args.student,
                     "seed": seed,
                     "settings": method.settings,
+                    "sample": data.sample,
                     "metrics": {k: result["metrics"][k] for k in ("ndcg@10", "mrr@10", "recall@10", "recall@100")},
                     "per_query_ndcg": {q: round(m["ndcg@10"], 6) for q, m in sorted(result["per_query"].items())},
                     "proxy": proxy,
@@ -553,7 +639,7 @@ def main() -> None:
                 print(f"{method.name} seed {seed}: nDCG@10 {unit['metrics']['ndcg@10']:.4f} proxy {proxy} "
                       f"({sum(unit['seconds'].values()):.0f}s)", flush=True)
 
-    lines = table(args.results, dataset, args.student, methods, command)
+    lines = table(args.results, dataset, args.student, methods, command, data.sample)
     text = "\n".join(lines) + "\n"
     print(text)
     if args.write:
