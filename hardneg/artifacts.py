@@ -130,6 +130,30 @@ def normalize_text(text: str) -> str:
     return _WS.sub(" ", unicodedata.normalize("NFKC", text).casefold()).strip()
 
 
+_INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Zs", "Zl", "Zp"})
+
+
+def is_blank(text: str) -> bool:
+    """True when a text has nothing to read: only whitespace, control and format characters
+    (zero-width spaces U+200B, joiners, BOMs, soft hyphens...). Such a text is empty for hardneg."""
+    return all(ch.isspace() or unicodedata.category(ch) in _INVISIBLE for ch in text)
+
+
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r", "'")
+
+
+def csv_cell(value: str) -> str:
+    """A string made safe for a spreadsheet: a cell starting with a formula character (= + - @, tab,
+    CR) gets a leading apostrophe, which spreadsheets show as text, as does one that already starts
+    with an apostrophe, so that ``csv_value`` reverses it exactly."""
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def csv_value(cell: str) -> str:
+    """The original string of a cell written by ``csv_cell``."""
+    return cell[1:] if cell.startswith("'") else cell
+
+
 def text_hash(text: str) -> str:
     """Stable hash of a text's normalised form (hex, 128 bits)."""
     return hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=16).hexdigest()
@@ -200,7 +224,25 @@ def read_manifest(path: str | Path, kind: str | None = None) -> dict[str, Any]:
             f"{directory}: artifact format version {version} is not supported "
             f"(this hardneg reads version {FORMAT_VERSION}); rebuild it with --force"
         )
+    keys, files = _REQUIRED.get(manifest["kind"], ((), ()))
+    missing_keys = [k for k in keys if not isinstance(manifest.get(k), dict | str)]
+    if missing_keys:
+        raise ArtifactError(
+            f"{manifest_path}: lacks {', '.join(repr(k) for k in missing_keys)}; the artifact is damaged: rebuild it (with --force)"
+        )
+    missing = [name for name in files if not (directory / name).exists()]
+    if missing:
+        raise ArtifactError(f"{directory}: {', '.join(missing)} missing; the artifact is incomplete: rebuild it (with --force)")
     return manifest
+
+
+_REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    # kind: (manifest fields every reader relies on, files that must be there)
+    KIND_EMBEDDINGS: (("fingerprint", "model", "counts", "input"), (QRELS_FILE, CORPUS_DIR, QUERIES_DIR)),
+    KIND_INDEX: (("fingerprint", "embeddings", "backend"), (DOC_IDS_FILE, VECTORS_FILE)),
+    KIND_MINE: (("fingerprint", "config", "stats", "index", "embeddings", "model"), (RUN_QUERIES_FILE, CANDIDATES_FILE)),
+    KIND_EXPORT: (("config",), ()),
+}
 
 
 def artifact_kind(path: str | Path) -> str | None:
@@ -472,6 +514,10 @@ def check_existing(out: Path, fp: str, what: dict[str, str], force: bool) -> dic
         return manifest
     if force:
         return None
+    if not any(key in manifest.get("identity", {}) for key in what):
+        raise ArtifactError(
+            f"{out}: holds a '{kind}' artifact, not one this stage writes; choose another --out, or pass --force to replace it"
+        )
     differences = [
         f"{key}: {manifest.get('identity', {}).get(key)!r} there, {value!r} now"
         for key, value in what.items()
@@ -606,6 +652,30 @@ def writing(
         os.close(fd)
 
 
+def read_table(path: Path, columns: list[str] | None = None, **kwargs: Any) -> pa.Table:
+    """``pq.read_table`` for a file inside an artifact: a missing or damaged file is an
+    ArtifactError naming it (not a pyarrow traceback)."""
+    try:
+        return pq.read_table(path, columns=columns, **kwargs)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing; the artifact is incomplete: rebuild it (with --force)") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise ArtifactError(f"{path}: unreadable ({exc}); rebuild it (with --force)") from None
+
+
+def load_vectors(path: Path) -> np.ndarray:
+    """A memory-mapped ``vectors.npy``; a missing, truncated or foreign file is an ArtifactError."""
+    try:
+        vectors = np.load(path, mmap_mode="r")
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing; the index is incomplete: rebuild it (hardneg index ... --force)") from None
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: unreadable or truncated ({exc}); rebuild the index (hardneg index ... --force)") from None
+    if vectors.ndim != 2 or vectors.dtype != np.float32:
+        raise ArtifactError(f"{path}: not an (n, dim) float32 matrix; rebuild the index (hardneg index ... --force)")
+    return vectors
+
+
 READ_BATCH_ROWS = 16_384
 """Rows per table when streaming shards: ``pq.read_table`` of a 50k-row shard of 384-d vectors peaks
 at ~500 MB of decode buffers; batches of this size keep reading under ~200 MB whatever the shard size."""
@@ -614,10 +684,65 @@ at ~500 MB of decode buffers; batches of this size keep reading under ~200 MB wh
 def iter_shard_tables(artifact: Path, sub: str, columns: list[str] | None = None) -> Iterator[pa.Table]:
     """Stream the rows of an embeddings artifact (``corpus`` or ``queries``) in order, as tables of
     at most ``READ_BATCH_ROWS`` rows (several per shard)."""
+    for _, _, table in iter_shard_batches(artifact, sub, columns):
+        yield table
+
+
+def iter_shard_batches(artifact: Path, sub: str, columns: list[str] | None = None) -> Iterator[tuple[Path, int, pa.Table]]:
+    """``iter_shard_tables`` with where each table comes from: (shard file, first row in it, table).
+    An unreadable shard is an ArtifactError naming it."""
     for shard in list_shards(artifact / sub):
-        with pq.ParquetFile(shard) as reader:
-            for batch in reader.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
-                yield pa.Table.from_batches([batch])
+        start = 0
+        try:
+            with pq.ParquetFile(shard) as reader:
+                for batch in reader.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns):
+                    yield shard, start, pa.Table.from_batches([batch])
+                    start += batch.num_rows
+        except (OSError, pa.ArrowException) as exc:
+            raise ArtifactError(f"{shard}: unreadable shard ({exc}); rebuild the embeddings with --force") from None
+
+
+UNIT_TOLERANCE = 1e-2
+"""How far from 1 a stored vector's norm may be: bf16/fp16 encoders normalise in reduced precision
+(|norm - 1| up to ~4e-3 measured); anything further is not a cosine embedding."""
+
+
+def bad_vectors(vectors: np.ndarray, blank: Sequence[bool] | None = None) -> np.ndarray:
+    """Mask of the rows that are not finite unit vectors (rows flagged ``blank``: not all zeros)."""
+    if not len(vectors):
+        return np.zeros(0, dtype=bool)
+    finite = np.isfinite(vectors).all(axis=1)
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.linalg.norm(np.where(finite[:, None], vectors, 0).astype(np.float64), axis=1)
+    bad = ~finite | (np.abs(norms - 1.0) > UNIT_TOLERANCE)
+    if blank is not None:
+        bad = np.where(np.asarray(blank, dtype=bool), ~finite | (norms != 0.0), bad)
+    return bad
+
+
+def check_vectors(vectors: np.ndarray, where: Callable[[int], str], blank: Sequence[bool] | None = None) -> None:
+    """Refuse non-finite or non-unit vectors: ``where(row)`` names the offending row. Rows flagged
+    ``blank`` (texts with nothing to encode) must be all zeros instead."""
+    if not len(vectors):
+        return
+    finite = np.isfinite(vectors).all(axis=1)
+    if not finite.all():
+        row = int(np.argmin(finite))
+        raise ArtifactError(
+            f"{where(row)}: the vector holds NaN or infinity ({int((~finite).sum())} such row(s) here); "
+            "re-embed (with --precision fp32 if it was encoded in fp16/bf16)"
+        )
+    norms = np.linalg.norm(vectors.astype(np.float64), axis=1)
+    bad = np.abs(norms - 1.0) > UNIT_TOLERANCE
+    if blank is not None:
+        zero_ok = np.asarray(blank, dtype=bool)
+        bad = np.where(zero_ok, norms != 0.0, bad)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise ArtifactError(
+            f"{where(row)}: the vector's norm is {norms[row]:.6g}, not 1 ({int(bad.sum())} such row(s) here); "
+            "hardneg stores unit vectors (cosine): re-embed with hardneg embed"
+        )
 
 
 def release_pages(array: np.ndarray) -> None:
@@ -658,17 +783,27 @@ def read_queries(artifact: Path) -> tuple[list[str], list[str], np.ndarray]:
     ids: list[str] = []
     texts: list[str] = []
     vectors: list[np.ndarray] = []
-    for table in iter_shard_tables(artifact, QUERIES_DIR):
-        ids += table["query_id"].to_pylist()
-        texts += table["text"].to_pylist()
-        vectors.append(vectors_of(table))
-    dim = read_manifest(artifact, KIND_EMBEDDINGS)["model"]["dim"]
+    for shard, start, table in iter_shard_batches(artifact, QUERIES_DIR):
+        shard_ids, shard_texts, block = table["query_id"].to_pylist(), table["text"].to_pylist(), vectors_of(table)
+        check_vectors(block, lambda row: f"{shard}: row {start + row} (query {shard_ids[row]!r})",
+                      blank=[is_blank(t) for t in shard_texts])
+        ids += shard_ids
+        texts += shard_texts
+        vectors.append(block)
+    manifest = read_manifest(artifact, KIND_EMBEDDINGS)
+    dim = manifest["model"]["dim"]
+    expected = manifest.get("counts", {}).get("queries")
+    if expected is not None and expected != len(ids):
+        raise ArtifactError(
+            f"{artifact / QUERIES_DIR}: the manifest says {expected} queries but the shards hold {len(ids)} "
+            "(a shard is missing or truncated); rebuild the embeddings with --force"
+        )
     matrix = np.concatenate(vectors) if vectors else np.zeros((0, dim), dtype=np.float32)
     return ids, texts, matrix
 
 
 def read_qrels(artifact: Path) -> list[tuple[str, str, float]]:
-    table = pq.read_table(artifact / QRELS_FILE)
+    table = read_table(artifact / QRELS_FILE)
     return list(zip(table["query_id"].to_pylist(), table["doc_id"].to_pylist(), table["score"].to_pylist()))
 
 
@@ -693,7 +828,7 @@ class DocTextLookup:
         if index not in self._cache:
             if len(self._cache) >= self.keep:
                 self._cache.pop(next(iter(self._cache)))
-            table = pq.read_table(self.shards[index], columns=["title", "text"])
+            table = read_table(self.shards[index], columns=["title", "text"])
             self._cache[index] = [doc_text(t, x) for t, x in zip(table["title"].to_pylist(), table["text"].to_pylist())]
         return self._cache[index]
 

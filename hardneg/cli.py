@@ -15,6 +15,7 @@ import typer
 from hardneg import __version__
 from hardneg._options import (
     AbsoluteMarginOpt,
+    ArchitectureOpt,
     Backend,
     BatchSizeOpt,
     CeMaxScoreOpt,
@@ -23,24 +24,21 @@ from hardneg._options import (
     CorpusOpt,
     CorpusPromptOpt,
     CrossEncoderOpt,
-    KdDepthOpt,
-    ScoresFromOpt,
     DedupThresholdOpt,
     DeviceOpt,
-    PrecisionOpt,
     EfConstructionOpt,
     EfSearchOpt,
+    EpochsOpt,
     ForceOpt,
     Format,
-    EpochsOpt,
     JsonOpt,
+    KdDepthOpt,
+    KdNormalizeOpt,
+    KdTemperatureOpt,
     LabelsOpt,
     LangOpt,
     LearningRateOpt,
     LossOpt,
-    ArchitectureOpt,
-    KdNormalizeOpt,
-    KdTemperatureOpt,
     MaxLengthOpt,
     MaxRankOpt,
     MaxScoreOpt,
@@ -50,15 +48,16 @@ from hardneg._options import (
     ModelSizeOpt,
     MOpt,
     NumNegativesOpt,
+    PrecisionOpt,
     QueryBatchOpt,
     QueryPromptOpt,
     QuietOpt,
     RecallSampleOpt,
-    TargetRecallOpt,
     RelativeMarginOpt,
     RetrieverOpt,
     RrfKOpt,
     SamplingOpt,
+    ScoresFromOpt,
     SeedOpt,
     SelectStrategy,
     ShardSizeOpt,
@@ -66,6 +65,7 @@ from hardneg._options import (
     SimansBOpt,
     SplitOpt,
     StorageOpt,
+    TargetRecallOpt,
     ThreadsOpt,
     TrainNegativesOpt,
     TrainSeedOpt,
@@ -108,12 +108,14 @@ def _errors(fn: F) -> F:
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if sys.stdout is None:  # started with stdout closed (`>&-`): results go nowhere, as with EPIPE
+            sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
         try:
             return fn(*args, **kwargs)
         except HardnegError as exc:
             if os.environ.get("HARDNEG_DEBUG", "") not in ("", "0"):
                 raise
-            sys.stderr.write(f"Error: {exc}\n")
+            sys.stderr.write("Error: " + " ".join(str(exc).split("\n")) + "\n")  # always one line
             raise typer.Exit(2 if isinstance(exc, ConfigError) else 1) from None
         except KeyboardInterrupt as exc:
             terminated = isinstance(exc, Terminated)
@@ -129,6 +131,15 @@ def _errors(fn: F) -> F:
             raise typer.Exit(0) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _stdin() -> Any:
+    """Standard input as bytes; an error when the process was started with it closed (`<&-`)."""
+    from hardneg.errors import InputError
+
+    if sys.stdin is None:
+        raise InputError("'-' reads JSONL pairs from standard input, but standard input is closed", "<stdin>")
+    return sys.stdin.buffer
 
 
 def _stdout() -> Any:
@@ -212,7 +223,7 @@ def embed(
     display = None
     path = Path(source)
     if source == STDIN:
-        path, display = spool_stdin(sys.stdin.buffer, workdir or default_workdir()), "<stdin>"
+        path, display = spool_stdin(_stdin(), workdir or default_workdir()), "<stdin>"
     encoder = load_encoder(cfg)  # first: a missing model fails before any input is read
     try:
         with cli_reporter(quiet or json) as reporter:
@@ -341,6 +352,7 @@ def mine(
     config: ConfigOpt = None,
     workdir: WorkdirOpt = None,
     force: ForceOpt = False,
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Write the run even when no query can be mined or no negative is selected (an error otherwise).")] = False,
     quiet: QuietOpt = False,
     json: JsonOpt = False,
 ) -> None:
@@ -373,7 +385,7 @@ def mine(
     with cli_reporter(quiet or json) as reporter:
         result = run_mine(
             source, out, ecfg, icfg, mcfg, workdir=workdir, corpus=corpus,
-            stdin=sys.stdin.buffer if source == "-" else None, force=force, reporter=reporter,
+            stdin=_stdin() if source == "-" else None, force=force, allow_empty=allow_empty, reporter=reporter,
         )
     if json:
         _print_json({"path": str(result.path), "reused": result.reused, "stats": result.stats.to_dict()})

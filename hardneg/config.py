@@ -8,6 +8,8 @@ table per stage (``[embed]``, ``[index]``, ``[mine]``, ``[export]``) whose keys 
 from __future__ import annotations
 
 import dataclasses
+import math
+import re
 import sys
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -46,6 +48,30 @@ def _check(condition: bool, message: str) -> None:
         raise ConfigError(message)
 
 
+INT64_MAX = 2**63 - 1
+DEVICE_PATTERN = re.compile(r"(cpu|mps|(cuda|xpu|npu)(:\d{1,3})?)")
+
+
+def _check_numbers(config: Any) -> None:
+    """Checks every config shares: integers fit in 64 bits (Parquet, numpy and torch take no more),
+    seeds are non-negative (numpy refuses others, so one command must not accept what the next one
+    refuses), floats are finite (a NaN threshold compares false with everything), a device is a
+    device name (checked before any model loads)."""
+    for f in fields(config):
+        value = getattr(config, f.name)
+        flag = f.name.replace("_", "-")
+        if isinstance(value, bool) or value is None:
+            continue
+        if isinstance(value, int):
+            _check(-INT64_MAX - 1 <= value <= INT64_MAX, f"{flag} must fit in 64 bits, got {value}")
+            if f.name == "seed" or f.name.endswith("_seed"):
+                _check(value >= 0, f"{flag} must be >= 0, got {value}")
+        elif isinstance(value, float):
+            _check(math.isfinite(value), f"{flag} must be a finite number, got {value}")
+        elif f.name == "device" and isinstance(value, str):
+            _check(DEVICE_PATTERN.fullmatch(value) is not None, f"device must be cpu, cuda, cuda:N, mps (or xpu/npu[:N]), got {value!r}")
+
+
 @dataclass(frozen=True)
 class EmbedConfig:
     """How texts are encoded. Everything that changes the vectors is part of the artifact fingerprint."""
@@ -67,6 +93,7 @@ class EmbedConfig:
     split: str = "train"
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
         _check(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
         _check(self.model_size in MODEL_SIZES, f"model-size must be one of {', '.join(MODEL_SIZES)}, got {self.model_size!r}")
         _check(self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}")
@@ -99,6 +126,7 @@ class IndexConfig:
     seed: int = 1
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
         _check(self.backend in BACKENDS, f"index must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
         _check(self.storage in STORAGES, f"storage must be one of {', '.join(STORAGES)}, got {self.storage!r}")
         _check(self.m >= 2, f"m must be >= 2, got {self.m}")
@@ -164,6 +192,7 @@ class MineConfig:
     candidates judged not relevant are confirmed negatives, exempt from the score rules and sampled first."""
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
         _check(self.min_rank >= 0, f"min-rank must be >= 0, got {self.min_rank}")
         _check(
             self.max_rank > self.min_rank,
@@ -224,6 +253,7 @@ class ExportConfig:
     seed: int = 42
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
         _check(self.format in EXPORT_FORMATS, f"format must be one of {', '.join(EXPORT_FORMATS)}, got {self.format!r}")
         _check(self.nway is None or self.nway >= 2, f"nway must be >= 2, got {self.nway}")
 
@@ -258,6 +288,7 @@ class TrainConfig:
     device: str | None = None
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
         _check(
             self.architecture in ARCHITECTURES,
             f"architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}",
@@ -300,6 +331,7 @@ class EvalConfig:
     records them); off, that is refused: it is test leakage."""
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
         _check(self.k >= 1, f"k must be >= 1, got {self.k}")
         _check(
             self.architecture in ("auto", "biencoder", "colbert"),
@@ -322,6 +354,7 @@ class SelectConfig:
     temperature: float = 0.05
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
         _check(self.budget >= 1, f"budget must be >= 1, got {self.budget}")
         _check(self.strategy in SELECT_STRATEGIES, f"strategy must be one of {', '.join(SELECT_STRATEGIES)}, got {self.strategy!r}")
         _check(0 <= self.diversity < 1, f"diversity must be in [0, 1), got {self.diversity}")
@@ -345,6 +378,7 @@ class LoopConfig:
     """Each round continues from the previous round's checkpoint (ANCE); false: from the base model."""
 
     def __post_init__(self) -> None:
+        _check_numbers(self)
         _check(self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}")
         _check(self.metric in LOOP_METRICS, f"metric must be one of {', '.join(LOOP_METRICS)}, got {self.metric!r}")
         _check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")

@@ -17,7 +17,6 @@ from typing import Any, TypeVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from hardneg.artifacts import (
     CORPUS_DIR,
@@ -27,26 +26,30 @@ from hardneg.artifacts import (
     QUERIES_DIR,
     STATE_FILE,
     artifact_kind,
+    bad_vectors,
     check_existing,
-    writing,
     check_writable_parent,
     commit_dir,
     doc_text,
     docs_schema,
     fingerprint,
+    is_blank,
     list_shards,
     prepare_partial,
     queries_schema,
     read_manifest,
+    read_table,
     shard_name,
     text_hash,
     vectors_of,
     write_errors,
     write_manifest,
     write_table,
+    writing,
 )
 from hardneg.config import EmbedConfig, as_dict
 from hardneg.encoders import Encoder, load_encoder
+from hardneg.errors import ModelError
 from hardneg.inputs import Dataset, Document, Query
 from hardneg.progress import NULL_REPORTER, Reporter
 
@@ -91,7 +94,7 @@ class _VectorCache:
             return
         for sub, kind in ((CORPUS_DIR, "document"), (QUERIES_DIR, "query")):
             for shard in list_shards(previous / sub):
-                table = pq.read_table(shard)
+                table = read_table(shard)
                 vectors = vectors_of(table)
                 texts = (
                     [doc_text(t, x) for t, x in zip(table["title"].to_pylist(), table["text"].to_pylist())]
@@ -108,7 +111,7 @@ class _VectorCache:
         keys = [kind[0] + _exact_hash(t) for t in texts]
         todo: dict[str, str] = {}
         for key, text in zip(keys, texts):
-            if key not in self._vectors and key not in todo and text.strip():
+            if key not in self._vectors and key not in todo and not is_blank(text):
                 todo[key] = text
         fresh: dict[str, np.ndarray] = {}
         if todo:
@@ -121,6 +124,19 @@ class _VectorCache:
             if vector is not None:
                 out[row] = vector
         return out, len(todo)
+
+
+def _check_encoded(vectors: np.ndarray, ids: list[str], texts: list[str], kind: str, encoder: Encoder) -> None:
+    """Never write a vector that is not a finite unit vector (zeros for a blank text): fp16 on a GPU
+    can overflow to inf/NaN, and a broken model can return zeros. Names the texts."""
+    bad = np.flatnonzero(bad_vectors(vectors, [is_blank(t) for t in texts]))
+    if not len(bad):
+        return
+    precision = getattr(encoder, "precision", "fp32")
+    shown = ", ".join(repr(ids[i]) for i in bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    hint = (f"; in {precision} this is usually an overflow: re-run with --precision fp32" if precision != "fp32"
+            else "; check the model (it should return finite, normalisable vectors)")
+    raise ModelError(f"the model returned NaN, infinite or zero vectors for {kind} id(s) {shown}{hint}. Nothing was written.")
 
 
 def _vector_array(vectors: np.ndarray) -> pa.FixedSizeListArray:
@@ -235,7 +251,9 @@ def _embed(
             counts["resumed_shards"] += 1
         else:
             t0 = time.perf_counter()
-            vectors, encoded = cache.encode(encoder, [doc_text(d.title, d.text) for d in docs], "document")
+            texts = [doc_text(d.title, d.text) for d in docs]
+            vectors, encoded = cache.encode(encoder, texts, "document")
+            _check_encoded(vectors, [d.doc_id for d in docs], texts, "document", encoder)
             t1 = time.perf_counter()
             counts["encoded"] += encoded
             counts["reused"] += len(docs) - encoded
@@ -254,6 +272,7 @@ def _embed(
         else:
             t0 = time.perf_counter()
             vectors, encoded = cache.encode(encoder, [q.text for q in queries], "query")
+            _check_encoded(vectors, [q.query_id for q in queries], [q.text for q in queries], "query", encoder)
             t1 = time.perf_counter()
             counts["encoded"] += encoded
             counts["reused"] += len(queries) - encoded

@@ -324,6 +324,7 @@ class SentenceTransformerEncoder:
             raise ModelError(f"sentence-transformers is not installed ({exc})") from None
         _quiet_transformers()
         tune_child_allocators()
+        check_device(self.device)
         try:
             model = SentenceTransformer(self.spec.path, device=self.device, local_files_only=True)
         except Exception as exc:
@@ -332,6 +333,12 @@ class SentenceTransformerEncoder:
                 "is it a sentence-transformers model directory?"
             ) from None
         if self.config.max_length is not None:
+            limit = _position_limit(model)
+            if limit is not None and self.config.max_length > limit:
+                raise ModelError(
+                    f"--max-length {self.config.max_length} is more than model '{self.spec.name}' can read "
+                    f"({limit} tokens); use --max-length {limit} or less"
+                )
             model.max_seq_length = self.config.max_length
         if self.precision == "fp16":
             model.half()
@@ -462,6 +469,32 @@ def resolve_precision(precision: str, device: str) -> str:
     return precision
 
 
+def _position_limit(model: Any) -> int | None:
+    """The most tokens a transformer model's position embeddings allow, when it says."""
+    try:
+        config = model[0].auto_model.config
+    except (AttributeError, IndexError, KeyError, TypeError):
+        return None
+    limit = getattr(config, "max_position_embeddings", None)
+    return int(limit) if isinstance(limit, int) and limit > 0 else None
+
+
+def check_device(device: str) -> None:
+    """A clear error for a GPU device this machine does not have (before torch says it obscurely)."""
+    import torch
+
+    if device.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ModelError(f"--device {device}: no CUDA device is available here (torch {torch.__version__}); use --device cpu")
+        index = int(device.split(":", 1)[1]) if ":" in device else 0
+        if index >= torch.cuda.device_count():
+            raise ModelError(f"--device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    elif device == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ModelError("--device mps: Apple's MPS backend is not available here; use --device cpu")
+    elif device.startswith(("xpu", "npu")) and not getattr(getattr(torch, device.split(":")[0], None), "is_available", lambda: False)():
+        raise ModelError(f"--device {device}: that backend is not available in this torch build; use --device cpu")
+
+
 def _default_device() -> str:
     import torch
 
@@ -479,6 +512,8 @@ def load_encoder(config: EmbedConfig) -> Encoder:
                 dim = int(name.split(":", 1)[1])
             except ValueError:
                 raise ModelError(f"'{name}': the hashing encoder takes a dimension, e.g. hashing:256") from None
+            if not 2 <= dim <= 65536:
+                raise ModelError(f"'{name}': the hashing dimension must be in [2, 65536], got {dim}")
         return HashingEncoder(spec, dim=dim, max_length=config.max_length)
     return SentenceTransformerEncoder(spec, config)
 

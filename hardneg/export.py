@@ -41,7 +41,6 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from hardneg.artifacts import (
-    check_replaceable,
     CANDIDATES_FILE,
     CORPUS_DIR,
     KIND_EMBEDDINGS,
@@ -50,12 +49,14 @@ from hardneg.artifacts import (
     RUN_QUERIES_FILE,
     artifact_kind,
     atomic_dir,
-    writing,
+    check_replaceable,
     doc_text,
     iter_shard_tables,
     read_manifest,
+    read_table,
     write_manifest,
     write_table,
+    writing,
 )
 from hardneg.config import ExportConfig, as_dict
 from hardneg.errors import ArtifactError, ConfigError
@@ -133,8 +134,8 @@ def read_run(run: Path) -> tuple[dict[str, Any], list[RunQuery], Path]:
         raise ArtifactError(f"{run}: the embeddings at {emb_path} changed since this run was mined; re-run `hardneg mine`")
     teacher = manifest.get("cross_encoder") is not None
     score_column = "teacher_score" if teacher else "score"
-    queries = pq.read_table(run / RUN_QUERIES_FILE)
-    candidates = pq.read_table(run / CANDIDATES_FILE, columns=["query_id", "doc_id", "rank", score_column, "selected", "filter"])
+    queries = read_table(run / RUN_QUERIES_FILE)
+    candidates = read_table(run / CANDIDATES_FILE, columns=["query_id", "doc_id", "rank", score_column, "selected", "filter"])
     wanted = candidates.filter(pc.field("selected") | (pc.field("filter") == "pseudo-positive"))
     negatives: dict[str, list[tuple[int, str, float]]] = {}
     pseudo: dict[str, list[tuple[int, str, float]]] = {}
@@ -436,9 +437,9 @@ def export_pylate_kd(queries: list[RunQuery], emb_path: Path, out: Path, config:
 
 def validate_pylate_kd(directory: Path) -> None:
     """Every train row's ids resolve in queries/documents and has one score per document."""
-    train = pq.read_table(directory / PYLATE_TRAIN).to_pylist()
-    query_ids = set(pq.read_table(directory / PYLATE_QUERIES)["query_id"].to_pylist())
-    doc_ids = set(pq.read_table(directory / PYLATE_DOCUMENTS)["document_id"].to_pylist())
+    train = read_table(directory / PYLATE_TRAIN).to_pylist()
+    query_ids = set(read_table(directory / PYLATE_QUERIES)["query_id"].to_pylist())
+    doc_ids = set(read_table(directory / PYLATE_DOCUMENTS)["document_id"].to_pylist())
     for row_number, row in enumerate(train, 1):
         if row["query_id"] not in query_ids or not set(row["document_ids"]) <= doc_ids:
             raise ArtifactError(f"{directory / PYLATE_TRAIN}: row {row_number}: an id is missing from queries/documents")

@@ -25,15 +25,17 @@ from hardneg.artifacts import (
     VECTORS_FILE,
     atomic_dir,
     check_existing,
-    writing,
+    check_vectors,
     fingerprint,
-    iter_shard_tables,
+    iter_shard_batches,
+    load_vectors,
     read_manifest,
     read_queries,
     release_pages,
     vectors_of,
     write_manifest,
     write_table,
+    writing,
 )
 from hardneg.config import IndexConfig, as_dict
 from hardneg.errors import ArtifactError
@@ -144,8 +146,9 @@ def build_index(
             row = 0
             label = "Loading vectors"
             reporter.progress(label, 0, num_docs)
-            for table in iter_shard_tables(embeddings, CORPUS_DIR, ["doc_id", "text_hash", "embedding"]):
+            for shard, start, table in iter_shard_batches(embeddings, CORPUS_DIR, ["doc_id", "text_hash", "embedding"]):
                 block = vectors_of(table)
+                check_vectors(block, lambda r: f"{shard}: row {start + r} (document {table['doc_id'][r].as_py()!r})")
                 vectors[row : row + len(block)] = block
                 row += len(block)
                 ids += table["doc_id"].to_pylist()
@@ -305,7 +308,7 @@ class _RawSearcher:
     def __init__(self, index_dir: Path, config: IndexConfig) -> None:
         import voyager
 
-        self.vectors = np.load(index_dir / VECTORS_FILE, mmap_mode="r")
+        self.vectors = load_vectors(index_dir / VECTORS_FILE)
         self.hnsw = voyager.Index.load(str(index_dir / HNSW_FILE))
         self.size = int(self.vectors.shape[0])
 

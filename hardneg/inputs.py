@@ -8,6 +8,8 @@ texts are never all held in memory.
 from __future__ import annotations
 
 import hashlib
+import math
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,7 +17,14 @@ from typing import Any
 
 import orjson
 
-from hardneg.artifacts import file_fingerprint, fingerprint, normalize_text, text_hash
+from hardneg.artifacts import (
+    doc_text,
+    file_fingerprint,
+    fingerprint,
+    is_blank,
+    normalize_text,
+    text_hash,
+)
 from hardneg.errors import InputError
 
 _BOM = b"\xef\xbb\xbf"
@@ -130,10 +139,15 @@ def _field(obj: dict[str, Any], names: tuple[str, ...], where: tuple[str, int], 
             if not isinstance(value, str):
                 raise InputError(f"field '{name}' must be a string, got {type(value).__name__}", *where)
             if kind == "id":
-                if not value.strip():
+                if is_blank(value):
                     raise InputError(f"field '{name}' is an empty id", *where)
-                if any(c in value for c in "\t\n\r"):
-                    raise InputError(f"field '{name}' contains a tab or newline; ids must be single-line", *where)
+                if any(unicodedata.category(c) == "Cc" for c in value):
+                    raise InputError(
+                        f"field '{name}' contains a tab, newline or other control character (e.g. NUL); ids must be "
+                        "single-line plain text", *where
+                    )
+            elif "\x00" in value:
+                raise InputError(f"field '{name}' contains a NUL byte; remove it (binary data is not text)", *where)
             return value
     if required:
         raise InputError(f"missing field '{names[0]}'", *where)
@@ -145,8 +159,11 @@ def _read_document(obj: dict[str, Any], where: tuple[str, int]) -> Document:
     text = _field(obj, ("text",), where, kind="text")
     title = _field(obj, ("title",), where, kind="text", required=False) or ""
     assert doc_id is not None and text is not None
-    if not text.strip() and not title.strip():
-        raise InputError(f"document '{doc_id}' has empty text; remove it or give it text", *where)
+    if is_blank(text) and is_blank(title):
+        raise InputError(
+            f"document '{doc_id}' has empty text (nothing but whitespace or invisible characters); remove it or give it text",
+            *where,
+        )
     return Document(doc_id, title, text)
 
 
@@ -196,7 +213,8 @@ def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
     for lineno, raw in enumerate(data.split(b"\n"), 1):
-        line = raw.rstrip(b"\r")
+        # Trailing whitespace (a tab at the end of every line, CRLF) is not a field.
+        line = raw.rstrip(b" \t\r")
         if not line.strip():
             continue
         try:
@@ -210,14 +228,33 @@ def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
             raise InputError(
                 f"expected 3 tab-separated fields (query-id, corpus-id, score), found {len(parts)}", name, lineno
             )
+        if not rows and is_qrels_header(parts):
+            continue  # a header is recognised by what it says, never by a failed parse
         try:
             score = float(parts[2])
         except ValueError:
-            if lineno == 1 or not rows:
-                continue  # header
-            raise InputError(f"score '{parts[2]}' is not a number", name, lineno) from None
-        rows.append((lineno, parts[0].strip(), parts[1].strip(), score))
+            raise InputError(f"field 'score': '{parts[2]}' is not a number", name, lineno) from None
+        if not math.isfinite(score):
+            raise InputError(f"field 'score': '{parts[2]}' is not a finite number", name, lineno)
+        qid, did = parts[0].strip(), parts[1].strip()
+        for field_name, value in (("query-id", qid), ("corpus-id", did)):
+            if not value:
+                raise InputError(f"field '{field_name}' is empty", name, lineno)
+            if any(unicodedata.category(c) == "Cc" for c in value):
+                raise InputError(f"field '{field_name}' contains a control character (e.g. NUL); ids must be plain text", name, lineno)
+        rows.append((lineno, qid, did, score))
+    if not rows:
+        raise InputError("no judgments: the file is empty or holds only a header", name)
     return rows
+
+
+QRELS_HEADER_WORDS = {"query-id", "query_id", "queryid", "qid", "query", "topic", "corpus-id", "corpus_id", "doc-id",
+                      "doc_id", "docid", "docno", "pid", "score", "relevance", "rel", "label", "grade", "judgment"}
+
+
+def is_qrels_header(parts: list[str]) -> bool:
+    """A header line names its columns: at least two of its fields are known column names."""
+    return sum(p.strip().lower() in QRELS_HEADER_WORDS for p in parts) >= 2
 
 
 def load_beir(path: Path, split: str) -> Dataset:
@@ -290,6 +327,7 @@ def load_pairs(path: Path, corpus: Path | None = None, display: str | None = Non
     extra_line: dict[str, int] = {}
     queries: dict[str, Query] = {}
     qrels: dict[tuple[str, str], None] = {}
+    in_corpus: dict[str, tuple[str, int]] = {}  # positive id given in --corpus -> (text hash, line), checked below
     rows = 0
     for lineno, obj in _iter_records(path, ("query", "positive"), display):
         where = (name, lineno)
@@ -297,8 +335,8 @@ def load_pairs(path: Path, corpus: Path | None = None, display: str | None = Non
         qtext = _field(obj, ("query", "anchor"), where, kind="text")
         ptext = _field(obj, ("positive", "pos"), where, kind="text")
         assert qtext is not None and ptext is not None
-        if not ptext.strip():
-            raise InputError("field 'positive' is empty", *where)
+        if is_blank(ptext):
+            raise InputError("field 'positive' is empty (nothing but whitespace or invisible characters)", *where)
         qid = _field(obj, ("query_id", "qid"), where, kind="id", required=False) or _stable_id("q", qtext)
         pid = _field(obj, ("positive_id", "pid", "doc_id"), where, kind="id", required=False)
         if qid in queries and queries[qid].text != qtext:
@@ -306,7 +344,9 @@ def load_pairs(path: Path, corpus: Path | None = None, display: str | None = Non
         queries.setdefault(qid, Query(qid, qtext))
         if pid is None:
             pid = by_hash.get(text_hash(ptext)) or _stable_id("d", ptext)
-        if pid not in corpus_ids:
+        if pid in corpus_ids:
+            in_corpus.setdefault(pid, (text_hash(ptext), lineno))
+        else:
             if pid in extra_docs and normalize_text(extra_docs[pid].text) != normalize_text(ptext):
                 raise InputError(
                     f"positive id '{pid}' appears with two different texts (first on line {extra_line[pid]})", *where
@@ -318,6 +358,17 @@ def load_pairs(path: Path, corpus: Path | None = None, display: str | None = Non
         qrels[(qid, pid)] = None
     if rows == 0:
         raise InputError("no pairs found; each line needs 'query' and 'positive'", name)
+    if in_corpus and corpus is not None:
+        # A positive named by id must be the corpus document of that id: a different text would be
+        # silently replaced by the corpus's. One streaming pass over the corpus, for those ids only.
+        for doc in _stream_corpus(corpus):
+            expected = in_corpus.get(doc.doc_id)
+            if expected is not None and expected[0] != text_hash(doc_text(doc.title, doc.text)) and expected[0] != text_hash(doc.text):
+                raise InputError(
+                    f"field 'positive': positive id '{doc.doc_id}' is in {corpus} with a different text; "
+                    "give the corpus text, or another id",
+                    name, expected[1],
+                )
     extra = list(extra_docs.values())
 
     def corpus_stream() -> Iterator[Document]:

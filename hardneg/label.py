@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from hardneg.artifacts import (
     DOC_IDS_FILE,
@@ -37,11 +36,13 @@ from hardneg.artifacts import (
     RUN_QUERIES_FILE,
     artifact_kind,
     atomic_dir,
-    writing,
+    csv_value,
     fingerprint,
     read_manifest,
+    read_table,
     write_manifest,
     write_table,
+    writing,
 )
 from hardneg.errors import ArtifactError, InputError
 from hardneg.inputs import iter_jsonl
@@ -186,7 +187,8 @@ def _read_csv(path: Path) -> tuple[list[Judgment], list[str], int]:
                 if None in row:  # more fields than the header
                     problems.append(f"{path}:{reader.line_num}: row has more fields than the header")
                     continue
-                _judgment(row["query_id"], row["doc_id"], row["label"], str(path), reader.line_num, "", judgments, problems)
+                qid, did, label = (csv_value(v) if isinstance(v, str) else v for v in (row["query_id"], row["doc_id"], row["label"]))
+                _judgment(qid, did, label, str(path), reader.line_num, "", judgments, problems)
     except UnicodeDecodeError as exc:
         raise InputError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path) from None
     except csv.Error as exc:
@@ -197,12 +199,12 @@ def _read_csv(path: Path) -> tuple[list[Judgment], list[str], int]:
 def _run_ids(run: Path) -> tuple[set[str], dict[str, set[str]], set[str]]:
     """(query ids, known positives per query, corpus doc ids) of a mining run."""
     manifest = read_manifest(run, KIND_MINE)
-    queries = pq.read_table(run / RUN_QUERIES_FILE, columns=["query_id", "positive_ids"])
+    queries = read_table(run / RUN_QUERIES_FILE, columns=["query_id", "positive_ids"])
     positives = dict(zip(queries["query_id"].to_pylist(), map(set, queries["positive_ids"].to_pylist())))
     index = Path(manifest["index"]["path"])
     if artifact_kind(index) != KIND_INDEX:
         raise ArtifactError(f"{run}: the index it was mined from ({index}) is gone; re-run `hardneg mine`")
-    docs = set(pq.read_table(index / DOC_IDS_FILE, columns=["doc_id"])["doc_id"].to_pylist())
+    docs = set(read_table(index / DOC_IDS_FILE, columns=["doc_id"])["doc_id"].to_pylist())
     return set(positives), positives, docs
 
 
@@ -210,7 +212,7 @@ def read_judgments(labels: str | Path) -> tuple[dict[str, dict[str, str]], str]:
     """``{query_id: {doc_id: label}}`` of a labels artifact (skips left out), and its fingerprint."""
     labels = Path(labels)
     manifest = read_manifest(labels, KIND_LABELS)
-    table = pq.read_table(labels / JUDGMENTS_FILE, columns=["query_id", "doc_id", "label"])
+    table = read_table(labels / JUDGMENTS_FILE, columns=["query_id", "doc_id", "label"])
     out: dict[str, dict[str, str]] = {}
     for qid, did, label in zip(table["query_id"].to_pylist(), table["doc_id"].to_pylist(), table["label"].to_pylist()):
         out.setdefault(qid, {})[did] = label
@@ -254,7 +256,7 @@ def import_labels(
         existing: dict[tuple[str, str], tuple[str, str, int]] = {}
         kind = artifact_kind(into)
         if kind == KIND_LABELS:
-            table = pq.read_table(into / JUDGMENTS_FILE)
+            table = read_table(into / JUDGMENTS_FILE)
             for qid, did, label, source, line in zip(*(table[c].to_pylist() for c in JUDGMENTS_SCHEMA.names)):
                 existing[(qid, did)] = (label, source, line)
         elif into.exists() and (kind is not None or not into.is_dir() or any(into.iterdir())):

@@ -35,7 +35,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import pyarrow.parquet as pq
 
 from hardneg.artifacts import (
     CANDIDATES_FILE,
@@ -43,12 +42,13 @@ from hardneg.artifacts import (
     MANIFEST,
     artifact_kind,
     check_writable_parent,
-    refuse_foreign,
-    writing,
     fingerprint,
     read_manifest,
+    read_table,
+    refuse_foreign,
     write_bytes_atomic,
     write_manifest,
+    writing,
 )
 from hardneg.config import (
     EmbedConfig,
@@ -78,7 +78,7 @@ class LoopResult:
 
 
 def selected_pairs(run: Path) -> set[tuple[str, str]]:
-    table = pq.read_table(run / CANDIDATES_FILE, columns=["query_id", "doc_id", "selected"])
+    table = read_table(run / CANDIDATES_FILE, columns=["query_id", "doc_id", "selected"])
     return {(q, d) for q, d, s in zip(*(table[c].to_pylist() for c in ("query_id", "doc_id", "selected"))) if s}
 
 

@@ -57,25 +57,27 @@ from hardneg.artifacts import (
     artifact_kind,
     check_writable_parent,
     commit_dir,
-    refuse_foreign,
-    writing,
     fingerprint,
     gather_rows,
+    is_blank,
     list_shards,
     prepare_partial,
     read_manifest,
     read_qrels,
     read_queries,
+    read_table,
+    refuse_foreign,
     shard_name,
     text_hash,
     write_bytes_atomic,
     write_errors,
     write_manifest,
     write_table,
+    writing,
 )
 from hardneg.config import MineConfig, as_dict
 from hardneg.encoders import PairScorer, load_teacher
-from hardneg.errors import ArtifactError
+from hardneg.errors import ArtifactError, HardnegError
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.search import LexicalSearcher, Searcher, fuse_rrf, load_doc_ids
 
@@ -323,6 +325,7 @@ def mine(
     *,
     scorer: PairScorer | None = None,
     force: bool = False,
+    allow_empty: bool = False,
     reporter: Reporter = NULL_REPORTER,
 ) -> MineResult:
     """Mine hard negatives for every query of the index's embeddings artifact.
@@ -333,6 +336,8 @@ def mine(
         config: rank window, filters, number of negatives, sampling, seed.
         scorer: the cross-encoder to use instead of loading ``config.cross_encoder`` (tests inject one).
         force: replace ``out`` even if it is not a mining run; recompute even if up to date.
+        allow_empty: write the run even when no query can be mined or no negative is selected
+            (otherwise an error: a CI job should not go on to train on nothing).
         reporter: progress and status sink.
 
     Returns:
@@ -363,7 +368,7 @@ def mine(
             reporter.log(f"mining run at {out} is up to date; reusing it")
             return MineResult(out, existing, MineStats(**existing["stats"]), reused=True)
         check_writable_parent(out)  # before any work
-        return _Miner(index, idx, emb_path, emb, config, scorer, reporter, judgments).run(out, fp)
+        return _Miner(index, idx, emb_path, emb, config, scorer, reporter, judgments, allow_empty).run(out, fp)
 
 
 class _Miner:
@@ -383,7 +388,9 @@ class _Miner:
         scorer: PairScorer | None,
         reporter: Reporter,
         judgments: dict[str, dict[str, str]] | None = None,
+        allow_empty: bool = False,
     ) -> None:
+        self.allow_empty = allow_empty
         self.index, self.idx, self.emb_path, self.emb = index, idx, emb_path, emb
         self.config, self.scorer, self.reporter = config, scorer, reporter
         self.searcher = Searcher(index, chunk=config.search_chunk)
@@ -433,7 +440,7 @@ class _Miner:
         return confirmed
 
     def _status(self, qid: str, text: str) -> str:
-        if not text.strip():
+        if is_blank(text):
             return STATUS_EMPTY
         if not any(d in self.label_of for d in self.positives.get(qid, [])):
             return STATUS_NO_POSITIVE
@@ -454,6 +461,15 @@ class _Miner:
                     ids.append(qid)
         todo = [i for i, s in enumerate(statuses) if s == STATUS_MINED]
         stats.queries_mined = len(todo)
+        if not todo and not self.allow_empty:
+            why = "; ".join(
+                f"{n} with {status} (e.g. {', '.join(stats.skipped_query_ids.get(status, [])[:3])})"
+                for status, n in sorted(stats.queries_skipped.items())
+            ) or "the input has no queries"
+            raise HardnegError(
+                f"no query can be mined from {self.emb_path}: {len(self.query_ids)} queries, {why}. "
+                "Check the qrels and the split, or pass --allow-empty to write an empty run."
+            )
         partial = out.with_name(out.name + ".partial")
         if prepare_partial(partial, fp, [CHUNKS_DIR]):
             self.reporter.log(f"resuming from {partial}")
@@ -483,7 +499,7 @@ class _Miner:
         with pq.ParquetWriter(merged, CANDIDATES_SCHEMA, compression="zstd") as writer:
             written = 0
             for part in list_shards(partial / CHUNKS_DIR):  # one chunk in memory at a time
-                table = pq.read_table(part, schema=CANDIDATES_SCHEMA)
+                table = read_table(part, schema=CANDIDATES_SCHEMA)
                 if table.num_rows:  # no empty row groups (datasets' Parquet reader rejects them)
                     writer.write_table(table)
                     written += table.num_rows
@@ -508,6 +524,14 @@ class _Miner:
         )
         self.timings["write"] += time.perf_counter() - t0
         self._finish_stats([self.tally.per_query.get(i, 0) for i in todo])
+        if stats.selected == 0 and todo and not self.allow_empty:
+            shutil.rmtree(partial, ignore_errors=True)  # nothing worth resuming
+            advice = " ".join(stats.hints) or "Widen the window (--min-rank/--max-rank) or relax the score rules."
+            raise HardnegError(
+                f"0 negatives selected for {len(todo)} queries (window [{config.min_rank}, {config.max_rank}), "
+                f"{stats.candidates} candidates in it, {stats.eligible} left after the filters). {advice} "
+                "Pass --allow-empty to write the empty run anyway."
+            )
         manifest = write_manifest(
             partial,
             KIND_MINE,

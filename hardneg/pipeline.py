@@ -100,6 +100,7 @@ def run_mine(
     stdin: IO[bytes] | None = None,
     encoder: Encoder | None = None,
     force: bool = False,
+    allow_empty: bool = False,
     reporter: Reporter = NULL_REPORTER,
 ) -> MineResult:
     """Mine from whatever ``source`` is: an index artifact, an embeddings artifact, or raw input
@@ -126,5 +127,5 @@ def run_mine(
         index_dir = ensure_index(embeddings, index_config, workdir, reporter=reporter)
     else:
         raise InputError(f"cannot mine from a '{kind}' artifact; give raw input, embeddings or an index", source)
-    return mine(index_dir, out, mine_config, force=force, reporter=reporter)
+    return mine(index_dir, out, mine_config, force=force, allow_empty=allow_empty, reporter=reporter)
 

@@ -19,8 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from hardneg.artifacts import (
     CANDIDATES_FILE,
     KIND_LOOP,
@@ -29,10 +27,11 @@ from hardneg.artifacts import (
     DocTextLookup,
     artifact_kind,
     atomic_dir,
-    writing,
     read_manifest,
+    read_table,
+    writing,
 )
-from hardneg.errors import ArtifactError
+from hardneg.errors import ArtifactError, ConfigError
 
 REPORT_FILE = "report.html"
 TEXT_CHARS = 300
@@ -55,9 +54,9 @@ def _pyplot() -> Any:
 
 def plot_scores(run: Path, dest: Path) -> None:
     plt = _pyplot()
-    queries = pq.read_table(run / RUN_QUERIES_FILE, columns=["positive_scores", "status"])
+    queries = read_table(run / RUN_QUERIES_FILE, columns=["positive_scores", "status"])
     positives = [s for scores, st in zip(queries["positive_scores"].to_pylist(), queries["status"].to_pylist()) if st == "mined" for s in scores]
-    cands = pq.read_table(run / CANDIDATES_FILE, columns=["score", "selected", "filter"])
+    cands = read_table(run / CANDIDATES_FILE, columns=["score", "selected", "filter"])
     scores, selected, filters = (cands[c].to_pylist() for c in ("score", "selected", "filter"))
     negatives = [s for s, sel in zip(scores, selected) if sel]
     removed = [s for s, sel, f in zip(scores, selected, filters) if f and f not in ("positive", "duplicate")]
@@ -155,7 +154,7 @@ def _sample_queries(run: Path, manifest: dict[str, Any], n: int, seed: int) -> l
     doc_ids, _ = load_doc_ids(Path(manifest["index"]["path"]))
     label_of = {d: i for i, d in enumerate(doc_ids)}
     lookup = DocTextLookup(emb_path)
-    cands = pq.read_table(run / CANDIDATES_FILE, columns=["query_id", "doc_id", "rank", "score", "selected"])
+    cands = read_table(run / CANDIDATES_FILE, columns=["query_id", "doc_id", "rank", "score", "selected"])
     where = {(q, d): (r, s) for q, d, r, s, sel in zip(*(cands[c].to_pylist() for c in ("query_id", "doc_id", "rank", "score", "selected"))) if sel}
     out = []
     for q in chosen:
@@ -203,17 +202,28 @@ def _stats_table(manifest: dict[str, Any]) -> str:
     return f"<table class='kv'>{body}</table>"
 
 
+def _cell(value: Any, spec: str = "") -> str:
+    """A manifest value for HTML: numbers formatted with ``spec``, anything else escaped as text
+    (a manifest is a file anyone can edit; nothing from it reaches the page unescaped)."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and spec:
+        return html.escape(format(value, spec))
+    return html.escape("-" if value is None else str(value))
+
+
 def _rounds_table(rounds: list[dict[str, Any]]) -> str:
-    names = sorted({n for r in rounds if r.get("dev") for n in r["dev"]["metrics"]})
+    names = sorted({str(n) for r in rounds if isinstance(r.get("dev"), dict) for n in r["dev"].get("metrics", {})})
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = ""
     for r in rounds:
-        metrics = "".join(f"<td>{r['dev']['metrics'][n]:.4f}</td>" if r.get("dev") else "<td>-</td>" for n in names)
-        overlap = "-" if r.get("overlap_with_previous") is None else f"{r['overlap_with_previous']:.1%}"
-        loss = "-" if not r.get("train") else f"{r['train']['training_loss']:.4f}"
+        dev = r.get("dev") if isinstance(r.get("dev"), dict) else None
+        metrics = "".join(f"<td>{_cell(dev.get('metrics', {}).get(n), '.4f')}</td>" if dev else "<td>-</td>" for n in names)
+        overlap = r.get("overlap_with_previous")
+        train = r.get("train") if isinstance(r.get("train"), dict) else {}
+        scores = r.get("negative_scores") if isinstance(r.get("negative_scores"), dict) else {}
         body += (
-            f"<tr><td>{r['round']}</td>{metrics}<td>{r['negatives']:,}</td><td>{overlap}</td>"
-            f"<td>{r['negative_scores'].get('p50', '-')}</td><td>{loss}</td><td>{r['seconds']:.0f}</td></tr>"
+            f"<tr><td>{_cell(r.get('round'))}</td>{metrics}<td>{_cell(r.get('negatives'), ',')}</td>"
+            f"<td>{_cell(overlap, '.1%')}</td><td>{_cell(scores.get('p50'))}</td>"
+            f"<td>{_cell(train.get('training_loss'), '.4f')}</td><td>{_cell(r.get('seconds'), '.0f')}</td></tr>"
         )
     return (
         f"<table><tr><th>round</th>{head}<th>negatives</th><th>kept from previous</th>"
@@ -230,6 +240,12 @@ small{color:#666}"""
 
 def report(path: str | Path, out: str | Path, *, sample: int = 10, seed: int = 0) -> ReportResult:
     """Write ``out/report.html`` and the PNG plots for a mining run or a loop directory."""
+    from hardneg.config import INT64_MAX
+
+    if not 0 <= sample <= INT64_MAX:
+        raise ConfigError(f"sample must be >= 0 (queries to show), got {sample}")
+    if not 0 <= seed <= INT64_MAX:
+        raise ConfigError(f"seed must be in [0, 2^63), got {seed}")
     path, out = Path(path), Path(out)
     with writing(out, [path]) as out:
         kind = artifact_kind(path)
@@ -259,7 +275,7 @@ def report(path: str | Path, out: str | Path, *, sample: int = 10, seed: int = 0
             parts = [f"<h1>{html.escape(title)}</h1>"]
             if rounds:
                 best = loop.get("best_round")
-                parts.append(f"<h2>Loop: {len(rounds)} round(s), best round {best}, stopped early: {loop.get('stopped_early')}</h2>")
+                parts.append(f"<h2>Loop: {len(rounds)} round(s), best round {_cell(best)}, stopped early: {_cell(loop.get('stopped_early'))}</h2>")
                 parts.append(_rounds_table(rounds))
                 parts.append(f"<p>Plots below are for the last round's mining run: <code>{html.escape(str(run))}</code></p>")
             parts.append("<h2>Mining run</h2>" + _stats_table(manifest))

@@ -17,7 +17,9 @@ from hardneg.artifacts import (
     KIND_INDEX,
     VECTORS_FILE,
     gather_rows,
+    load_vectors,
     read_manifest,
+    read_table,
     release_pages,
 )
 from hardneg.errors import ArtifactError
@@ -104,7 +106,7 @@ class Searcher:
         vectors_path = self.path / VECTORS_FILE
         if not vectors_path.is_file():
             raise ArtifactError(f"{self.path}: missing {VECTORS_FILE}; rebuild the index with --force")
-        self.vectors = np.load(vectors_path, mmap_mode="r")
+        self.vectors = load_vectors(vectors_path)
         self.backend: str = self.manifest["backend"]
         self.chunk = chunk
         params = self.manifest.get("params", {})
@@ -179,9 +181,8 @@ class Searcher:
 
 def load_doc_ids(index_dir: str | Path) -> tuple[list[str], np.ndarray]:
     """Document ids by label, and the 64-bit prefix of each document's normalised-text hash."""
-    import pyarrow.parquet as pq
 
-    table = pq.read_table(Path(index_dir) / DOC_IDS_FILE, columns=["doc_id", "text_hash"])
+    table = read_table(Path(index_dir) / DOC_IDS_FILE, columns=["doc_id", "text_hash"])
     ids = table.column("doc_id").to_pylist()
     hashes = np.array([int(h[:16], 16) for h in table.column("text_hash").to_pylist()], dtype=np.uint64)
     return ids, hashes

@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import orjson
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from hardneg.artifacts import (
     CANDIDATES_FILE,
@@ -40,10 +39,12 @@ from hardneg.artifacts import (
     artifact_kind,
     atomic_dir,
     check_replaceable,
-    writing,
+    csv_cell,
     read_manifest,
     read_queries,
+    read_table,
     write_manifest,
+    writing,
 )
 from hardneg.config import SelectConfig, as_dict
 from hardneg.errors import ArtifactError
@@ -113,7 +114,7 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
 
             judged, _ = read_judgments(manifest["config"]["labels"])
 
-        queries = pq.read_table(run / RUN_QUERIES_FILE).to_pydict()
+        queries = read_table(run / RUN_QUERIES_FILE).to_pydict()
         query_ids, query_texts, vectors = read_queries(emb_path)
         row_of = {q: i for i, q in enumerate(query_ids)}
         searcher = Searcher(index)
@@ -193,9 +194,11 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
                 for item in chosen:
                     first_positive = item["positives"][0]["text"]
                     for cand in item["candidates"]:
+                        # Corpus text is hostile input for a spreadsheet: every string cell is
+                        # neutralised (`label import` reverses it, so ids round-trip exactly).
                         writer.writerow(
-                            [item["query_id"], item["query"], cand["rank"], cand["doc_id"], cand["score"],
-                             cand["in_run"], cand["text"], first_positive, ""]
+                            [csv_cell(item["query_id"]), csv_cell(item["query"]), cand["rank"], csv_cell(cand["doc_id"]),
+                             cand["score"], csv_cell(cand["in_run"]), csv_cell(cand["text"]), csv_cell(first_positive), ""]
                         )
             result_manifest = write_manifest(
                 tmp,
@@ -211,7 +214,7 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
 
 def _run_status(run: Path, query_ids: set[str]) -> dict[tuple[str, str], str]:
     """(query, doc) -> what the run did with that candidate: selected, or the filter that removed it."""
-    table = pq.read_table(
+    table = read_table(
         run / CANDIDATES_FILE,
         columns=["query_id", "doc_id", "selected", "filter"],
         filters=pc.field("query_id").isin(sorted(query_ids)) if query_ids else None,

@@ -40,15 +40,16 @@ import pyarrow.parquet as pq
 
 from hardneg.artifacts import (
     KIND_EXPORT,
-    text_hash,
     KIND_MODEL,
     atomic_dir,
     check_existing,
-    writing,
     file_fingerprint,
     fingerprint,
     read_manifest,
+    read_table,
+    text_hash,
     write_manifest,
+    writing,
 )
 from hardneg.config import EmbedConfig, TrainConfig, as_dict
 from hardneg.encoders import (
@@ -123,10 +124,10 @@ def kd_rows(export_dir: Path) -> tuple[dict[str, list[Any]], list[str], dict[str
             f"{export_dir}: a '{fmt}' export; distillation reads a pylate-kd export "
             f"(hardneg export RUN --format pylate-kd --out DIR)"
         )
-    train_rows = pq.read_table(export_dir / PYLATE_TRAIN).to_pylist()
+    train_rows = read_table(export_dir / PYLATE_TRAIN).to_pylist()
     if not train_rows:
         raise ArtifactError(f"{export_dir / PYLATE_TRAIN}: no training rows")
-    queries = dict(zip(*pq.read_table(export_dir / PYLATE_QUERIES, columns=["query_id", "text"]).to_pydict().values()))
+    queries = dict(zip(*read_table(export_dir / PYLATE_QUERIES, columns=["query_id", "text"]).to_pydict().values()))
     wanted = {d for row in train_rows for d in row["document_ids"]}
     documents: dict[str, str] = {}
     for batch in pq.ParquetFile(export_dir / PYLATE_DOCUMENTS).iter_batches(columns=["document_id", "text"]):
@@ -167,7 +168,7 @@ def _training_data(export_dir: Path, config: TrainConfig) -> tuple[Path, dict[st
     path, columns = training_columns(export_dir, config.negatives)
     if config.architecture == "cross-encoder" and len(columns) < 3:
         raise ConfigError("a cross-encoder learns from negatives: --negatives-per-row must be >= 1")
-    table = pq.read_table(path, columns=columns)
+    table = read_table(path, columns=columns)
     if table.num_rows == 0:
         raise ArtifactError(f"{path}: no training rows")
     return path, table.to_pydict(), columns, {}
@@ -399,8 +400,8 @@ def _model_and_loss(base: str, config: TrainConfig, device: str) -> tuple[Any, A
         # Distillation rows are scored candidates, not in-batch negatives: duplicates are harmless.
         sampler = BatchSamplers.NO_DUPLICATES if loss_name in ("mnrl", "cached-mnrl") else BatchSamplers.BATCH_SAMPLER
         return model, loss, trainer_cls, args_cls, sampler
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
     import torch
+    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
 
     negatives = config.negatives
     loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(max(1, negatives))))

@@ -317,7 +317,6 @@ def train_and_eval(
     extra: list[str] | None = None,
 ) -> tuple[dict[str, Any], float, float]:
     model = base
-    t0 = time.time()
     trained_s = 0.0
     if export_dir is not None:
         model_dir = work / "models" / f"{export_dir.name}-{student}-{loss or 'default'}-s{seed}"

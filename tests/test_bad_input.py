@@ -37,7 +37,7 @@ CASES = [
     ("empty-corpus", b"\n\n", None, None, "corpus.jsonl", None, "the corpus is empty"),
     ("unknown-qrels-doc", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1\td9\t1\n", "train.tsv", 2, "corpus id 'd9' is not in corpus.jsonl"),
     ("unknown-qrels-query", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1\td1\t1\r\nq7\td1\t1\r\n", "train.tsv", 3, "query id 'q7' is not in queries.jsonl"),
-    ("bad-qrels-score", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\tyes\n", "train.tsv", 3, "score 'yes' is not a number"),
+    ("bad-qrels-score", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\tyes\n", "train.tsv", 3, "field 'score': 'yes' is not a number"),
     ("qrels-fields", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1 d1 1\n", "train.tsv", 2, "expected 3 tab-separated fields"),
     ("duplicate-query", GOOD_DOCS, b'{"_id": "q1", "text": "a"}\n{"_id": "q1", "text": "b"}\n', None, "queries.jsonl", 2, "duplicate query id 'q1'"),
 ]

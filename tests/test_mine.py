@@ -56,7 +56,8 @@ def _mine(
     # Neighbouring documents here are 0.04 rad apart (cosine 0.999): the near-duplicate filter would
     # take them all, so it is off unless a test asks for it.
     mine_args.setdefault("dedup_threshold", None)
-    result = mine(idx, tmp_path / "run", MineConfig(**mine_args), force=True, scorer=scorer)  # type: ignore[arg-type]
+    # allow_empty: some tests check that every candidate is filtered out.
+    result = mine(idx, tmp_path / "run", MineConfig(**mine_args), force=True, scorer=scorer, allow_empty=True)  # type: ignore[arg-type]
     rows = pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist()
     return rows, result.stats.to_dict()
 

@@ -67,7 +67,7 @@ def _run(root: Path, vectors: dict, options: dict, query_batch: int) -> list[dic
     encoder = TableEncoder(vectors)
     emb = embed(load_input(root), root / "emb", EmbedConfig(), encoder=encoder).path
     idx = build_index(emb, root / "idx", IndexConfig(backend="exact")).path
-    mine(idx, root / "run", MineConfig(query_batch=query_batch, **options))
+    mine(idx, root / "run", MineConfig(query_batch=query_batch, **options), allow_empty=True)
     return pq.read_table(root / "run" / "candidates.parquet").to_pylist()
 
 
