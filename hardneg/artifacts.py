@@ -245,6 +245,29 @@ _REQUIRED: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+def input_ref(target: Path, artifact: Path, **extra: Any) -> dict[str, Any]:
+    """How an artifact names an input artifact: its absolute path and its path relative to the
+    artifact's final location, so a tree of artifacts moved or copied together still resolves."""
+    target = Path(target).resolve()
+    return {"path": str(target), "relpath": os.path.relpath(target, Path(artifact).resolve()), **extra}
+
+
+def resolve_ref(artifact: Path, manifest: dict[str, Any], key: str, kind: str, redo: str) -> Path:
+    """The input artifact ``manifest[key]`` names: beside us (relative path) first, then at its
+    absolute path. Gone from both: an ArtifactError saying where it was looked for and what to re-run."""
+    ref = manifest.get(key)
+    if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
+        raise ArtifactError(f"{artifact / MANIFEST}: lacks the path of its {key}; the artifact is damaged: {redo}")
+    places = ([Path(artifact) / ref["relpath"]] if isinstance(ref.get("relpath"), str) else []) + [Path(ref["path"])]
+    for place in places:
+        if artifact_kind(place) == kind:
+            return place.resolve()
+    looked = " or ".join(dict.fromkeys(str(p) for p in places))
+    raise ArtifactError(
+        f"{artifact}: the {key} it was made from ({kind}) is gone: not at {looked} (moved, or a cleaned cache); {redo}"
+    )
+
+
 def artifact_kind(path: str | Path) -> str | None:
     """The kind of the artifact at ``path``, or None when it is not a hardneg artifact."""
     manifest_path = Path(path) / MANIFEST

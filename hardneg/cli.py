@@ -751,6 +751,76 @@ def report(
     _stdout().print("\n".join(f"{result.path}/{name}" for name in result.files), markup=False, highlight=False)
 
 
+cache_app = typer.Typer(help="The workdir cache the one-liner keeps (embeddings, indexes, piped input): list and prune it.", no_args_is_help=True)
+app.add_typer(cache_app, name="cache")
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def _print_entries(entries: list[Any], title: str) -> None:
+    import time as _time
+
+    from rich.table import Table
+
+    table = Table(title=title, title_justify="left")
+    for column in ("entry", "kind", "size", "last used", "what"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for e in entries:
+        table.add_row(str(e.path), e.kind, _size(e.bytes), _time.strftime("%Y-%m-%d %H:%M", _time.localtime(e.last_used)), e.describes)
+    _stdout().print(table)
+
+
+@cache_app.command("list")
+@_errors
+def cache_list(workdir: WorkdirOpt = None, json: JsonOpt = False) -> None:
+    """List the cache entries, least recently used first, with their size."""
+    from hardneg.cache import list_entries
+    from hardneg.pipeline import default_workdir
+
+    root = workdir or default_workdir()
+    entries = list_entries(root)
+    if json:
+        _print_json({"workdir": str(root), "bytes": sum(e.bytes for e in entries),
+                     "entries": [{"path": str(e.path), "kind": e.kind, "bytes": e.bytes, "last_used": e.last_used, "what": e.describes} for e in entries]})
+        return
+    _print_entries(entries, f"{root}: {len(entries)} entries, {_size(sum(e.bytes for e in entries))}")
+
+
+@cache_app.command("prune")
+@_errors
+def cache_prune(
+    older_than: Annotated[Optional[str], typer.Option("--older-than", help="Remove entries last used longer ago than this (e.g. 7d, 12h).")] = None,
+    max_size: Annotated[Optional[str], typer.Option("--max-size", help="Then remove the least recently used entries until the cache is at most this (e.g. 10G).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
+    workdir: WorkdirOpt = None,
+    json: JsonOpt = False,
+) -> None:
+    """Remove old or excess cache entries (never one a running hardneg is writing). Removed entries are recomputed when needed."""
+    from hardneg.cache import parse_age, parse_size, prune
+    from hardneg.pipeline import default_workdir
+
+    if older_than is None and max_size is None:
+        raise ConfigError("give --older-than AGE and/or --max-size SIZE (see hardneg cache list)")
+    root = workdir or default_workdir()
+    removed, busy = prune(root, older_than=parse_age(older_than) if older_than else None,
+                          max_bytes=parse_size(max_size) if max_size else None, dry_run=dry_run)
+    freed = sum(e.bytes for e in removed)
+    if json:
+        _print_json({"dry_run": dry_run, "removed": [str(e.path) for e in removed], "bytes": freed, "busy": [str(e.path) for e in busy]})
+        return
+    verb = "would remove" if dry_run else "removed"
+    lines = [f"{verb} {len(removed)} entries ({_size(freed)}) from {root}"] + [f"  {e.path}" for e in removed]
+    if busy:
+        lines.append(f"kept {len(busy)} entries a running hardneg is writing: " + ", ".join(str(e.path) for e in busy))
+    _stdout().print("\n".join(lines), markup=False, highlight=False)
+
+
 class Terminated(KeyboardInterrupt):
     """SIGTERM, raised where Python is so that cleanup runs: temporary directories are removed and
     resumable work is kept, as for Ctrl-C. (The default SIGTERM action kills the process without

@@ -47,13 +47,14 @@ from hardneg.artifacts import (
     KIND_EXPORT,
     KIND_MINE,
     RUN_QUERIES_FILE,
-    artifact_kind,
     atomic_dir,
     check_replaceable,
     doc_text,
+    input_ref,
     iter_shard_tables,
     read_manifest,
     read_table,
+    resolve_ref,
     write_manifest,
     write_table,
     writing,
@@ -124,11 +125,7 @@ def read_run(run: Path) -> tuple[dict[str, Any], list[RunQuery], Path]:
     Pseudo-positives found by the cross-encoder follow the labelled positives.
     """
     manifest = read_manifest(run, KIND_MINE)
-    emb_path = Path(manifest["embeddings"]["path"])
-    if artifact_kind(emb_path) != KIND_EMBEDDINGS:
-        raise ArtifactError(
-            f"{run}: the embeddings it was mined from ({emb_path}) are gone; re-run `hardneg mine` to rebuild them"
-        )
+    emb_path = resolve_ref(run, manifest, "embeddings", KIND_EMBEDDINGS, "re-run `hardneg mine` to rebuild them")
     emb = read_manifest(emb_path, KIND_EMBEDDINGS)
     if emb["fingerprint"] != manifest["embeddings"]["fingerprint"]:
         raise ArtifactError(f"{run}: the embeddings at {emb_path} changed since this run was mined; re-run `hardneg mine`")
@@ -571,7 +568,7 @@ def export(
             write_manifest(
                 tmp,
                 KIND_EXPORT,
-                run={"path": str(run.resolve()), "fingerprint": manifest["fingerprint"]},
+                run=input_ref(run, out, fingerprint=manifest["fingerprint"]),
                 scores_from="teacher" if manifest.get("cross_encoder") else "embedding",
                 teacher=manifest.get("cross_encoder"),
                 model=manifest["model"],

@@ -38,8 +38,10 @@ from hardneg.artifacts import (
     atomic_dir,
     csv_value,
     fingerprint,
+    input_ref,
     read_manifest,
     read_table,
+    resolve_ref,
     write_manifest,
     write_table,
     writing,
@@ -201,9 +203,7 @@ def _run_ids(run: Path) -> tuple[set[str], dict[str, set[str]], set[str]]:
     manifest = read_manifest(run, KIND_MINE)
     queries = read_table(run / RUN_QUERIES_FILE, columns=["query_id", "positive_ids"])
     positives = dict(zip(queries["query_id"].to_pylist(), map(set, queries["positive_ids"].to_pylist())))
-    index = Path(manifest["index"]["path"])
-    if artifact_kind(index) != KIND_INDEX:
-        raise ArtifactError(f"{run}: the index it was mined from ({index}) is gone; re-run `hardneg mine`")
+    index = resolve_ref(run, manifest, "index", KIND_INDEX, "re-run `hardneg mine`")
     docs = set(read_table(index / DOC_IDS_FILE, columns=["doc_id"])["doc_id"].to_pylist())
     return set(positives), positives, docs
 
@@ -289,7 +289,7 @@ def import_labels(
         with atomic_dir(into) as tmp:
             write_table(tmp / JUDGMENTS_FILE, pa.table(columns, schema=JUDGMENTS_SCHEMA))
             manifest = write_manifest(
-                tmp, KIND_LABELS, fingerprint=fp, run={"path": str(run.resolve())}, counts=counts,
+                tmp, KIND_LABELS, fingerprint=fp, run=input_ref(run, into), counts=counts,
                 last_import={"file": str(file), **stats.to_dict()},
             )
         return LabelsResult(into, manifest, stats)

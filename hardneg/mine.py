@@ -59,6 +59,7 @@ from hardneg.artifacts import (
     commit_dir,
     fingerprint,
     gather_rows,
+    input_ref,
     is_blank,
     list_shards,
     prepare_partial,
@@ -67,6 +68,7 @@ from hardneg.artifacts import (
     read_queries,
     read_table,
     refuse_foreign,
+    resolve_ref,
     shard_name,
     text_hash,
     write_bytes_atomic,
@@ -346,7 +348,7 @@ def mine(
     index = Path(index).resolve()
     out = Path(out)
     idx = read_manifest(index, KIND_INDEX)
-    emb_path = Path(idx["embeddings"]["path"])
+    emb_path = resolve_ref(index, idx, "embeddings", KIND_EMBEDDINGS, "rebuild the index (hardneg index EMBEDDINGS --force)")
     emb = read_manifest(emb_path, KIND_EMBEDDINGS)
     if emb["fingerprint"] != idx["embeddings"]["fingerprint"]:
         raise ArtifactError(
@@ -537,14 +539,14 @@ class _Miner:
             KIND_MINE,
             fingerprint=fp,
             index={
-                "path": str(self.index),
+                **input_ref(self.index, out),
                 "fingerprint": self.idx["fingerprint"],
                 "backend": self.idx["backend"],
                 "recall": self.idx.get("recall"),
                 # Queries of this invocation answered exactly because HNSW returned fewer than k.
                 "exact_fallback_queries": self.searcher.fallbacks,
             },
-            embeddings={"path": str(self.emb_path), "fingerprint": self.emb["fingerprint"]},
+            embeddings=input_ref(self.emb_path, out, fingerprint=self.emb["fingerprint"]),
             model=self.emb["model"],
             input=self.emb["input"],
             cross_encoder=(

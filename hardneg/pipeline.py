@@ -71,6 +71,7 @@ def ensure_embeddings(
         fp = embeddings_fingerprint(encoder, dataset, config)
         out = workdir / "embeddings" / fp[:16]
         result = embed(dataset, out, config, encoder=encoder, force=force, reuse=reuse, shared=True, reporter=reporter)
+        _touch(result.path)
     finally:
         if own:
             encoder.close()
@@ -85,7 +86,17 @@ def ensure_index(
     counts = emb["counts"]
     backend = choose_backend(config, int(counts["docs"]), int(counts.get("queries", 0)), int(emb["model"]["dim"]))
     out = workdir / "index" / index_fingerprint(emb, backend, config)[:16]
-    return build_index(embeddings, out, config, force=force, shared=True, reporter=reporter).path
+    path = build_index(embeddings, out, config, force=force, shared=True, reporter=reporter).path
+    _touch(path)
+    return path
+
+
+def _touch(entry: Path) -> None:
+    """Mark a cache entry as just used (`hardneg cache prune` removes the least recently used)."""
+    try:
+        os.utime(entry / "manifest.json")
+    except OSError:
+        pass
 
 
 def run_mine(

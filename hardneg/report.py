@@ -21,6 +21,7 @@ from typing import Any
 
 from hardneg.artifacts import (
     CANDIDATES_FILE,
+    KIND_INDEX,
     KIND_LOOP,
     KIND_MINE,
     RUN_QUERIES_FILE,
@@ -29,6 +30,7 @@ from hardneg.artifacts import (
     atomic_dir,
     read_manifest,
     read_table,
+    resolve_ref,
     writing,
 )
 from hardneg.errors import ArtifactError, ConfigError
@@ -151,7 +153,7 @@ def _sample_queries(run: Path, manifest: dict[str, Any], n: int, seed: int) -> l
     _, queries, emb_path = read_run(run)
     chosen = random.Random(seed).sample(queries, min(n, len(queries)))
     chosen.sort(key=lambda q: q.query_id)
-    doc_ids, _ = load_doc_ids(Path(manifest["index"]["path"]))
+    doc_ids, _ = load_doc_ids(resolve_ref(run, manifest, "index", KIND_INDEX, "re-run `hardneg mine`"))
     label_of = {d: i for i, d in enumerate(doc_ids)}
     lookup = DocTextLookup(emb_path)
     cands = read_table(run / CANDIDATES_FILE, columns=["query_id", "doc_id", "rank", "score", "selected"])

@@ -32,22 +32,23 @@ import pyarrow.compute as pc
 from hardneg.artifacts import (
     CANDIDATES_FILE,
     KIND_EMBEDDINGS,
+    KIND_INDEX,
     KIND_MINE,
     KIND_SELECTION,
     RUN_QUERIES_FILE,
     DocTextLookup,
-    artifact_kind,
     atomic_dir,
     check_replaceable,
     csv_cell,
+    input_ref,
     read_manifest,
     read_queries,
     read_table,
+    resolve_ref,
     write_manifest,
     writing,
 )
 from hardneg.config import SelectConfig, as_dict
-from hardneg.errors import ArtifactError
 
 JSONL_FILE = "to_label.jsonl"
 CSV_FILE = "to_label.csv"
@@ -105,9 +106,8 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
     manifest = read_manifest(run, KIND_MINE)
     with writing(out, [run]) as out:
         check_replaceable(out, KIND_SELECTION, "selection", force)
-        emb_path, index = Path(manifest["embeddings"]["path"]), Path(manifest["index"]["path"])
-        if artifact_kind(emb_path) != KIND_EMBEDDINGS:
-            raise ArtifactError(f"{run}: the embeddings it was mined from ({emb_path}) are gone; re-run `hardneg mine`")
+        emb_path = resolve_ref(run, manifest, "embeddings", KIND_EMBEDDINGS, "re-run `hardneg mine`")
+        index = resolve_ref(run, manifest, "index", KIND_INDEX, "re-run `hardneg mine`")
         judged: dict[str, dict[str, str]] = {}
         if manifest["config"].get("labels"):
             from hardneg.label import read_judgments
@@ -203,7 +203,7 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
             result_manifest = write_manifest(
                 tmp,
                 KIND_SELECTION,
-                run={"path": str(run.resolve()), "fingerprint": manifest["fingerprint"]},
+                run=input_ref(run, out, fingerprint=manifest["fingerprint"]),
                 config=as_dict(config),
                 counts={"queries_considered": len(rows), "queries_chosen": len(chosen),
                         "candidates": sum(len(c["candidates"]) for c in chosen)},

@@ -7,6 +7,7 @@ then waits for a line on stdin), never by sleeps.
 from __future__ import annotations
 
 import json
+import shutil
 import os
 import signal
 import subprocess
@@ -243,3 +244,51 @@ def test_temporaries_of_dead_writers_are_cleaned_and_an_interrupted_commit_is_pu
     names = sorted(p.name for p in tmp_path.iterdir())
     assert "art.tmp-0123abcd" not in names and "art.old-89abcdef" not in names
     assert "art.tmp-zzzzzzzz-not-ours" in names  # not a name hardneg writes: left alone
+
+
+def test_a_tree_of_artifacts_moved_together_still_resolves_and_a_missing_input_is_named(tmp_path, tiny_beir):
+    tree = tmp_path / "tree"
+    tree.mkdir()
+    for args in (["embed", str(tiny_beir), "--model", "hashing", "--out", str(tree / "emb")],
+                 ["index", str(tree / "emb"), "--out", str(tree / "idx")],
+                 ["mine", str(tree / "idx"), "--min-rank", "0", "--max-rank", "10", "--out", str(tree / "run")]):
+        assert runner.invoke(app, [*args, "--quiet"]).exit_code == 0
+    moved = tmp_path / "elsewhere" / "tree"
+    moved.parent.mkdir()
+    tree.rename(moved)
+    for args in (["export", str(moved / "run"), "--format", "triplets", "--out", str(tmp_path / "e")],
+                 ["select", str(moved / "run"), "--budget", "2", "--out", str(tmp_path / "s")],
+                 ["mine", str(moved / "idx"), "--min-rank", "0", "--max-rank", "10", "--out", str(tmp_path / "run2")]):
+        result = runner.invoke(app, args)
+        assert result.exit_code == 0, result.output
+    shutil.rmtree(moved / "emb")
+    result = runner.invoke(app, ["export", str(moved / "run"), "--format", "triplets", "--out", str(tmp_path / "e2")])
+    assert result.exit_code == 1 and "embeddings it was made from" in result.output and "is gone" in result.output
+
+
+def test_cache_lists_and_prunes_least_recently_used_entries_but_never_a_busy_one(tmp_path, tiny_beir):
+    home = tmp_path / "hardneg-home"
+    assert runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--out", str(tmp_path / "run"), "--quiet"]).exit_code == 0
+    listed = runner.invoke(app, ["cache", "list", "--json"])
+    assert listed.exit_code == 0, listed.output
+    kinds = sorted(e["kind"] for e in json.loads(listed.stdout)["entries"])
+    assert kinds == ["embeddings", "index"]
+    index_entry = next(e["path"] for e in json.loads(listed.stdout)["entries"] if e["kind"] == "index")
+    holder = _holder(Path(index_entry))
+    try:
+        assert holder.stdout.readline().strip() == "HELD"
+        dry = runner.invoke(app, ["cache", "prune", "--max-size", "0", "--dry-run", "--json"])
+        assert len(json.loads(dry.stdout)["removed"]) == 2 and (home / "embeddings").exists()
+        pruned = runner.invoke(app, ["cache", "prune", "--max-size", "0", "--json"])
+        result = json.loads(pruned.stdout)
+        assert result["busy"] == [index_entry] and len(result["removed"]) == 1
+        assert Path(index_entry).exists() and not any((home / "embeddings").iterdir())
+    finally:
+        holder.communicate("\n", timeout=60)
+    assert runner.invoke(app, ["cache", "prune", "--older-than", "0s"]).exit_code == 0
+    assert not Path(index_entry).exists()
+    # The run still exports from its own files? No: its embeddings were in the cache, and the
+    # error says so; mining again recomputes them.
+    result = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "triplets", "--out", str(tmp_path / "e")])
+    assert result.exit_code == 1 and "is gone" in result.output
+    assert runner.invoke(app, ["cache", "prune"]).exit_code == 2
