@@ -6,6 +6,7 @@ so a second run with the same model, inputs and index settings reuses them (e.g.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import os
@@ -17,7 +18,7 @@ from hardneg.artifacts import KIND_EMBEDDINGS, KIND_INDEX, artifact_kind, read_m
 from hardneg.config import EmbedConfig, IndexConfig, MineConfig
 from hardneg.embed import embed, embeddings_fingerprint
 from hardneg.encoders import Encoder, load_encoder
-from hardneg.errors import InputError
+from hardneg.errors import ArtifactError, InputError
 from hardneg.index import build_index, choose_backend, index_fingerprint
 from hardneg.inputs import load_input
 from hardneg.mine import MineResult, mine
@@ -37,15 +38,22 @@ def default_workdir() -> Path:
 def spool_stdin(stream: IO[bytes], workdir: Path) -> Path:
     """Copy stdin to a content-addressed file, so it can be validated, hashed and re-read."""
     spool = workdir / "stdin"
-    spool.mkdir(parents=True, exist_ok=True)
     tmp = spool / f"incoming-{os.getpid()}.jsonl"
     digest = hashlib.sha256()
-    with open(tmp, "wb") as fh:
-        while chunk := stream.read(1 << 20):
-            digest.update(chunk)
-            fh.write(chunk)
-    final = spool / f"{digest.hexdigest()[:16]}.jsonl"
-    os.replace(tmp, final)
+    try:
+        spool.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as fh:
+            while chunk := stream.read(1 << 20):
+                digest.update(chunk)
+                fh.write(chunk)
+        final = spool / f"{digest.hexdigest()[:16]}.jsonl"
+        os.replace(tmp, final)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise ArtifactError(
+            f"{spool}: cannot keep the piped input there ({exc.strerror}); choose a writable --workdir or set HARDNEG_HOME"
+        ) from None
     return final
 
 

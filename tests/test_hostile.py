@@ -317,3 +317,10 @@ def test_damaged_artifacts_are_named_not_tracebacks(tmp_path, tiny_beir, damage)
         for cmd in (["export", str(tmp_path / "run"), "--out", str(tmp_path / "e")], ["select", str(tmp_path / "run"), "--out", str(tmp_path / "s")],
                     ["report", str(tmp_path / "run"), "--out", str(tmp_path / "rp")]):
             _error(cmd, "candidates.parquet")
+
+
+def test_piped_input_with_an_unusable_workdir_is_one_error(tmp_path):
+    (tmp_path / "not-a-dir").write_text("x")
+    result = runner.invoke(app, ["mine", "-", "--model", "hashing", "--workdir", str(tmp_path / "not-a-dir"), "--out", str(tmp_path / "r")],
+                           input='{"query": "a", "positive": "b"}\n')
+    assert result.exit_code == 1 and "cannot keep the piped input" in result.output and "Traceback" not in result.output
