@@ -8,48 +8,37 @@ from typing import Annotated, Optional
 
 import typer
 
-
-class Sampling(str, Enum):
-    random = "random"
-    top = "top"
-    simans = "simans"
-
-
-class Retriever(str, Enum):
-    dense = "dense"
-    bm25 = "bm25"
-    hybrid = "hybrid"
-
-
-class ScoresFrom(str, Enum):
-    retriever = "retriever"
-    teacher = "teacher"
+from hardneg.config import (
+    ARCHITECTURES,
+    BACKENDS,
+    EXPORT_FORMATS,
+    KD_NORMALIZATIONS,
+    MODEL_SIZES,
+    RETRIEVERS,
+    SAMPLING_STRATEGIES,
+    SCORE_SOURCES,
+    SELECT_STRATEGIES,
+    STORAGES,
+    TRAIN_LOSSES,
+)
 
 
-class Backend(str, Enum):
-    auto = "auto"
-    exact = "exact"
-    hnsw = "hnsw"
+def _choices(name: str, values: tuple[str, ...]) -> type[Enum]:
+    """A CLI choice type made from the tuple `config.py` defines and validates (defined once)."""
+    return Enum(name, {value.replace("-", "_"): value for value in values}, type=str)  # type: ignore[return-value]
 
 
-class Storage(str, Enum):
-    float32 = "float32"
-    e4m3 = "e4m3"
-
-
-class ModelSize(str, Enum):
-    small = "small"
-    base = "base"
-    large = "large"
-
-
-class Format(str, Enum):
-    colbert = "colbert"
-    triplets = "triplets"
-    sentence_transformers = "sentence-transformers"
-    pylate_kd = "pylate-kd"
-    flagembedding = "flagembedding"
-    tevatron = "tevatron"
+Sampling = _choices("Sampling", SAMPLING_STRATEGIES)
+Retriever = _choices("Retriever", RETRIEVERS)
+ScoresFrom = _choices("ScoresFrom", SCORE_SOURCES)
+Backend = _choices("Backend", BACKENDS)
+Storage = _choices("Storage", STORAGES)
+ModelSize = _choices("ModelSize", MODEL_SIZES)
+Format = _choices("Format", EXPORT_FORMATS)
+Loss = _choices("Loss", TRAIN_LOSSES)
+Architecture = _choices("Architecture", ARCHITECTURES)
+KdNormalize = _choices("KdNormalize", KD_NORMALIZATIONS)
+SelectStrategy = _choices("SelectStrategy", SELECT_STRATEGIES)
 
 
 EMBED = "Model and encoding"
@@ -100,7 +89,7 @@ RecallSampleOpt = Annotated[Optional[int], typer.Option("--recall-sample", help=
 MinRankOpt = Annotated[Optional[int], typer.Option("--min-rank", help="First rank of the window, 0-based, positives counted [default: 10].", rich_help_panel=MINE)]
 MaxRankOpt = Annotated[Optional[int], typer.Option("--max-rank", help="End of the window, exclusive [default: 110].", rich_help_panel=MINE)]
 NumNegativesOpt = Annotated[Optional[int], typer.Option("--num-negatives", "-n", help="Negatives per query [default: 10].", rich_help_panel=MINE)]
-SamplingOpt = Annotated[Optional[Sampling], typer.Option("--sampling", help="random: uniform in the window; top: best-ranked survivors; simans: weighted towards the positive's score [default: random].", rich_help_panel=MINE)]
+SamplingOpt = Annotated[Optional[Sampling], typer.Option("--sampling", help="random: uniform in the window; top: best-ranked survivors; simans: weighted towards the positive's score; stratified: one per equal rank band of the window [default: random].", rich_help_panel=MINE)]
 FILTERS = "Filters (false-negative control)"
 RelativeMarginOpt = Annotated[Optional[float], typer.Option("--relative-margin", help="TopK-PercPos: drop candidates above min_pos - |min_pos| x M (0.05 = 95 percent of the lowest positive score).", rich_help_panel=FILTERS)]
 AbsoluteMarginOpt = Annotated[Optional[float], typer.Option("--absolute-margin", help="TopK-MarginPos: drop candidates above min_pos - M.", rich_help_panel=FILTERS)]
@@ -119,30 +108,6 @@ QueryBatchOpt = Annotated[Optional[int], typer.Option("--query-batch", help="Que
 RetrieverOpt = Annotated[Optional[Retriever], typer.Option("--retriever", help="Whose ranking defines ranks: dense, bm25 (bm25s), or hybrid (reciprocal-rank fusion) [default: dense].", rich_help_panel=MINE)]
 RrfKOpt = Annotated[Optional[int], typer.Option("--rrf-k", help="Reciprocal-rank fusion constant for --retriever hybrid [default: 60].", rich_help_panel=MINE)]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Judgments from `hardneg label import`: judged-relevant documents become positives, judged-not-relevant ones are sampled first.", rich_help_panel=FILTERS)]
-
-
-class Loss(str, Enum):
-    mnrl = "mnrl"
-    cached_mnrl = "cached-mnrl"
-    distillation = "distillation"
-    margin_mse = "margin-mse"
-    bce = "bce"
-
-
-class Architecture(str, Enum):
-    biencoder = "biencoder"
-    colbert = "colbert"
-    cross_encoder = "cross-encoder"
-
-
-class KdNormalize(str, Enum):
-    minmax = "minmax"
-    none = "none"
-
-
-class SelectStrategy(str, Enum):
-    margin = "margin"
-    entropy = "entropy"
 
 
 TRAIN = "Training"

@@ -402,6 +402,7 @@ EXPORT_EXAMPLES = """Examples:
   hardneg export runs/sf --format colbert --nway 4 --out runs/sf-colbert-4way
   hardneg export runs/sf --format sentence-transformers --out runs/sf-st
   hardneg export runs/sf --format triplets --out - | head
+  hardneg export runs/sf --format msmarco-triples --out runs/sf-tsv
   hardneg export runs/sf-denoised --format colbert --scores --nway 16 --out runs/sf-kd
   hardneg export runs/sf --format pylate-kd --out runs/sf-pylate
   hardneg export runs/sf --format flagembedding --out runs/sf-flag
@@ -413,8 +414,8 @@ EXPORT_EXAMPLES = """Examples:
 @_errors
 def export(
     run: Annotated[Path, typer.Argument(help="Mining-run artifact directory (from `hardneg mine`).")],
-    out: Annotated[str, typer.Option("--out", "-o", help="Output directory, or - to stream JSONL triplets to stdout.")],
-    format: Annotated[Optional[Format], typer.Option("--format", "-f", help="colbert, triplets, sentence-transformers, pylate-kd, flagembedding or tevatron [default: colbert].")] = None,
+    out: Annotated[str, typer.Option("--out", "-o", help="Output directory, or - to stream triplets / msmarco-triples lines to stdout.")],
+    format: Annotated[Optional[Format], typer.Option("--format", "-f", help="colbert, triplets, sentence-transformers, pylate-kd, flagembedding, tevatron or msmarco-triples [default: colbert].")] = None,
     scores: Annotated[Optional[bool], typer.Option("--scores/--no-scores", help="colbert: distillation lines [qid, [pid, score], ...], positive first [default: no].")] = None,
     nway: Annotated[Optional[int], typer.Option("--nway", help="1 positive + (nway - 1) negatives per row [default: 2; sentence-transformers: 1 + all].")] = None,
     shuffle: Annotated[Optional[bool], typer.Option("--shuffle/--no-shuffle", help="Shuffle rows (seeded) so a batch mixes queries [default: shuffle].")] = None,
@@ -424,7 +425,7 @@ def export(
     quiet: QuietOpt = False,
     json: JsonOpt = False,
 ) -> None:
-    """Write training files (ColBERT, triplets, sentence-transformers, PyLate KD, FlagEmbedding, Tevatron) from a mining run."""
+    """Write training files (ColBERT, triplets, sentence-transformers, PyLate KD, FlagEmbedding, Tevatron, MS MARCO triples) from a mining run."""
     from hardneg.export import export as run_export
     from hardneg.progress import cli_reporter
 

@@ -22,13 +22,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-SAMPLING_STRATEGIES = ("random", "top", "simans")
+SAMPLING_STRATEGIES = ("random", "top", "simans", "stratified")
 SCORE_SOURCES = ("retriever", "teacher")
 RETRIEVERS = ("dense", "bm25", "hybrid")
 BACKENDS = ("auto", "exact", "hnsw")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 STORAGES = ("float32", "e4m3")
-EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron")
+EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron", "msmarco-triples")
 MODEL_SIZES = ("small", "base", "large")
 TRAIN_LOSSES = ("mnrl", "cached-mnrl", "distillation", "margin-mse", "bce")
 ARCHITECTURES = ("biencoder", "colbert", "cross-encoder")
@@ -492,3 +492,22 @@ def _coerce(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
 def as_dict(config: Any) -> dict[str, Any]:
     """A config as a plain dict, for manifests and `--json`."""
     return dataclasses.asdict(config)
+
+
+EXECUTION_FIELDS: dict[type, frozenset[str]] = {}
+"""Per config class, the fields that say how a stage runs, not what it computes (batch sizes,
+chunking, workers, device). They never enter a fingerprint, so changing them reuses the cache;
+every stage's output is independent of them (the property tests mine with query batches of 1 and
+64 and compare; exact top-k is chunk-size independent)."""
+
+
+def identity(config: Any) -> dict[str, Any]:
+    """The fields of a config that define what its stage computes (for fingerprints)."""
+    skip = EXECUTION_FIELDS.get(type(config), frozenset())
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in skip}
+
+
+EXECUTION_FIELDS.update({
+    EmbedConfig: frozenset({"batch_size", "workers", "device"}),
+    MineConfig: frozenset({"query_batch", "search_chunk", "chunk_queries", "ce_batch_size"}),
+})

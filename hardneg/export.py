@@ -13,6 +13,8 @@ Formats:
 - ``pylate-kd``: ``train.parquet`` (query_id, document_ids, scores), ``queries.parquet``,
   ``documents.parquet``: PyLate's knowledge-distillation datasets.
 - ``flagembedding``: JSONL ``{"query", "pos", "neg", "pos_scores", "neg_scores"}``.
+- ``msmarco-triples``: ``triples.train.tsv``, ``query<TAB>positive<TAB>negative`` texts (MS MARCO's
+  training-triples layout, read by several trainers; ``--out -`` streams it).
 - ``tevatron``: JSONL ``{"query_id", "query", "positive_passages", "negative_passages"}`` with
   ``{"docid", "title", "text"}`` passages.
 
@@ -68,6 +70,7 @@ COLBERT_QUERIES = "queries.train.colbert.tsv"
 COLBERT_CORPUS = "corpus.train.colbert.tsv"
 QID_MAP = "qid_map.tsv"
 PID_MAP = "pid_map.tsv"
+MSMARCO_TRIPLES_FILE = "triples.train.tsv"
 TRIPLETS_FILE = "triplets.jsonl"
 ST_FILE = "train.parquet"
 PYLATE_TRAIN = "train.parquet"
@@ -359,13 +362,32 @@ def validate_colbert(directory: Path, nway: int, scores: bool = False) -> None:
                 fail(COLBERT_TRIPLES, lineno, "the positive appears among the negatives")
 
 
-def iter_triplets(queries: list[RunQuery], emb_path: Path, config: ExportConfig, stats: ExportStats) -> Iterator[bytes]:
+def _iter_text_triples(queries: list[RunQuery], emb_path: Path, config: ExportConfig, stats: ExportStats) -> Iterator[tuple[str, str, str]]:
     rows = _rows(queries, 2, stats)
     for batch, texts in text_passes(_shuffled(rows, config), lambda r: [r[1], *r[2]], emb_path):
         for q, p, negs in batch:
             if p == negs[0]:
                 raise ArtifactError(f"query {q.query_id}: positive {p} selected as a negative (internal error)")
-            yield orjson.dumps([q.text, texts[p], texts[negs[0]]]) + b"\n"
+            yield q.text, texts[p], texts[negs[0]]
+
+
+def iter_triplets(queries: list[RunQuery], emb_path: Path, config: ExportConfig, stats: ExportStats) -> Iterator[bytes]:
+    for query, positive, negative in _iter_text_triples(queries, emb_path, config, stats):
+        yield orjson.dumps([query, positive, negative]) + b"\n"
+
+
+def iter_msmarco_triples(queries: list[RunQuery], emb_path: Path, config: ExportConfig, stats: ExportStats) -> Iterator[bytes]:
+    """MS MARCO's ``triples.train.small.tsv`` layout: ``query<TAB>positive<TAB>negative`` texts, one
+    line each (tabs and line breaks inside a text become spaces)."""
+    for query, positive, negative in _iter_text_triples(queries, emb_path, config, stats):
+        yield f"{clean_tsv_text(query)}\t{clean_tsv_text(positive)}\t{clean_tsv_text(negative)}\n".encode()
+
+
+def export_msmarco_triples(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
+    with open(out / MSMARCO_TRIPLES_FILE, "wb") as fh:
+        for line in iter_msmarco_triples(queries, emb_path, config, stats):
+            fh.write(line)
+    stats.files = [MSMARCO_TRIPLES_FILE]
 
 
 def export_triplets(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
@@ -504,13 +526,21 @@ EXPORTERS: dict[str, Exporter] = {
     "pylate-kd": export_pylate_kd,
     "flagembedding": export_flagembedding,
     "tevatron": export_tevatron,
+    "msmarco-triples": export_msmarco_triples,
 }
+STREAMERS: dict[str, Callable[[list[RunQuery], Path, ExportConfig, ExportStats], Iterator[bytes]]] = {
+    "triplets": iter_triplets,
+    "msmarco-triples": iter_msmarco_triples,
+}
+"""Formats that `--out -` can stream to stdout (one line per row)."""
+ONE_NEGATIVE_FORMATS = frozenset(STREAMERS)
+"""Formats with exactly one negative per row (nway 2)."""
 
 
 def resolve_nway(config: ExportConfig, run_manifest: dict[str, Any]) -> int:
-    if config.format == "triplets":
+    if config.format in ONE_NEGATIVE_FORMATS:
         if config.nway not in (None, 2):
-            raise ConfigError("the triplets format holds one negative per row; --nway must be 2 (or unset)")
+            raise ConfigError(f"the {config.format} format holds one negative per row; --nway must be 2 (or unset)")
         return 2
     if config.scores and config.format != "colbert":
         raise ConfigError("--scores applies to the colbert format; pylate-kd and flagembedding always carry scores")
@@ -553,9 +583,9 @@ def export(
     nway = resolve_nway(config, manifest)
     stats = ExportStats(format=config.format, nway=nway)
     if stream is not None:
-        if config.format != "triplets":
-            raise ConfigError(f"--out - streams JSONL triplets; use --format triplets (got {config.format})")
-        for line in iter_triplets(queries, emb_path, config, stats):
+        if config.format not in STREAMERS:
+            raise ConfigError(f"--out - streams one row per line: use --format {' or '.join(sorted(STREAMERS))} (got {config.format})")
+        for line in STREAMERS[config.format](queries, emb_path, config, stats):
             stream.write(line)
         stream.flush()
         return ExportResult(None, stats)

@@ -60,6 +60,9 @@ from hardneg.config import (
     TrainConfig,
     as_dict,
 )
+from hardneg.config import (
+    identity as config_identity,
+)
 from hardneg.errors import ArtifactError, ConfigError, InputError
 from hardneg.progress import NULL_REPORTER, Reporter
 
@@ -129,7 +132,12 @@ def run_loop(
     }
     # How many rounds and when to stop do not change what a round computes: a finished loop can be
     # extended with a larger --rounds, or resumed with another patience, without starting over.
-    identity = {**configs, "loop": {k: v for k, v in configs["loop"].items() if k not in ("rounds", "patience", "min_delta")}}
+    # Execution knobs (batch sizes, workers, device) do not either (config.EXECUTION_FIELDS).
+    identity = {
+        "embed": config_identity(embed_config), "index": config_identity(index_config), "mine": config_identity(mine_config),
+        "train": config_identity(train_config), "eval": config_identity(eval_config),
+        "loop": {k: v for k, v in configs["loop"].items() if k not in ("rounds", "patience", "min_delta")},
+    }
     fp = loop_fingerprint(dataset.fingerprint, identity)
     with writing(out, [source]) as out:
         _check_out(out, fp, force)

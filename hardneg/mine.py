@@ -36,6 +36,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,7 +78,7 @@ from hardneg.artifacts import (
     write_table,
     writing,
 )
-from hardneg.config import MineConfig, as_dict
+from hardneg.config import MineConfig, as_dict, identity
 from hardneg.encoders import PairScorer, load_teacher
 from hardneg.errors import ArtifactError, HardnegError
 from hardneg.progress import NULL_REPORTER, Reporter
@@ -264,6 +265,63 @@ def teacher_filter(teacher: float, config: MineConfig) -> str:
     return ""
 
 
+@dataclass
+class SampleContext:
+    """What a sampler sees for one query: the eligible candidates (positions into the window, in
+    rank order) with their ranks and scores, the positive's score, the config and the query's rng."""
+
+    eligible: list[int]
+    scores: list[float]
+    ranks: list[int]
+    positive_score: float
+    config: MineConfig
+    rng: np.random.Generator
+    n: int
+
+
+def _sample_top(ctx: SampleContext) -> list[int]:
+    return list(range(ctx.n))
+
+
+def _sample_random(ctx: SampleContext) -> list[int]:
+    return ctx.rng.choice(len(ctx.eligible), size=ctx.n, replace=False).tolist()
+
+
+def _sample_simans(ctx: SampleContext) -> list[int]:
+    # SimANS: favour negatives scored close to the positive, exp(-a (s_neg - s_pos - b)^2).
+    config = ctx.config
+    logits = -config.simans_a * (np.asarray(ctx.scores, dtype=np.float64) - ctx.positive_score - config.simans_b) ** 2
+    weights = np.maximum(np.exp(logits - logits.max()), 1e-12)
+    return ctx.rng.choice(len(ctx.eligible), size=ctx.n, replace=False, p=weights / weights.sum()).tolist()
+
+
+def _sample_stratified(ctx: SampleContext) -> list[int]:
+    """One negative from each of n equal rank bands of the window [min_rank, max_rank), drawn
+    uniformly within its band; bands left empty by the filters are made up from the other
+    survivors at random. The negatives span easy to hard instead of clustering where the
+    survivors are densest."""
+    lo, hi = ctx.config.min_rank, ctx.config.max_rank
+    width = (hi - lo) / ctx.n
+    bands: list[list[int]] = [[] for _ in range(ctx.n)]
+    for position, rank in enumerate(ctx.ranks):
+        bands[min(ctx.n - 1, int((rank - lo) / width))].append(position)
+    picked = [band[int(ctx.rng.integers(len(band)))] for band in bands if band]
+    rest = sorted(set(range(len(ctx.eligible))) - set(picked))
+    if len(picked) < ctx.n and rest:
+        picked += [rest[i] for i in ctx.rng.choice(len(rest), size=ctx.n - len(picked), replace=False).tolist()]
+    return picked
+
+
+SAMPLERS: dict[str, Callable[[SampleContext], list[int]]] = {
+    "random": _sample_random,
+    "top": _sample_top,
+    "simans": _sample_simans,
+    "stratified": _sample_stratified,
+}
+"""Sampling strategies by name (the names are `config.SAMPLING_STRATEGIES`): each returns ``n``
+distinct positions into ``ctx.eligible``. Adding one is a function here and its name there."""
+
+
 def sample_negatives(
     eligible: list[int],
     scores: list[float],
@@ -271,34 +329,29 @@ def sample_negatives(
     config: MineConfig,
     rng: np.random.Generator,
     limit: int | None = None,
+    ranks: list[int] | None = None,
 ) -> list[int]:
-    """Pick up to ``limit`` (default ``num_negatives``) of ``eligible`` (positions, in rank order);
-    result in rank order.
+    """Pick up to ``limit`` (default ``num_negatives``) of ``eligible`` (positions, in rank order)
+    with the configured sampler; result in rank order.
 
-    ``scores`` are the eligible candidates' scores; ``positive_score`` anchors SimANS.
+    ``scores`` are the eligible candidates' scores; ``positive_score`` anchors SimANS; ``ranks``
+    (the candidates' ranks) place them in stratified sampling's bands.
     """
     n = min(config.num_negatives if limit is None else limit, len(eligible))
     if n == 0:
         return []
-    if config.sampling == "top":
-        return eligible[:n]
-    if config.sampling == "simans":
-        # SimANS: favour negatives scored close to the positive, exp(-a (s_neg - s_pos - b)^2).
-        logits = -config.simans_a * (np.asarray(scores, dtype=np.float64) - positive_score - config.simans_b) ** 2
-        weights = np.maximum(np.exp(logits - logits.max()), 1e-12)
-        picked = rng.choice(len(eligible), size=n, replace=False, p=weights / weights.sum())
-    else:
-        picked = rng.choice(len(eligible), size=n, replace=False)
-    return [eligible[i] for i in sorted(picked.tolist())]
+    ctx = SampleContext(eligible, scores, ranks if ranks is not None else list(range(len(eligible))), positive_score, config, rng, n)
+    return [eligible[i] for i in sorted(SAMPLERS[config.sampling](ctx))]
 
 
 def mine_fingerprint(
     index_manifest: dict[str, Any], config: MineConfig, scorer: PairScorer | None = None, labels: str | None = None
 ) -> str:
-    # The whole config is in, speed-only knobs included: simpler than arguing which can change ties.
+    # What the run computes: execution knobs (batch sizes, chunking) are left out, so changing them
+    # reuses the run (the output does not depend on them; see config.EXECUTION_FIELDS).
     # ``labels`` is the judgments' content fingerprint: new judgments at the same path re-mine.
     return fingerprint(
-        MINE_VERSION, index_manifest["fingerprint"], as_dict(config), scorer.fingerprint if scorer else None, labels
+        MINE_VERSION, index_manifest["fingerprint"], identity(config), scorer.fingerprint if scorer else None, labels
     )
 
 
@@ -473,7 +526,8 @@ class _Miner:
                 "Check the qrels and the split, or pass --allow-empty to write an empty run."
             )
         partial = out.with_name(out.name + ".partial")
-        if prepare_partial(partial, fp, [CHUNKS_DIR]):
+        # Resumed chunks are numbered by chunk_queries: the work directory is tied to it too.
+        if prepare_partial(partial, fingerprint(fp, config.chunk_queries), [CHUNKS_DIR]):
             self.reporter.log(f"resuming from {partial}")
         label = "Mining"
         self.reporter.progress(label, 0, len(todo))
@@ -720,6 +774,7 @@ class _Miner:
                     self.config,
                     query_rng(self.config.seed, qid),
                     limit=self.config.num_negatives - len(chosen),
+                    ranks=[window[i].rank for i in rest],
                 )
             )
             tally.candidates += len(window)

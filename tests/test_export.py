@@ -110,10 +110,10 @@ def test_triplets_stream_to_stdout(run):
     assert len(rows) == 32 and all(len(r) == 3 and r[1] != r[2] for r in rows)
 
 
-def test_stdout_needs_the_triplets_format(run):
+def test_stdout_needs_a_line_format(run):
     result = runner.invoke(app, ["export", str(run), "--format", "colbert", "--out", "-"])
     assert result.exit_code == 2
-    assert "use --format triplets" in result.stderr
+    assert "use --format msmarco-triples or triplets" in result.stderr
 
 
 def test_triplets_refuse_nway_above_two(run, tmp_path):
@@ -268,3 +268,22 @@ def test_exports_stream_texts_in_bounded_passes_with_identical_output(run, tmp_p
             assert pq.read_table(path).equals(pq.read_table(other)), path.name
         else:
             assert path.read_bytes() == other.read_bytes(), path.name
+
+
+def test_msmarco_triples_are_text_tsv_lines_and_stream(tmp_path, tiny_beir):
+    from typer.testing import CliRunner
+
+    from hardneg.cli import app
+
+    runner = CliRunner()
+    assert runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "0", "--max-rank", "10",
+                               "--out", str(tmp_path / "run"), "--quiet"]).exit_code == 0
+    result = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "msmarco-triples", "--out", str(tmp_path / "tsv")])
+    assert result.exit_code == 0, result.output
+    lines = (tmp_path / "tsv" / "triples.train.tsv").read_text(encoding="utf-8").splitlines()
+    triplets = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "triplets", "--out", "-"])
+    expected = [json.loads(line) for line in triplets.stdout.splitlines()]
+    assert [line.split("\t") for line in lines] == [[" ".join(t.split()) if "\t" in t else t for t in row] for row in expected]
+    streamed = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "msmarco-triples", "--out", "-"])
+    assert streamed.stdout.splitlines() == lines
+    assert runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "msmarco-triples", "--nway", "3", "--out", "x"]).exit_code == 2

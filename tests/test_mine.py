@@ -376,3 +376,34 @@ def test_scores_from_teacher_needs_a_teacher_and_kd_depth_sets_the_window():
         build(MineConfig, {}, "mine", kd_depth=8, min_rank=10, sampling="random")
     with pytest.raises(ConfigError, match="kd-depth 8 mines the 7 best-ranked candidates"):
         MineConfig(kd_depth=8)  # the preset is applied when flags and files are merged, not silently here
+
+
+def test_execution_knobs_do_not_invalidate_a_run(tmp_path, tiny_beir):
+    """Batch sizes and chunking say how a run goes, not what it finds: changing them reuses the run."""
+    from hardneg.pipeline import run_mine
+
+    first = run_mine(tiny_beir, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), MineConfig(min_rank=0, max_rank=10))
+    assert not first.reused
+    for knobs in ({"query_batch": 1}, {"chunk_queries": 3, "search_chunk": 7}, {"ce_batch_size": 2}):
+        again = run_mine(tiny_beir, tmp_path / "run", EmbedConfig(model="hashing", batch_size=2),
+                         IndexConfig(), MineConfig(min_rank=0, max_rank=10, **knobs))
+        assert again.reused, knobs
+    changed = run_mine(tiny_beir, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), MineConfig(min_rank=1, max_rank=10))
+    assert not changed.reused
+
+
+def test_stratified_sampling_takes_one_negative_per_rank_band_and_fills_empty_bands():
+    from hardneg.mine import sample_negatives
+
+    config = MineConfig(min_rank=0, max_rank=100, num_negatives=4, sampling="stratified")
+    eligible = list(range(100))
+    for seed in range(20):
+        picked = sample_negatives(eligible, [0.0] * 100, 1.0, config, np.random.default_rng(seed), ranks=eligible)
+        assert [r // 25 for r in picked] == [0, 1, 2, 3]
+    # Filters emptied the two middle bands: still 4 negatives, 2 of them from the outer bands' rest.
+    survivors = list(range(0, 25)) + list(range(75, 100))
+    picked = sample_negatives(list(range(50)), [0.0] * 50, 1.0, config, np.random.default_rng(0), ranks=survivors)
+    assert len(set(picked)) == 4
+    # Deterministic for a seed.
+    again = sample_negatives(list(range(50)), [0.0] * 50, 1.0, config, np.random.default_rng(0), ranks=survivors)
+    assert picked == again
