@@ -34,6 +34,17 @@ from hardneg.errors import ArtifactError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+HIDDEN_DIR = ".hardneg"
+"""Where an export keeps its manifest: trainers pointed at an export directory (FlagEmbedding's
+``--train_data``, Tevatron's ``--train_dir``, ``datasets.load_dataset(..., data_dir=)``) read every
+``*.json``/``*.jsonl``/``*.parquet`` file in it, and skip hidden directories."""
+
+
+def manifest_file(directory: Path) -> Path:
+    """The manifest of the artifact at ``directory``: ``manifest.json``, or ``.hardneg/manifest.json``
+    for exports."""
+    top = Path(directory) / MANIFEST
+    return top if top.is_file() else Path(directory) / HIDDEN_DIR / MANIFEST
 
 KIND_EMBEDDINGS = "embeddings"
 KIND_INDEX = "index"
@@ -195,7 +206,11 @@ def write_manifest(directory: Path, kind: str, **fields: Any) -> dict[str, Any]:
         **fields,
     }
     data = orjson.dumps(manifest, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_SERIALIZE_NUMPY)
-    write_bytes_atomic(directory / MANIFEST, data + b"\n")  # a manifest is never seen half-written
+    target = directory / MANIFEST
+    if kind == KIND_EXPORT:  # out of the way of trainers that read every data file in the directory
+        (directory / HIDDEN_DIR).mkdir(exist_ok=True)
+        target = directory / HIDDEN_DIR / MANIFEST
+    write_bytes_atomic(target, data + b"\n")  # a manifest is never seen half-written
     return manifest
 
 
@@ -204,7 +219,7 @@ def read_manifest(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     directory = Path(path)
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: not an artifact directory (it does not exist or is a file)")
-    manifest_path = directory / MANIFEST
+    manifest_path = manifest_file(directory)
     if not manifest_path.is_file():
         raise ArtifactError(
             f"{directory}: no {MANIFEST}; this is not a complete hardneg artifact "
@@ -257,7 +272,7 @@ def resolve_ref(artifact: Path, manifest: dict[str, Any], key: str, kind: str, r
     absolute path. Gone from both: an ArtifactError saying where it was looked for and what to re-run."""
     ref = manifest.get(key)
     if not isinstance(ref, dict) or not isinstance(ref.get("path"), str):
-        raise ArtifactError(f"{artifact / MANIFEST}: lacks the path of its {key}; the artifact is damaged: {redo}")
+        raise ArtifactError(f"{manifest_file(artifact)}: lacks the path of its {key}; the artifact is damaged: {redo}")
     places = ([Path(artifact) / ref["relpath"]] if isinstance(ref.get("relpath"), str) else []) + [Path(ref["path"])]
     for place in places:
         if artifact_kind(place) == kind:
@@ -270,7 +285,7 @@ def resolve_ref(artifact: Path, manifest: dict[str, Any], key: str, kind: str, r
 
 def artifact_kind(path: str | Path) -> str | None:
     """The kind of the artifact at ``path``, or None when it is not a hardneg artifact."""
-    manifest_path = Path(path) / MANIFEST
+    manifest_path = manifest_file(Path(path))
     if not manifest_path.is_file():
         return None
     try:

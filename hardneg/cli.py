@@ -143,9 +143,18 @@ def _stdin() -> Any:
 
 
 def _stdout() -> Any:
+    """The console results are printed to. A reader that leaves early (`hardneg mine ... | head -1`)
+    is a normal end, exit 0, for every command (rich's default would exit 1)."""
     from rich.console import Console
 
-    return Console(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 110)
+    class _Stdout(Console):
+        def on_broken_pipe(self) -> None:
+            self.quiet = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise SystemExit(0)
+
+    return _Stdout(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 110)
 
 
 def _print_json(data: Any) -> None:
@@ -422,6 +431,7 @@ def export(
     seed: SeedOpt = None,
     config: ConfigOpt = None,
     force: ForceOpt = False,
+    allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Write the export even when it has no training row (an error otherwise).")] = False,
     quiet: QuietOpt = False,
     json: JsonOpt = False,
 ) -> None:
@@ -433,9 +443,9 @@ def export(
     cfg = build(ExportConfig, files, "export", format=_value(format), nway=nway, scores=scores, shuffle=shuffle, seed=seed)
     with cli_reporter(quiet or json or out == "-") as reporter:
         if out == "-":
-            result = run_export(run, None, cfg, stream=sys.stdout.buffer, reporter=reporter)
+            result = run_export(run, None, cfg, stream=sys.stdout.buffer, allow_empty=allow_empty, reporter=reporter)
         else:
-            result = run_export(run, Path(out), cfg, force=force, reporter=reporter)
+            result = run_export(run, Path(out), cfg, force=force, allow_empty=allow_empty, reporter=reporter)
     if out == "-":
         return
     if json:

@@ -62,7 +62,7 @@ from hardneg.artifacts import (
     writing,
 )
 from hardneg.config import ExportConfig, as_dict
-from hardneg.errors import ArtifactError, ConfigError
+from hardneg.errors import ArtifactError, ConfigError, HardnegError
 from hardneg.progress import NULL_REPORTER, Reporter
 
 COLBERT_TRIPLES = "triples.train.colbert.jsonl"
@@ -537,6 +537,19 @@ ONE_NEGATIVE_FORMATS = frozenset(STREAMERS)
 """Formats with exactly one negative per row (nway 2)."""
 
 
+def _refuse_empty(run: Path, queries: list[RunQuery], stats: ExportStats, allow_empty: bool) -> None:
+    """An export with no training row is an error: a CI job would go on to train on nothing."""
+    if stats.rows or allow_empty:
+        return
+    widest = max((len(q.negatives) for q in queries), default=0)
+    if not queries or widest == 0:
+        why = f"{run} has no mined query with a negative; mine with a wider window or looser filters"
+    else:
+        why = (f"every query has fewer negatives than --nway {stats.nway} needs ({stats.rows_dropped_short} rows dropped "
+               f"as short); the widest that gives rows is --nway {widest + 1}")
+    raise HardnegError(f"0 training rows: {why}. Pass --allow-empty to write an empty export anyway.")
+
+
 def resolve_nway(config: ExportConfig, run_manifest: dict[str, Any]) -> int:
     if config.format in ONE_NEGATIVE_FORMATS:
         if config.nway not in (None, 2):
@@ -563,6 +576,7 @@ def export(
     *,
     stream: IO[bytes] | None = None,
     force: bool = False,
+    allow_empty: bool = False,
     reporter: Reporter = NULL_REPORTER,
 ) -> ExportResult:
     """Write training files for a mining run.
@@ -573,6 +587,8 @@ def export(
         config: format, nway, shuffling.
         stream: a binary stream to write JSONL triplets to instead of a directory (``--out -``).
         force: replace ``out`` even if it is not an earlier export.
+        allow_empty: write the export even when it has no training row (otherwise an error, with the
+            widest --nway that would give rows).
         reporter: progress and status sink.
 
     Returns:
@@ -588,6 +604,7 @@ def export(
         for line in STREAMERS[config.format](queries, emb_path, config, stats):
             stream.write(line)
         stream.flush()
+        _refuse_empty(run, queries, stats, allow_empty)
         return ExportResult(None, stats)
     assert out is not None
     out = Path(out)
@@ -595,6 +612,7 @@ def export(
         check_replaceable(out, KIND_EXPORT, "export", force)
         with atomic_dir(out) as tmp:
             EXPORTERS[config.format](queries, emb_path, tmp, config, stats)
+            _refuse_empty(run, queries, stats, allow_empty)  # before the commit: nothing is written
             write_manifest(
                 tmp,
                 KIND_EXPORT,

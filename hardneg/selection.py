@@ -49,6 +49,7 @@ from hardneg.artifacts import (
     writing,
 )
 from hardneg.config import SelectConfig, as_dict
+from hardneg.errors import ArtifactError
 
 JSONL_FILE = "to_label.jsonl"
 CSV_FILE = "to_label.csv"
@@ -98,6 +99,28 @@ def mmr_order(uncertainty_rank: np.ndarray, vectors: np.ndarray, budget: int, di
     return picked
 
 
+def count_annotations(out: Path) -> int:
+    """How many candidates an annotator labelled in an existing selection's files (CSV or JSONL,
+    whichever holds more: either may be the one that was edited)."""
+    in_csv = in_jsonl = 0
+    try:
+        with open(out / CSV_FILE, encoding="utf-8-sig", newline="") as fh:
+            in_csv = sum(1 for row in csv.DictReader(fh) if (row.get("label") or "").strip())
+    except (OSError, csv.Error, UnicodeDecodeError):
+        pass
+    try:
+        with open(out / JSONL_FILE, "rb") as fh:
+            for line in fh:
+                try:
+                    item = orjson.loads(line)
+                except orjson.JSONDecodeError:
+                    continue
+                in_jsonl += sum(1 for c in item.get("candidates", []) if str(c.get("label") or "").strip())
+    except OSError:
+        pass
+    return max(in_csv, in_jsonl)
+
+
 def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: bool = False) -> SelectResult:
     """Rank a mining run's queries by uncertainty and write the labelling files for the top ``budget``."""
     from hardneg.search import Searcher, load_doc_ids
@@ -106,6 +129,13 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
     manifest = read_manifest(run, KIND_MINE)
     with writing(out, [run]) as out:
         check_replaceable(out, KIND_SELECTION, "selection", force)
+        annotated = count_annotations(out)
+        if annotated and not force:
+            raise ArtifactError(
+                f"{out}: its labelling files hold {annotated} annotation(s) someone filled in; re-selecting would "
+                f"wipe them. Import them first (hardneg label import {out / CSV_FILE} --run {run}), or choose "
+                "another --out; --force discards them"
+            )
         emb_path = resolve_ref(run, manifest, "embeddings", KIND_EMBEDDINGS, "re-run `hardneg mine`")
         index = resolve_ref(run, manifest, "index", KIND_INDEX, "re-run `hardneg mine`")
         judged: dict[str, dict[str, str]] = {}

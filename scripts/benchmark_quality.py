@@ -245,9 +245,9 @@ def write_st_export(data: Data, negative_for: Callable[[str, int, str], str | No
     (query, positive) rows only, for in-batch negatives."""
     import pyarrow as pa
 
-    from hardneg.artifacts import KIND_EXPORT, atomic_dir, write_manifest, write_table
+    from hardneg.artifacts import KIND_EXPORT, artifact_kind, atomic_dir, write_manifest, write_table
 
-    if (dest / "manifest.json").exists():
+    if artifact_kind(dest) is not None:
         return dest
     columns: dict[str, list[str]] = {"query": [], "positive": []} | ({"negative_1": []} if negative_for else {})
     for q, positives in sorted(data.train_rows.items()):
@@ -271,9 +271,9 @@ def restrict_export(data: Data, full: Path, dest: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from hardneg.artifacts import KIND_EXPORT, atomic_dir, write_manifest, write_table
+    from hardneg.artifacts import KIND_EXPORT, artifact_kind, atomic_dir, write_manifest, write_table
 
-    if (dest / "manifest.json").exists():
+    if artifact_kind(dest) is not None:
         return dest
     wanted = {(data.queries[q], data.corpus[p]) for q, ps in data.train_rows.items() for p in ps}
     table = pq.read_table(full / "train.parquet")
@@ -288,6 +288,7 @@ def restrict_export(data: Data, full: Path, dest: Path) -> Path:
 
 def hardneg_export(run: Path, dest: Path, fmt: str, nway: int | None, seed: int, data: Data | None = None) -> Path:
     """The product's export of a run; with subsampled training pairs, restricted to those pairs."""
+    from hardneg.artifacts import artifact_kind
     from hardneg.config import ExportConfig
     from hardneg.export import export
 
@@ -295,7 +296,7 @@ def hardneg_export(run: Path, dest: Path, fmt: str, nway: int | None, seed: int,
         if fmt != "sentence-transformers":
             raise SystemExit(f"subsampled training pairs are implemented for sentence-transformers rows, not {fmt}")
         return restrict_export(data, hardneg_export(run, dest.with_name(dest.name + "-all"), fmt, nway, seed), dest)
-    if not (dest / "manifest.json").exists():
+    if artifact_kind(dest) is None:
         export(run, dest, ExportConfig(format=fmt, nway=nway, seed=seed))
     return dest
 

@@ -126,7 +126,7 @@ def test_same_seed_gives_byte_identical_exports(tmp_path):
     for name in ("a", "b"):
         run_mine(TINY_BEIR, tmp_path / f"run-{name}", EmbedConfig(model="hashing"), IndexConfig(), MineConfig(min_rank=2, max_rank=30))
         export(tmp_path / f"run-{name}", tmp_path / f"out-{name}", ExportConfig())
-        outs.append({p.name: p.read_bytes() for p in (tmp_path / f"out-{name}").iterdir() if p.name != "manifest.json"})
+        outs.append({p.name: p.read_bytes() for p in (tmp_path / f"out-{name}").iterdir() if p.is_file()})
     assert outs[0] == outs[1]
     assert (tmp_path / "run-a" / "candidates.parquet").read_bytes() == (tmp_path / "run-b" / "candidates.parquet").read_bytes()
 
@@ -174,7 +174,7 @@ def test_colbert_distillation_lines_put_the_positive_first_with_teacher_scores(t
     for qid, (pos, pos_score), *negs in lines:
         assert isinstance(pos_score, float) and all(isinstance(s, float) for _, s in negs)
         assert all(pid_map[n] not in qrels[qid_map[qid]] for n, _ in negs)
-    manifest = json.loads((tmp_path / "kd" / "manifest.json").read_text())
+    manifest = json.loads((tmp_path / "kd" / ".hardneg" / "manifest.json").read_text())
     assert manifest["scores_from"] == "teacher"
     # q1 ("capital of France"): d01 and its copy d37 mention the Seine; the fake teacher promotes the
     # Seine documents it sees as candidates to pseudo-positives, which then lead rows of their own.
@@ -261,7 +261,7 @@ def test_exports_stream_texts_in_bounded_passes_with_identical_output(run, tmp_p
     if fmt != "pylate-kd":  # pylate-kd streams the corpus once for documents.parquet
         assert len(passes) > 1
     for path in sorted((tmp_path / "one-pass").iterdir()):
-        if path.name == "manifest.json":
+        if path.is_dir():  # .hardneg/manifest.json
             continue
         other = tmp_path / "many-passes" / path.name
         if path.suffix == ".parquet":

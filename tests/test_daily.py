@@ -1,0 +1,78 @@
+"""What costs users work: annotations wiped, empty outputs, a closed pipe, stray files in training dirs."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from hardneg.cli import app
+
+runner = CliRunner()
+
+
+@pytest.fixture
+def run(tmp_path, tiny_beir) -> Path:
+    result = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "0", "--max-rank", "10",
+                                 "--num-negatives", "3", "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    return tmp_path / "run"
+
+
+def test_reselecting_over_annotated_files_is_refused_and_keeps_the_labels(tmp_path, run):
+    sel = tmp_path / "sel"
+    assert runner.invoke(app, ["select", str(run), "--budget", "2", "--out", str(sel)]).exit_code == 0
+    rows = list(csv.reader(open(sel / "to_label.csv", encoding="utf-8", newline="")))
+    rows[1][-1] = "relevant"
+    rows[2][-1] = "not_relevant"
+    with open(sel / "to_label.csv", "w", encoding="utf-8", newline="") as fh:
+        csv.writer(fh).writerows(rows)
+    before = (sel / "to_label.csv").read_bytes()
+    result = runner.invoke(app, ["select", str(run), "--budget", "2", "--out", str(sel)])
+    assert result.exit_code == 1 and "2 annotation(s)" in result.output and "label import" in result.output
+    assert (sel / "to_label.csv").read_bytes() == before
+    # Imported, the labels are safe; --force then re-selects (discarding the file's copy).
+    assert runner.invoke(app, ["label", "import", str(sel / "to_label.csv"), "--run", str(run)]).exit_code == 0
+    assert runner.invoke(app, ["select", str(run), "--budget", "2", "--out", str(sel), "--force"]).exit_code == 0
+
+
+def test_an_export_with_no_row_is_an_error_naming_the_widest_nway(tmp_path, run):
+    result = runner.invoke(app, ["export", str(run), "--format", "sentence-transformers", "--nway", "30", "--out", str(tmp_path / "e")])
+    assert result.exit_code == 1 and "0 training rows" in result.output and "--nway 4" in result.output
+    assert not (tmp_path / "e").exists()
+    ok = runner.invoke(app, ["export", str(run), "--format", "sentence-transformers", "--nway", "30", "--out", str(tmp_path / "e"), "--allow-empty"])
+    assert ok.exit_code == 0, ok.output
+
+
+@pytest.mark.parametrize("args", [["mine", "{data}", "--model", "hashing", "--out", "{tmp}/r"],
+                                  ["export", "{run}", "--format", "triplets", "--out", "-"],
+                                  ["eval", "{data}", "--model", "hashing", "--split", "train"],
+                                  ["cache", "list"]])
+def test_a_reader_that_leaves_early_is_a_normal_end(tmp_path, tiny_beir, run, args):
+    cmd = [sys.executable, "-m", "hardneg", *(a.format(data=tiny_beir, run=run, tmp=tmp_path) for a in args)]
+    env = {**os.environ, "HARDNEG_DISABLE_PROGRESS": "1"}
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    proc.stdout.close()  # the reader is gone before the first byte
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err.decode()[-2000:]
+    assert b"Traceback" not in err
+
+
+@pytest.mark.parametrize(("fmt", "loader"), [("flagembedding", "json"), ("tevatron", "json"), ("sentence-transformers", "parquet")])
+def test_a_trainer_pointed_at_an_export_directory_reads_only_training_rows(tmp_path, run, fmt, loader):
+    datasets = pytest.importorskip("datasets")
+    out = tmp_path / f"export-{fmt}"
+    result = runner.invoke(app, ["export", str(run), "--format", fmt, "--out", str(out), "--json"])
+    assert result.exit_code == 0, result.output
+    rows = json.loads(result.stdout)["stats"]["rows"]
+    loaded = datasets.load_dataset(loader, data_dir=str(out), split="train", cache_dir=str(tmp_path / "hf"))
+    assert len(loaded) == rows
+    # FlagEmbedding and Tevatron list the directory and read every *.json / *.jsonl file in it.
+    data_files = [p for p in os.listdir(out) if p.endswith((".json", ".jsonl"))]
+    assert "manifest.json" not in data_files
