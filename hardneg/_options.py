@@ -20,6 +20,7 @@ from hardneg.config import (
     SELECT_STRATEGIES,
     STORAGES,
     TRAIN_LOSSES,
+    TRIPLET_ROWS,
 )
 
 
@@ -39,6 +40,7 @@ Loss = _choices("Loss", TRAIN_LOSSES)
 Architecture = _choices("Architecture", ARCHITECTURES)
 KdNormalize = _choices("KdNormalize", KD_NORMALIZATIONS)
 SelectStrategy = _choices("SelectStrategy", SELECT_STRATEGIES)
+TripletRows = _choices("TripletRows", TRIPLET_ROWS)
 
 
 EMBED = "Model and encoding"

@@ -69,6 +69,7 @@ from hardneg._options import (
     ThreadsOpt,
     TrainNegativesOpt,
     TrainSeedOpt,
+    TripletRows,
     WorkdirOpt,
     WorkersOpt,
 )
@@ -429,6 +430,7 @@ def export(
     nway: Annotated[Optional[int], typer.Option("--nway", help="1 positive + (nway - 1) negatives per row [default: 2; sentence-transformers: 1 + all].")] = None,
     shuffle: Annotated[Optional[bool], typer.Option("--shuffle/--no-shuffle", help="Shuffle rows (seeded) so a batch mixes queries [default: shuffle].")] = None,
     seed: SeedOpt = None,
+    triplet_rows: Annotated[Optional[TripletRows], typer.Option("--triplet-rows", help="triplets: JSONL objects {query, positive, negative} or arrays [query, positive, negative] [default: objects].")] = None,
     config: ConfigOpt = None,
     force: ForceOpt = False,
     allow_empty: Annotated[bool, typer.Option("--allow-empty", help="Write the export even when it has no training row (an error otherwise).")] = False,
@@ -440,7 +442,8 @@ def export(
     from hardneg.progress import cli_reporter
 
     files = load_config_file(config)
-    cfg = build(ExportConfig, files, "export", format=_value(format), nway=nway, scores=scores, shuffle=shuffle, seed=seed)
+    cfg = build(ExportConfig, files, "export", format=_value(format), nway=nway, scores=scores, shuffle=shuffle, seed=seed,
+                triplet_rows=_value(triplet_rows))
     with cli_reporter(quiet or json or out == "-") as reporter:
         if out == "-":
             result = run_export(run, None, cfg, stream=sys.stdout.buffer, allow_empty=allow_empty, reporter=reporter)

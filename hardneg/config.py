@@ -30,6 +30,7 @@ PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 STORAGES = ("float32", "e4m3")
 EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron", "msmarco-triples")
 MODEL_SIZES = ("small", "base", "large")
+TRIPLET_ROWS = ("objects", "arrays")
 TRAIN_LOSSES = ("mnrl", "cached-mnrl", "distillation", "margin-mse", "bce")
 ARCHITECTURES = ("biencoder", "colbert", "cross-encoder")
 KD_NORMALIZATIONS = ("minmax", "none")
@@ -251,9 +252,13 @@ class ExportConfig:
     sentence-transformers."""
     shuffle: bool = True
     seed: int = 42
+    triplet_rows: str = "objects"
+    """triplets: JSONL rows as `objects` ({"query", "positive", "negative"}: datasets and
+    sentence-transformers load them) or `arrays` ([query, positive, negative])."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
+        _check(self.triplet_rows in TRIPLET_ROWS, f"triplet-rows must be one of {', '.join(TRIPLET_ROWS)}, got {self.triplet_rows!r}")
         _check(self.format in EXPORT_FORMATS, f"format must be one of {', '.join(EXPORT_FORMATS)}, got {self.format!r}")
         _check(self.nway is None or self.nway >= 2, f"nway must be >= 2, got {self.nway}")
 

@@ -5,7 +5,7 @@ Formats:
   ``queries.train.colbert.tsv`` (``qid\\ttext``), ``corpus.train.colbert.tsv`` (``pid\\ttext``, pid =
   0-based line number), plus ``qid_map.tsv`` / ``pid_map.tsv`` back to the original ids. What
   RAGatouille and colbert-ai train from.
-- ``triplets``: JSONL ``[query, positive, negative]`` texts (``--out -`` streams it to stdout).
+- ``triplets``: JSONL ``{"query", "positive", "negative"}`` texts (``triplet_rows="arrays"``: ``[query, positive, negative]``; ``--out -`` streams it).
 - ``sentence-transformers``: Parquet with ``query, positive, negative_1..negative_N`` (sentence-
   transformers and PyLate contrastive training).
 - ``colbert`` with ``scores``: ColBERTv2 distillation lines ``[qid, [pid, score], [pid, score], ...]``,
@@ -372,8 +372,12 @@ def _iter_text_triples(queries: list[RunQuery], emb_path: Path, config: ExportCo
 
 
 def iter_triplets(queries: list[RunQuery], emb_path: Path, config: ExportConfig, stats: ExportStats) -> Iterator[bytes]:
+    """``{"query", "positive", "negative"}`` objects (what ``datasets.load_dataset("json")`` and
+    sentence-transformers read), or ``[query, positive, negative]`` arrays with ``triplet_rows = "arrays"``."""
+    arrays = config.triplet_rows == "arrays"
     for query, positive, negative in _iter_text_triples(queries, emb_path, config, stats):
-        yield orjson.dumps([query, positive, negative]) + b"\n"
+        row: Any = [query, positive, negative] if arrays else {"query": query, "positive": positive, "negative": negative}
+        yield orjson.dumps(row) + b"\n"
 
 
 def iter_msmarco_triples(queries: list[RunQuery], emb_path: Path, config: ExportConfig, stats: ExportStats) -> Iterator[bytes]:
@@ -493,16 +497,17 @@ def export_tevatron(queries: list[RunQuery], emb_path: Path, out: Path, config: 
     stats.queries_without_negatives = len(queries) - len(rows)
     width = (stats.nway - 1) if stats.nway else None
 
-    def passages(ids: list[str], records: dict[str, Any]) -> list[dict[str, str]]:
-        return [{"docid": d, "title": records[d][0], "text": records[d][1]} for d in ids]
+    def passages(ids: list[str], scores: list[float], records: dict[str, Any]) -> list[dict[str, Any]]:
+        # "score": the teacher's (or the embedding's) score, which Tevatron's train_distil reads.
+        return [{"docid": d, "title": records[d][0], "text": records[d][1], "score": round(float(s), 6)} for d, s in zip(ids, scores)]
 
     with open(out / TEVATRON_FILE, "wb") as fh:
         for q, records in _per_query(_shuffled(rows, config), width, emb_path, records=True):
             record = {
                 "query_id": q.query_id,
                 "query": q.text,
-                "positive_passages": passages(q.positives, records),
-                "negative_passages": passages(q.negatives[:width], records),
+                "positive_passages": passages(q.positives, q.positive_scores, records),
+                "negative_passages": passages(q.negatives[:width], q.negative_scores[:width], records),
             }
             fh.write(orjson.dumps(record) + b"\n")
     stats.queries = stats.rows = len(rows)

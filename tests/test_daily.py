@@ -64,7 +64,8 @@ def test_a_reader_that_leaves_early_is_a_normal_end(tmp_path, tiny_beir, run, ar
     assert b"Traceback" not in err
 
 
-@pytest.mark.parametrize(("fmt", "loader"), [("flagembedding", "json"), ("tevatron", "json"), ("sentence-transformers", "parquet")])
+@pytest.mark.parametrize(("fmt", "loader"), [("triplets", "json"), ("flagembedding", "json"), ("tevatron", "json"),
+                                             ("sentence-transformers", "parquet")])
 def test_a_trainer_pointed_at_an_export_directory_reads_only_training_rows(tmp_path, run, fmt, loader):
     datasets = pytest.importorskip("datasets")
     out = tmp_path / f"export-{fmt}"
@@ -76,3 +77,11 @@ def test_a_trainer_pointed_at_an_export_directory_reads_only_training_rows(tmp_p
     # FlagEmbedding and Tevatron list the directory and read every *.json / *.jsonl file in it.
     data_files = [p for p in os.listdir(out) if p.endswith((".json", ".jsonl"))]
     assert "manifest.json" not in data_files
+
+
+def test_tevatron_passages_carry_scores_for_distillation(tmp_path, run):
+    assert runner.invoke(app, ["export", str(run), "--format", "tevatron", "--out", str(tmp_path / "t")]).exit_code == 0
+    for line in (tmp_path / "t" / "train.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        scores = [p["score"] for p in row["positive_passages"] + row["negative_passages"]]
+        assert scores and all(isinstance(s, float) for s in scores)

@@ -107,7 +107,9 @@ def test_triplets_stream_to_stdout(run):
     result = runner.invoke(app, ["export", str(run), "--format", "triplets", "--out", "-"])
     assert result.exit_code == 0, result.output
     rows = [orjson.loads(x) for x in result.stdout.splitlines()]
-    assert len(rows) == 32 and all(len(r) == 3 and r[1] != r[2] for r in rows)
+    assert len(rows) == 32 and all(set(r) == {"query", "positive", "negative"} and r["positive"] != r["negative"] for r in rows)
+    arrays = runner.invoke(app, ["export", str(run), "--format", "triplets", "--triplet-rows", "arrays", "--out", "-"])
+    assert [orjson.loads(x) for x in arrays.stdout.splitlines()] == [[r["query"], r["positive"], r["negative"]] for r in rows]
 
 
 def test_stdout_needs_a_line_format(run):
@@ -209,7 +211,7 @@ def test_tevatron_lines_keep_title_and_text_apart(run, tmp_path):
     rows = [json.loads(x) for x in (tmp_path / "tv" / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 8
     by_query = {r["query_id"]: r for r in rows}
-    assert by_query["q1"]["positive_passages"] == [
+    assert [{k: v for k, v in p.items() if k != "score"} for p in by_query["q1"]["positive_passages"]] == [
         {"docid": "d01", "title": "Paris", "text": "Paris is the capital and largest city of France, on the river Seine."}
     ]
     assert all(len(r["negative_passages"]) == 4 for r in rows)
@@ -281,7 +283,7 @@ def test_msmarco_triples_are_text_tsv_lines_and_stream(tmp_path, tiny_beir):
     result = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "msmarco-triples", "--out", str(tmp_path / "tsv")])
     assert result.exit_code == 0, result.output
     lines = (tmp_path / "tsv" / "triples.train.tsv").read_text(encoding="utf-8").splitlines()
-    triplets = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "triplets", "--out", "-"])
+    triplets = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "triplets", "--triplet-rows", "arrays", "--out", "-"])
     expected = [json.loads(line) for line in triplets.stdout.splitlines()]
     assert [line.split("\t") for line in lines] == [[" ".join(t.split()) if "\t" in t else t for t in row] for row in expected]
     streamed = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "msmarco-triples", "--out", "-"])
