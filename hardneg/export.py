@@ -471,10 +471,13 @@ def validate_pylate_kd(directory: Path) -> None:
 
 
 def export_flagembedding(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
-    """FlagEmbedding: one JSON line per query {query, pos, neg, pos_scores, neg_scores}."""
-    rows = [q for q in queries if q.negatives]
-    stats.queries_without_negatives = len(queries) - len(rows)
+    """FlagEmbedding: one JSON line per query {query, pos, neg, pos_scores, neg_scores}, each with
+    exactly nway - 1 negatives (queries with fewer are dropped and counted: fixed-width KD rows)."""
+    with_negatives = [q for q in queries if q.negatives]
+    stats.queries_without_negatives = len(queries) - len(with_negatives)
     width = (stats.nway - 1) if stats.nway else None
+    rows = [q for q in with_negatives if width is None or len(q.negatives) >= width]
+    stats.rows_dropped_short = len(with_negatives) - len(rows)
     with open(out / FLAG_FILE, "wb") as fh:
         for q, texts in _per_query(_shuffled(rows, config), width, emb_path, records=False):
             record = {
@@ -564,13 +567,15 @@ def resolve_nway(config: ExportConfig, run_manifest: dict[str, Any]) -> int:
         raise ConfigError("--scores applies to the colbert format; pylate-kd and flagembedding always carry scores")
     if config.nway is not None:
         return config.nway
-    if config.format == "sentence-transformers" or (config.format == "colbert" and config.scores):
-        return 1 + int(run_manifest["config"]["num_negatives"])
     kd_depth = run_manifest["config"].get("kd_depth")
     if kd_depth and config.format in ("pylate-kd", "flagembedding"):
         return int(kd_depth)  # fixed width: the positive + kd_depth - 1 candidates (short queries dropped)
-    if config.format in ("pylate-kd", "flagembedding", "tevatron"):
-        return 0  # variable: all of a query's negatives
+    if config.format in ("sentence-transformers", "pylate-kd", "flagembedding") or (config.format == "colbert" and config.scores):
+        # Fixed width, the negatives asked for + the positive: PyLate's collator and every
+        # distillation loss need equal rows; queries short of negatives are dropped and counted.
+        return 1 + int(run_manifest["config"]["num_negatives"])
+    if config.format == "tevatron":
+        return 0  # variable: Tevatron samples its train_n_passages from each query's lists
     return 2
 
 

@@ -85,3 +85,29 @@ def test_tevatron_passages_carry_scores_for_distillation(tmp_path, run):
         row = json.loads(line)
         scores = [p["score"] for p in row["positive_passages"] + row["negative_passages"]]
         assert scores and all(isinstance(s, float) for s in scores)
+
+
+@pytest.mark.parametrize("fmt", ["pylate-kd", "flagembedding", "colbert-scores", "sentence-transformers"])
+def test_kd_and_fixed_width_formats_have_one_width_when_some_queries_are_short(tmp_path, tiny_beir, fmt):
+    import pyarrow.parquet as pq
+
+    # A narrow window leaves some queries short of the 5 negatives asked for.
+    result = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "0", "--max-rank", "6",
+                                 "--num-negatives", "5", "--out", str(tmp_path / "run"), "--quiet", "--json"])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["stats"]["queries_short"] > 0
+    args = ["--format", "colbert", "--scores"] if fmt == "colbert-scores" else ["--format", fmt]
+    result = runner.invoke(app, ["export", str(tmp_path / "run"), *args, "--out", str(tmp_path / "e"), "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)["stats"]
+    assert stats["nway"] == 6 and stats["rows_dropped_short"] > 0 and stats["rows"] > 0
+    out = tmp_path / "e"
+    if fmt == "pylate-kd":
+        widths = {len(r["document_ids"]) for r in pq.read_table(out / "train.parquet").to_pylist()}
+    elif fmt == "flagembedding":
+        widths = {1 + len(json.loads(x)["neg"]) for x in (out / "train.jsonl").read_text().splitlines()}
+    elif fmt == "colbert-scores":
+        widths = {len(json.loads(x)) - 1 for x in (out / "triples.train.colbert.jsonl").read_text().splitlines()}
+    else:
+        widths = {len(pq.read_table(out / "train.parquet").column_names) - 1}
+    assert widths == {6}
