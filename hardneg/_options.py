@@ -11,6 +11,7 @@ import typer
 from hardneg.config import (
     ARCHITECTURES,
     BACKENDS,
+    ENGINES,
     EXPORT_FORMATS,
     KD_NORMALIZATIONS,
     MODEL_SIZES,
@@ -41,6 +42,7 @@ Architecture = _choices("Architecture", ARCHITECTURES)
 KdNormalize = _choices("KdNormalize", KD_NORMALIZATIONS)
 SelectStrategy = _choices("SelectStrategy", SELECT_STRATEGIES)
 TripletRows = _choices("TripletRows", TRIPLET_ROWS)
+Engine = _choices("Engine", ENGINES)
 
 
 EMBED = "Model and encoding"
@@ -121,3 +123,9 @@ EpochsOpt = Annotated[Optional[int], typer.Option("--epochs", help="Training epo
 LearningRateOpt = Annotated[Optional[float], typer.Option("--learning-rate", "--lr", help="Peak learning rate [default: 2e-5].", rich_help_panel=TRAIN)]
 TrainNegativesOpt = Annotated[Optional[int], typer.Option("--negatives-per-row", help="Mined negatives per training row; 0 = in-batch negatives only [default: 1].", rich_help_panel=TRAIN)]
 TrainSeedOpt = Annotated[Optional[int], typer.Option("--train-seed", help="Training seed [default: 42].", rich_help_panel=TRAIN)]
+
+SCALE = "Scale-out"
+EngineOpt = Annotated[Optional[Engine], typer.Option("--engine", help="local, or ray: units (embed shards, mine chunks) run by actors on a Ray cluster, the same files (pip install 'hardneg[ray]') [default: local].", rich_help_panel=SCALE)]
+RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join with --engine ray [default: $RAY_ADDRESS, else a local cluster].", rich_help_panel=SCALE)]
+NumShardsOpt = Annotated[Optional[int], typer.Option("--num-shards", help="Split the work between N independent jobs (a Slurm array); with --shard-index.", rich_help_panel=SCALE)]
+ShardIndexOpt = Annotated[Optional[int], typer.Option("--shard-index", help="This job's part, 0..N-1: it writes its units and exits; the same command without the two flags commits.", rich_help_panel=SCALE)]

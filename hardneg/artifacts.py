@@ -437,12 +437,13 @@ def _is_our_partial(partial: Path) -> bool:
     return isinstance(state, dict) and isinstance(state.get("fingerprint"), str)
 
 
-def prepare_partial(partial: Path, fp: str, subdirs: list[str]) -> bool:
+def prepare_partial(partial: Path, fp: str, subdirs: list[str], clean: bool = True) -> bool:
     """Make ``partial`` (a resumable work directory) ready for a run with fingerprint ``fp``.
 
     Returns True when it holds earlier work of the same run, to resume; otherwise it is emptied.
     A directory at that path that hardneg did not create (no state file of ours) is never deleted.
-    The caller holds the artifact's lock (``writing``), so no other process writes here.
+    The caller holds the artifact's lock (``writing``); with a shared lock (jobs splitting the work)
+    ``clean=False`` leaves other jobs' in-flight temporary files alone.
     """
     if partial.is_symlink() or (partial.exists() and not partial.is_dir()):
         raise ArtifactError(f"{partial}: exists and is not hardneg's work directory; move it away or choose another --out")
@@ -457,14 +458,28 @@ def prepare_partial(partial: Path, fp: str, subdirs: list[str]) -> bool:
         elif orjson.loads((partial / STATE_FILE).read_bytes()).get("fingerprint") == fp:
             for sub in subdirs:
                 (partial / sub).mkdir(parents=True, exist_ok=True)
-                for stale in (partial / sub).glob("*.tmp-*"):  # a killed writer's half file
+                for stale in (partial / sub).glob("*.tmp-*") if clean else ():  # a killed writer's half file
                     remove_path(stale)
             return True
+        if not clean:
+            raise ArtifactError(
+                f"{partial}: holds work of another configuration, and other jobs may be using it; finish or remove it first"
+            )
         shutil.rmtree(partial)
-    partial.mkdir()
-    write_bytes_atomic(partial / STATE_FILE, orjson.dumps({"fingerprint": fp}))
+    # Created whole (state file first) under a temporary name, then renamed: jobs sharing the work
+    # never see a work directory without its state file.
+    fresh = partial.with_name(f"{partial.name}.tmp-{uuid.uuid4().hex[:8]}")
+    fresh.mkdir()
+    write_bytes_atomic(fresh / STATE_FILE, orjson.dumps({"fingerprint": fp}))
     for sub in subdirs:
-        (partial / sub).mkdir(parents=True)
+        (fresh / sub).mkdir(parents=True)
+    try:
+        fresh.rename(partial)
+    except OSError:  # another job of the same split created it first
+        shutil.rmtree(fresh, ignore_errors=True)
+        if clean:
+            raise
+        return prepare_partial(partial, fp, subdirs, clean)
     return False
 
 
@@ -582,7 +597,7 @@ def _holder(lock: Path) -> str:
         since = time.strftime("%H:%M:%S", time.localtime(info.get("since", 0)))
         return f"PID {info.get('pid')} on {info.get('host')}, since {since}: {info.get('command', '?')}"
     except (OSError, orjson.JSONDecodeError, AttributeError):
-        return "a process that has not written its name yet"
+        return "a process that has not written its name, or jobs splitting the work with --shard-index"
 
 
 def guard_output(out: Path, inputs: Sequence[str | Path] = ()) -> Path:
@@ -628,8 +643,12 @@ def writing(
     *,
     wait: bool = False,
     log: Callable[[str], None] | None = None,
+    lock: str = "exclusive",
 ) -> Iterator[Path]:
     """Hold the exclusive right to write the artifact ``out`` (and its ``.partial``) until the block ends.
+
+    ``lock="shared"``: jobs that each write their own units of one artifact (``--shard-index``)
+    share it with one another, never with an exclusive writer (the committing call).
 
     The lock is ``flock`` on ``<out>.lock``: the kernel drops it when its holder dies, so a stale
     lock of a killed process is taken over without any guessing by PID. A second writer raises
@@ -647,16 +666,17 @@ def writing(
             _HELD[key] -= 1
         return
     check_writable_parent(out)
-    lock = out.with_name(out.name + LOCK_SUFFIX)
+    mode = fcntl.LOCK_SH if lock == "shared" else fcntl.LOCK_EX
+    lock_path = out.with_name(out.name + LOCK_SUFFIX)
     while True:
         try:
-            fd = os.open(lock, os.O_RDWR | os.O_CREAT, 0o644)
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise ArtifactError(f"{out}: cannot create its lock file {lock.name} ({exc.strerror})") from None
+            raise ArtifactError(f"{out}: cannot create its lock file {lock_path.name} ({exc.strerror})") from None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(fd, mode | fcntl.LOCK_NB)
         except BlockingIOError:
-            holder = _holder(lock)
+            holder = _holder(lock_path)
             if not wait:
                 os.close(fd)
                 raise LockedError(
@@ -665,11 +685,11 @@ def writing(
                 ) from None
             if log is not None:
                 log(f"waiting for {holder}, which is writing {out}")
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            fcntl.flock(fd, mode)
         # The previous holder removes the lock file when it is done: make sure ours is still the one
         # at that path, or a third process could lock a new file and write alongside us.
         try:
-            same = os.path.samestat(os.fstat(fd), os.stat(lock))
+            same = os.path.samestat(os.fstat(fd), os.stat(lock_path))
         except FileNotFoundError:
             same = False
         if same:
@@ -678,16 +698,27 @@ def writing(
     try:
         info = {"pid": os.getpid(), "host": socket.gethostname(), "since": time.time(),
                 "command": " ".join(["hardneg", *sys.argv[1:]])[:300]}
-        os.ftruncate(fd, 0)
-        os.write(fd, orjson.dumps(info))
-        _clean_siblings(out)
+        if mode == fcntl.LOCK_EX:  # shared holders leave the holder record and the litter alone
+            os.ftruncate(fd, 0)
+            os.write(fd, orjson.dumps(info))
+            _clean_siblings(out)
         _HELD[key] = 1
         yield out
     finally:
         _HELD.pop(key, None)
-        with contextlib.suppress(OSError):
-            os.unlink(lock)
+        if mode == fcntl.LOCK_EX or _no_other_holder(fd):
+            with contextlib.suppress(OSError):
+                os.unlink(lock_path)
         os.close(fd)
+
+
+def _no_other_holder(fd: int) -> bool:
+    """True when a shared holder is the last one (it may then remove the lock file)."""
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
 
 
 def read_table(path: Path, columns: list[str] | None = None, **kwargs: Any) -> pa.Table:

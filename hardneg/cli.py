@@ -28,6 +28,7 @@ from hardneg._options import (
     DeviceOpt,
     EfConstructionOpt,
     EfSearchOpt,
+    EngineOpt,
     EpochsOpt,
     ForceOpt,
     Format,
@@ -48,10 +49,12 @@ from hardneg._options import (
     ModelSizeOpt,
     MOpt,
     NumNegativesOpt,
+    NumShardsOpt,
     PrecisionOpt,
     QueryBatchOpt,
     QueryPromptOpt,
     QuietOpt,
+    RayAddressOpt,
     RecallSampleOpt,
     RelativeMarginOpt,
     RetrieverOpt,
@@ -60,6 +63,7 @@ from hardneg._options import (
     ScoresFromOpt,
     SeedOpt,
     SelectStrategy,
+    ShardIndexOpt,
     ShardSizeOpt,
     SimansAOpt,
     SimansBOpt,
@@ -132,6 +136,28 @@ def _errors(fn: F) -> F:
             raise typer.Exit(0) from None
 
     return wrapper  # type: ignore[return-value]
+
+
+def _shard(num_shards: int | None, shard_index: int | None) -> tuple[int, int] | None:
+    """--num-shards/--shard-index as (index, count); both or neither."""
+    if num_shards is None and shard_index is None:
+        return None
+    if num_shards is None or shard_index is None:
+        raise ConfigError("--num-shards and --shard-index go together (e.g. --num-shards 8 --shard-index $SLURM_ARRAY_TASK_ID)")
+    if num_shards < 1 or not 0 <= shard_index < num_shards:
+        raise ConfigError(f"--shard-index must be in [0, --num-shards), got {shard_index} of {num_shards}")
+    return shard_index, num_shards
+
+
+def _print_partial(result: Any, json: bool) -> None:
+    """A job of a split wrote its share: say how the artifact gets finished."""
+    if json:
+        _print_json({"path": str(result.path), "complete": False, "manifest": result.manifest})
+        return
+    _stdout().print(
+        f"wrote this job's share into {result.manifest['partial']}; when every job is done, run the same "
+        "command without --num-shards/--shard-index to finish and commit it", markup=False, highlight=False,
+    )
 
 
 def _stdin() -> Any:
@@ -208,6 +234,10 @@ def embed(
     shard_size: ShardSizeOpt = None,
     split: SplitOpt = None,
     corpus: CorpusOpt = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    num_shards: NumShardsOpt = None,
+    shard_index: ShardIndexOpt = None,
     config: ConfigOpt = None,
     workdir: WorkdirOpt = None,
     force: ForceOpt = False,
@@ -229,7 +259,9 @@ def embed(
     cfg = _embed_config(
         files, model=model, lang=lang, model_size=model_size, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
         max_length=max_length, batch_size=batch_size, workers=workers, device=device, precision=precision, shard_size=shard_size, split=split,
+        engine=_value(engine),
     )
+    shard = _shard(num_shards, shard_index)
     display = None
     path = Path(source)
     if source == STDIN:
@@ -238,9 +270,12 @@ def embed(
     try:
         with cli_reporter(quiet or json) as reporter:
             dataset = load_input(path, cfg.split, corpus, display)
-            result = run_embed(dataset, out, cfg, encoder=encoder, force=force, reporter=reporter)
+            result = run_embed(dataset, out, cfg, encoder=encoder, force=force, shard=shard, ray_address=ray_address, reporter=reporter)
     finally:
         encoder.close()
+    if not result.complete:
+        _print_partial(result, json)
+        return
     if json:
         _print_json({"path": str(result.path), "reused": result.reused, "manifest": result.manifest})
     else:
@@ -359,6 +394,10 @@ def mine(
     target_recall: TargetRecallOpt = None,
     storage: StorageOpt = None,
     threads: ThreadsOpt = None,
+    engine: EngineOpt = None,
+    ray_address: RayAddressOpt = None,
+    num_shards: NumShardsOpt = None,
+    shard_index: ShardIndexOpt = None,
     config: ConfigOpt = None,
     workdir: WorkdirOpt = None,
     force: ForceOpt = False,
@@ -378,6 +417,7 @@ def mine(
     ecfg = _embed_config(
         files, model=model, lang=lang, model_size=model_size, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
         max_length=max_length, batch_size=batch_size, workers=workers, device=device, precision=precision, shard_size=shard_size, split=split,
+        engine=_value(engine),
     )
     icfg = build(
         IndexConfig, files, "index", backend=_value(index), m=m, ef_construction=ef_construction, ef_search=ef_search,
@@ -390,13 +430,17 @@ def mine(
         absolute_margin=absolute_margin, max_score=max_score, min_score=min_score, dedup_threshold=dedup_threshold,
         simans_a=simans_a, simans_b=simans_b, cross_encoder=cross_encoder, ce_max_score=ce_max_score,
         ce_pseudo_positive_score=ce_pseudo_positive_score, labels=str(labels) if labels else None,
-        scores_from=_value(scores_from), kd_depth=kd_depth,
+        scores_from=_value(scores_from), kd_depth=kd_depth, engine=_value(engine),
     )
     with cli_reporter(quiet or json) as reporter:
         result = run_mine(
             source, out, ecfg, icfg, mcfg, workdir=workdir, corpus=corpus,
-            stdin=_stdin() if source == "-" else None, force=force, allow_empty=allow_empty, reporter=reporter,
+            stdin=_stdin() if source == "-" else None, force=force, allow_empty=allow_empty,
+            shard=_shard(num_shards, shard_index), ray_address=ray_address, reporter=reporter,
         )
+    if not result.complete:
+        _print_partial(result, json)
+        return
     if json:
         _print_json({"path": str(result.path), "reused": result.reused, "stats": result.stats.to_dict()})
     else:

@@ -31,6 +31,7 @@ STORAGES = ("float32", "e4m3")
 EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron", "msmarco-triples")
 MODEL_SIZES = ("small", "base", "large")
 TRIPLET_ROWS = ("objects", "arrays")
+ENGINES = ("local", "ray")
 TRAIN_LOSSES = ("mnrl", "cached-mnrl", "distillation", "margin-mse", "bce")
 ARCHITECTURES = ("biencoder", "colbert", "cross-encoder")
 KD_NORMALIZATIONS = ("minmax", "none")
@@ -92,6 +93,9 @@ class EmbedConfig:
     AVX512-BF16/AMX, where it encodes ~1.9x faster; vectors keep cosine >= 0.998 to fp32)."""
     shard_size: int = 2048
     split: str = "train"
+    engine: str = "local"
+    """`local` (this process) or `ray` (shards encoded by actors on a Ray cluster: `pip install
+    'hardneg[ray]'`); the files are the same either way."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
@@ -100,6 +104,7 @@ class EmbedConfig:
         _check(self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}")
         _check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
         _check(self.shard_size >= 1, f"shard-size must be >= 1, got {self.shard_size}")
+        _check(self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         _check(self.max_length is None or self.max_length >= 1, f"max-length must be >= 1, got {self.max_length}")
 
 
@@ -188,6 +193,8 @@ class MineConfig:
     window to start at rank 0, `top` sampling and num_negatives = kd_depth - 1; max_rank must be
     deeper than kd_depth (default: 2 x kd_depth)."""
     ce_batch_size: int = 32
+    engine: str = "local"
+    """`local` or `ray` (query chunks mined by actors on a Ray cluster; the same files)."""
     labels: str | None = None
     """Judgments artifact (`hardneg label import`): candidates judged relevant become positives;
     candidates judged not relevant are confirmed negatives, exempt from the score rules and sampled first."""
@@ -224,6 +231,7 @@ class MineConfig:
         _check(self.retriever in RETRIEVERS, f"retriever must be one of {', '.join(RETRIEVERS)}, got {self.retriever!r}")
         _check(self.rrf_k >= 1, f"rrf-k must be >= 1, got {self.rrf_k}")
         _check(self.ce_batch_size >= 1, f"ce-batch-size must be >= 1, got {self.ce_batch_size}")
+        _check(self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
         _check(
             self.cross_encoder is not None or (self.ce_max_score is None and self.ce_pseudo_positive_score is None),
             "ce-max-score and ce-pseudo-positive-score need --teacher (--cross-encoder)",
@@ -513,6 +521,6 @@ def identity(config: Any) -> dict[str, Any]:
 
 
 EXECUTION_FIELDS.update({
-    EmbedConfig: frozenset({"batch_size", "workers", "device"}),
-    MineConfig: frozenset({"query_batch", "search_chunk", "chunk_queries", "ce_batch_size"}),
+    EmbedConfig: frozenset({"batch_size", "workers", "device", "engine"}),
+    MineConfig: frozenset({"query_batch", "search_chunk", "chunk_queries", "ce_batch_size", "engine"}),
 })

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -49,7 +49,7 @@ from hardneg.artifacts import (
 )
 from hardneg.config import EmbedConfig, as_dict
 from hardneg.encoders import Encoder, load_encoder
-from hardneg.errors import ModelError
+from hardneg.errors import ConfigError, ModelError
 from hardneg.inputs import Dataset, Document, Query
 from hardneg.progress import NULL_REPORTER, Reporter
 
@@ -63,6 +63,8 @@ class EmbedResult:
     manifest: dict[str, Any]
     reused: bool
     """True when an up-to-date artifact was already at ``path`` and nothing was encoded."""
+    complete: bool = True
+    """False for a job that wrote its share of the shards (``shard``) and left the rest to others."""
 
 
 def batched(items: Iterable[T], size: int) -> Iterator[list[T]]:
@@ -180,6 +182,8 @@ def embed(
     force: bool = False,
     reuse: Sequence[Path] = (),
     shared: bool = False,
+    shard: tuple[int, int] | None = None,
+    ray_address: str | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> EmbedResult:
     """Encode a dataset's corpus and queries into an embeddings artifact at ``out``.
@@ -194,15 +198,26 @@ def embed(
             the same model (same weights fingerprint) for the exact same text; others are ignored.
         shared: ``out`` is a cache entry other runs may be writing: wait for them (then reuse
             their work) instead of failing (see ``hardneg.artifacts.writing``).
+        shard: ``(i, n)``: encode only every n-th shard starting at i and return without committing
+            (``complete=False``), so n independent jobs (a Slurm array) share the work; a last call
+            without ``shard`` finds every shard and commits. Jobs hold a shared lock on ``out``.
+        ray_address: the Ray cluster for ``config.engine == "ray"`` (default: ``RAY_ADDRESS``, else
+            a local cluster).
         reporter: progress and status sink.
 
     Returns:
         The artifact's path and manifest, and whether it was reused as it was.
     """
     out = Path(out)
+    select = None
+    if shard is not None:
+        index, count = shard
+        if not 0 <= index < count:
+            raise ConfigError(f"shard-index must be in [0, num-shards), got {index} of {count}")
+        select = lambda number: number % count == index  # noqa: E731
     own_encoder = encoder is None
     encoder = encoder or load_encoder(config)
-    with writing(out, wait=shared, log=reporter.log) as out:
+    with writing(out, wait=shared, log=reporter.log, lock="shared" if shard else "exclusive") as out:
         try:
             fp = embeddings_fingerprint(encoder, dataset, config)
             identity = {"model_fingerprint": encoder.fingerprint, "input_fingerprint": dataset.fingerprint}
@@ -210,11 +225,63 @@ def embed(
             if existing is not None:
                 reporter.log(f"embeddings at {out} are up to date; reusing them")
                 return EmbedResult(out, existing, reused=True)
+            remote = None
+            if config.engine == "ray":
+                from hardneg.ray_engine import RayEncode
+
+                remote = RayEncode(config, ray_address, reporter)
             with write_errors(out):
-                return _embed(dataset, out, config, encoder, fp, identity, force, reuse, reporter)
+                return _embed(dataset, out, config, encoder, fp, identity, force, reuse, reporter, select, remote, config.engine)
         finally:
             if own_encoder:
                 encoder.close()
+
+
+@dataclass
+class Unit:
+    """One shard of work: ``items`` (documents or queries) to encode into ``<sub>/part-<index>``.
+    ``number`` counts units over both subs, for splitting the work between jobs."""
+
+    sub: str
+    index: int
+    number: int
+    items: list[Any]
+
+
+RemoteEncode = Callable[[Path, list[Unit]], dict[tuple[str, int], tuple[int, int]]]
+"""An engine: encodes ``units`` into the work directory, returns (encoded, reused) per unit."""
+
+
+def plan_units(dataset: Dataset, shard_size: int, only: str | None = None) -> Iterator[Unit]:
+    """The shards an embeddings artifact is made of, in order: the corpus, then the queries. Every
+    engine writes exactly these files, so the artifact does not depend on who encoded it."""
+    number = 0
+    for index, docs in enumerate(batched(dataset.iter_corpus(), shard_size) if only in (None, CORPUS_DIR) else ()):
+        yield Unit(CORPUS_DIR, index, number, docs)
+        number += 1
+    if only == CORPUS_DIR:
+        return
+    if only == QUERIES_DIR:  # numbering continues after the corpus shards
+        number = -(-dataset.num_docs // shard_size)
+    for index, queries in enumerate(batched(dataset.queries, shard_size)):
+        yield Unit(QUERIES_DIR, index, number, queries)
+        number += 1
+
+
+def encode_unit(unit: Unit, path: Path, encoder: Encoder, cache: _VectorCache | None = None) -> int:
+    """Encode one shard and write its Parquet file atomically; returns how many texts were encoded."""
+    cache = cache or _VectorCache()
+    if unit.sub == CORPUS_DIR:
+        texts = [doc_text(d.title, d.text) for d in unit.items]
+        vectors, encoded = cache.encode(encoder, texts, "document")
+        _check_encoded(vectors, [d.doc_id for d in unit.items], texts, "document", encoder)
+        _write_docs_shard(path, unit.items, vectors)
+    else:
+        texts = [q.text for q in unit.items]
+        vectors, encoded = cache.encode(encoder, texts, "query")
+        _check_encoded(vectors, [q.query_id for q in unit.items], texts, "query", encoder)
+        _write_queries_shard(path, unit.items, vectors)
+    return encoded
 
 
 def _embed(
@@ -227,59 +294,58 @@ def _embed(
     force: bool,
     reuse: Sequence[Path],
     reporter: Reporter,
+    select: Callable[[int], bool] | None = None,
+    remote: RemoteEncode | None = None,
+    engine: str = "local",
 ) -> EmbedResult:
     check_writable_parent(out)
     partial = out.with_name(out.name + ".partial")
-    resumed = prepare_partial(partial, fp, [CORPUS_DIR, QUERIES_DIR])
+    resumed = prepare_partial(partial, fp, [CORPUS_DIR, QUERIES_DIR], clean=select is None)
     cache = _VectorCache()
     # Vectors are a pure function of (model fingerprint, exact text): even a forced rebuild may reuse them.
     for previous in [out, *reuse]:
         cache.load_previous(Path(previous), encoder.fingerprint)
-    counts = {"docs": 0, "queries": 0, "encoded": 0, "reused": 0, "resumed_shards": 0}
+    counts = {"docs": 0, "queries": 0, "encoded": 0, "reused": 0, "resumed_shards": 0, "left_to_others": 0}
     started = time.perf_counter()
     dim = encoder.dim  # loads the model (the manifest needs its dimension in any case)
-    timings = {"load_model": time.perf_counter() - started, "encode": 0.0, "write": 0.0}
+    timings = {"load_model": time.perf_counter() - started, "encode": 0.0}  # encode: encoding + shard writes
     if resumed:
         reporter.log(f"resuming from {partial}")
 
-    label = "Embedding corpus"
-    reporter.progress(label, 0, dataset.num_docs)
-    for index, docs in enumerate(batched(dataset.iter_corpus(), config.shard_size)):
-        path = partial / CORPUS_DIR / shard_name(index)
-        counts["docs"] += len(docs)
-        if path.is_file():
-            counts["resumed_shards"] += 1
-        else:
-            t0 = time.perf_counter()
-            texts = [doc_text(d.title, d.text) for d in docs]
-            vectors, encoded = cache.encode(encoder, texts, "document")
-            _check_encoded(vectors, [d.doc_id for d in docs], texts, "document", encoder)
-            t1 = time.perf_counter()
-            counts["encoded"] += encoded
-            counts["reused"] += len(docs) - encoded
-            _write_docs_shard(path, docs, vectors)
-            timings["encode"] += t1 - t0
-            timings["write"] += time.perf_counter() - t1
-        reporter.progress(label, len(docs))
+    units = list(plan_units(dataset, config.shard_size)) if (select is not None or remote is not None) else None
+    done_remotely: dict[tuple[str, int], tuple[int, int]] = {}
+    if remote is not None and units is not None:
+        # Another engine encodes the missing shards into the same work directory (same files, same
+        # names); the loop below then finds them done, exactly as when resuming.
+        todo = [u for u in units if not (partial / u.sub / shard_name(u.index)).is_file()]
+        done_remotely = remote(partial, todo)
 
-    label = "Embedding queries"
-    reporter.progress(label, 0, len(dataset.queries))
-    for index, queries in enumerate(batched(dataset.queries, config.shard_size)):
-        path = partial / QUERIES_DIR / shard_name(index)
-        counts["queries"] += len(queries)
-        if path.is_file():
-            counts["resumed_shards"] += 1
-        else:
-            t0 = time.perf_counter()
-            vectors, encoded = cache.encode(encoder, [q.text for q in queries], "query")
-            _check_encoded(vectors, [q.query_id for q in queries], [q.text for q in queries], "query", encoder)
-            t1 = time.perf_counter()
-            counts["encoded"] += encoded
-            counts["reused"] += len(queries) - encoded
-            _write_queries_shard(path, queries, vectors)
-            timings["encode"] += t1 - t0
-            timings["write"] += time.perf_counter() - t1
-        reporter.progress(label, len(queries))
+    for sub, total, label in ((CORPUS_DIR, dataset.num_docs, "Embedding corpus"), (QUERIES_DIR, len(dataset.queries), "Embedding queries")):
+        reporter.progress(label, 0, total)
+        stream = (u for u in units if u.sub == sub) if units is not None else plan_units(dataset, config.shard_size, only=sub)
+        for unit in stream:
+            path = partial / sub / shard_name(unit.index)
+            counts["docs" if sub == CORPUS_DIR else "queries"] += len(unit.items)
+            if (sub, unit.index) in done_remotely:
+                encoded, reused = done_remotely[(sub, unit.index)]
+                counts["encoded"] += encoded
+                counts["reused"] += reused
+            elif path.is_file():
+                counts["resumed_shards"] += 1
+            elif select is not None and not select(unit.number):
+                counts["left_to_others"] += 1
+            else:
+                t0 = time.perf_counter()
+                encoded = encode_unit(unit, path, encoder, cache)
+                timings["encode"] += time.perf_counter() - t0
+                counts["encoded"] += encoded
+                counts["reused"] += len(unit.items) - encoded
+            reporter.progress(label, len(unit.items))
+    if select is not None:
+        # A Slurm-array job (--shard-index/--num-shards): its shards are written; the last call
+        # without those flags finds every shard and commits the artifact. A job never commits:
+        # it holds a shared lock, and other jobs may still be writing.
+        return EmbedResult(out, {"partial": str(partial), "counts": counts}, reused=False, complete=False)
 
     qrels = pa.Table.from_arrays(
         [
@@ -321,6 +387,7 @@ def _embed(
             "reused": counts["reused"],
             "resumed_shards": counts["resumed_shards"],
         },
+        engine=engine,
         config=as_dict(config),
         timings={**{k: round(v, 3) for k, v in timings.items()}, "total": round(time.perf_counter() - started, 3)},
     )

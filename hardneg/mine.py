@@ -80,7 +80,7 @@ from hardneg.artifacts import (
 )
 from hardneg.config import MineConfig, as_dict, identity
 from hardneg.encoders import PairScorer, load_teacher
-from hardneg.errors import ArtifactError, HardnegError
+from hardneg.errors import ArtifactError, ConfigError, HardnegError
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.search import LexicalSearcher, Searcher, fuse_rrf, load_doc_ids
 
@@ -137,6 +137,8 @@ class MineResult:
     manifest: dict[str, Any]
     stats: MineStats
     reused: bool
+    complete: bool = True
+    """False for a job that mined its share of the chunks (``shard``) and left the rest to others."""
 
 
 def query_rng(seed: int, query_id: str) -> np.random.Generator:
@@ -381,6 +383,8 @@ def mine(
     scorer: PairScorer | None = None,
     force: bool = False,
     allow_empty: bool = False,
+    shard: tuple[int, int] | None = None,
+    ray_address: str | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> MineResult:
     """Mine hard negatives for every query of the index's embeddings artifact.
@@ -393,6 +397,9 @@ def mine(
         force: replace ``out`` even if it is not a mining run; recompute even if up to date.
         allow_empty: write the run even when no query can be mined or no negative is selected
             (otherwise an error: a CI job should not go on to train on nothing).
+        shard: ``(i, n)``: mine only every n-th chunk starting at i and return without committing
+            (``complete=False``); a last call without it merges and commits (Slurm arrays).
+        ray_address: the Ray cluster for ``config.engine == "ray"`` (default ``RAY_ADDRESS``, else local).
         reporter: progress and status sink.
 
     Returns:
@@ -417,13 +424,29 @@ def mine(
 
         judgments, labels_fp = read_judgments(config.labels)
     fp = mine_fingerprint(idx, config, scorer, labels_fp)
-    with writing(out, [index, emb_path]) as out:
+    select = None
+    if shard is not None:
+        shard_index, shard_count = shard
+        if not 0 <= shard_index < shard_count:
+            raise ConfigError(f"shard-index must be in [0, num-shards), got {shard_index} of {shard_count}")
+        select = lambda number: number % shard_count == shard_index  # noqa: E731
+    if config.engine == "ray" and idx.get("backend") == "hnsw":
+        raise ConfigError("--engine ray searches exactly (an HNSW index is one node's): mine from an exact index (--index exact)")
+    with writing(out, [index, emb_path], lock="shared" if shard else "exclusive") as out:
         existing = _check_out(out, fp, force)
         if existing is not None:
             reporter.log(f"mining run at {out} is up to date; reusing it")
             return MineResult(out, existing, MineStats(**existing["stats"]), reused=True)
         check_writable_parent(out)  # before any work
-        return _Miner(index, idx, emb_path, emb, config, scorer, reporter, judgments, allow_empty).run(out, fp)
+        remote = None
+        if config.engine == "ray":
+            from hardneg.ray_engine import mine_chunks
+
+            args = {"index": index, "idx": idx, "emb_path": emb_path, "emb": emb, "config": config, "scorer": None,
+                    "reporter": NULL_REPORTER, "judgments": judgments}
+            remote = lambda partial, numbers: mine_chunks(args, partial, numbers, ray_address, reporter)  # noqa: E731
+        miner = _Miner(index, idx, emb_path, emb, config, scorer, reporter, judgments, allow_empty, select, remote)
+        return miner.run(out, fp)
 
 
 class _Miner:
@@ -444,8 +467,10 @@ class _Miner:
         reporter: Reporter,
         judgments: dict[str, dict[str, str]] | None = None,
         allow_empty: bool = False,
+        select: Callable[[int], bool] | None = None,
+        remote: Callable[[Path, list[int]], None] | None = None,
     ) -> None:
-        self.allow_empty = allow_empty
+        self.allow_empty, self.select, self.remote = allow_empty, select, remote
         self.index, self.idx, self.emb_path, self.emb = index, idx, emb_path, emb
         self.config, self.scorer, self.reporter = config, scorer, reporter
         self.searcher = Searcher(index, chunk=config.search_chunk)
@@ -505,17 +530,46 @@ class _Miner:
         with write_errors(out):
             return self._run(out, fp)
 
-    def _run(self, out: Path, fp: str) -> MineResult:
-        config, stats = self.config, self.stats
-        statuses = [self._status(q, t) for q, t in zip(self.query_ids, self.query_texts)]
-        for qid, status in zip(self.query_ids, statuses):
+    def plan(self) -> list[int]:
+        """Each query's status (counted in the stats); the indices of the queries to mine."""
+        stats = self.stats
+        self.statuses = [self._status(q, t) for q, t in zip(self.query_ids, self.query_texts)]
+        stats.queries_skipped, stats.skipped_query_ids = {}, {}
+        for qid, status in zip(self.query_ids, self.statuses):
             if status != STATUS_MINED:
                 stats.queries_skipped[status] = stats.queries_skipped.get(status, 0) + 1
                 ids = stats.skipped_query_ids.setdefault(status, [])
                 if len(ids) < 20:
                     ids.append(qid)
-        todo = [i for i, s in enumerate(statuses) if s == STATUS_MINED]
+        todo = [i for i, s in enumerate(self.statuses) if s == STATUS_MINED]
         stats.queries_mined = len(todo)
+        return todo
+
+    def chunk_files(self, partial: Path, number: int) -> tuple[Path, Path]:
+        return partial / CHUNKS_DIR / shard_name(number), partial / CHUNKS_DIR / f"tally-{number:05d}.json"
+
+    def mine_chunk(self, partial: Path, number: int, todo: list[int]) -> Tally:
+        """Mine chunk ``number`` (queries ``todo[number * chunk_queries : ...]``) and write its
+        candidates and tally atomically: the unit every engine runs."""
+        size = self.config.chunk_queries
+        chunk = todo[number * size : (number + 1) * size]
+        tally = Tally()
+        tables = []
+        for batch_start in range(0, len(chunk), self.config.query_batch):
+            batch = chunk[batch_start : batch_start + self.config.query_batch]
+            tables.append(self._mine_batch(batch, tally))
+            self.reporter.progress("Mining", len(batch))
+        t0 = time.perf_counter()
+        part, side = self.chunk_files(partial, number)
+        write_table(part, pa.concat_tables(tables) if tables else CANDIDATES_SCHEMA.empty_table())
+        write_bytes_atomic(side, tally.dumps())
+        self.timings["write"] += time.perf_counter() - t0
+        return tally
+
+    def _run(self, out: Path, fp: str) -> MineResult:
+        config, stats = self.config, self.stats
+        todo = self.plan()
+        statuses = self.statuses
         if not todo and not self.allow_empty:
             why = "; ".join(
                 f"{n} with {status} (e.g. {', '.join(stats.skipped_query_ids.get(status, [])[:3])})"
@@ -527,28 +581,29 @@ class _Miner:
             )
         partial = out.with_name(out.name + ".partial")
         # Resumed chunks are numbered by chunk_queries: the work directory is tied to it too.
-        if prepare_partial(partial, fingerprint(fp, config.chunk_queries), [CHUNKS_DIR]):
+        if prepare_partial(partial, fingerprint(fp, config.chunk_queries), [CHUNKS_DIR], clean=self.select is None):
             self.reporter.log(f"resuming from {partial}")
+        numbers = list(range(-(-len(todo) // config.chunk_queries)))
+        if self.remote is not None:
+            missing = [n for n in numbers if not all(f.is_file() for f in self.chunk_files(partial, n))]
+            self.remote(partial, missing)
         label = "Mining"
         self.reporter.progress(label, 0, len(todo))
-        for number, start in enumerate(range(0, len(todo), config.chunk_queries)):
-            chunk = todo[start : start + config.chunk_queries]
-            part, side = partial / CHUNKS_DIR / shard_name(number), partial / CHUNKS_DIR / f"tally-{number:05d}.json"
+        left = 0
+        for number in numbers:
+            part, side = self.chunk_files(partial, number)
+            size = len(todo[number * config.chunk_queries : (number + 1) * config.chunk_queries])
             if part.is_file() and side.is_file():
                 self.tally.merge(Tally.loads(side.read_bytes()))
-                self.reporter.progress(label, len(chunk))
-                continue
-            tally = Tally()
-            tables = []
-            for batch_start in range(0, len(chunk), config.query_batch):
-                batch = chunk[batch_start : batch_start + config.query_batch]
-                tables.append(self._mine_batch(batch, tally))
-                self.reporter.progress(label, len(batch))
-            t0 = time.perf_counter()
-            write_table(part, pa.concat_tables(tables) if tables else CANDIDATES_SCHEMA.empty_table())
-            write_bytes_atomic(side, tally.dumps())
-            self.timings["write"] += time.perf_counter() - t0
-            self.tally.merge(tally)
+                self.reporter.progress(label, size)
+            elif self.select is not None and not self.select(number):
+                left += 1
+            else:
+                self.tally.merge(self.mine_chunk(partial, number, todo))
+        if self.select is not None:
+            # A job of a split (--shard-index): its chunks are written; the call without the flags
+            # commits (a job holds a shared lock, and other jobs may still be writing).
+            return MineResult(out, {"partial": str(partial), "chunks_left_to_others": left}, stats, reused=False, complete=False)
 
         t0 = time.perf_counter()
         merged = partial / f"{CANDIDATES_FILE}.tmp-{uuid.uuid4().hex[:8]}"

@@ -18,7 +18,7 @@ from hardneg.artifacts import KIND_EMBEDDINGS, KIND_INDEX, artifact_kind, read_m
 from hardneg.config import EmbedConfig, IndexConfig, MineConfig
 from hardneg.embed import embed, embeddings_fingerprint
 from hardneg.encoders import Encoder, load_encoder
-from hardneg.errors import ArtifactError, InputError
+from hardneg.errors import ArtifactError, ConfigError, InputError
 from hardneg.index import build_index, choose_backend, index_fingerprint
 from hardneg.inputs import load_input
 from hardneg.mine import MineResult, mine
@@ -67,6 +67,7 @@ def ensure_embeddings(
     encoder: Encoder | None = None,
     force: bool = False,
     reuse: Sequence[Path] = (),
+    ray_address: str | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> Path:
     """An embeddings artifact for a raw input, from the workdir cache when its fingerprint matches.
@@ -78,7 +79,7 @@ def ensure_embeddings(
         reporter.log(f"input: {dataset.description}: {dataset.num_docs} documents, {len(dataset.queries)} queries")
         fp = embeddings_fingerprint(encoder, dataset, config)
         out = workdir / "embeddings" / fp[:16]
-        result = embed(dataset, out, config, encoder=encoder, force=force, reuse=reuse, shared=True, reporter=reporter)
+        result = embed(dataset, out, config, encoder=encoder, force=force, reuse=reuse, shared=True, ray_address=ray_address, reporter=reporter)
         _touch(result.path)
     finally:
         if own:
@@ -120,6 +121,8 @@ def run_mine(
     encoder: Encoder | None = None,
     force: bool = False,
     allow_empty: bool = False,
+    shard: tuple[int, int] | None = None,
+    ray_address: str | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> MineResult:
     """Mine from whatever ``source`` is: an index artifact, an embeddings artifact, or raw input
@@ -127,6 +130,8 @@ def run_mine(
     """
     workdir = workdir or default_workdir()
     index_config = dataclasses.replace(index_config, recall_k=mine_config.max_rank)
+    if mine_config.engine == "ray" and index_config.backend == "auto":
+        index_config = dataclasses.replace(index_config, backend="exact")  # the Ray engine searches exactly
     display = None
     if str(source) == STDIN:
         if stdin is None:
@@ -135,16 +140,22 @@ def run_mine(
         display = "<stdin>"
     source = Path(source)
     kind = artifact_kind(source)
+    if shard is not None and kind != KIND_INDEX:
+        raise ConfigError(
+            "--shard-index splits the mining of an index: run `hardneg embed ... --shard-index` jobs, then "
+            "`hardneg embed` and `hardneg index` once, then `hardneg mine INDEX ... --shard-index` jobs"
+        )
     if kind == KIND_INDEX:
         index_dir = source
     elif kind == KIND_EMBEDDINGS:
         index_dir = ensure_index(source, index_config, workdir, reporter=reporter)
     elif kind is None:
         embeddings = ensure_embeddings(
-            source, embed_config, workdir, corpus=corpus, display=display, encoder=encoder, reporter=reporter
+            source, embed_config, workdir, corpus=corpus, display=display, encoder=encoder, ray_address=ray_address,
+            reporter=reporter,
         )
         index_dir = ensure_index(embeddings, index_config, workdir, reporter=reporter)
     else:
         raise InputError(f"cannot mine from a '{kind}' artifact; give raw input, embeddings or an index", source)
-    return mine(index_dir, out, mine_config, force=force, allow_empty=allow_empty, reporter=reporter)
+    return mine(index_dir, out, mine_config, force=force, allow_empty=allow_empty, shard=shard, ray_address=ray_address, reporter=reporter)
 

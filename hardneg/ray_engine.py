@@ -1,0 +1,225 @@
+"""`--engine ray`: the same units the local engine writes (embed shards, mine chunks), run by actors
+on a Ray cluster. Optional: ``pip install 'hardneg[ray]'``.
+
+The design keeps the local engine the reference: the driver plans the units, actors write each
+unit's file atomically into the artifact's work directory (``<out>.partial``) under the same name
+the local engine would, and the local code then finds every unit done, exactly as when resuming,
+merges and commits. So the artifact is the same whoever computed it, a killed driver resumes from
+the finished units, and a failed task is retried by Ray (``max_task_retries``) without a trace in
+the output. Every worker must see the work directory: ``--out`` and the inputs must be on storage
+all nodes share (checked before any work). Exact search only: an HNSW index is one node's.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from hardneg.config import EmbedConfig, MineConfig
+from hardneg.errors import ConfigError, HardnegError
+from hardneg.progress import Reporter
+
+IN_FLIGHT_PER_ACTOR = 2
+"""Units submitted ahead per actor: enough to keep it busy, few enough that the driver never holds
+more than a handful of shards' texts at once."""
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("--engine ray needs Ray: pip install 'hardneg[ray]'") from None
+    return ray
+
+
+def connect(address: str | None = None) -> Any:
+    """Join the cluster at ``address`` (default ``RAY_ADDRESS``), or start a local one; reuse a
+    connection this process already has."""
+    ray = _ray()
+    if not ray.is_initialized():
+        address = address or os.environ.get("RAY_ADDRESS")
+        kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": False, "configure_logging": False}
+        if address:
+            ray.init(address=address, **kwargs)
+        else:
+            ray.init(num_cpus=os.cpu_count() or 1, **kwargs)
+    return ray
+
+
+def actor_count(ray: Any) -> tuple[int, dict[str, float]]:
+    """How many actors to run and the resources of each: one per GPU when there are GPUs, else
+    one per CPU."""
+    resources = ray.cluster_resources()
+    gpus = int(resources.get("GPU", 0))
+    if gpus:
+        return gpus, {"num_gpus": 1, "num_cpus": 1}
+    return max(1, int(resources.get("CPU", 1))), {"num_cpus": 1}
+
+
+def check_shared(ray: Any, directory: Path) -> None:
+    """Every node must see the work directory; a node-local path is an error, not partial output."""
+
+    @ray.remote(num_cpus=0)
+    def sees(path: str) -> tuple[str, bool]:
+        return socket.gethostname(), os.path.isdir(path)
+
+    nodes = [n for n in ray.nodes() if n.get("Alive")]
+    refs = [
+        sees.options(scheduling_strategy=_on_node(ray, n["NodeID"])).remote(str(directory)) for n in nodes
+    ] or [sees.remote(str(directory))]
+    blind = [host for host, ok in ray.get(refs) if not ok]
+    if blind:
+        raise HardnegError(
+            f"--engine ray: node(s) {', '.join(sorted(set(blind)))} cannot see {directory}; put --out and the inputs "
+            "on storage every node shares (NFS, Lustre, a mounted bucket)"
+        )
+
+
+def _on_node(ray: Any, node_id: str) -> Any:
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+    return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
+
+
+def _pump(ray: Any, actors: list[Any], submit: Any, units: Iterator[Any]) -> Iterator[Any]:
+    """Submit ``submit(actor, unit)`` with at most ``IN_FLIGHT_PER_ACTOR`` units per actor in flight
+    and yield results as they complete."""
+    pending: dict[Any, Any] = {}
+    load = {i: 0 for i in range(len(actors))}
+    exhausted = False
+    while True:
+        while not exhausted and min(load.values()) < IN_FLIGHT_PER_ACTOR:
+            unit = next(units, None)
+            if unit is None:
+                exhausted = True
+                break
+            i = min(load, key=lambda k: load[k])
+            pending[submit(actors[i], unit)] = i
+            load[i] += 1
+        if not pending:
+            return
+        done, _ = ray.wait(list(pending), num_returns=1)
+        i = pending.pop(done[0])
+        load[i] -= 1
+        yield ray.get(done[0])
+
+
+def _crash_once_for_tests() -> None:
+    """Fault injection for the retry test: with HARDNEG_RAY_CRASH_ONCE=<marker path>, the first
+    unit any actor starts kills that actor's process (as an OOM kill or a lost node would); Ray
+    restarts the actor and retries the unit."""
+    marker = os.environ.get("HARDNEG_RAY_CRASH_ONCE")
+    if marker:
+        try:
+            fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+        except FileExistsError:
+            return
+        os.close(fd)
+        os._exit(1)
+
+
+# --------------------------------------------------------------------------- embed
+
+
+class _Encoder:
+    """A Ray actor holding one loaded model; encodes shards into the work directory."""
+
+    def __init__(self, config_dict: dict[str, Any], threads: int) -> None:
+        import torch
+
+        from hardneg.encoders import load_encoder
+
+        torch.set_num_threads(max(1, threads))
+        self.encoder = load_encoder(EmbedConfig(**{**config_dict, "engine": "local", "workers": 1}))
+
+    def encode(self, partial: str, unit: Any) -> tuple[str, int, int, int]:
+        from hardneg.artifacts import shard_name
+        from hardneg.embed import encode_unit
+
+        _crash_once_for_tests()
+        encoded = encode_unit(unit, Path(partial) / unit.sub / shard_name(unit.index), self.encoder)
+        return unit.sub, unit.index, encoded, len(unit.items) - encoded
+
+
+class RayEncode:
+    """The ``remote`` of ``hardneg.embed._embed``: missing shards encoded by actors."""
+
+    def __init__(self, config: EmbedConfig, address: str | None, reporter: Reporter) -> None:
+        import dataclasses
+
+        self.config = dataclasses.asdict(config)
+        self.address = address
+        self.reporter = reporter
+
+    def __call__(self, partial: Path, units: list[Any]) -> dict[tuple[str, int], tuple[int, int]]:
+        if not units:
+            return {}
+        ray = connect(self.address)
+        check_shared(ray, partial)
+        count, resources = actor_count(ray)
+        count = min(count, len(units))
+        threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // count)
+        actor_class = ray.remote(max_restarts=2, max_task_retries=2, **resources)(_Encoder)
+        actors = [actor_class.remote(self.config, threads) for _ in range(count)]
+        self.reporter.log(f"engine ray: {count} actor(s) encode {len(units)} shard(s)")
+        out: dict[tuple[str, int], tuple[int, int]] = {}
+        try:
+            for sub, index, encoded, reused in _pump(ray, actors, lambda a, u: a.encode.remote(str(partial), u), iter(units)):
+                out[(sub, index)] = (encoded, reused)
+        finally:
+            for actor in actors:
+                ray.kill(actor)
+        return out
+
+
+# --------------------------------------------------------------------------- mine
+
+
+class _ChunkMiner:
+    """A Ray actor holding one loaded miner (index, query vectors, teacher); mines chunks."""
+
+    def __init__(self, args: dict[str, Any], threads: int) -> None:
+        try:
+            import torch
+
+            torch.set_num_threads(max(1, threads))
+        except ImportError:  # pragma: no cover - torch is a dependency
+            pass
+        from hardneg.encoders import load_teacher
+        from hardneg.mine import _Miner
+
+        config = args["config"]
+        scorer = load_teacher(config.cross_encoder, config.ce_batch_size) if config.cross_encoder else None
+        self.miner = _Miner(**{**args, "scorer": scorer})
+        self.todo = self.miner.plan()
+
+    def mine(self, partial: str, number: int) -> int:
+        _crash_once_for_tests()
+        self.miner.mine_chunk(Path(partial), number, self.todo)
+        return number
+
+
+def mine_chunks(args: dict[str, Any], partial: Path, numbers: list[int], address: str | None, reporter: Reporter) -> None:
+    """Mine the chunks ``numbers`` of a run into ``partial`` with actors (the local engine merges)."""
+    if not numbers:
+        return
+    ray = connect(address)
+    check_shared(ray, partial)
+    count, resources = actor_count(ray)
+    count = min(count, len(numbers))
+    threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // count)
+    actor_class = ray.remote(max_restarts=2, max_task_retries=2, **resources)(_ChunkMiner)
+    actors = [actor_class.remote(args, threads) for _ in range(count)]
+    reporter.log(f"engine ray: {count} actor(s) mine {len(numbers)} chunk(s)")
+    try:
+        for _ in _pump(ray, actors, lambda a, n: a.mine.remote(str(partial), n), iter(numbers)):
+            pass
+    finally:
+        for actor in actors:
+            ray.kill(actor)
+
+
+__all__ = ["RayEncode", "connect", "mine_chunks", "MineConfig"]
