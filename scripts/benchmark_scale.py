@@ -127,6 +127,7 @@ def main() -> None:
     parser.add_argument("--m", type=int, default=16, help="HNSW links per node")
     parser.add_argument("--ef-construction", type=int, default=200, help="HNSW build depth")
     parser.add_argument("--workdir", type=Path, help="keep artifacts here (default: a temporary directory)")
+    parser.add_argument("--engines", default="local", help="mining engines for the exact backend, e.g. local,ray (side by side)")
     parser.add_argument("--write", type=Path)
     args = parser.parse_args()
 
@@ -162,20 +163,27 @@ def main() -> None:
                     "--ef-construction", str(args.ef_construction)]
         i_wall, i_rss, i_out = measured(cmd)
         recall = json.loads(i_out)["manifest"].get("recall")
-        m_wall, m_rss, m_out = measured(
-            [sys.executable, "-m", "hardneg", "mine", str(idx), "--out", str(work / f"run-{tag}"), "--json",
-             "--quiet", "--query-batch", "1024"]
-        )
-        stats = json.loads(m_out)["stats"]
-        i_timings = json.loads(i_out)["manifest"]["timings"]
-        m_timings = json.loads((work / f"run-{tag}" / "manifest.json").read_text())["timings"]
-        if backend == "exact":
-            rates["exact pairs/s"] = args.docs * stats["queries_mined"] / m_timings["search"]
-        else:
-            rates[f"{label} inserts/s/thread"] = args.docs / i_timings["build"] / args.threads
-            rates[f"{label} queries/s (search + exact rescoring)"] = stats["queries_mined"] / m_timings["search"]
-        rows.append((label, i_wall, i_rss, m_wall, m_rss, stats["queries_mined"] / m_wall, recall, stats["selected"]))
-        print(rows[-1], flush=True)
+        engines = [e.strip() for e in args.engines.split(",") if e.strip()] if backend == "exact" else ["local"]
+        for engine in engines:
+            run_dir = work / f"run-{tag}" if engine == "local" else work / f"run-{tag}-{engine}"
+            m_wall, m_rss, m_out = measured(
+                [sys.executable, "-m", "hardneg", "mine", str(idx), "--out", str(run_dir), "--json",
+                 "--quiet", "--query-batch", "1024", "--engine", engine]
+            )
+            stats = json.loads(m_out)["stats"]
+            i_timings = json.loads(i_out)["manifest"]["timings"]
+            m_timings = json.loads((run_dir / "manifest.json").read_text())["timings"]
+            if engine != "local":
+                same = (run_dir / "candidates.parquet").read_bytes() == (work / f"run-{tag}" / "candidates.parquet").read_bytes()
+                print(f"engine {engine}: candidates.parquet byte-identical to the local engine's: {same}", flush=True)
+            elif backend == "exact":
+                rates["exact pairs/s"] = args.docs * stats["queries_mined"] / m_timings["search"]
+            else:
+                rates[f"{label} inserts/s/thread"] = args.docs / i_timings["build"] / args.threads
+                rates[f"{label} queries/s (search + exact rescoring)"] = stats["queries_mined"] / m_timings["search"]
+            shown = label if engine == "local" else f"{label}, --engine {engine}"
+            rows.append((shown, i_wall, i_rss, m_wall, m_rss, stats["queries_mined"] / m_wall, recall, stats["selected"]))
+            print(rows[-1], flush=True)
         if backend != "exact":
             for ef, rec, qps in recall_sweep(idx, emb, args.recall_sample, efs, args.threads):
                 sweep.append((label, ef, rec, qps))
