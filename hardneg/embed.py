@@ -82,6 +82,11 @@ def embeddings_fingerprint(encoder: Encoder, dataset: Dataset, config: EmbedConf
     return fingerprint(EMBED_VERSION, encoder.fingerprint, dataset.fingerprint, config.shard_size)
 
 
+PROGRESS_BATCHES = 2
+"""Encoder batches per progress update (128 texts at the default batch size of 64): the texts are
+length-sorted first, so slicing keeps sentence-transformers' padding savings."""
+
+
 class _VectorCache:
     """Vectors of texts embedded before by the same model, keyed by the exact text's hash."""
 
@@ -106,18 +111,32 @@ class _VectorCache:
                 for text, vector in zip(texts, vectors):
                     self._vectors[kind[0] + _exact_hash(text)] = vector
 
-    def encode(self, encoder: Encoder, texts: list[str], kind: str) -> tuple[np.ndarray, int]:
+    def encode(
+        self, encoder: Encoder, texts: list[str], kind: str, progress: Callable[[int], None] | None = None
+    ) -> tuple[np.ndarray, int]:
         """Vectors for ``texts``; only texts not seen before (in the previous artifact or earlier in
         this batch) reach the encoder. Fresh vectors are not kept, so memory stays bounded by the
-        shard. Returns (vectors, number encoded)."""
+        shard. Returns (vectors, number encoded).
+
+        With ``progress``, the texts to encode go to the encoder longest first in slices of
+        ``PROGRESS_BATCHES`` batches (the order sentence-transformers would batch them in anyway),
+        and ``progress(n)`` is called after each slice, so a bar moves during a shard."""
         keys = [kind[0] + _exact_hash(t) for t in texts]
         todo: dict[str, str] = {}
         for key, text in zip(keys, texts):
             if key not in self._vectors and key not in todo and not is_blank(text):
                 todo[key] = text
         fresh: dict[str, np.ndarray] = {}
-        if todo:
+        if todo and progress is None:
             fresh = dict(zip(todo, encoder.encode(list(todo.values()), kind)))  # type: ignore[arg-type]
+        elif todo:
+            batch = int(getattr(getattr(encoder, "config", None), "batch_size", 64) or 64)
+            order = sorted(todo, key=lambda k: -len(todo[k]))  # stable: ties keep input order
+            step = batch * PROGRESS_BATCHES
+            for start in range(0, len(order), step):
+                part = order[start : start + step]
+                fresh.update(zip(part, encoder.encode([todo[k] for k in part], kind)))  # type: ignore[arg-type]
+                progress(len(part))
         out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
         for row, key in enumerate(keys):
             vector = fresh.get(key)
@@ -268,20 +287,25 @@ def plan_units(dataset: Dataset, shard_size: int, only: str | None = None) -> It
         number += 1
 
 
-def encode_unit(unit: Unit, path: Path, encoder: Encoder, cache: _VectorCache | None = None) -> int:
-    """Encode one shard and write its Parquet file atomically; returns how many texts were encoded."""
+def encode_unit(
+    unit: Unit, path: Path, encoder: Encoder, cache: _VectorCache | None = None, progress: Callable[[int], None] | None = None
+) -> int:
+    """Encode one shard and write its Parquet file atomically; returns (texts encoded, seconds
+    writing)."""
     cache = cache or _VectorCache()
     if unit.sub == CORPUS_DIR:
         texts = [doc_text(d.title, d.text) for d in unit.items]
-        vectors, encoded = cache.encode(encoder, texts, "document")
+        vectors, encoded = cache.encode(encoder, texts, "document", progress)
         _check_encoded(vectors, [d.doc_id for d in unit.items], texts, "document", encoder)
+        t0 = time.perf_counter()
         _write_docs_shard(path, unit.items, vectors)
     else:
         texts = [q.text for q in unit.items]
-        vectors, encoded = cache.encode(encoder, texts, "query")
+        vectors, encoded = cache.encode(encoder, texts, "query", progress)
         _check_encoded(vectors, [q.query_id for q in unit.items], texts, "query", encoder)
+        t0 = time.perf_counter()
         _write_queries_shard(path, unit.items, vectors)
-    return encoded
+    return encoded, time.perf_counter() - t0
 
 
 def _embed(
@@ -308,7 +332,7 @@ def _embed(
     counts = {"docs": 0, "queries": 0, "encoded": 0, "reused": 0, "resumed_shards": 0, "left_to_others": 0}
     started = time.perf_counter()
     dim = encoder.dim  # loads the model (the manifest needs its dimension in any case)
-    timings = {"load_model": time.perf_counter() - started, "encode": 0.0}  # encode: encoding + shard writes
+    timings = {"load_model": time.perf_counter() - started, "encode": 0.0, "write": 0.0}
     if resumed:
         reporter.log(f"resuming from {partial}")
 
@@ -336,10 +360,19 @@ def _embed(
                 counts["left_to_others"] += 1
             else:
                 t0 = time.perf_counter()
-                encoded = encode_unit(unit, path, encoder, cache)
-                timings["encode"] += time.perf_counter() - t0
+                moved = [0]
+
+                def advance(n: int, label: str = label, moved: list[int] = moved) -> None:
+                    moved[0] += n
+                    reporter.progress(label, n)
+
+                encoded, wrote = encode_unit(unit, path, encoder, cache, advance)
+                timings["encode"] += time.perf_counter() - t0 - wrote
+                timings["write"] += wrote
                 counts["encoded"] += encoded
                 counts["reused"] += len(unit.items) - encoded
+                reporter.progress(label, len(unit.items) - moved[0])  # reused and blank texts
+                continue
             reporter.progress(label, len(unit.items))
     if select is not None:
         # A Slurm-array job (--shard-index/--num-shards): its shards are written; the last call

@@ -58,7 +58,9 @@ class RichReporter:
                 TextColumn("{task.description}"),
                 BarColumn(),
                 MofNCompleteColumn(),
+                TextColumn("[progress.data.speed]{task.fields[rate]}"),  # items/s, as sentence-transformers' bar
                 TimeElapsedColumn(),
+                TextColumn("ETA"),
                 TimeRemainingColumn(),
                 console=self.console,
                 transient=False,
@@ -68,8 +70,12 @@ class RichReporter:
         if self._progress is None:
             return
         if label not in self._tasks:
-            self._tasks[label] = self._progress.add_task(label, total=total)
-        self._progress.update(self._tasks[label], advance=advance, total=total)
+            self._tasks[label] = self._progress.add_task(label, total=total, rate="")
+        task_id = self._tasks[label]
+        self._progress.update(task_id, advance=advance, total=total)
+        speed = next((t.speed for t in self._progress.tasks if t.id == task_id), None)
+        if speed:
+            self._progress.update(task_id, rate=f"{speed:,.1f}/s")
 
     def log(self, message: str) -> None:
         if not self.quiet:

@@ -140,7 +140,7 @@ class _Encoder:
         from hardneg.embed import encode_unit
 
         _crash_once_for_tests()
-        encoded = encode_unit(unit, Path(partial) / unit.sub / shard_name(unit.index), self.encoder)
+        encoded, _ = encode_unit(unit, Path(partial) / unit.sub / shard_name(unit.index), self.encoder)
         return unit.sub, unit.index, encoded, len(unit.items) - encoded
 
 

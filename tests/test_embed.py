@@ -245,3 +245,21 @@ def test_bf16_vectors_are_unit_norm_close_to_fp32_and_cached_apart():
     assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
     assert (a * b).sum(axis=1).min() > 0.99 and not np.array_equal(a, b)
     assert fp32.fingerprint != bf16.fingerprint  # a bf16 artifact never passes for an fp32 one
+
+
+def test_the_progress_bar_moves_during_a_shard_and_vectors_do_not_depend_on_it(tmp_path, tiny_beir):
+    """Texts go to the encoder longest first in slices of a few batches, with a progress update after
+    each; the vectors are the same as without progress reporting."""
+    from types import SimpleNamespace
+
+    from hardneg.embed import PROGRESS_BATCHES, _VectorCache
+    from hardneg.encoders import HashingEncoder, ModelSpec
+
+    encoder = HashingEncoder(ModelSpec("hashing", None, "", "", "none"), dim=64)
+    encoder.config = SimpleNamespace(batch_size=2)  # type: ignore[attr-defined]
+    texts = [f"text number {i} " + "word " * (i % 7) for i in range(30)]
+    steps: list[int] = []
+    with_progress, n = _VectorCache().encode(encoder, texts, "document", steps.append)
+    plain, _ = _VectorCache().encode(encoder, texts, "document")
+    assert n == 30 and steps == [2 * PROGRESS_BATCHES] * (30 // (2 * PROGRESS_BATCHES)) + ([30 % (2 * PROGRESS_BATCHES)] if 30 % (2 * PROGRESS_BATCHES) else [])
+    assert (with_progress == plain).all()

@@ -49,7 +49,7 @@ def test_kd_depth_with_a_teacher_exports_fixed_width_teacher_scored_rows(tmp_pat
     out = export(run, tmp_path / "kd", ExportConfig(format="pylate-kd"))
     rows = pq.read_table(tmp_path / "kd" / "train.parquet").to_pylist()
     assert rows and all(len(r["document_ids"]) == 4 == len(r["scores"]) for r in rows)
-    assert json.loads((tmp_path / "kd" / "manifest.json").read_text())["scores_from"] == "teacher"
+    assert json.loads((tmp_path / "kd" / ".hardneg" / "manifest.json").read_text())["scores_from"] == "teacher"
     candidates = pq.read_table(run / "candidates.parquet").to_pylist()
     teacher = {(c["query_id"], c["doc_id"]): c["teacher_score"] for c in candidates}
     for row in rows:  # negatives carry the teacher's cosine, not the hashing retriever's score
