@@ -49,6 +49,9 @@ def render_mine(console: Console, stats: dict[str, Any], path: str) -> None:
         scores.add_column(name, justify="right")
     scores.add_row("positives", *_quantile_row(stats["positive_scores"]))
     scores.add_row("selected negatives", *_quantile_row(stats["negative_scores"]))
+    if stats.get("score_gaps"):
+        # Near 0 or below: negatives as close as the positive (hard, or false negatives); large: easy.
+        scores.add_row("gap: lowest positive - negative", *_quantile_row(stats["score_gaps"]))
     console.print(scores)
 
     hist = Table(title="Ranks of selected negatives", title_justify="left")

@@ -123,6 +123,9 @@ class MineStats:
     negative_scores: dict[str, float] = field(default_factory=dict)
     positive_teacher_scores: dict[str, float] = field(default_factory=dict)
     negative_teacher_scores: dict[str, float] = field(default_factory=dict)
+    score_gaps: dict[str, float] = field(default_factory=dict)
+    """The query's lowest positive score minus each selected negative's score: how much harder the
+    positive is to tell apart (near 0 or below: hard, or a false negative; large: easy)."""
     rank_histogram: list[dict[str, int]] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
     hints: list[str] = field(default_factory=list)
@@ -185,6 +188,7 @@ class Tally:
     positive_teacher: dict[int, list[float]] = field(default_factory=dict)
     negative_scores: list[float] = field(default_factory=list)
     negative_teacher: list[float] = field(default_factory=list)
+    gaps: list[float] = field(default_factory=list)
     selected_ranks: list[int] = field(default_factory=list)
     confirmed_in_window: int = 0
     confirmed_selected: int = 0
@@ -201,6 +205,7 @@ class Tally:
         self.positive_teacher.update(other.positive_teacher)
         self.negative_scores += other.negative_scores
         self.negative_teacher += other.negative_teacher
+        self.gaps += other.gaps
         self.selected_ranks += other.selected_ranks
         self.confirmed_in_window += other.confirmed_in_window
         self.confirmed_selected += other.confirmed_selected
@@ -846,9 +851,12 @@ class _Miner:
             columns["selected"] += [i in chosen for i in range(len(window))]
             columns["filter"] += [c.filter for c in window]
             columns["confirmed"] += [c.confirmed for c in window]
+            lowest_positive = min(tally.positive_scores.get(qi) or [float("nan")])
             for i in sorted(chosen):
                 cand = window[i]
                 tally.negative_scores.append(cand.score)
+                if lowest_positive == lowest_positive:  # not NaN
+                    tally.gaps.append(lowest_positive - cand.score)
                 tally.selected_ranks.append(cand.rank)
                 if cand.teacher is not None:
                     tally.negative_teacher.append(cand.teacher)
@@ -873,6 +881,7 @@ class _Miner:
             stats.labels["confirmed_selected"] = tally.confirmed_selected
         stats.positive_scores = _quantiles([x for _, xs in sorted(tally.positive_scores.items()) for x in xs])
         stats.negative_scores = _quantiles(tally.negative_scores)
+        stats.score_gaps = _quantiles(tally.gaps)
         if self.scorer is not None:
             stats.positive_teacher_scores = _quantiles([x for _, xs in sorted(tally.positive_teacher.items()) for x in xs])
             stats.negative_teacher_scores = _quantiles(tally.negative_teacher)

@@ -407,3 +407,17 @@ def test_stratified_sampling_takes_one_negative_per_rank_band_and_fills_empty_ba
     # Deterministic for a seed.
     again = sample_negatives(list(range(50)), [0.0] * 50, 1.0, config, np.random.default_rng(0), ranks=survivors)
     assert picked == again
+
+
+def test_the_summary_reports_the_gap_between_each_query_s_lowest_positive_and_its_negatives(tmp_path, tiny_beir):
+    from hardneg.pipeline import run_mine
+
+    result = run_mine(tiny_beir, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), MineConfig(min_rank=0, max_rank=20))
+    queries = {r["query_id"]: r for r in pq.read_table(tmp_path / "run" / "queries.parquet").to_pylist()}
+    gaps = sorted(
+        min(queries[r["query_id"]]["positive_scores"]) - r["score"]
+        for r in pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist() if r["selected"]
+    )
+    stats = result.stats.to_dict()["score_gaps"]
+    assert stats["p0"] == pytest.approx(gaps[0], abs=1e-3) and stats["p100"] == pytest.approx(gaps[-1], abs=1e-3)
+    assert stats["p50"] == pytest.approx(float(np.median(gaps)), abs=1e-3)
