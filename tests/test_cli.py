@@ -164,3 +164,9 @@ def test_worker_count_does_not_change_the_result(tmp_path):
         rows = pq.read_table(f"run{workers}/candidates.parquet").to_pylist()
         outs.append({(r["query_id"], r["doc_id"], r["rank"], r["selected"]) for r in rows})
     assert outs[0] == outs[1]
+
+
+def test_a_wrong_choice_is_a_plain_message_naming_the_closest_choice():
+    result = runner.invoke(app, ["mine", "x", "--out", "y", "--sampling", "topp"])
+    assert result.exit_code == 2
+    assert "Value error" not in result.output and "Did you mean 'top'?" in result.output
