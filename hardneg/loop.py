@@ -126,6 +126,11 @@ def run_loop(
     dataset = load_input(source, embed_config.split)  # validates the input before any work
     if loop_config.dev_split:
         load_input(source, loop_config.dev_split)
+        if loop_config.dev_split == embed_config.split:
+            reporter.log(
+                f"warning: --dev-split {loop_config.dev_split} is the split the loop trains on; its dev metrics "
+                "and early stopping then measure training queries (use a held-out split, e.g. dev)"
+            )
     configs = {
         "embed": as_dict(embed_config), "index": as_dict(index_config), "mine": as_dict(mine_config),
         "train": as_dict(train_config), "loop": as_dict(loop_config), "eval": as_dict(eval_config),

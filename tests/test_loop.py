@@ -107,3 +107,21 @@ def test_a_colbert_loop_mines_with_the_bi_encoder_and_trains_a_colbert_student_e
         app, ["loop", str(TINY_BEIR), "--out", str(tmp_path / "bad"), "--architecture", "colbert", "--loss", "distillation", "--model", "minilm"]
     )
     assert out.exit_code == 2 and "trains contrastively" in out.output
+
+
+def test_a_dev_split_equal_to_the_training_split_is_warned_about(tmp_path):
+    logs: list[str] = []
+
+    class Recorder:
+        def progress(self, *args: object, **kwargs: object) -> None:
+            return None
+
+        def log(self, message: str) -> None:
+            logs.append(message)
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("x")  # stops the loop right after its checks
+    with pytest.raises(ArtifactError):
+        run_loop(TINY_BEIR, foreign, loop_config=LoopConfig(rounds=1, dev_split="train"), reporter=Recorder(), **CONFIGS)
+    assert any("is the split the loop trains on" in m for m in logs)
