@@ -95,6 +95,12 @@ def render_export(console: Console, stats: dict[str, Any], path: str | None) -> 
         lines.append(f"  {stats['queries_without_negatives']} queries had no negatives and gave no rows")
     if stats["rows_dropped_short"]:
         lines.append(f"  {stats['rows_dropped_short']} rows dropped: fewer than nway - 1 negatives")
+    if stats.get("positive_softmax_share") is not None:
+        lines.append(
+            f"  teacher targets ({stats.get('score_transform', 'none')} scores): the positive gets {stats['positive_softmax_share']:.1%} "
+            f"of softmax(scores) on average (uniform: {stats['uniform_share']:.1%})"
+            + ("; raw cosines say little: consider --score-transform minmax" if stats.get("score_transform") == "none" else "")
+        )
     for name in stats["files"]:
         lines.append(f"  {path}/{name}")
     console.print("\n".join(lines), markup=False, highlight=False)

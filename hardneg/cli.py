@@ -77,6 +77,7 @@ from hardneg._options import (
 from hardneg.config import (
     BACKENDS,
     EXPORT_FORMATS,
+    SCORE_TRANSFORMS,
     SELECT_STRATEGIES,
     TRIPLET_ROWS,
     EmbedConfig,
@@ -475,6 +476,7 @@ def export(
     nway: Annotated[Optional[int], typer.Option("--nway", help="1 positive + (nway - 1) negatives per row [default: 2; sentence-transformers: 1 + all].")] = None,
     shuffle: Annotated[Optional[bool], typer.Option("--shuffle/--no-shuffle", help="Shuffle rows (seeded) so a batch mixes queries [default: shuffle].")] = None,
     seed: SeedOpt = None,
+    score_transform: Annotated[Optional[str], typer.Option("--score-transform", **choice(SCORE_TRANSFORMS), help="KD formats: scores per query as they are (none), scaled to [0, 1] (minmax) or standardised (zscore) [default: none].")] = None,
     triplet_rows: Annotated[Optional[str], typer.Option("--triplet-rows", **choice(TRIPLET_ROWS), help="triplets: JSONL objects {query, positive, negative} or arrays [query, positive, negative] [default: objects].")] = None,
     config: ConfigOpt = None,
     force: ForceOpt = False,
@@ -488,7 +490,7 @@ def export(
 
     files = load_config_file(config)
     cfg = build(ExportConfig, files, "export", format=_value(format), nway=nway, scores=scores, shuffle=shuffle, seed=seed,
-                triplet_rows=_value(triplet_rows))
+                triplet_rows=_value(triplet_rows), score_transform=score_transform)
     with cli_reporter(quiet or json or out == "-") as reporter:
         if out == "-":
             result = run_export(run, None, cfg, stream=sys.stdout.buffer, allow_empty=allow_empty, reporter=reporter)

@@ -31,6 +31,7 @@ STORAGES = ("float32", "e4m3")
 EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron", "msmarco-triples")
 MODEL_SIZES = ("small", "base", "large")
 TRIPLET_ROWS = ("objects", "arrays")
+SCORE_TRANSFORMS = ("none", "minmax", "zscore")
 ENGINES = ("local", "ray")
 TRAIN_LOSSES = ("mnrl", "cached-mnrl", "distillation", "margin-mse", "bce")
 ARCHITECTURES = ("biencoder", "colbert", "cross-encoder")
@@ -263,9 +264,15 @@ class ExportConfig:
     triplet_rows: str = "objects"
     """triplets: JSONL rows as `objects` ({"query", "positive", "negative"}: datasets and
     sentence-transformers load them) or `arrays` ([query, positive, negative])."""
+    score_transform: str = "none"
+    """Scores in the KD exports (pylate-kd, flagembedding, colbert --scores, tevatron), per query
+    over its positives and negatives: `none` (raw), `minmax` (to [0, 1], as JaColBERTv2.5 and
+    PyLate normalise), `zscore` (mean 0, standard deviation 1). Trainers softmax the scores without
+    a temperature: raw cosines give the positive barely more than a uniform share."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
+        _check(self.score_transform in SCORE_TRANSFORMS, f"score-transform must be one of {', '.join(SCORE_TRANSFORMS)}, got {self.score_transform!r}")
         _check(self.triplet_rows in TRIPLET_ROWS, f"triplet-rows must be one of {', '.join(TRIPLET_ROWS)}, got {self.triplet_rows!r}")
         _check(self.format in EXPORT_FORMATS, f"format must be one of {', '.join(EXPORT_FORMATS)}, got {self.format!r}")
         _check(self.nway is None or self.nway >= 2, f"nway must be >= 2, got {self.nway}")

@@ -105,6 +105,11 @@ class ExportStats:
     rows: int = 0
     queries_without_negatives: int = 0
     rows_dropped_short: int = 0
+    score_transform: str = "none"
+    positive_softmax_share: float | None = None
+    """KD formats: the positive's mean share of softmax(scores) over a row (positive + nway - 1
+    negatives). 1 / nway is uniform: the teacher says nothing; near 1 it says only "the positive"."""
+    uniform_share: float | None = None
     files: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -558,6 +563,47 @@ def _refuse_empty(run: Path, queries: list[RunQuery], stats: ExportStats, allow_
     raise HardnegError(f"0 training rows: {why}. Pass --allow-empty to write an empty export anyway.")
 
 
+KD_FORMATS = frozenset({"pylate-kd", "flagembedding", "tevatron"})
+
+
+def transform_scores(queries: list[RunQuery], how: str) -> list[RunQuery]:
+    """Each query's positive and negative scores transformed together (see ExportConfig.score_transform)."""
+    if how == "none":
+        return queries
+    out = []
+    for q in queries:
+        scores = np.asarray([*q.positive_scores, *q.negative_scores], dtype=np.float64)
+        if len(scores) == 0:
+            out.append(q)
+            continue
+        if how == "minmax":
+            low, span = scores.min(), scores.max() - scores.min()
+            scores = (scores - low) / span if span > 0 else np.full_like(scores, 0.5)
+        else:  # zscore
+            std = scores.std()
+            scores = (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
+        n = len(q.positive_scores)
+        out.append(RunQuery(q.query_id, q.text, q.positives, q.negatives, scores[:n].tolist(), scores[n:].tolist()))
+    return out
+
+
+def positive_softmax_share(queries: list[RunQuery], nway: int) -> tuple[float | None, float | None]:
+    """The positive's mean softmax share over rows of the first positive + nway - 1 negatives, and
+    the uniform share 1 / nway for comparison."""
+    shares, widths = [], []
+    for q in queries:
+        negs = q.negative_scores[: nway - 1] if nway else q.negative_scores
+        if not q.positive_scores or not negs:
+            continue
+        row = np.asarray([q.positive_scores[0], *negs], dtype=np.float64)
+        weights = np.exp(row - row.max())
+        shares.append(weights[0] / weights.sum())
+        widths.append(len(row))
+    if not shares:
+        return None, None
+    return round(float(np.mean(shares)), 4), round(float(np.mean([1 / w for w in widths])), 4)
+
+
 def resolve_nway(config: ExportConfig, run_manifest: dict[str, Any]) -> int:
     if config.format in ONE_NEGATIVE_FORMATS:
         if config.nway not in (None, 2):
@@ -607,7 +653,13 @@ def export(
     run = Path(run)
     manifest, queries, emb_path = read_run(run)
     nway = resolve_nway(config, manifest)
-    stats = ExportStats(format=config.format, nway=nway)
+    stats = ExportStats(format=config.format, nway=nway, score_transform=config.score_transform)
+    carries_scores = config.format in KD_FORMATS or (config.format == "colbert" and config.scores)
+    if carries_scores:
+        queries = transform_scores(queries, config.score_transform)
+        stats.positive_softmax_share, stats.uniform_share = positive_softmax_share(queries, nway)
+    elif config.score_transform != "none":
+        raise ConfigError(f"--score-transform applies to formats with scores (pylate-kd, flagembedding, tevatron, colbert --scores), not {config.format}")
     if stream is not None:
         if config.format not in STREAMERS:
             raise ConfigError(f"--out - streams one row per line: use --format {' or '.join(sorted(STREAMERS))} (got {config.format})")

@@ -289,3 +289,22 @@ def test_msmarco_triples_are_text_tsv_lines_and_stream(tmp_path, tiny_beir):
     streamed = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "msmarco-triples", "--out", "-"])
     assert streamed.stdout.splitlines() == lines
     assert runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "msmarco-triples", "--nway", "3", "--out", "x"]).exit_code == 2
+
+
+def test_score_transforms_rescale_each_query_and_the_summary_reports_the_positive_share(run, tmp_path):
+    import pyarrow.parquet as pq
+
+    raw = export(run, tmp_path / "raw", ExportConfig(format="pylate-kd"))
+    scaled = export(run, tmp_path / "minmax", ExportConfig(format="pylate-kd", score_transform="minmax"))
+    standard = export(run, tmp_path / "z", ExportConfig(format="pylate-kd", score_transform="zscore"))
+    for result in (raw, scaled, standard):
+        assert result.stats.uniform_share == pytest.approx(1 / result.stats.nway, abs=1e-3)
+    assert scaled.stats.positive_softmax_share > raw.stats.positive_softmax_share > raw.stats.uniform_share
+    rows = pq.read_table(tmp_path / "minmax" / "train.parquet").to_pylist()
+    assert all(0.0 <= s <= 1.0 for r in rows for s in r["scores"])
+    raw_rows = {(r["query_id"], r["document_ids"][0]): r for r in pq.read_table(tmp_path / "raw" / "train.parquet").to_pylist()}
+    for r in rows:  # a monotone transform: every strict order between two scores of a row is kept
+        before, after = raw_rows[(r["query_id"], r["document_ids"][0])]["scores"], r["scores"]
+        assert all(after[i] < after[j] for i in range(len(before)) for j in range(len(before)) if before[i] < before[j] - 1e-6)
+    with pytest.raises(ConfigError):
+        export(run, tmp_path / "t", ExportConfig(format="triplets", score_transform="minmax"))
