@@ -11,6 +11,8 @@ import typer
 from hardneg.config import (
     ARCHITECTURES,
     ENGINES,
+    JUDGE_ACTIONS,
+    JUDGES,
     KD_NORMALIZATIONS,
     MODEL_SIZES,
     RETRIEVERS,
@@ -121,3 +123,10 @@ EngineOpt = Annotated[Optional[str], typer.Option("--engine", **choice(ENGINES),
 RayAddressOpt = Annotated[Optional[str], typer.Option("--ray-address", help="Ray cluster to join with --engine ray [default: $RAY_ADDRESS, else a local cluster].", rich_help_panel=SCALE)]
 NumShardsOpt = Annotated[Optional[int], typer.Option("--num-shards", help="Split the work between N independent jobs (a Slurm array); with --shard-index.", rich_help_panel=SCALE)]
 ShardIndexOpt = Annotated[Optional[int], typer.Option("--shard-index", help="This job's part, 0..N-1: it writes its units and exits; the same command without the two flags commits.", rich_help_panel=SCALE)]
+
+LLM = "LLM judge"
+JudgeOpt = Annotated[Optional[str], typer.Option("--judge", **choice(JUDGES), help="llm: an LLM judges each query's best-ranked survivors; relevant ones are dropped or promoted (--judge-action).", rich_help_panel=LLM)]
+LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 [default: $HARDNEG_LLM_URL]; key from $HARDNEG_LLM_API_KEY or $OPENAI_API_KEY.", rich_help_panel=LLM)]
+LlmModelOpt = Annotated[Optional[str], typer.Option("--llm-model", help="Model name the endpoint serves.", rich_help_panel=LLM)]
+JudgeTopOpt = Annotated[Optional[int], typer.Option("--judge-top", help="Survivors judged per query, best-ranked first (calls = queries x this) [default: 10].", rich_help_panel=LLM)]
+JudgeActionOpt = Annotated[Optional[str], typer.Option("--judge-action", **choice(JUDGE_ACTIONS), help="drop: judged-relevant candidates are removed; promote: exported as extra positives [default: drop].", rich_help_panel=LLM)]

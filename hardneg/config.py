@@ -32,6 +32,8 @@ EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "
 MODEL_SIZES = ("small", "base", "large")
 TRIPLET_ROWS = ("objects", "arrays")
 SCORE_TRANSFORMS = ("none", "minmax", "zscore")
+JUDGES = ("llm",)
+JUDGE_ACTIONS = ("drop", "promote")
 ENGINES = ("local", "ray")
 TRAIN_LOSSES = ("mnrl", "cached-mnrl", "distillation", "margin-mse", "bce")
 ARCHITECTURES = ("biencoder", "colbert", "cross-encoder")
@@ -196,6 +198,17 @@ class MineConfig:
     ce_batch_size: int = 32
     engine: str = "local"
     """`local` or `ray` (query chunks mined by actors on a Ray cluster; the same files)."""
+    judge: str | None = None
+    """`llm`: an LLM (any OpenAI-compatible endpoint) judges the best-ranked survivors of each query;
+    the ones it finds relevant are dropped or promoted to positives (`judge_action`)."""
+    llm_url: str | None = None
+    """The endpoint, e.g. http://localhost:8000/v1 (default: $HARDNEG_LLM_URL). The API key comes from
+    $HARDNEG_LLM_API_KEY or $OPENAI_API_KEY only."""
+    llm_model: str | None = None
+    judge_top: int = 10
+    """Survivors judged per query, best-ranked first (the budget: calls = queries x judge_top)."""
+    judge_action: str = "drop"
+    llm_concurrency: int = 8
     labels: str | None = None
     """Judgments artifact (`hardneg label import`): candidates judged relevant become positives;
     candidates judged not relevant are confirmed negatives, exempt from the score rules and sampled first."""
@@ -233,6 +246,11 @@ class MineConfig:
         _check(self.rrf_k >= 1, f"rrf-k must be >= 1, got {self.rrf_k}")
         _check(self.ce_batch_size >= 1, f"ce-batch-size must be >= 1, got {self.ce_batch_size}")
         _check(self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
+        _check(self.judge is None or self.judge in JUDGES, f"judge must be one of {', '.join(JUDGES)}, got {self.judge!r}")
+        _check(self.judge_action in JUDGE_ACTIONS, f"judge-action must be one of {', '.join(JUDGE_ACTIONS)}, got {self.judge_action!r}")
+        _check(self.judge_top >= 1, f"judge-top must be >= 1, got {self.judge_top}")
+        _check(self.llm_concurrency >= 1, f"llm-concurrency must be >= 1, got {self.llm_concurrency}")
+        _check(self.judge is None or bool(self.llm_model), "--judge llm needs --llm-model (the model name the endpoint serves)")
         _check(
             self.cross_encoder is not None or (self.ce_max_score is None and self.ce_pseudo_positive_score is None),
             "ce-max-score and ce-pseudo-positive-score need --teacher (--cross-encoder)",
@@ -529,5 +547,5 @@ def identity(config: Any) -> dict[str, Any]:
 
 EXECUTION_FIELDS.update({
     EmbedConfig: frozenset({"batch_size", "workers", "device", "engine"}),
-    MineConfig: frozenset({"query_batch", "search_chunk", "chunk_queries", "ce_batch_size", "engine"}),
+    MineConfig: frozenset({"query_batch", "search_chunk", "chunk_queries", "ce_batch_size", "engine", "llm_url", "llm_concurrency"}),
 })

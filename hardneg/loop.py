@@ -132,7 +132,7 @@ def run_loop(
                 "and early stopping then measure training queries (use a held-out split, e.g. dev)"
             )
     configs = {
-        "embed": as_dict(embed_config), "index": as_dict(index_config), "mine": as_dict(mine_config),
+        "embed": as_dict(embed_config), "index": as_dict(index_config), "mine": {**as_dict(mine_config), "llm_url": None},
         "train": as_dict(train_config), "loop": as_dict(loop_config), "eval": as_dict(eval_config),
     }
     # How many rounds and when to stop do not change what a round computes: a finished loop can be

@@ -95,6 +95,7 @@ FILTER_ABSOLUTE_MARGIN = "absolute-margin"
 FILTER_RELATIVE_MARGIN = "relative-margin"
 FILTER_PSEUDO_POSITIVE = "pseudo-positive"
 FILTER_CROSS_ENCODER = "cross-encoder"
+FILTER_LLM = "llm-judge"
 STATUS_MINED = "mined"
 STATUS_EMPTY = "empty-text"
 STATUS_NO_POSITIVE = "no-positive"
@@ -226,7 +227,7 @@ class Tally:
 
 
 FILTER_ORDER = [FILTER_POSITIVE, FILTER_DUPLICATE, FILTER_NEAR_DUPLICATE, FILTER_MAX_SCORE, FILTER_MIN_SCORE,
-                FILTER_ABSOLUTE_MARGIN, FILTER_RELATIVE_MARGIN, FILTER_PSEUDO_POSITIVE, FILTER_CROSS_ENCODER]
+                FILTER_ABSOLUTE_MARGIN, FILTER_RELATIVE_MARGIN, FILTER_PSEUDO_POSITIVE, FILTER_CROSS_ENCODER, FILTER_LLM]
 
 # Filters after `positive` and `duplicate` (always on), in order, with the option that enables each.
 _OPTIONAL_FILTERS = [
@@ -237,6 +238,7 @@ _OPTIONAL_FILTERS = [
     (FILTER_RELATIVE_MARGIN, "relative_margin"),
     (FILTER_PSEUDO_POSITIVE, "ce_pseudo_positive_score"),
     (FILTER_CROSS_ENCODER, "ce_max_score"),
+    (FILTER_LLM, "judge"),
 ]
 
 
@@ -246,9 +248,14 @@ _OVERRIDABLE = {name for name, _ in _OPTIONAL_FILTERS}
 
 def active_filters(config: MineConfig) -> list[str]:
     """The filters a config switches on, in the order they are applied."""
-    return [FILTER_POSITIVE, FILTER_DUPLICATE] + [
+    names = [FILTER_POSITIVE, FILTER_DUPLICATE] + [
         name for name, option in _OPTIONAL_FILTERS if getattr(config, option) is not None
     ]
+    if config.judge and config.judge_action == "promote":  # the judge promotes instead of removing
+        names = [n for n in names if n != FILTER_LLM]
+        if FILTER_PSEUDO_POSITIVE not in names:
+            names.insert(names.index(FILTER_CROSS_ENCODER) if FILTER_CROSS_ENCODER in names else len(names), FILTER_PSEUDO_POSITIVE)
+    return names
 
 
 def score_filter(score: float, min_positive: float, config: MineConfig) -> str:
@@ -429,6 +436,21 @@ def mine(
 
         judgments, labels_fp = read_judgments(config.labels)
     fp = mine_fingerprint(idx, config, scorer, labels_fp)
+    judge = None
+    if config.judge == "llm":
+        import os
+
+        from hardneg.llm import Judge
+        from hardneg.pipeline import default_workdir
+
+        url = config.llm_url or os.environ.get("HARDNEG_LLM_URL")
+        if not url:
+            raise ConfigError("--judge llm needs the endpoint: --llm-url URL or HARDNEG_LLM_URL (any OpenAI-compatible server)")
+        if config.engine == "ray":
+            raise ConfigError("--judge llm runs with the local engine (the endpoint is the parallel part): drop --engine ray")
+        backoff = float(os.environ.get("HARDNEG_LLM_BACKOFF", "1.0"))  # seconds before the first retry
+        judge = Judge(url, str(config.llm_model), default_workdir() / "llm", concurrency=config.llm_concurrency, backoff=backoff)
+        fp = fingerprint(fp, judge.fingerprint)  # the prompt's version is part of what a verdict means
     select = None
     if shard is not None:
         shard_index, shard_count = shard
@@ -450,7 +472,7 @@ def mine(
             args = {"index": index, "idx": idx, "emb_path": emb_path, "emb": emb, "config": config, "scorer": None,
                     "reporter": NULL_REPORTER, "judgments": judgments}
             remote = lambda partial, numbers: mine_chunks(args, partial, numbers, ray_address, reporter)  # noqa: E731
-        miner = _Miner(index, idx, emb_path, emb, config, scorer, reporter, judgments, allow_empty, select, remote)
+        miner = _Miner(index, idx, emb_path, emb, config, scorer, reporter, judgments, allow_empty, select, remote, judge)
         return miner.run(out, fp)
 
 
@@ -474,13 +496,14 @@ class _Miner:
         allow_empty: bool = False,
         select: Callable[[int], bool] | None = None,
         remote: Callable[[Path, list[int]], None] | None = None,
+        judge: Any = None,
     ) -> None:
-        self.allow_empty, self.select, self.remote = allow_empty, select, remote
+        self.allow_empty, self.select, self.remote, self.judge = allow_empty, select, remote, judge
         self.index, self.idx, self.emb_path, self.emb = index, idx, emb_path, emb
         self.config, self.scorer, self.reporter = config, scorer, reporter
         self.searcher = Searcher(index, chunk=config.search_chunk)
         self.doc_ids, self.doc_hashes = load_doc_ids(index)
-        self.texts = DocTextLookup(emb_path) if scorer is not None else None
+        self.texts = DocTextLookup(emb_path) if scorer is not None or judge is not None else None
         self.lexical = None
         if config.retriever != "dense":
             lookup = self.texts or DocTextLookup(emb_path)
@@ -666,7 +689,13 @@ class _Miner:
             cross_encoder=(
                 {"name": self.scorer.name, "fingerprint": self.scorer.fingerprint} if self.scorer is not None else None
             ),
-            config=as_dict(config),
+            # The judge: model, prompt version, calls and tokens (never the endpoint's address or key).
+            llm=(
+                {"model": self.judge.model, "prompt": self.judge.fingerprint, "usage": self.judge.usage.to_dict()}
+                if self.judge is not None else None
+            ),
+            # The endpoint's address is an execution setting and may carry credentials: not recorded.
+            config={**as_dict(config), "llm_url": None},
             rank_semantics="0-based rank in the full-corpus ranking, known positives included; window [min_rank, max_rank)",
             stats=stats.to_dict(),
             timings={k: round(v, 3) for k, v in self.timings.items()},
@@ -741,9 +770,26 @@ class _Miner:
                         tally.confirmed_in_window += 1
                         if cand.filter in _OVERRIDABLE:
                             cand.filter = ""
+        if self.judge is not None:
+            self._llm_judge(batch, windows, pos_labels_of)
         table = self._select(batch, windows, tally)
         self.timings["filter"] += time.perf_counter() - t1
         return table
+
+    def _llm_judge(self, batch: list[int], windows: list[list[Candidate]], pos_labels_of: list[list[int]]) -> None:
+        """The LLM judges each query's best-ranked survivors (not human-confirmed ones): relevant ones
+        are removed (`llm-judge`) or promoted (`pseudo-positive`); unjudged ones are left as they are."""
+        assert self.judge is not None and self.texts is not None
+        config = self.config
+        todo = [(qi, cand, pos) for qi, window, pos in zip(batch, windows, pos_labels_of)
+                for cand in [c for c in window if not c.filter and not c.confirmed][: config.judge_top]]
+        texts = self.texts.get(sorted({c.label for _, c, _ in todo} | {p for _, _, pos in todo for p in pos}))
+        text_of = dict(zip(sorted({c.label for _, c, _ in todo} | {p for _, _, pos in todo for p in pos}), texts))
+        verdicts = self.judge.judge([(self.query_texts[qi], [text_of[p] for p in pos], text_of[c.label]) for qi, c, pos in todo])
+        action = FILTER_PSEUDO_POSITIVE if config.judge_action == "promote" else FILTER_LLM
+        for (_, cand, _), verdict in zip(todo, verdicts):
+            if verdict.relevant:
+                cand.filter = action
 
     def _positive_scores(self, batch: list[int], pos_labels_of: list[list[int]]) -> list[list[float]]:
         """Each query's scores for its positives, from one ``score`` call for the whole batch

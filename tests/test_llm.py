@@ -1,0 +1,174 @@
+"""`mine --judge llm` against a scripted OpenAI-compatible server: verdicts, cache, and every fault."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from typer.testing import CliRunner
+
+from hardneg.cli import app
+from hardneg.llm import parse_verdict
+
+runner = CliRunner()
+RELEVANT_WORD = "capital"  # the scripted judge calls a candidate relevant when it mentions a capital
+
+
+class Script:
+    """What the server does next: a queue of behaviours, then ``default``."""
+
+    def __init__(self) -> None:
+        self.queue: list[str] = []
+        self.default = "ok"
+        self.requests = 0
+        self.lock = threading.Lock()
+
+    def next(self) -> str:
+        with self.lock:
+            self.requests += 1
+            return self.queue.pop(0) if self.queue else self.default
+
+
+@pytest.fixture
+def server(monkeypatch) -> Iterator[tuple[str, Script]]:
+    script = Script()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return None
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            prompt = body["messages"][0]["content"]
+            candidate = prompt.split("Candidate passage:", 1)[1].split("Does the candidate", 1)[0]
+            behaviour = script.next()
+            if behaviour in ("500", "429"):
+                self.send_response(int(behaviour))
+                if behaviour == "429":
+                    self.send_header("Retry-After", "0")
+                self.end_headers()
+                return
+            relevant = RELEVANT_WORD in candidate
+            content = {"ok": json.dumps({"relevant": relevant, "score": 0.9 if relevant else 0.1}),
+                       "garbage": "I think it might be relevant, hard to say.",
+                       "truncated": '{"relevant": tr'}[behaviour]
+            payload = {"choices": [{"message": {"role": "assistant", "content": content}}],
+                       "usage": {"prompt_tokens": 100, "completion_tokens": 10}}
+            data = json.dumps(payload).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    monkeypatch.setenv("HARDNEG_LLM_BACKOFF", "0.01")
+    monkeypatch.setenv("HARDNEG_LLM_API_KEY", "sk-test-secret")
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
+    finally:
+        httpd.shutdown()
+
+
+def _mine(tiny_beir: Path, out: Path, url: str, *extra: str) -> object:
+    return runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "0", "--max-rank", "15",
+                               "--num-negatives", "5", "--judge", "llm", "--llm-url", url, "--llm-model", "scripted",
+                               "--judge-top", "4", "--out", str(out), "--quiet", "--json", *extra])
+
+
+def _rows(run: Path) -> list[dict]:
+    return pq.read_table(run / "candidates.parquet").to_pylist()
+
+
+def _word_docs(tiny_beir: Path) -> set[str]:
+    docs = [json.loads(line) for line in (tiny_beir / "corpus.jsonl").read_text().splitlines()]
+    return {d["_id"] for d in docs if RELEVANT_WORD in (d.get("title", "") + " " + d["text"])}
+
+
+def test_judged_relevant_candidates_are_dropped_and_answers_are_cached(tmp_path, tiny_beir, server):
+    url, script = server
+    result = _mine(tiny_beir, tmp_path / "run", url)
+    assert result.exit_code == 0, result.output
+    rows = _rows(tmp_path / "run")
+    judged = [r for r in rows if r["filter"] == "llm-judge"]
+    assert judged and all(r["doc_id"] in _word_docs(tiny_beir) for r in judged)
+    assert not any(r["selected"] and r["doc_id"] in _word_docs(tiny_beir) for r in rows if r["filter"] != "positive"
+                   and r["rank"] < 4 and r["filter"] == "")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    usage = manifest["llm"]["usage"]
+    assert usage["requests"] == script.requests > 0 and usage["prompt_tokens"] == 100 * usage["requests"]
+    assert "sk-test-secret" not in (tmp_path / "run" / "manifest.json").read_text() and url not in json.dumps(manifest)
+    # A re-run (another output, same judgments) pays nothing: every answer comes from the cache.
+    before = script.requests
+    again = _mine(tiny_beir, tmp_path / "run2", url)
+    assert again.exit_code == 0 and script.requests == before
+    assert json.loads((tmp_path / "run2" / "manifest.json").read_text())["llm"]["usage"]["cached"] == usage["requests"]
+    assert _rows(tmp_path / "run2") == rows
+
+
+def test_promote_turns_judged_relevant_candidates_into_exported_positives(tmp_path, tiny_beir, server):
+    url, _ = server
+    assert _mine(tiny_beir, tmp_path / "run", url, "--judge-action", "promote").exit_code == 0
+    promoted = [r for r in _rows(tmp_path / "run") if r["filter"] == "pseudo-positive"]
+    assert promoted
+    out = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "tevatron", "--out", str(tmp_path / "t")])
+    assert out.exit_code == 0, out.output
+    positives = {p["docid"] for line in (tmp_path / "t" / "train.jsonl").read_text().splitlines()
+                 for p in json.loads(line)["positive_passages"]}
+    assert {r["doc_id"] for r in promoted} <= positives
+
+
+@pytest.mark.parametrize("faults", [["500"], ["429"], ["500", "500", "429"]])
+def test_server_errors_and_rate_limits_are_retried(tmp_path, tiny_beir, server, faults):
+    url, script = server
+    reference = _mine(tiny_beir, tmp_path / "ref", url)
+    assert reference.exit_code == 0
+    script.queue = list(faults)
+    result = _mine(tiny_beir, tmp_path / "run", url, "--force")
+    assert result.exit_code == 0, result.output
+
+
+def test_garbage_answers_are_asked_again_once_then_left_unjudged_never_guessed(tmp_path, tiny_beir, server):
+    url, script = server
+    script.default = "garbage"
+    result = _mine(tiny_beir, tmp_path / "run", url)
+    assert result.exit_code == 0, result.output
+    usage = json.loads((tmp_path / "run" / "manifest.json").read_text())["llm"]["usage"]
+    assert usage["unjudged"] > 0 and usage["malformed"] == 2 * usage["unjudged"]
+    assert not any(r["filter"] == "llm-judge" for r in _rows(tmp_path / "run"))
+
+
+def test_a_truncated_answer_then_a_good_one_is_judged(tmp_path, tiny_beir, server):
+    url, script = server
+    script.queue = ["truncated"]
+    assert _mine(tiny_beir, tmp_path / "run", url).exit_code == 0
+    usage = json.loads((tmp_path / "run" / "manifest.json").read_text())["llm"]["usage"]
+    assert usage["malformed"] == 1 and usage["unjudged"] == 0
+
+
+def test_a_server_that_is_down_is_one_error_and_no_run(tmp_path, tiny_beir, monkeypatch):
+    monkeypatch.setenv("HARDNEG_LLM_BACKOFF", "0.01")
+    result = _mine(tiny_beir, tmp_path / "run", "http://127.0.0.1:9/v1")  # the discard port: refused
+    assert result.exit_code == 1 and "no answer after" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_judge_needs_a_model_and_an_endpoint(tmp_path, tiny_beir, monkeypatch):
+    monkeypatch.delenv("HARDNEG_LLM_URL", raising=False)
+    base = ["mine", str(tiny_beir), "--model", "hashing", "--judge", "llm", "--out", str(tmp_path / "r")]
+    assert runner.invoke(app, base).exit_code == 2
+    assert "--llm-url" in runner.invoke(app, [*base, "--llm-model", "m"]).output
+
+
+def test_verdicts_are_parsed_strictly():
+    assert parse_verdict('{"relevant": true, "score": 0.8}').relevant is True
+    assert parse_verdict('Sure! {"relevant": false, "score": 0.1} Hope that helps').relevant is False
+    assert parse_verdict('{"relevant": "yes"}') is None and parse_verdict("no json") is None
+    assert parse_verdict('{"relevant": true, "score": 7}').score is None
