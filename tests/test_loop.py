@@ -11,7 +11,7 @@ from typer.testing import CliRunner
 import hardneg.evaluate
 import hardneg.train
 from hardneg.cli import app
-from hardneg.config import EmbedConfig, EvalConfig, IndexConfig, LoopConfig, MineConfig, TrainConfig
+from hardneg.config import EmbedConfig, IndexConfig, LoopConfig, MineConfig, TrainConfig
 from hardneg.errors import ArtifactError
 from hardneg.evaluate import EvalResult
 from hardneg.loop import run_loop
