@@ -21,6 +21,10 @@ demo: $(STAMP)
 		--workdir demo-run/.cache --out demo-run/mined
 	$(BIN)/hardneg export demo-run/mined --format colbert --out demo-run/colbert
 	@head -n 3 demo-run/colbert/triples.train.colbert.jsonl
+	@echo "an example training row, as text (query -> positive -> negative):"
+	@$(BIN)/hardneg export demo-run/mined --format triplets --no-shuffle --out - | head -n 1 | \
+		$(BIN)/python -c "import json,sys; r=json.loads(sys.stdin.readline()); print('\n'.join(f'  {k}: {r[k][:100]}' for k in ('query','positive','negative')))"
+	@echo "next: $(BIN)/hardneg report demo-run/mined   (HTML report: scores, ranks, filters, a sample)"
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
