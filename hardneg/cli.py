@@ -44,6 +44,7 @@ from hardneg._options import (
     LlmUrlOpt,
     LossOpt,
     MaxLengthOpt,
+    MaxPerDocOpt,
     MaxRankOpt,
     MaxScoreOpt,
     MinRankOpt,
@@ -401,6 +402,7 @@ def mine(
     target_recall: TargetRecallOpt = None,
     storage: StorageOpt = None,
     threads: ThreadsOpt = None,
+    max_per_doc: MaxPerDocOpt = None,
     judge: JudgeOpt = None,
     llm_url: LlmUrlOpt = None,
     llm_model: LlmModelOpt = None,
@@ -443,7 +445,7 @@ def mine(
         simans_a=simans_a, simans_b=simans_b, cross_encoder=cross_encoder, ce_max_score=ce_max_score,
         ce_pseudo_positive_score=ce_pseudo_positive_score, labels=str(labels) if labels else None,
         scores_from=_value(scores_from), kd_depth=kd_depth, engine=_value(engine), judge=judge, llm_url=llm_url,
-        llm_model=llm_model, judge_top=judge_top, judge_action=judge_action,
+        llm_model=llm_model, judge_top=judge_top, judge_action=judge_action, max_per_doc=max_per_doc,
     )
     with cli_reporter(quiet or json) as reporter:
         result = run_mine(

@@ -96,6 +96,7 @@ FILTER_RELATIVE_MARGIN = "relative-margin"
 FILTER_PSEUDO_POSITIVE = "pseudo-positive"
 FILTER_CROSS_ENCODER = "cross-encoder"
 FILTER_LLM = "llm-judge"
+FILTER_MAX_PER_DOC = "max-per-doc"
 STATUS_MINED = "mined"
 STATUS_EMPTY = "empty-text"
 STATUS_NO_POSITIVE = "no-positive"
@@ -227,7 +228,8 @@ class Tally:
 
 
 FILTER_ORDER = [FILTER_POSITIVE, FILTER_DUPLICATE, FILTER_NEAR_DUPLICATE, FILTER_MAX_SCORE, FILTER_MIN_SCORE,
-                FILTER_ABSOLUTE_MARGIN, FILTER_RELATIVE_MARGIN, FILTER_PSEUDO_POSITIVE, FILTER_CROSS_ENCODER, FILTER_LLM]
+                FILTER_ABSOLUTE_MARGIN, FILTER_RELATIVE_MARGIN, FILTER_PSEUDO_POSITIVE, FILTER_CROSS_ENCODER, FILTER_LLM,
+                FILTER_MAX_PER_DOC]
 
 # Filters after `positive` and `duplicate` (always on), in order, with the option that enables each.
 _OPTIONAL_FILTERS = [
@@ -239,6 +241,7 @@ _OPTIONAL_FILTERS = [
     (FILTER_PSEUDO_POSITIVE, "ce_pseudo_positive_score"),
     (FILTER_CROSS_ENCODER, "ce_max_score"),
     (FILTER_LLM, "judge"),
+    (FILTER_MAX_PER_DOC, "max_per_doc"),
 ]
 
 
@@ -356,6 +359,16 @@ def sample_negatives(
         return []
     ctx = SampleContext(eligible, scores, ranks if ranks is not None else list(range(len(eligible))), positive_score, config, rng, n)
     return [eligible[i] for i in sorted(SAMPLERS[config.sampling](ctx))]
+
+
+def _apply_changes(table: pa.Table, changes: dict[tuple[str, str], tuple[bool, str]]) -> pa.Table:
+    """``table`` with the (query, document) rows in ``changes`` given their new selected flag and filter."""
+    selected, filters = table["selected"].to_pylist(), table["filter"].to_pylist()
+    for i, key in enumerate(zip(table["query_id"].to_pylist(), table["doc_id"].to_pylist())):
+        if key in changes:
+            selected[i], filters[i] = changes[key]
+    table = table.set_column(table.schema.get_field_index("selected"), "selected", pa.array(selected, pa.bool_()))
+    return table.set_column(table.schema.get_field_index("filter"), "filter", pa.array(filters, pa.string()))
 
 
 def mine_fingerprint(
@@ -634,11 +647,14 @@ class _Miner:
             return MineResult(out, {"partial": str(partial), "chunks_left_to_others": left}, stats, reused=False, complete=False)
 
         t0 = time.perf_counter()
+        changes = self._cap_per_doc(partial) if config.max_per_doc is not None else {}
         merged = partial / f"{CANDIDATES_FILE}.tmp-{uuid.uuid4().hex[:8]}"
         with pq.ParquetWriter(merged, CANDIDATES_SCHEMA, compression="zstd") as writer:
             written = 0
             for part in list_shards(partial / CHUNKS_DIR):  # one chunk in memory at a time
                 table = read_table(part, schema=CANDIDATES_SCHEMA)
+                if changes:
+                    table = _apply_changes(table, changes)
                 if table.num_rows:  # no empty row groups (datasets' Parquet reader rejects them)
                     writer.write_table(table)
                     written += table.num_rows
@@ -704,6 +720,62 @@ class _Miner:
         (partial / STATE_FILE).unlink()
         commit_dir(partial, out)
         return MineResult(out, manifest, stats, reused=False)
+
+    def _cap_per_doc(self, partial: Path) -> dict[tuple[str, str], tuple[bool, str]]:
+        """``max_per_doc``: a document is a negative of at most N queries. Over-used documents stay
+        with the N queries whose hash of (seed, document, query) is lowest, the others lose them
+        (filter ``max-per-doc``); each query then refills from its eligible, unselected candidates
+        in rank order, in query-id order, while documents have room. Depends only on the ids and
+        the seed, never on the order of the queries or the chunking. Returns the changed
+        (query, document) -> (selected, filter), and updates the tally to the final selection."""
+        config, tally = self.config, self.tally
+        cap = int(config.max_per_doc)  # type: ignore[arg-type]
+        columns = ["query_id", "doc_id", "rank", "score", "selected", "filter"]
+        rows = [r for part in list_shards(partial / CHUNKS_DIR) for r in read_table(part, columns=columns).to_pylist()]
+        users: dict[str, list[str]] = {}
+        for r in rows:
+            if r["selected"]:
+                users.setdefault(r["doc_id"], []).append(r["query_id"])
+
+        def priority(doc: str, query: str) -> str:
+            return hashlib.blake2b(f"{config.seed}\0{doc}\0{query}".encode(), digest_size=8).hexdigest()
+
+        changes: dict[tuple[str, str], tuple[bool, str]] = {}
+        count: dict[str, int] = {}
+        for doc, queries in users.items():
+            ranked = sorted(queries, key=lambda q: (priority(doc, q), q))
+            count[doc] = min(cap, len(ranked))
+            for query in ranked[cap:]:
+                changes[(query, doc)] = (False, FILTER_MAX_PER_DOC)
+        lost: dict[str, int] = {}
+        for query, _ in changes:
+            lost[query] = lost.get(query, 0) + 1
+        by_query: dict[str, list[dict[str, Any]]] = {}
+        for r in rows:
+            if r["query_id"] in lost and not r["selected"] and not r["filter"]:
+                by_query.setdefault(r["query_id"], []).append(r)
+        for query in sorted(lost):
+            need = lost[query]
+            for r in sorted(by_query.get(query, []), key=lambda r: r["rank"]):
+                if need == 0:
+                    break
+                if count.get(r["doc_id"], 0) < cap:
+                    changes[(query, r["doc_id"])] = (True, "")
+                    count[r["doc_id"]] = count.get(r["doc_id"], 0) + 1
+                    need -= 1
+        # The statistics describe the final selection.
+        index_of = {q: i for i, q in enumerate(self.query_ids)}
+        final = [r for r in rows if changes.get((r["query_id"], r["doc_id"]), (r["selected"], ""))[0]]
+        tally.per_query = {}
+        for r in final:
+            qi = index_of[r["query_id"]]
+            tally.per_query[qi] = tally.per_query.get(qi, 0) + 1
+        tally.negative_scores = [r["score"] for r in final]
+        tally.selected_ranks = [r["rank"] for r in final]
+        tally.gaps = [min(tally.positive_scores[index_of[r["query_id"]]]) - r["score"] for r in final
+                      if tally.positive_scores.get(index_of[r["query_id"]])]
+        tally.removed[FILTER_MAX_PER_DOC] = sum(1 for selected, _ in changes.values() if not selected)
+        return changes
 
     def _mine_batch(self, batch: list[int], tally: Tally) -> pa.Table:
         config, searcher = self.config, self.searcher

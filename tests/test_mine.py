@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections import Counter
 import math
 from pathlib import Path
 
@@ -421,3 +422,41 @@ def test_the_summary_reports_the_gap_between_each_query_s_lowest_positive_and_it
     stats = result.stats.to_dict()["score_gaps"]
     assert stats["p0"] == pytest.approx(gaps[0], abs=1e-3) and stats["p100"] == pytest.approx(gaps[-1], abs=1e-3)
     assert stats["p50"] == pytest.approx(float(np.median(gaps)), abs=1e-3)
+
+
+def _hub_corpus(root: Path, order: list[int]) -> Path:
+    """40 queries that all see the same few hub documents near the top; queries written in ``order``."""
+    (root / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"hub{i}", "text": "common words shared by everything " * 3 + f"hub {i}"} for i in range(3)]
+    docs += [{"_id": f"d{i}", "text": f"topic {i} special answer words {i} common"} for i in range(60)]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    queries = [{"_id": f"q{i:02d}", "text": f"topic {i} common words shared"} for i in range(40)]
+    (root / "queries.jsonl").write_text("".join(json.dumps(queries[i]) + "\n" for i in order))
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i:02d}\td{i}\t1\n" for i in order))
+    return root
+
+
+def test_max_per_doc_caps_hub_documents_refills_and_ignores_query_order(tmp_path):
+    from hardneg.pipeline import run_mine
+
+    config = MineConfig(min_rank=0, max_rank=12, num_negatives=4, sampling="top", dedup_threshold=None)
+    plain = run_mine(_hub_corpus(tmp_path / "a", list(range(40))), tmp_path / "plain", EmbedConfig(model="hashing"), IndexConfig(), config)
+    rows = pq.read_table(tmp_path / "plain" / "candidates.parquet").to_pylist()
+    uses = Counter(r["doc_id"] for r in rows if r["selected"])
+    assert max(uses.values()) > 5  # the hubs dominate without the cap
+
+    capped_config = MineConfig(min_rank=0, max_rank=12, num_negatives=4, sampling="top", dedup_threshold=None, max_per_doc=5)
+    runs = []
+    for name, order in (("b", list(range(40))), ("c", list(range(39, -1, -1)))):
+        result = run_mine(_hub_corpus(tmp_path / name, order), tmp_path / f"run-{name}", EmbedConfig(model="hashing"), IndexConfig(),
+                          capped_config)
+        rows = pq.read_table(tmp_path / f"run-{name}" / "candidates.parquet").to_pylist()
+        selected = sorted((r["query_id"], r["doc_id"]) for r in rows if r["selected"])
+        assert max(Counter(d for _, d in selected).values()) <= 5
+        stats = result.stats.to_dict()
+        assert stats["selected"] == len(selected) and stats["removed"]["max-per-doc"] > 0
+        assert all(r["filter"] == "max-per-doc" for r in rows if not r["selected"] and r["filter"] == "max-per-doc")
+        runs.append(selected)
+        # Refilled from the next-ranked candidates: more than the plain run minus what the cap took.
+        assert plain.stats.selected - stats["removed"]["max-per-doc"] < len(selected) <= plain.stats.selected
+    assert runs[0] == runs[1]  # the same negatives whatever the order of the queries
