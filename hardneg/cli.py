@@ -825,6 +825,47 @@ def report(
     _stdout().print("\n".join(f"{result.path}/{name}" for name in result.files), markup=False, highlight=False)
 
 
+@app.command(epilog="Examples:\n\n\b\n  hardneg audit runs/sf --llm-url http://localhost:8000/v1 --llm-model Qwen/Qwen2.5-7B-Instruct --sample 200\n")
+@_errors
+def audit(
+    run: Annotated[Path, typer.Argument(help="Mining run to audit.")],
+    llm_url: LlmUrlOpt = None,
+    llm_model: LlmModelOpt = None,
+    sample: Annotated[int, typer.Option("--sample", help="Queries judged (seeded sample of the mined ones).")] = 200,
+    bands: Annotated[int, typer.Option("--bands", help="Rank bands the window is split into.")] = 5,
+    seed: SeedOpt = None,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Audit directory [default: RUN-audit next to RUN].")] = None,
+    force: ForceOpt = False,
+    json: JsonOpt = False,
+) -> None:
+    """Estimate a run's false-negative rate per rank band and per filter with an LLM judge (Wilson 95% intervals)."""
+    from hardneg.audit import audit as run_audit
+    from hardneg.llm import Judge
+    from hardneg.pipeline import default_workdir
+
+    url = llm_url or os.environ.get("HARDNEG_LLM_URL")
+    if not url or not llm_model:
+        raise ConfigError("audit needs an LLM: --llm-url URL (or HARDNEG_LLM_URL) and --llm-model NAME")
+    judge = Judge(url, llm_model, default_workdir() / "llm", backoff=float(os.environ.get("HARDNEG_LLM_BACKOFF", "1.0")))
+    result = run_audit(run, out or run.with_name(run.name + "-audit"), judge, sample=sample, seed=seed or 0, bands=bands, force=force)
+    if json:
+        _print_json({"path": str(result.path), "queries": result.queries, "groups": result.groups, "usage": result.usage})
+        return
+    from rich.table import Table
+
+    table = Table(title=f"False negatives judged by {llm_model} on {result.queries} queries", title_justify="left")
+    for column in ("group", "judged", "judged relevant", "rate", "95% CI", "unjudged"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+    for g in result.groups:
+        rate = "-" if g["false_negative_rate"] is None else f"{g['false_negative_rate']:.1%}"
+        ci = "-" if g["ci95"] is None else f"[{g['ci95'][0]:.1%}, {g['ci95'][1]:.1%}]"
+        table.add_row(g["group"], str(g["judged"]), str(g["judged_relevant"]), rate, ci, str(g["unjudged"]))
+    console = _stdout()
+    console.print(table)
+    console.print(f"{result.path}/audit.json  ({result.usage.get('requests', 0)} requests, {result.usage.get('cached', 0)} cached)",
+                  markup=False, highlight=False)
+
+
 cache_app = typer.Typer(help="The workdir cache the one-liner keeps (embeddings, indexes, piped input): list and prune it.", no_args_is_help=True)
 app.add_typer(cache_app, name="cache")
 

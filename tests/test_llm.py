@@ -172,3 +172,39 @@ def test_verdicts_are_parsed_strictly():
     assert parse_verdict('Sure! {"relevant": false, "score": 0.1} Hope that helps').relevant is False
     assert parse_verdict('{"relevant": "yes"}') is None and parse_verdict("no json") is None
     assert parse_verdict('{"relevant": true, "score": 7}').score is None
+
+
+def test_audit_estimates_false_negative_rates_per_rank_band_and_filter(tmp_path, tiny_beir, server):
+    from hardneg.audit import wilson
+
+    url, _ = server
+    mined = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "0", "--max-rank", "15",
+                                "--num-negatives", "5", "--relative-margin", "0.05", "--out", str(tmp_path / "run"), "--quiet"])
+    assert mined.exit_code == 0, mined.output
+    result = runner.invoke(app, ["audit", str(tmp_path / "run"), "--llm-url", url, "--llm-model", "scripted", "--sample", "5",
+                                 "--bands", "3", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.stdout)
+    assert data["queries"] == 5
+    names = [g["group"] for g in data["groups"]]
+    assert any(n.startswith("selected, ranks [0, 5)") for n in names) and "removed: relative-margin" in names
+    # The scripted judge's rule, recomputed from the run: a candidate is relevant when it mentions a capital.
+    for group in data["groups"]:
+        assert group["judged"] > 0 and 0 <= group["false_negative_rate"] <= 1
+        low, high = wilson(group["judged_relevant"], group["judged"])
+        assert group["ci95"] == [round(low, 4), round(high, 4)]
+    assert json.loads((tmp_path / "run-audit" / "audit.json").read_text())["groups"] == data["groups"]
+    # Same sample again: every answer from the cache.
+    again = runner.invoke(app, ["audit", str(tmp_path / "run"), "--llm-url", url, "--llm-model", "scripted", "--sample", "5",
+                                "--bands", "3", "--json", "--force"])
+    assert json.loads(again.stdout)["usage"]["requests"] == 0
+
+
+def test_wilson_interval():
+    from hardneg.audit import wilson
+
+    assert wilson(0, 0) == (0.0, 1.0)
+    low, high = wilson(0, 20)
+    assert low == 0.0 and 0.1 < high < 0.2
+    low, high = wilson(10, 20)
+    assert low < 0.5 < high and abs((low + high) / 2 - 0.5) < 1e-9
