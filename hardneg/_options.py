@@ -131,3 +131,4 @@ LlmModelOpt = Annotated[Optional[str], typer.Option("--llm-model", help="Model n
 JudgeTopOpt = Annotated[Optional[int], typer.Option("--judge-top", help="Survivors judged per query, best-ranked first (calls = queries x this) [default: 10].", rich_help_panel=LLM)]
 JudgeActionOpt = Annotated[Optional[str], typer.Option("--judge-action", **choice(JUDGE_ACTIONS), help="drop: judged-relevant candidates are removed; promote: exported as extra positives [default: drop].", rich_help_panel=LLM)]
 MaxPerDocOpt = Annotated[Optional[int], typer.Option("--max-per-doc", help="A document is a negative of at most N queries (hub documents otherwise dominate); over-used ones are re-drawn, deterministically.", rich_help_panel=FILTERS)]
+SameGroupOpt = Annotated[Optional[str], typer.Option("--same-group", **choice(("title",)), help="Sample first the survivors that share a positive's title (same-article, same-topic negatives).", rich_help_panel=FILTERS)]

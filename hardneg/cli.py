@@ -63,6 +63,7 @@ from hardneg._options import (
     RelativeMarginOpt,
     RetrieverOpt,
     RrfKOpt,
+    SameGroupOpt,
     SamplingOpt,
     ScoresFromOpt,
     SeedOpt,
@@ -402,6 +403,7 @@ def mine(
     target_recall: TargetRecallOpt = None,
     storage: StorageOpt = None,
     threads: ThreadsOpt = None,
+    same_group: SameGroupOpt = None,
     max_per_doc: MaxPerDocOpt = None,
     judge: JudgeOpt = None,
     llm_url: LlmUrlOpt = None,
@@ -446,6 +448,7 @@ def mine(
         ce_pseudo_positive_score=ce_pseudo_positive_score, labels=str(labels) if labels else None,
         scores_from=_value(scores_from), kd_depth=kd_depth, engine=_value(engine), judge=judge, llm_url=llm_url,
         llm_model=llm_model, judge_top=judge_top, judge_action=judge_action, max_per_doc=max_per_doc,
+        same_group=same_group,
     )
     with cli_reporter(quiet or json) as reporter:
         result = run_mine(

@@ -198,6 +198,9 @@ class MineConfig:
     ce_batch_size: int = 32
     engine: str = "local"
     """`local` or `ray` (query chunks mined by actors on a Ray cluster; the same files)."""
+    same_group: str | None = None
+    """`title`: survivors sharing a positive's title (the article, in BEIR corpora) are sampled
+    first: same-topic negatives, which share vocabulary but differ in intent."""
     max_per_doc: int | None = None
     """A document is a negative of at most this many queries (hub documents otherwise dominate);
     deterministic whatever the order of the queries (see `mine._Miner._cap_per_doc`)."""
@@ -253,6 +256,7 @@ class MineConfig:
         _check(self.judge_action in JUDGE_ACTIONS, f"judge-action must be one of {', '.join(JUDGE_ACTIONS)}, got {self.judge_action!r}")
         _check(self.judge_top >= 1, f"judge-top must be >= 1, got {self.judge_top}")
         _check(self.max_per_doc is None or self.max_per_doc >= 1, f"max-per-doc must be >= 1, got {self.max_per_doc}")
+        _check(self.same_group in (None, "title"), f"same-group: only `title` is stored with the documents, got {self.same_group!r}")
         _check(self.llm_concurrency >= 1, f"llm-concurrency must be >= 1, got {self.llm_concurrency}")
         _check(self.judge is None or bool(self.llm_model), "--judge llm needs --llm-model (the model name the endpoint serves)")
         _check(

@@ -48,6 +48,7 @@ import pyarrow.parquet as pq
 from hardneg.artifacts import (
     CANDIDATES_FILE,
     CANDIDATES_SCHEMA,
+    CORPUS_DIR,
     KIND_EMBEDDINGS,
     KIND_INDEX,
     KIND_MINE,
@@ -62,6 +63,7 @@ from hardneg.artifacts import (
     gather_rows,
     input_ref,
     is_blank,
+    iter_shard_tables,
     list_shards,
     prepare_partial,
     read_manifest,
@@ -126,6 +128,8 @@ class MineStats:
     positive_teacher_scores: dict[str, float] = field(default_factory=dict)
     negative_teacher_scores: dict[str, float] = field(default_factory=dict)
     score_gaps: dict[str, float] = field(default_factory=dict)
+    same_group_selected: int = 0
+    """Negatives taken first because they share a positive's group (--same-group)."""
     """The query's lowest positive score minus each selected negative's score: how much harder the
     positive is to tell apart (near 0 or below: hard, or a false negative; large: easy)."""
     rank_histogram: list[dict[str, int]] = field(default_factory=list)
@@ -194,6 +198,7 @@ class Tally:
     selected_ranks: list[int] = field(default_factory=list)
     confirmed_in_window: int = 0
     confirmed_selected: int = 0
+    same_group_selected: int = 0
 
     def merge(self, other: Tally) -> None:
         for name, count in other.removed.items():
@@ -211,6 +216,7 @@ class Tally:
         self.selected_ranks += other.selected_ranks
         self.confirmed_in_window += other.confirmed_in_window
         self.confirmed_selected += other.confirmed_selected
+        self.same_group_selected += other.same_group_selected
 
     def dumps(self) -> bytes:
         import orjson
@@ -536,6 +542,11 @@ class _Miner:
         if judgments:
             self.stats.labels = dict(self.label_counts)
         self.tally = Tally()
+        self.positive_labels: dict[int, list[int]] = {}
+        self.groups: list[str] | None = None
+        if config.same_group:
+            # Only the title is stored with each document; it is what BEIR corpora group by.
+            self.groups = [t or "" for table in iter_shard_tables(emb_path, CORPUS_DIR, ["title"]) for t in table["title"].to_pylist()]
         self.timings = {"search": 0.0, "filter": 0.0, "write": 0.0}
 
     def _apply_judgments(self, judgments: dict[str, dict[str, str]]) -> dict[str, set[str]]:
@@ -791,6 +802,7 @@ class _Miner:
         t1 = time.perf_counter()
         self.timings["search"] += t1 - t0
         pos_labels_of = [[self.label_of[d] for d in self.positives[self.query_ids[qi]] if d in self.label_of] for qi in batch]
+        self.positive_labels.update(zip(batch, pos_labels_of))
         pos_scores_of = self._positive_scores(batch, pos_labels_of)
         windows: list[list[Candidate]] = []
         for row, qi in enumerate(batch):
@@ -943,6 +955,20 @@ class _Miner:
             chosen = set([i for i in eligible if window[i].confirmed][: self.config.num_negatives])
             tally.confirmed_selected += len(chosen)
             rest = [i for i in eligible if not window[i].confirmed]
+            if self.groups is not None:
+                # Same-topic negatives (--same-group): the survivors that share a positive's group
+                # (e.g. the article's title) are sampled first, then the others fill the rest.
+                mine_groups = {self.groups[p] for p in self.positive_labels.get(qi, ()) if self.groups[p]}
+                same = [i for i in rest if self.groups[window[i].label] in mine_groups]
+                if same:
+                    picked = sample_negatives(
+                        same, [window[i].score for i in same], min(tally.positive_scores[qi]), self.config,
+                        query_rng(self.config.seed, qid + "\0same-group"), limit=self.config.num_negatives - len(chosen),
+                        ranks=[window[i].rank for i in same],
+                    )
+                    chosen.update(picked)
+                    tally.same_group_selected += len(picked)
+                    rest = [i for i in rest if i not in chosen]
             by_teacher = self.config.scores_from == "teacher"
             chosen.update(
                 sample_negatives(
@@ -1000,6 +1026,7 @@ class _Miner:
         stats.positive_scores = _quantiles([x for _, xs in sorted(tally.positive_scores.items()) for x in xs])
         stats.negative_scores = _quantiles(tally.negative_scores)
         stats.score_gaps = _quantiles(tally.gaps)
+        stats.same_group_selected = tally.same_group_selected
         if self.scorer is not None:
             stats.positive_teacher_scores = _quantiles([x for _, xs in sorted(tally.positive_teacher.items()) for x in xs])
             stats.negative_teacher_scores = _quantiles(tally.negative_teacher)

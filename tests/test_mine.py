@@ -460,3 +460,22 @@ def test_max_per_doc_caps_hub_documents_refills_and_ignores_query_order(tmp_path
         # Refilled from the next-ranked candidates: more than the plain run minus what the cap took.
         assert plain.stats.selected - stats["removed"]["max-per-doc"] < len(selected) <= plain.stats.selected
     assert runs[0] == runs[1]  # the same negatives whatever the order of the queries
+
+
+def test_same_group_negatives_share_a_positives_title_and_are_sampled_first(tmp_path):
+    from hardneg.pipeline import run_mine
+
+    root = tmp_path / "data"
+    (root / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"a{i}", "title": "Article A", "text": f"alpha paragraph {i} about rivers and cities"} for i in range(6)]
+    docs += [{"_id": f"b{i}", "title": f"Other {i}", "text": f"alpha paragraph {i} about rivers and towns"} for i in range(30)]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "alpha paragraph about rivers"}) + "\n")
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq\ta0\t1\n")
+    config = {"min_rank": 0, "max_rank": 36, "num_negatives": 5, "dedup_threshold": None}
+    result = run_mine(root, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), MineConfig(same_group="title", **config))
+    selected = {r["doc_id"] for r in pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist() if r["selected"]}
+    assert selected == {f"a{i}" for i in range(1, 6)}  # the five other paragraphs of the positive's article
+    assert result.stats.same_group_selected == 5
+    plain = run_mine(root, tmp_path / "plain", EmbedConfig(model="hashing"), IndexConfig(), MineConfig(**config))
+    assert plain.stats.same_group_selected == 0
