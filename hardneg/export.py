@@ -30,6 +30,7 @@ negatives are dropped (counted), since these formats need a fixed row width.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -151,6 +152,11 @@ def read_run(run: Path) -> tuple[dict[str, Any], list[RunQuery], Path]:
         wanted[score_column].to_pylist(),
         wanted["selected"].to_pylist(),
     ):
+        if score is None or not math.isfinite(score):
+            raise ArtifactError(
+                f"{run / CANDIDATES_FILE}: query {qid!r}, document {did!r}: field {score_column!r} is {score!r}, not a "
+                "finite number; the run is damaged: mine it again"
+            )
         (negatives if selected else pseudo).setdefault(qid, []).append((rank, did, score))
     positive_score_column = "positive_teacher_scores" if teacher else "positive_scores"
     result = []
@@ -163,6 +169,11 @@ def read_run(run: Path) -> tuple[dict[str, Any], list[RunQuery], Path]:
     ):
         if status != "mined":
             continue
+        if any(s is None or not math.isfinite(s) for s in pos_scores):
+            raise ArtifactError(
+                f"{run / RUN_QUERIES_FILE}: query {qid!r}: field {positive_score_column!r} holds a non-finite score; "
+                "the run is damaged: mine it again"
+            )
         negs = sorted(negatives.get(qid, []))
         extra = sorted(pseudo.get(qid, []))
         result.append(

@@ -324,3 +324,19 @@ def test_piped_input_with_an_unusable_workdir_is_one_error(tmp_path):
     result = runner.invoke(app, ["mine", "-", "--model", "hashing", "--workdir", str(tmp_path / "not-a-dir"), "--out", str(tmp_path / "r")],
                            input='{"query": "a", "positive": "b"}\n')
     assert result.exit_code == 1 and "cannot keep the piped input" in result.output and "Traceback" not in result.output
+
+
+def test_export_refuses_a_nan_score_in_a_run_naming_the_query_and_document(tmp_path, tiny_beir):
+    import pyarrow as pa
+
+    _ok(["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "0", "--max-rank", "10", "--out", str(tmp_path / "run"), "--quiet"])
+    path = tmp_path / "run" / "candidates.parquet"
+    table = pq.read_table(path)
+    scores = table["score"].to_pylist()
+    first = table["selected"].to_pylist().index(True)
+    scores[first] = float("nan")
+    pq.write_table(table.set_column(table.schema.get_field_index("score"), "score", pa.array(scores, pa.float32())), path)
+    for fmt in ("pylate-kd", "flagembedding", "triplets"):
+        _error(["export", str(tmp_path / "run"), "--format", fmt, "--out", str(tmp_path / f"e-{fmt}")], "candidates.parquet",
+               table["query_id"][first].as_py(), "not a finite number")
+        assert not (tmp_path / f"e-{fmt}").exists()

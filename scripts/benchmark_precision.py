@@ -1,0 +1,89 @@
+"""Do reduced-precision embeddings change the negatives? fp32 vs bf16 (or fp16) on one data set.
+
+Usage:
+    python scripts/benchmark_precision.py ../shared/data/scifact --model minilm --precisions fp32,bf16 [--write docs/benchmarks.md]
+
+Mines the data set once per precision with the same window, sampling and seed (hardneg's defaults
+unless given), then compares each run with the first: the share of each query's candidate window
+(the documents ranked in [min-rank, max-rank)) and of its selected negatives that the two runs
+share, averaged over queries, and the encoding time of each. The quality question (do the
+negatives train as well?) is the quality benchmark's; this measures how much of the data changes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).parent))
+from _bench import emit  # noqa: E402
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("data", type=Path)
+    parser.add_argument("--model", default="minilm")
+    parser.add_argument("--precisions", default="fp32,bf16")
+    parser.add_argument("--min-rank", type=int, default=10)
+    parser.add_argument("--max-rank", type=int, default=110)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--workdir", type=Path)
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args()
+
+    from hardneg.config import EmbedConfig, IndexConfig, MineConfig
+    from hardneg.pipeline import run_mine
+
+    work = args.workdir or Path(tempfile.mkdtemp(prefix="hardneg-precision-"))
+    runs: dict[str, tuple[dict[str, set[str]], dict[str, set[str]], float]] = {}
+    for precision in [p.strip() for p in args.precisions.split(",") if p.strip()]:
+        out = work / f"run-{precision}"
+        t0 = time.perf_counter()
+        result = run_mine(
+            args.data, out, EmbedConfig(model=args.model, precision=precision), IndexConfig(backend="exact"),
+            MineConfig(min_rank=args.min_rank, max_rank=args.max_rank, seed=args.seed), workdir=work / "cache",
+        )
+        wall = time.perf_counter() - t0
+        rows = pq.read_table(out / "candidates.parquet", columns=["query_id", "doc_id", "selected"]).to_pylist()
+        window: dict[str, set[str]] = {}
+        selected: dict[str, set[str]] = {}
+        for r in rows:
+            window.setdefault(r["query_id"], set()).add(r["doc_id"])
+            if r["selected"]:
+                selected.setdefault(r["query_id"], set()).add(r["doc_id"])
+        runs[precision] = (window, selected, wall)
+        print(f"{precision}: {result.stats.selected} negatives, {wall:.0f} s", flush=True)
+
+    names = list(runs)
+    base = names[0]
+
+    def overlap(a: dict[str, set[str]], b: dict[str, set[str]]) -> float:
+        qids = sorted(set(a) | set(b))
+        return float(np.mean([len(a.get(q, set()) & b.get(q, set())) / max(1, len(a.get(q, set()) | b.get(q, set()))) for q in qids]))
+
+    lines = [
+        f"### Precision: {base} vs {', '.join(names[1:])} on {args.data.name} ({args.model}, window [{args.min_rank}, {args.max_rank}), seed {args.seed})",
+        "",
+        f"Machine: {platform.machine()}, {os.cpu_count()} cores; {time.strftime('%Y-%m-%d')}. Command: "
+        f"`python scripts/benchmark_precision.py {args.data} --model {args.model} --precisions {args.precisions}`. "
+        "Overlap: per query, |A ∩ B| / |A ∪ B|, averaged over queries.",
+        "",
+        "| precision | wall (s, embed + index + mine) | window overlap with " + base + " | selected-negative overlap with " + base + " |",
+        "|---|---:|---:|---:|",
+    ]
+    for name in names:
+        window, selected, wall = runs[name]
+        lines.append(f"| {name} | {wall:.0f} | {overlap(runs[base][0], window):.4f} | {overlap(runs[base][1], selected):.4f} |")
+    emit(lines, args.write)
+
+
+if __name__ == "__main__":
+    main()
