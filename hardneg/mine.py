@@ -36,7 +36,7 @@ import shutil
 import time
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,7 +86,7 @@ from hardneg.errors import ArtifactError, ConfigError, HardnegError
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.search import LexicalSearcher, Searcher, fuse_rrf, load_doc_ids
 
-MINE_VERSION = "mine-v2"
+MINE_VERSION = "mine-v3"  # v3: per-document sampling draws (doc_keys); v2 runs are re-mined, not reused
 CHUNKS_DIR = "chunks"
 FILTER_POSITIVE = "positive"
 FILTER_DUPLICATE = "duplicate"
@@ -291,15 +291,30 @@ def teacher_filter(teacher: float, config: MineConfig) -> str:
 @dataclass
 class SampleContext:
     """What a sampler sees for one query: the eligible candidates (positions into the window, in
-    rank order) with their ranks and scores, the positive's score, the config and the query's rng."""
+    rank order) with their ranks and scores, the positive's score, the config, and one uniform draw
+    in (0, 1) per candidate (``keys``).
+
+    The draws are per document (a hash of seed, query and document id, see ``doc_keys``), not per
+    position: a candidate keeps its draw when other candidates enter or leave the window, so a
+    slightly different ranking (bf16 vs fp32 vectors, a new document in the corpus) changes the
+    sample only where the candidates changed."""
 
     eligible: list[int]
     scores: list[float]
     ranks: list[int]
     positive_score: float
     config: MineConfig
-    rng: np.random.Generator
+    keys: np.ndarray
     n: int
+
+
+def doc_keys(seed: int, query_id: str, doc_ids: Sequence[str]) -> np.ndarray:
+    """One uniform draw in (0, 1) per document, fixed by (seed, query, document)."""
+    out = np.empty(len(doc_ids), dtype=np.float64)
+    for i, doc in enumerate(doc_ids):
+        digest = hashlib.blake2b(f"{seed}\0{query_id}\0{doc}".encode(), digest_size=8).digest()
+        out[i] = (int.from_bytes(digest, "little") + 0.5) / 2.0**64
+    return out
 
 
 def _sample_top(ctx: SampleContext) -> list[int]:
@@ -307,15 +322,17 @@ def _sample_top(ctx: SampleContext) -> list[int]:
 
 
 def _sample_random(ctx: SampleContext) -> list[int]:
-    return ctx.rng.choice(len(ctx.eligible), size=ctx.n, replace=False).tolist()
+    # A uniform subset: the n smallest draws (stable order: ties by position).
+    return np.argsort(ctx.keys, kind="stable")[: ctx.n].tolist()
 
 
 def _sample_simans(ctx: SampleContext) -> list[int]:
-    # SimANS: favour negatives scored close to the positive, exp(-a (s_neg - s_pos - b)^2).
+    # SimANS: favour negatives scored close to the positive, exp(-a (s_neg - s_pos - b)^2); weighted
+    # sampling without replacement by Efraimidis-Spirakis keys log(u) / w, the n largest.
     config = ctx.config
     logits = -config.simans_a * (np.asarray(ctx.scores, dtype=np.float64) - ctx.positive_score - config.simans_b) ** 2
     weights = np.maximum(np.exp(logits - logits.max()), 1e-12)
-    return ctx.rng.choice(len(ctx.eligible), size=ctx.n, replace=False, p=weights / weights.sum()).tolist()
+    return np.argsort(-(np.log(ctx.keys) / weights), kind="stable")[: ctx.n].tolist()
 
 
 def _sample_stratified(ctx: SampleContext) -> list[int]:
@@ -328,11 +345,9 @@ def _sample_stratified(ctx: SampleContext) -> list[int]:
     bands: list[list[int]] = [[] for _ in range(ctx.n)]
     for position, rank in enumerate(ctx.ranks):
         bands[min(ctx.n - 1, int((rank - lo) / width))].append(position)
-    picked = [band[int(ctx.rng.integers(len(band)))] for band in bands if band]
-    rest = sorted(set(range(len(ctx.eligible))) - set(picked))
-    if len(picked) < ctx.n and rest:
-        picked += [rest[i] for i in ctx.rng.choice(len(rest), size=ctx.n - len(picked), replace=False).tolist()]
-    return picked
+    picked = [min(band, key=lambda p: (ctx.keys[p], p)) for band in bands if band]
+    rest = sorted(set(range(len(ctx.eligible))) - set(picked), key=lambda p: (ctx.keys[p], p))
+    return picked + rest[: ctx.n - len(picked)]
 
 
 SAMPLERS: dict[str, Callable[[SampleContext], list[int]]] = {
@@ -350,20 +365,25 @@ def sample_negatives(
     scores: list[float],
     positive_score: float,
     config: MineConfig,
-    rng: np.random.Generator,
+    rng: np.random.Generator | None = None,
     limit: int | None = None,
     ranks: list[int] | None = None,
+    keys: np.ndarray | None = None,
 ) -> list[int]:
     """Pick up to ``limit`` (default ``num_negatives``) of ``eligible`` (positions, in rank order)
     with the configured sampler; result in rank order.
 
     ``scores`` are the eligible candidates' scores; ``positive_score`` anchors SimANS; ``ranks``
-    (the candidates' ranks) place them in stratified sampling's bands.
+    (the candidates' ranks) place them in stratified sampling's bands; ``keys`` are the candidates'
+    uniform draws (``doc_keys``; mining passes them), else they come from ``rng``.
     """
     n = min(config.num_negatives if limit is None else limit, len(eligible))
     if n == 0:
         return []
-    ctx = SampleContext(eligible, scores, ranks if ranks is not None else list(range(len(eligible))), positive_score, config, rng, n)
+    if keys is None:
+        keys = (rng or np.random.default_rng()).random(len(eligible))
+    ctx = SampleContext(eligible, scores, ranks if ranks is not None else list(range(len(eligible))), positive_score, config,
+                        np.asarray(keys, dtype=np.float64), n)
     return [eligible[i] for i in sorted(SAMPLERS[config.sampling](ctx))]
 
 
@@ -963,8 +983,8 @@ class _Miner:
                 if same:
                     picked = sample_negatives(
                         same, [window[i].score for i in same], min(tally.positive_scores[qi]), self.config,
-                        query_rng(self.config.seed, qid + "\0same-group"), limit=self.config.num_negatives - len(chosen),
-                        ranks=[window[i].rank for i in same],
+                        limit=self.config.num_negatives - len(chosen), ranks=[window[i].rank for i in same],
+                        keys=doc_keys(self.config.seed, qid, [self.doc_ids[window[i].label] for i in same]),
                     )
                     chosen.update(picked)
                     tally.same_group_selected += len(picked)
@@ -976,9 +996,9 @@ class _Miner:
                     [window[i].teacher if by_teacher else window[i].score for i in rest],  # type: ignore[misc]
                     min(tally.positive_teacher[qi] if by_teacher else tally.positive_scores[qi]),
                     self.config,
-                    query_rng(self.config.seed, qid),
                     limit=self.config.num_negatives - len(chosen),
                     ranks=[window[i].rank for i in rest],
+                    keys=doc_keys(self.config.seed, qid, [self.doc_ids[window[i].label] for i in rest]),
                 )
             )
             tally.candidates += len(window)
