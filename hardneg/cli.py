@@ -621,6 +621,7 @@ def eval_(
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     config: ConfigOpt = None,
+    engine: EngineOpt = None,
     workdir: WorkdirOpt = None,
     quiet: QuietOpt = False,
     json: JsonOpt = False,
@@ -632,7 +633,7 @@ def eval_(
     files = load_config_file(config)
     ecfg = _embed_config(
         files, model=model, lang=lang, model_size=model_size, query_prompt=query_prompt, corpus_prompt=corpus_prompt,
-        max_length=max_length, batch_size=batch_size, device=device, precision=precision,
+        max_length=max_length, batch_size=batch_size, device=device, precision=precision, engine=_value(engine),
     )
     cfg = build(EvalConfig, files, "eval", split=split, k=k, architecture=architecture, allow_seen_queries=allow_seen_queries)
     with cli_reporter(quiet or json) as reporter:
@@ -693,6 +694,7 @@ def loop(
     device: DeviceOpt = None,
     precision: PrecisionOpt = None,
     split: SplitOpt = None,
+    engine: EngineOpt = None,
     config: ConfigOpt = None,
     force: ForceOpt = False,
     quiet: QuietOpt = False,
@@ -708,12 +710,13 @@ def loop(
     files = load_config_file(config)
     ecfg = _embed_config(
         files, model=model, lang=lang, model_size=model_size, max_length=max_length, batch_size=batch_size,
-        device=device, precision=precision, split=split,
+        device=device, precision=precision, split=split, engine=_value(engine),
     )
     icfg = build(IndexConfig, files, "index")
     mcfg = build(
         MineConfig, files, "mine", min_rank=min_rank, max_rank=max_rank, num_negatives=num_negatives,
         sampling=_value(sampling), seed=seed, relative_margin=relative_margin, labels=str(labels) if labels else None,
+        engine=_value(engine),
     )
     tcfg = build(
         TrainConfig, files, "train", architecture=architecture, loss=_value(loss), epochs=epochs, batch_size=train_batch_size,

@@ -121,6 +121,11 @@ def run_loop(
             f"loop --architecture colbert trains contrastively on each round's negatives (mnrl, cached-mnrl), not with "
             f"{train_config.resolved_loss!r}; distil with `hardneg mine --teacher ... --kd-depth N` and `hardneg train --loss distillation`"
         )
+    # One policy with the one-liner (pipeline.run_mine): the index's recall check is at the mining
+    # depth, and the Ray engine searches exactly.
+    index_config = dataclasses.replace(index_config, recall_k=mine_config.max_rank)
+    if mine_config.engine == "ray" and index_config.backend == "auto":
+        index_config = dataclasses.replace(index_config, backend="exact")
     if artifact_kind(source) is not None:
         raise InputError("the loop needs raw data (a BEIR folder or a pairs file), not an artifact", source)
     dataset = load_input(source, embed_config.split)  # validates the input before any work

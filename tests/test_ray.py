@@ -104,3 +104,10 @@ def test_split_flags_are_checked(tmp_path, tiny_beir):
     assert runner.invoke(app, [*base, "--num-shards", "2", "--shard-index", "2"]).exit_code == 2
     result = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--num-shards", "2", "--shard-index", "0", "--out", str(tmp_path / "r")])
     assert result.exit_code == 2 and "splits the mining of an index" in result.output
+
+
+def test_eval_on_ray_reports_the_same_metrics(tmp_path, tiny_beir):
+    args = ["eval", str(tiny_beir), "--model", "hashing", "--split", "train", "--json"]
+    local = json.loads(_ok([*args, "--workdir", str(tmp_path / "w1")]))
+    remote = json.loads(_ok([*args, "--engine", "ray", "--workdir", str(tmp_path / "w2")]))
+    assert local["metrics"] == remote["metrics"] and local["queries"] == remote["queries"]
