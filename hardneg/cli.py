@@ -822,12 +822,16 @@ def report(
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report directory [default: PATH-report next to PATH].")] = None,
     sample: Annotated[int, typer.Option("--sample", help="Queries shown with their positives and negatives.")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the query sample.")] = 0,
+    json: JsonOpt = False,
 ) -> None:
     """An HTML report (one self-contained file) and PNG plots: scores, ranks, filters, rounds."""
     from hardneg.report import report as run_report
 
     out = out or path.with_name(path.name + "-report")
     result = run_report(path, out, sample=sample, seed=seed)
+    if json:
+        _print_json({"path": str(result.path), "files": result.files})
+        return
     _stdout().print("\n".join(f"{result.path}/{name}" for name in result.files), markup=False, highlight=False)
 
 
