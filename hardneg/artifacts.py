@@ -214,16 +214,42 @@ def write_manifest(directory: Path, kind: str, **fields: Any) -> dict[str, Any]:
     return manifest
 
 
+# Which command writes each kind, and the order the pipeline makes them in (for error hints).
+WRITER = {KIND_EMBEDDINGS: "embed", KIND_INDEX: "index", KIND_MINE: "mine", KIND_EXPORT: "export", KIND_MODEL: "train",
+          KIND_LABELS: "label import", KIND_SELECTION: "select", KIND_LOOP: "loop"}
+_PIPELINE = [KIND_EMBEDDINGS, KIND_INDEX, KIND_MINE, KIND_EXPORT]
+
+
+def _how_to_get(kind: str | None, found: str | None = None) -> str:
+    """A hint: the commands that turn what is there (``found``; None: raw input) into ``kind``."""
+    if kind is None or kind not in WRITER:
+        return ""
+    if kind in _PIPELINE and (found is None or found in _PIPELINE):
+        start = 0 if found is None else _PIPELINE.index(found) + 1
+        steps = [WRITER[k] for k in _PIPELINE[start : _PIPELINE.index(kind) + 1]]
+        if steps and kind in (KIND_INDEX, KIND_MINE) and found is None:
+            steps = ["mine"] if kind == KIND_MINE else steps  # the one-liner embeds and indexes itself
+        if steps:
+            return "; make one with " + " then ".join(f"`hardneg {s} ... --out DIR`" for s in steps)
+    return f"; `hardneg {WRITER[kind]}` writes one"
+
+
 def read_manifest(path: str | Path, kind: str | None = None) -> dict[str, Any]:
-    """Load and check an artifact's manifest. Raises ArtifactError naming what is wrong."""
+    """Load and check an artifact's manifest. Raises ArtifactError naming what is wrong and which
+    command makes the artifact that is wanted."""
     directory = Path(path)
+    what = f"a '{kind}' artifact" if kind else "a hardneg artifact"
+    if not directory.exists():
+        raise ArtifactError(f"{directory}: does not exist; expected {what}{_how_to_get(kind)}")
     if not directory.is_dir():
-        raise ArtifactError(f"{directory}: not an artifact directory (it does not exist or is a file)")
+        raise ArtifactError(f"{directory}: is a file, not {what}{_how_to_get(kind)}")
     manifest_path = manifest_file(directory)
     if not manifest_path.is_file():
+        if (directory / "corpus.jsonl").is_file():
+            raise ArtifactError(f"{directory}: is raw input (a BEIR folder), not {what}{_how_to_get(kind)}")
         raise ArtifactError(
             f"{directory}: no {MANIFEST}; this is not a complete hardneg artifact "
-            "(an interrupted run leaves none). Re-run the stage that writes it."
+            f"(an interrupted run leaves none){_how_to_get(kind) or '. Re-run the stage that writes it.'}"
         )
     try:
         manifest = orjson.loads(manifest_path.read_bytes())
@@ -232,7 +258,9 @@ def read_manifest(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     if not isinstance(manifest, dict) or "kind" not in manifest:
         raise ArtifactError(f"{manifest_path}: not a hardneg manifest")
     if kind is not None and manifest["kind"] != kind:
-        raise ArtifactError(f"{directory}: expected a '{kind}' artifact, found a '{manifest['kind']}' artifact")
+        raise ArtifactError(
+            f"{directory}: expected a '{kind}' artifact, found a '{manifest['kind']}' artifact{_how_to_get(kind, manifest['kind'])}"
+        )
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:
         raise ArtifactError(

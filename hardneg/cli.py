@@ -143,6 +143,17 @@ def _errors(fn: F) -> F:
             devnull = os.open(os.devnull, os.O_WRONLY)
             os.dup2(devnull, sys.stdout.fileno())
             raise typer.Exit(0) from None
+        except (typer.Exit, typer.Abort, SystemExit):
+            raise
+        except Exception as exc:  # a bug: still one line, with the way to the traceback
+            if os.environ.get("HARDNEG_DEBUG", "") not in ("", "0"):
+                raise
+            message = " ".join(str(exc).split("\n"))[:500]
+            sys.stderr.write(
+                f"Error: unexpected {exc.__class__.__name__}: {message} (a bug in hardneg: please report it; "
+                "set HARDNEG_DEBUG=1 for a traceback)\n"
+            )
+            raise typer.Exit(1) from None
 
     return wrapper  # type: ignore[return-value]
 

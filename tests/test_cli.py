@@ -170,3 +170,23 @@ def test_a_wrong_choice_is_a_plain_message_naming_the_closest_choice():
     result = runner.invoke(app, ["mine", "x", "--out", "y", "--sampling", "topp"])
     assert result.exit_code == 2
     assert "Value error" not in result.output and "Did you mean 'top'?" in result.output
+
+
+def test_errors_say_which_command_makes_the_artifact_that_is_wanted(tmp_path):
+
+    result = runner.invoke(app, ["export", str(TINY_BEIR), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "raw input (a BEIR folder)" in result.output and "`hardneg mine" in result.output
+    result = runner.invoke(app, ["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "does not exist" in result.output and "`hardneg mine" in result.output
+
+
+def test_an_unexpected_error_is_one_line_pointing_to_hardneg_debug(monkeypatch, tmp_path):
+    import hardneg.export
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("something internal\nwith two lines")
+
+    monkeypatch.setattr(hardneg.export, "export", boom)
+    result = runner.invoke(app, ["export", str(tmp_path), "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "HARDNEG_DEBUG=1" in result.output and "Traceback" not in result.output
+    assert result.stderr.strip().count("\n") == 0
