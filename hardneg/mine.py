@@ -327,10 +327,19 @@ def _sample_random(ctx: SampleContext) -> list[int]:
 
 
 def _sample_simans(ctx: SampleContext) -> list[int]:
-    # SimANS: favour negatives scored close to the positive, exp(-a (s_neg - s_pos - b)^2); weighted
-    # sampling without replacement by Efraimidis-Spirakis keys log(u) / w, the n largest.
+    """SimANS: favour negatives scored close to the positive, weight exp(-a (z - b)^2) with
+    z = (s_neg - s_pos) / the spread (standard deviation) of the query's eligible scores.
+
+    SimANS was defined on raw inner products, whose gaps are several units; on cosines the gaps are
+    ~0.1, so exp(-0.5 gap^2) was flat (weights 0.80-1.0: uniform sampling in practice). Measuring
+    the gap in units of each query's spread restores the intended shape on any score scale.
+    Weighted sampling without replacement by Efraimidis-Spirakis keys log(u) / w, the n largest."""
     config = ctx.config
-    logits = -config.simans_a * (np.asarray(ctx.scores, dtype=np.float64) - ctx.positive_score - config.simans_b) ** 2
+    scores = np.asarray(ctx.scores, dtype=np.float64)
+    spread = scores.std()
+    if not spread > 0:
+        return _sample_random(ctx)
+    logits = -config.simans_a * ((scores - ctx.positive_score) / spread - config.simans_b) ** 2
     weights = np.maximum(np.exp(logits - logits.max()), 1e-12)
     return np.argsort(-(np.log(ctx.keys) / weights), kind="stable")[: ctx.n].tolist()
 

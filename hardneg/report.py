@@ -207,7 +207,9 @@ def _stats_table(manifest: dict[str, Any]) -> str:
 def _cell(value: Any, spec: str = "") -> str:
     """A manifest value for HTML: numbers formatted with ``spec``, anything else escaped as text
     (a manifest is a file anyone can edit; nothing from it reaches the page unescaped)."""
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and spec:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int, float)) and spec:
         return html.escape(format(value, spec))
     return html.escape("-" if value is None else str(value))
 

@@ -479,3 +479,19 @@ def test_same_group_negatives_share_a_positives_title_and_are_sampled_first(tmp_
     assert result.stats.same_group_selected == 5
     plain = run_mine(root, tmp_path / "plain", EmbedConfig(model="hashing"), IndexConfig(), MineConfig(**config))
     assert plain.stats.same_group_selected == 0
+
+
+def test_simans_concentrates_around_the_positive_on_cosine_scales():
+    """On cosines (gaps ~0.1) SimANS must still prefer negatives scored near the positive."""
+    from hardneg.mine import sample_negatives
+
+    scores = list(np.linspace(0.05, 0.75, 100))  # eligible cosines below a positive at 0.78
+    simans, uniform = [], []
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        keys = rng.random(100)
+        pick = sample_negatives(list(range(100)), scores, 0.78, MineConfig(num_negatives=10, sampling="simans"), keys=keys)
+        simans += [0.78 - scores[i] for i in pick]
+        pick = sample_negatives(list(range(100)), scores, 0.78, MineConfig(num_negatives=10, sampling="random"), keys=keys)
+        uniform += [0.78 - scores[i] for i in pick]
+    assert np.mean(simans) < 0.6 * np.mean(uniform)
