@@ -30,7 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from hardneg import __version__
-from hardneg.errors import ArtifactError
+from hardneg.errors import ArtifactError, ConfigError
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -463,6 +463,17 @@ def _is_our_partial(partial: Path) -> bool:
     except (OSError, orjson.JSONDecodeError):
         return False
     return isinstance(state, dict) and isinstance(state.get("fingerprint"), str)
+
+
+def unit_selector(shard: tuple[int, int] | None) -> Callable[[int], bool] | None:
+    """For ``(i, n)`` (a job of an n-way split, ``--shard-index i --num-shards n``): whether unit
+    number ``k`` is this job's (k mod n == i). None: every unit."""
+    if shard is None:
+        return None
+    index, count = shard
+    if not 0 <= index < count:
+        raise ConfigError(f"shard-index must be in [0, num-shards), got {index} of {count}")
+    return lambda number: number % count == index
 
 
 def prepare_partial(partial: Path, fp: str, subdirs: list[str], clean: bool = True) -> bool:

@@ -41,6 +41,7 @@ from hardneg.artifacts import (
     read_table,
     shard_name,
     text_hash,
+    unit_selector,
     vectors_of,
     write_errors,
     write_manifest,
@@ -49,7 +50,7 @@ from hardneg.artifacts import (
 )
 from hardneg.config import EmbedConfig, as_dict
 from hardneg.encoders import Encoder, load_encoder
-from hardneg.errors import ConfigError, ModelError
+from hardneg.errors import ModelError
 from hardneg.inputs import Dataset, Document, Query
 from hardneg.progress import NULL_REPORTER, Reporter
 
@@ -228,12 +229,7 @@ def embed(
         The artifact's path and manifest, and whether it was reused as it was.
     """
     out = Path(out)
-    select = None
-    if shard is not None:
-        index, count = shard
-        if not 0 <= index < count:
-            raise ConfigError(f"shard-index must be in [0, num-shards), got {index} of {count}")
-        select = lambda number: number % count == index  # noqa: E731
+    select = unit_selector(shard)
     own_encoder = encoder is None
     encoder = encoder or load_encoder(config)
     with writing(out, wait=shared, log=reporter.log, lock="shared" if shard else "exclusive") as out:

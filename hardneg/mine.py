@@ -74,6 +74,7 @@ from hardneg.artifacts import (
     resolve_ref,
     shard_name,
     text_hash,
+    unit_selector,
     write_bytes_atomic,
     write_errors,
     write_manifest,
@@ -499,12 +500,7 @@ def mine(
         backoff = float(os.environ.get("HARDNEG_LLM_BACKOFF", "1.0"))  # seconds before the first retry
         judge = Judge(url, str(config.llm_model), default_workdir() / "llm", concurrency=config.llm_concurrency, backoff=backoff)
         fp = fingerprint(fp, judge.fingerprint)  # the prompt's version is part of what a verdict means
-    select = None
-    if shard is not None:
-        shard_index, shard_count = shard
-        if not 0 <= shard_index < shard_count:
-            raise ConfigError(f"shard-index must be in [0, num-shards), got {shard_index} of {shard_count}")
-        select = lambda number: number % shard_count == shard_index  # noqa: E731
+    select = unit_selector(shard)
     if config.engine == "ray" and idx.get("backend") == "hnsw":
         raise ConfigError("--engine ray searches exactly (an HNSW index is one node's): mine from an exact index (--index exact)")
     with writing(out, [index, emb_path], lock="shared" if shard else "exclusive") as out:
