@@ -210,10 +210,6 @@ def doc_records(emb_path: Path, wanted: set[str]) -> dict[str, tuple[str, str]]:
     return {did: (title, text) for did, title, text in _iter_records(emb_path) if did in wanted}
 
 
-def _referenced(queries: list[RunQuery]) -> set[str]:
-    return {d for q in queries for d in q.positives + q.negatives}
-
-
 T = TypeVar("T")
 # Documents whose texts are held at once while writing; the corpus is streamed once per this many.
 TEXTS_PER_PASS = 200_000

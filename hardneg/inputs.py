@@ -29,7 +29,6 @@ from hardneg.errors import InputError
 
 _BOM = b"\xef\xbb\xbf"
 MAX_LINE_BYTES = 8 * 1024 * 1024  # one record; longer usually means a file that is not JSON Lines
-PAIRS_SUFFIXES = (".jsonl", ".json", ".ndjson", ".parquet")
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,6 @@ import orjson
 from hardneg.artifacts import (
     CANDIDATES_FILE,
     KIND_LOOP,
-    MANIFEST,
     artifact_kind,
     check_writable_parent,
     fingerprint,
@@ -358,9 +357,3 @@ class _Loop:
         )
 
 
-def read_loop(path: str | Path) -> dict[str, Any]:
-    """A loop's manifest (its per-round summaries are under ``rounds``)."""
-    path = Path(path)
-    if not (path / MANIFEST).is_file():
-        raise ArtifactError(f"{path}: not a hardneg loop directory (no {MANIFEST})")
-    return read_manifest(path, KIND_LOOP)

@@ -151,12 +151,6 @@ class MineResult:
     """False for a job that mined its share of the chunks (``shard``) and left the rest to others."""
 
 
-def query_rng(seed: int, query_id: str) -> np.random.Generator:
-    """The RNG for one query: depends only on the seed and the query id, never on order or workers."""
-    digest = hashlib.sha256(f"{seed}\0{query_id}".encode()).digest()
-    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
-
-
 def _hash64(hex_digest: str) -> int:
     return int(hex_digest[:16], 16)
 

@@ -24,14 +24,6 @@ from hardneg.artifacts import (
 )
 from hardneg.errors import ArtifactError
 
-
-def distance_to_score(distance: np.ndarray | float, space: str = "cosine") -> np.ndarray | float:
-    """Voyager distance to similarity: cosine distance is ``1 - cos``, inner-product distance ``1 - dot``."""
-    if space not in ("cosine", "inner_product"):
-        raise ValueError(f"unknown space {space!r}")
-    return 1.0 - distance
-
-
 DEFAULT_EF_FACTOR = 4
 """HNSW search depth when none is configured: 4 x k. Measured with scripts/benchmark_scale.py on
 vectors shaped like MiniLM's (100k documents, M 16): recall@110 is 0.93 at ef 2 x k and 0.98 at

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 import pytest
 
@@ -15,7 +13,7 @@ from hardneg.artifacts import (
     write_manifest,
 )
 from hardneg.errors import ArtifactError
-from hardneg.search import distance_to_score, exact_topk
+from hardneg.search import exact_topk
 
 
 def test_atomic_dir_replaces_only_on_success(tmp_path):
@@ -54,17 +52,6 @@ def test_duplicate_detection_normalises_case_space_and_unicode():
     assert normalize_text("  Café\u00a0au  LAIT\n") == "café au lait"
     assert text_hash("ﬁne Print") == text_hash("fine print")
     assert text_hash("fine print") != text_hash("fine prints")
-
-
-def test_voyager_cosine_distance_to_score_matches_hand_computation():
-    import voyager
-
-    index = voyager.Index(voyager.Space.Cosine, num_dimensions=3)
-    index.add_item(np.array([1.0, 0.0, 1.0], dtype=np.float32))
-    _, distances = index.query(np.array([1.0, 1.0, 1.0], dtype=np.float32), k=1)
-    expected_cos = 2 / (math.sqrt(3) * math.sqrt(2))  # 0.8165
-    assert distances[0] == pytest.approx(1.835e-01, abs=1e-4)
-    assert distance_to_score(float(distances[0])) == pytest.approx(expected_cos, abs=1e-4)
 
 
 def test_exact_topk_is_chunk_size_independent_and_breaks_ties_by_label():

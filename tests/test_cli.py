@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
@@ -71,7 +72,11 @@ def test_json_summary_is_machine_readable():
     assert result.exit_code == 0
     data = json.loads(result.stdout)
     assert data["stats"]["queries_mined"] == 8
-    assert data["stats"]["removed"]["duplicate"] >= 0
+    # d37 is a copy of q1's positive d01: the duplicate filter must take it, and the count is the file's.
+    rows = pq.read_table("run/candidates.parquet").to_pylist()
+    duplicates = [r for r in rows if r["filter"] == "duplicate"]
+    assert data["stats"]["removed"]["duplicate"] == len(duplicates) >= 1
+    assert any(r["query_id"] == "q1" and r["doc_id"] == "d37" for r in duplicates)
 
 
 def test_stdin_pairs_pipeline():
