@@ -105,9 +105,15 @@ F = TypeVar("F", bound=Callable[..., Any])
 app = typer.Typer(
     name="hardneg",
     help="Mine hard negatives for ColBERT and dense retrievers: embed -> index -> mine -> export.",
+    epilog=(
+        "Quick start (offline, bundled model):\n\n```\n"
+        "hardneg mine examples/scifact-sample --model minilm --out run     # embed + index + mine\n"
+        "hardneg export run --format colbert --out colbert                 # or sentence-transformers, pylate-kd, ...\n"
+        "hardneg report run                                                # HTML: scores, ranks, filters\n```\n"
+    ),
     no_args_is_help=True,
     pretty_exceptions_enable=False,
-    rich_markup_mode=None,
+    rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]},
     add_completion=False,
 )
@@ -986,6 +992,20 @@ def _restart_with_allocator_tunables() -> None:
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], {**os.environ, "GLIBC_TUNABLES": value})
     except OSError:  # pragma: no cover - carry on with the default allocator
         pass
+
+
+def _markdown_epilogs(*apps: typer.Typer) -> None:
+    """Help is rendered as Markdown (for the option panels); click's ``\\b`` verbatim blocks of
+    examples become fenced code so each example stays on its own line."""
+    for group in apps:
+        for info in group.registered_commands:
+            if info.epilog and "\b\n" in info.epilog:
+                head, body = info.epilog.split("\b\n", 1)
+                lines = "\n".join(line.strip() for line in body.strip("\n").splitlines())
+                info.epilog = f"{head}```\n{lines}\n```\n"
+
+
+_markdown_epilogs(app, label_app, cache_app)
 
 
 def main() -> None:
