@@ -207,7 +207,7 @@ def _stdout() -> Any:
             os.dup2(devnull, sys.stdout.fileno())
             raise SystemExit(0)
 
-    return _Stdout(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 110)
+    return _Stdout(highlight=False, soft_wrap=False, width=None if sys.stdout.isatty() else 240)  # pipes and logs: no wrapped tables or commands
 
 
 def _print_json(data: Any) -> None:
