@@ -55,27 +55,34 @@ def _pyplot() -> Any:
 
 
 def plot_scores(run: Path, dest: Path) -> None:
+    """Each candidate's score minus its query's lowest positive score (0: as close as the positive).
+
+    Raw cosines pooled across queries mislead: a relative margin then seems to remove *easy*
+    negatives, because queries with high positive scores also have high negative scores. Relative to
+    each query's own positive, a margin visibly removes what is too close to it."""
     plt = _pyplot()
-    queries = read_table(run / RUN_QUERIES_FILE, columns=["positive_scores", "status"])
-    positives = [s for scores, st in zip(queries["positive_scores"].to_pylist(), queries["status"].to_pylist()) if st == "mined" for s in scores]
-    cands = read_table(run / CANDIDATES_FILE, columns=["score", "selected", "filter"])
-    scores, selected, filters = (cands[c].to_pylist() for c in ("score", "selected", "filter"))
-    negatives = [s for s, sel in zip(scores, selected) if sel]
-    removed = [s for s, sel, f in zip(scores, selected, filters) if f and f not in ("positive", "duplicate")]
+    queries = read_table(run / RUN_QUERIES_FILE, columns=["query_id", "positive_scores", "status"]).to_pylist()
+    lowest = {q["query_id"]: min(q["positive_scores"]) for q in queries if q["status"] == "mined" and q["positive_scores"]}
+    positives = [s - lowest[q["query_id"]] for q in queries if q["query_id"] in lowest for s in q["positive_scores"]]
+    cands = read_table(run / CANDIDATES_FILE, columns=["query_id", "score", "selected", "filter"]).to_pylist()
+    negatives = [c["score"] - lowest[c["query_id"]] for c in cands if c["selected"] and c["query_id"] in lowest]
+    removed = [c["score"] - lowest[c["query_id"]] for c in cands
+               if c["filter"] and c["filter"] not in ("positive", "duplicate") and c["query_id"] in lowest]
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
-    lo = min(positives + negatives + removed, default=0.0)
+    lo = min(positives + negatives + removed, default=-1.0)
     hi = max(positives + negatives + removed, default=1.0)
     bins = [lo + (hi - lo) * i / 40 for i in range(41)] if hi > lo else 10
     for values, name, color in (
         (negatives, f"selected negatives ({len(negatives):,})", "tab:blue"),
         (removed, f"removed by score/near-dup rules ({len(removed):,})", "tab:gray"),
-        (positives, f"positives ({len(positives):,})", "tab:orange"),
+        (positives, f"other positives ({len(positives):,})", "tab:orange"),
     ):
         if values:
             ax.hist(values, bins=bins, alpha=0.55, density=True, label=name, color=color)
-    ax.set_xlabel("cosine score to the query")
+    ax.axvline(0.0, color="black", linewidth=0.8)
+    ax.set_xlabel("score minus the query's lowest positive score")
     ax.set_ylabel("density")
-    ax.set_title("Score distributions")
+    ax.set_title("Scores relative to each query's positive")
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(dest)
@@ -269,7 +276,7 @@ def report(path: str | Path, out: str | Path, *, sample: int = 10, seed: int = 0
         if out.exists() and not (out / REPORT_FILE).is_file() and (not out.is_dir() or any(out.iterdir())):
             raise ArtifactError(f"{out}: exists and is not a hardneg report; choose another --out")
         with atomic_dir(out) as tmp:
-            plots = [("scores.png", "Score distributions: positives, selected negatives, removed candidates", lambda d: plot_scores(run, d)),
+            plots = [("scores.png", "Scores relative to each query's lowest positive: selected negatives, removed candidates, other positives", lambda d: plot_scores(run, d)),
                      ("ranks.png", "Ranks of the selected negatives", lambda d: plot_ranks(manifest, d)),
                      ("filters.png", "Candidates removed per filter", lambda d: plot_filters(manifest, d))]
             if rounds:

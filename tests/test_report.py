@@ -57,7 +57,7 @@ def test_report_of_a_mining_run(planes, tmp_path):  # noqa: F811
     assert len(page.images) == 3
     assert all(img["src"].startswith("data:image/png;base64,") for img in page.images)
     assert page.captions == [
-        "Score distributions: positives, selected negatives, removed candidates",
+        "Scores relative to each query's lowest positive: selected negatives, removed candidates, other positives",
         "Ranks of the selected negatives",
         "Candidates removed per filter",
     ]
