@@ -118,7 +118,11 @@ def plot_filters(manifest: dict[str, Any], dest: Path) -> None:
     for y, v in enumerate(values[::-1]):
         ax.text(v, y, f" {v:,}", va="center", fontsize=8)
     ax.set_title(f"What happened to the {stats['candidates']:,} candidates in the window")
-    ax.set_xlabel("candidates")
+    if max(values, default=0) > 50 * max(1, min((v for v in values if v), default=1)):
+        ax.set_xscale("log")  # counts span orders of magnitude: small filters stay visible
+        ax.set_xlabel("candidates (log scale)")
+    else:
+        ax.set_xlabel("candidates")
     ax.margins(x=0.15)
     fig.tight_layout()
     fig.savefig(dest)
@@ -128,7 +132,7 @@ def plot_filters(manifest: dict[str, Any], dest: Path) -> None:
 def plot_rounds(rounds: list[dict[str, Any]], dest: Path) -> None:
     plt = _pyplot()
     ks = [r["round"] for r in rounds]
-    fig, (ax, ax2) = plt.subplots(1, 2, figsize=(10, 3.8), dpi=110)
+    fig, (ax, ax2, ax3) = plt.subplots(1, 3, figsize=(13, 3.8), dpi=110)
     names = sorted({n for r in rounds if r.get("dev") for n in r["dev"]["metrics"]})
     for name in names:
         xs = [r["round"] for r in rounds if r.get("dev")]
@@ -140,14 +144,17 @@ def plot_rounds(rounds: list[dict[str, Any]], dest: Path) -> None:
     if names:
         ax.legend(fontsize=8)
     overlap = [(r["round"], r["overlap_with_previous"]) for r in rounds if r.get("overlap_with_previous") is not None]
-    ax2.bar([k for k, _ in overlap], [v for _, v in overlap], color="tab:purple", label="share of negatives kept from the previous round")
-    medians = [(r["round"], r["negative_scores"].get("p50")) for r in rounds if r.get("negative_scores")]
-    ax2.plot([k for k, _ in medians], [v for _, v in medians], marker="s", color="tab:blue", label="median negative score")
+    ax2.bar([k for k, _ in overlap], [v for _, v in overlap], color="tab:purple")
     ax2.set_xticks(ks)
     ax2.set_ylim(0, 1.05)
     ax2.set_xlabel("round")
-    ax2.set_title("How the negatives changed")
-    ax2.legend(fontsize=7)
+    ax2.set_title("Negatives kept from the previous round")
+    # A score is not a share: the median negative score gets its own axes.
+    medians = [(r["round"], r["negative_scores"].get("p50")) for r in rounds if r.get("negative_scores")]
+    ax3.plot([k for k, _ in medians], [v for _, v in medians], marker="s", color="tab:blue")
+    ax3.set_xticks(ks)
+    ax3.set_xlabel("round")
+    ax3.set_title("Median selected-negative score")
     fig.tight_layout()
     fig.savefig(dest)
     plt.close(fig)
