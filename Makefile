@@ -27,6 +27,7 @@ demo: $(STAMP)
 	@echo "next: $(BIN)/hardneg report demo-run/mined   (HTML report: scores, ranks, filters, a sample)"
 
 test: $(STAMP)
+	$(BIN)/ruff check hardneg tests scripts
 	$(BIN)/python -m pytest -q
 
 clean:

@@ -893,7 +893,7 @@ def read_queries(artifact: Path) -> tuple[list[str], list[str], np.ndarray]:
     vectors: list[np.ndarray] = []
     for shard, start, table in iter_shard_batches(artifact, QUERIES_DIR):
         shard_ids, shard_texts, block = table["query_id"].to_pylist(), table["text"].to_pylist(), vectors_of(table)
-        check_vectors(block, lambda row: f"{shard}: row {start + row} (query {shard_ids[row]!r})",
+        check_vectors(block, lambda row, shard=shard, start=start, ids=shard_ids: f"{shard}: row {start + row} (query {ids[row]!r})",
                       blank=[is_blank(t) for t in shard_texts])
         ids += shard_ids
         texts += shard_texts

@@ -149,7 +149,7 @@ def build_index(
             reporter.progress(label, 0, num_docs)
             for shard, start, table in iter_shard_batches(embeddings, CORPUS_DIR, ["doc_id", "text_hash", "embedding"]):
                 block = vectors_of(table)
-                check_vectors(block, lambda r: f"{shard}: row {start + r} (document {table['doc_id'][r].as_py()!r})")
+                check_vectors(block, lambda r, shard=shard, start=start, table=table: f"{shard}: row {start + r} (document {table['doc_id'][r].as_py()!r})")
                 vectors[row : row + len(block)] = block
                 row += len(block)
                 ids += table["doc_id"].to_pylist()

@@ -173,7 +173,7 @@ def test_colbert_distillation_lines_put_the_positive_first_with_teacher_scores(t
     qid_map = {int(q): d for q, d in _read_tsv(tmp_path / "kd" / "qid_map.tsv")[1:]}
     qrels = _qrels()
     assert lines and all(len(x) == 1 + 5 for x in lines)
-    for qid, (pos, pos_score), *negs in lines:
+    for qid, (_pos, pos_score), *negs in lines:
         assert isinstance(pos_score, float) and all(isinstance(s, float) for _, s in negs)
         assert all(pid_map[n] not in qrels[qid_map[qid]] for n, _ in negs)
     manifest = json.loads((tmp_path / "kd" / ".hardneg" / "manifest.json").read_text())

@@ -7,8 +7,8 @@ then waits for a line on stdin), never by sleeps.
 from __future__ import annotations
 
 import json
-import shutil
 import os
+import shutil
 import signal
 import subprocess
 import sys
