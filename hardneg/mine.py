@@ -886,8 +886,8 @@ class _Miner:
         config = self.config
         todo = [(qi, cand, pos) for qi, window, pos in zip(batch, windows, pos_labels_of)
                 for cand in [c for c in window if not c.filter and not c.confirmed][: config.judge_top]]
-        texts = self.texts.get(sorted({c.label for _, c, _ in todo} | {p for _, _, pos in todo for p in pos}))
-        text_of = dict(zip(sorted({c.label for _, c, _ in todo} | {p for _, _, pos in todo for p in pos}), texts))
+        labels = sorted({c.label for _, c, _ in todo} | {p for _, _, pos in todo for p in pos})
+        text_of = dict(zip(labels, self.texts.get(labels)))
         verdicts = self.judge.judge([(self.query_texts[qi], [text_of[p] for p in pos], text_of[c.label]) for qi, c, pos in todo])
         action = FILTER_PSEUDO_POSITIVE if config.judge_action == "promote" else FILTER_LLM
         for (_, cand, _), verdict in zip(todo, verdicts):
