@@ -332,7 +332,8 @@ def _embed(
     if resumed:
         reporter.log(f"resuming from {partial}")
 
-    units = list(plan_units(dataset, config.shard_size)) if (select is not None or remote is not None) else None
+    # Only an engine needs the plan up front (to hand out the missing shards); a split job streams.
+    units = list(plan_units(dataset, config.shard_size)) if remote is not None else None
     done_remotely: dict[tuple[str, int], tuple[int, int]] = {}
     if remote is not None and units is not None:
         # Another engine encodes the missing shards into the same work directory (same files, same
