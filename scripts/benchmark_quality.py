@@ -55,6 +55,11 @@ KD_DEPTH = 8
 # 24 GB (32-way rows at batch 32 were killed for memory; 8-way at batch 8 peaks at ~7 GB).
 KD_TRAIN_ARGS = ["--batch-size", "8", "--max-length", "180"]
 PROXY_NEGATIVES = 10
+LOOP_ROUNDS = 3
+# RocketQA denoising: candidates from the top of the ranking, minus those the cross-encoder scores
+# as relevant (sigmoid >= 0.5); a 30-deep window keeps the cross-encoder's work to ~30 pairs a query.
+CE_WINDOW = 30
+CE_MAX_SCORE = 0.5
 
 
 @dataclass
@@ -245,7 +250,8 @@ def write_st_export(data: Data, negative_for: Callable[[str, int, str], str | No
     (query, positive) rows only, for in-batch negatives."""
     import pyarrow as pa
 
-    from hardneg.artifacts import KIND_EXPORT, artifact_kind, atomic_dir, write_manifest, write_table
+    from hardneg.artifacts import KIND_EXPORT, artifact_kind, write_manifest
+    from hardneg.writes import atomic_dir, write_table
 
     if artifact_kind(dest) is not None:
         return dest
@@ -271,7 +277,8 @@ def restrict_export(data: Data, full: Path, dest: Path) -> Path:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from hardneg.artifacts import KIND_EXPORT, artifact_kind, atomic_dir, write_manifest, write_table
+    from hardneg.artifacts import KIND_EXPORT, artifact_kind, write_manifest
+    from hardneg.writes import atomic_dir, write_table
 
     if artifact_kind(dest) is not None:
         return dest
@@ -302,6 +309,18 @@ def hardneg_export(run: Path, dest: Path, fmt: str, nway: int | None, seed: int,
 
 
 # --------------------------------------------------------------------------- train + eval (the CLI)
+
+
+def code_version() -> dict[str, str]:
+    """The commit and mining version a unit was measured with (the sampler changed between them)."""
+    from hardneg.mine import MINE_VERSION
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=Path(__file__).parent).stdout.strip()
+    except OSError:
+        commit = ""
+    return {"commit": commit, "mine": MINE_VERSION}
 
 
 def cli(args: list[str]) -> str:
@@ -355,6 +374,9 @@ class Method:
     proxy: Callable[[int], dict[str, list[str]]] | None = None
     seeded_mining: bool = True
     train_args: tuple[str, ...] = ()
+    trained: Callable[[int], tuple[Path, float]] | None = None
+    """seed -> (a checkpoint the method trained itself, its training seconds): the loop rows, which
+    train inside `hardneg loop`; evaluated as they are (``prepare`` is then unused)."""
 
 
 def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
@@ -391,6 +413,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
     # Top sampling from twice the depth: every query gets KD_DEPTH - 1 candidates after positives
     # and duplicates are removed (a KD row needs its full width).
     kd = {"min_rank": 0, "max_rank": 2 * KD_DEPTH, "sampling": "top"}
+    ce_window = {"min_rank": 0, "max_rank": CE_WINDOW, "sampling": "random", "ce_max_score": CE_MAX_SCORE}
 
     def kd_rows(seed: int) -> tuple[Path, str, int]:
         # The KD depth: the positive plus the KD_DEPTH - 1 best-ranked non-positive candidates,
@@ -412,6 +435,38 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
     def kd_teacher_rows(seed: int) -> tuple[Path, str, int]:
         run = teacher.miner().run("full", f"kd{KD_DEPTH}", num_negatives=KD_DEPTH - 1, seed=42, kd_depth=KD_DEPTH, **kd)
         return hardneg_export(run, exports / f"kd{KD_DEPTH}-teacher", "pylate-kd", None, 42, data), "distillation", 1
+
+    ce = CrossEncoderTeacher(data, hn, work, base)
+
+    def ce_rows(name: str, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
+        def prepare(seed: int) -> tuple[Path, None, int]:
+            run = hn.run("full", f"{name}-s{seed}", num_negatives=1, seed=seed, cross_encoder=str(ce.path()), **mine)
+            return hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", 2, seed, data), None, 1
+        return prepare
+
+    def ce_proxy(name: str, **mine: Any) -> Callable[[int], dict[str, list[str]]]:
+        return lambda seed: hn.negatives("hidden", f"{name}-proxy-s{seed}", num_negatives=PROXY_NEGATIVES, seed=seed,
+                                         cross_encoder=str(ce.path()), **mine)
+
+    def loop_model(name: str, warm_start: bool) -> Callable[[int], tuple[Path, float]]:
+        """`hardneg loop --rounds LOOP_ROUNDS` on the train split (default mining, the benchmark's
+        training settings in every round); the last round's checkpoint is the student."""
+        def trained(seed: int) -> tuple[Path, float]:
+            from hardneg.config import EmbedConfig, IndexConfig, LoopConfig, MineConfig, TrainConfig
+            from hardneg.loop import run_loop
+
+            if data.subsampled:
+                raise SystemExit("the loop rows train on every training pair: run them without --train-queries")
+            out = work / f"{name}-s{seed}"
+            t0 = time.time()
+            result = run_loop(
+                write_beir(data, data.train, work / "hn" / "beir-full"), out, EmbedConfig(model=model),
+                IndexConfig(backend="exact", recall_sample=0), MineConfig(num_negatives=1, seed=seed, sampling="random", **window),
+                TrainConfig(negatives=1, seed=seed), LoopConfig(rounds=LOOP_ROUNDS, warm_start=warm_start),
+            )
+            seconds = sum(float(r.get("training", {}).get("seconds", 0.0)) for r in result.rounds) or time.time() - t0
+            return out / "rounds" / str(LOOP_ROUNDS) / "model", seconds
+        return trained
 
     both = ("biencoder", "colbert")
     return [
@@ -445,6 +500,20 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         Method(f"hardneg-kd-teacher-{KD_DEPTH}", f"pylate-kd from `--model TEACHER --kd-depth {KD_DEPTH}` (the teacher's cosines), "
                f"`--loss distillation {' '.join(KD_TRAIN_ARGS)}`", ("colbert",), kd_teacher_rows, None, seeded_mining=False,
                train_args=tuple(KD_TRAIN_ARGS)),
+        Method("hardneg-ce-denoised", f"--min-rank 0 --max-rank {CE_WINDOW} --sampling random --teacher CE --ce-max-score "
+               f"{CE_MAX_SCORE} (RocketQA-style denoising: a negative drawn from the top {CE_WINDOW}, minus those the "
+               "cross-encoder judges relevant; CE: MiniLM trained by `hardneg train --architecture cross-encoder` on 5 "
+               "hardneg-default negatives per train pair, hidden positives held out)", both,
+               ce_rows("ce-denoised", **ce_window), ce_proxy("ce-denoised", **ce_window)),
+        Method(f"hardneg-epochs-{LOOP_ROUNDS}", f"hardneg-default negatives (round 0), trained {LOOP_ROUNDS} epochs: the "
+               "loop's control (as many epochs, no re-mining)", both, hn_rows("default", sampling="random", **window),
+               hn_proxy("default", sampling="random", **window), train_args=("--epochs", str(LOOP_ROUNDS))),
+        Method(f"hardneg-loop-{LOOP_ROUNDS}", f"`hardneg loop --rounds {LOOP_ROUNDS}`: re-mine with each round's "
+               "checkpoint, continue training from it (ANCE); default window and sampling", ("biencoder",), None,
+               trained=loop_model("loop", True)),
+        Method(f"hardneg-loop-{LOOP_ROUNDS}-from-base", f"`hardneg loop --rounds {LOOP_ROUNDS} --from-base`: re-mine "
+               "with each round's checkpoint, train the base model on the last round's negatives (a teacher-mined "
+               "control)", ("biencoder",), None, trained=loop_model("loop-from-base", False)),
     ]
 
 
@@ -472,6 +541,24 @@ class TeacherModel:
         if self._miner is None:
             self._miner = HardnegMiner(self.data, str(self.path()), self.work / "hn-teacher")
         return self._miner
+
+
+class CrossEncoderTeacher:
+    """A reranker trained offline on the train split only, RocketQA-style: MiniLM as a cross-encoder
+    (`hardneg train --architecture cross-encoder`, BCE, seed 42) on each train pair's positive and 5
+    hardneg-default negatives mined with the hidden positives held out (the proxy stays honest)."""
+
+    def __init__(self, data: Data, hn: HardnegMiner, work: Path, base: str) -> None:
+        self.data, self.hn, self.work, self.base = data, hn, work, base
+
+    def path(self) -> Path:
+        out = self.work / "teacher-cross-encoder"
+        if not (out / "manifest.json").exists():
+            run = self.hn.run("hidden", "ce-data", num_negatives=5, seed=42, sampling="random", min_rank=10, max_rank=110)
+            export_dir = hardneg_export(run, self.work / "exports" / "ce-data", "sentence-transformers", 6, 42, self.data)
+            cli(["train", str(export_dir), "--out", str(out), "--model", self.base, "--architecture", "cross-encoder",
+                 "--negatives-per-row", "5", "--seed", "42", "--quiet"])
+        return out
 
 
 # --------------------------------------------------------------------------- results and table
@@ -570,7 +657,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from hardneg.config import EmbedConfig
-    from hardneg.encoders import resolve_model
+    from hardneg.models import resolve_model
 
     base = resolve_model(EmbedConfig(model=args.model)).path
     assert base is not None
@@ -594,7 +681,7 @@ def main() -> None:
             for method in order:
                 if (wanted and method.name not in wanted) or args.student not in method.students:
                     continue
-                if method.prepare is None and seed != seeds[0]:
+                if method.prepare is None and method.trained is None and seed != seeds[0]:
                     continue  # zero-shot has nothing to seed
                 path = unit_path(args.results, dataset, args.student, method.name, seed)
                 if path.exists():
@@ -605,17 +692,23 @@ def main() -> None:
                     print(f"{method.name} seed {seed}: cached ({path})", flush=True)
                     continue
                 t0 = time.time()
-                export_dir, loss, negatives = method.prepare(seed) if method.prepare else (None, None, 0)
-                proxy = None
-                if method.proxy is not None:
-                    negs = method.proxy(seed)
-                    _, hidden = hidden_split(data)
-                    proxy = [sum(1 for q, d in hidden.items() if d in negs.get(q, [])), len(hidden)]
-                mine_s = time.time() - t0
                 try:
-                    result, train_s, eval_s = train_and_eval(
-                        args.data, export_dir, args.student, seed, negatives, loss, work, args.model, list(method.train_args)
-                    )
+                    if method.trained is not None:  # the loop rows: the method trains its own checkpoint
+                        model_dir, train_s = method.trained(seed)
+                        mine_s = time.time() - t0 - train_s
+                        result, _, eval_s = train_and_eval(args.data, None, args.student, seed, 0, None, work, str(model_dir))
+                        proxy = None
+                    else:
+                        export_dir, loss, negatives = method.prepare(seed) if method.prepare else (None, None, 0)
+                        proxy = None
+                        if method.proxy is not None:
+                            negs = method.proxy(seed)
+                            _, hidden = hidden_split(data)
+                            proxy = [sum(1 for q, d in hidden.items() if d in negs.get(q, [])), len(hidden)]
+                        mine_s = time.time() - t0
+                        result, train_s, eval_s = train_and_eval(
+                            args.data, export_dir, args.student, seed, negatives, loss, work, args.model, list(method.train_args)
+                        )
                 except SystemExit as exc:  # one failed unit (e.g. killed for memory) does not stop the others
                     print(f"{method.name} seed {seed}: FAILED ({exc}); not cached, will be retried next run", flush=True)
                     continue
@@ -630,6 +723,7 @@ def main() -> None:
                     "proxy": proxy,
                     "seconds": {"mine": round(mine_s, 1), "train": round(train_s, 1), "eval": round(eval_s, 1)},
                     "date": time.strftime("%Y-%m-%d"),
+                    "code": code_version(),
                     "machine": f"{platform.machine()}, {os.cpu_count()} cores",
                 }
                 path.parent.mkdir(parents=True, exist_ok=True)
