@@ -26,9 +26,11 @@ demo: $(STAMP)
 		$(BIN)/python -c "import json,sys; r=json.loads(sys.stdin.readline()); print('\n'.join(f'  {k}: {r[k][:100]}' for k in ('query','positive','negative')))"
 	@echo "next: $(BIN)/hardneg report demo-run/mined   (HTML report: scores, ranks, filters, a sample)"
 
+# Lint, types, then every test (a bare `pytest` skips the `slow` ones: kill/resume, subprocess runs).
 test: $(STAMP)
 	$(BIN)/ruff check hardneg tests scripts
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m mypy
+	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 clean:
 	rm -rf demo-run .pytest_cache

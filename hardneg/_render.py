@@ -127,3 +127,88 @@ def render_loop(console: Console, rounds: list[dict[str, Any]], best: int | None
     if stopped_early:
         console.print("stopped early: the dev metric stopped improving", markup=False, highlight=False)
     console.print(f"loop: {path}", markup=False, highlight=False)
+
+
+def render_train(console: Console, manifest: dict[str, Any], path: str, reused: bool) -> None:
+    t = manifest["training"]
+    console.print(
+        f"checkpoint: {path}{' (up to date, reused)' if reused else ''}\n"
+        f"  {manifest.get('architecture', 'biencoder')} ({manifest.get('loss', '?')}) "
+        f"from {manifest['base_model']['name']}; {t['rows']:,} rows, {t['steps']:,} steps, "
+        f"training loss {t['training_loss']:.4f}, {t['seconds']:.0f} s on {t['device']}",
+        markup=False, highlight=False,
+    )
+
+
+def render_eval(console: Console, result: Any, source: str) -> None:
+    table = Table(title=f"{result.model['name']} on {source} [{result.split}]: {result.queries:,} queries", title_justify="left")
+    for name in result.metrics:
+        table.add_column(name, justify="right")
+    table.add_row(*(f"{v:.4f}" for v in result.metrics.values()))
+    console.print(table)
+    if result.skipped:
+        console.print(f"{result.skipped} queries without a relevant document were left out", markup=False, highlight=False)
+
+
+def render_select(console: Console, manifest: dict[str, Any], path: str, strategy: str, run: str) -> None:
+    counts = manifest["counts"]
+    console.print(
+        f"selected {counts['queries_chosen']} of {counts['queries_considered']} queries "
+        f"({counts['candidates']} candidates to judge, strategy {strategy})\n"
+        f"  {path}/to_label.jsonl\n  {path}/to_label.csv\n"
+        "Fill each `label` with relevant / not_relevant / skip, then: "
+        f"hardneg label import {path}/to_label.csv --run {run}",
+        markup=False, highlight=False,
+    )
+
+
+def render_label_import(console: Console, s: Any, path: str) -> None:
+    lines = [
+        f"imported {s.relevant} relevant and {s.not_relevant} not-relevant judgments ({s.skipped} skipped, "
+        f"{s.replaced} replaced earlier ones); {s.total_judgments} judgments in {path}"
+    ]
+    if s.invalid:
+        lines.append(f"{s.invalid} invalid row(s) skipped:")
+        lines += [f"  {p}" for p in s.problems]
+    lines.append(f"next: hardneg mine <index or data> --labels {path} --out <new run>")
+    console.print("\n".join(lines), markup=False, highlight=False)
+
+
+def render_audit(console: Console, result: Any, model: str) -> None:
+    table = Table(title=f"False negatives judged by {model} on {result.queries} queries", title_justify="left")
+    for column in ("group", "judged", "judged relevant", "rate", "95% CI", "unjudged"):
+        table.add_column(column, justify="left" if column == "group" else "right")
+    for g in result.groups:
+        rate = "-" if g["false_negative_rate"] is None else f"{g['false_negative_rate']:.1%}"
+        ci = "-" if g["ci95"] is None else f"[{g['ci95'][0]:.1%}, {g['ci95'][1]:.1%}]"
+        table.add_row(g["group"], str(g["judged"]), str(g["judged_relevant"]), rate, ci, str(g["unjudged"]))
+    console.print(table)
+    console.print(f"{result.path}/audit.json  ({result.usage.get('requests', 0)} requests, {result.usage.get('cached', 0)} cached)",
+                  markup=False, highlight=False)
+
+
+def size_text(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024:
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return f"{n:.1f} TB"
+
+
+def render_cache(console: Console, entries: list[Any], root: str) -> None:
+    import time
+
+    table = Table(title=f"{root}: {len(entries)} entries, {size_text(sum(e.bytes for e in entries))}", title_justify="left")
+    for column in ("entry", "kind", "size", "last used", "what"):
+        table.add_column(column, justify="right" if column == "size" else "left")
+    for e in entries:
+        table.add_row(str(e.path), e.kind, size_text(e.bytes), time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used)), e.describes)
+    console.print(table)
+
+
+def render_prune(console: Console, removed: list[Any], busy: list[Any], root: str, dry_run: bool) -> None:
+    verb = "would remove" if dry_run else "removed"
+    lines = [f"{verb} {len(removed)} entries ({size_text(sum(e.bytes for e in removed))}) from {root}"] + [f"  {e.path}" for e in removed]
+    if busy:
+        lines.append(f"kept {len(busy)} entries a running hardneg is writing: " + ", ".join(str(e.path) for e in busy))
+    console.print("\n".join(lines), markup=False, highlight=False)

@@ -21,19 +21,16 @@ from hardneg.artifacts import (
     KIND_INDEX,
     KIND_MINE,
     RUN_QUERIES_FILE,
-    DocTextLookup,
-    atomic_dir,
-    check_replaceable,
     input_ref,
     read_manifest,
-    read_table,
     resolve_ref,
     write_bytes_atomic,
     write_manifest,
-    writing,
 )
 from hardneg.errors import ConfigError
 from hardneg.progress import NULL_REPORTER, Reporter
+from hardneg.readers import DocTextLookup, read_table
+from hardneg.writes import atomic_dir, check_replaceable, writing
 
 KIND_AUDIT = "audit"
 AUDIT_FILE = "audit.json"

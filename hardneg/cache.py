@@ -14,8 +14,9 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hardneg.artifacts import LOCK_SUFFIX, LockedError, artifact_kind, read_manifest, writing
+from hardneg.artifacts import artifact_kind, read_manifest
 from hardneg.errors import ConfigError
+from hardneg.writes import LOCK_SUFFIX, LockedError, writing
 
 SECTIONS = ("embeddings", "index", "stdin")
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
@@ -32,6 +33,10 @@ class Entry:
     last_used: float
     """Seconds since the epoch: the newest modification time inside the entry."""
     describes: str
+
+    def to_dict(self) -> dict[str, object]:
+        """The `hardneg cache list --json` record."""
+        return {"path": str(self.path), "kind": self.kind, "bytes": self.bytes, "last_used": self.last_used, "what": self.describes}
 
 
 def parse_size(text: str) -> int:

@@ -1,4 +1,5 @@
-"""Typed, frozen, strict configuration for each stage; loaded from TOML and merged with CLI flags.
+"""Typed, frozen, strict configuration for each stage (the choices each field takes are defined here,
+once); loaded from TOML and merged with CLI flags in `config_file.py`.
 
 Precedence: a flag the user passed > the ``--config`` file > the defaults below. The file has one
 table per stage (``[embed]``, ``[index]``, ``[mine]``, ``[export]``) whose keys are the flag names
@@ -8,19 +9,11 @@ table per stage (``[embed]``, ``[index]``, ``[mine]``, ``[export]``) whose keys 
 from __future__ import annotations
 
 import dataclasses
-import math
-import re
-import sys
-from dataclasses import dataclass, fields
-from pathlib import Path
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import Any
 
-from hardneg.errors import ConfigError
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from hardneg._checks import _check, _check_numbers
+from hardneg.config_file import apply_kd_depth, build, load_config_file  # noqa: F401 - re-exported (public API)
 
 SAMPLING_STRATEGIES = ("random", "top", "simans", "stratified")
 SCORE_SOURCES = ("retriever", "teacher")
@@ -46,35 +39,8 @@ LOSSES_BY_ARCHITECTURE = {
 }
 SELECT_STRATEGIES = ("margin", "entropy")
 LOOP_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@k")
-
-
-def _check(condition: bool, message: str) -> None:
-    if not condition:
-        raise ConfigError(message)
-
-
-INT64_MAX = 2**63 - 1
-DEVICE_PATTERN = re.compile(r"(cpu|mps|(cuda|xpu|npu)(:\d{1,3})?)")
-
-
-def _check_numbers(config: Any) -> None:
-    """Checks every config shares: integers fit in 64 bits (Parquet, numpy and torch take no more),
-    seeds are non-negative (numpy refuses others, so one command must not accept what the next one
-    refuses), floats are finite (a NaN threshold compares false with everything), a device is a
-    device name (checked before any model loads)."""
-    for f in fields(config):
-        value = getattr(config, f.name)
-        flag = f.name.replace("_", "-")
-        if isinstance(value, bool) or value is None:
-            continue
-        if isinstance(value, int):
-            _check(-INT64_MAX - 1 <= value <= INT64_MAX, f"{flag} must fit in 64 bits, got {value}")
-            if f.name == "seed" or f.name.endswith("_seed"):
-                _check(value >= 0, f"{flag} must be >= 0, got {value}")
-        elif isinstance(value, float):
-            _check(math.isfinite(value), f"{flag} must be a finite number, got {value}")
-        elif f.name == "device" and isinstance(value, str):
-            _check(DEVICE_PATTERN.fullmatch(value) is not None, f"device must be cpu, cuda, cuda:N, mps (or xpu/npu[:N]), got {value!r}")
+EVAL_ARCHITECTURES = ("auto", "biencoder", "colbert")
+SAME_GROUPS = ("title",)
 
 
 @dataclass(frozen=True)
@@ -380,8 +346,8 @@ class EvalConfig:
         _check_numbers(self)
         _check(self.k >= 1, f"k must be >= 1, got {self.k}")
         _check(
-            self.architecture in ("auto", "biencoder", "colbert"),
-            f"architecture must be one of auto, biencoder, colbert, got {self.architecture!r}",
+            self.architecture in EVAL_ARCHITECTURES,
+            f"architecture must be one of {', '.join(EVAL_ARCHITECTURES)}, got {self.architecture!r}",
         )
 
 
@@ -441,99 +407,6 @@ SECTIONS: dict[str, type] = {
     "select": SelectConfig,
     "loop": LoopConfig,
 }
-
-C = TypeVar("C")
-
-
-def apply_kd_depth(values: dict[str, Any], explicit: set[str]) -> dict[str, Any]:
-    """The `kd_depth` preset: window from rank 0, `top` sampling, kd_depth - 1 negatives and a
-    max_rank of 2 x kd_depth unless given. ``explicit`` holds the keys the user set."""
-    depth = values.get("kd_depth")
-    if depth is None or not isinstance(depth, int) or isinstance(depth, bool):
-        return values
-    preset = {"min_rank": 0, "sampling": "top", "num_negatives": depth - 1}
-    clash = sorted(k for k in preset if k in explicit and values[k] != preset[k])
-    if clash:
-        raise ConfigError(
-            f"kd-depth {depth} sets {', '.join(k.replace('_', '-') for k in clash)}; leave "
-            f"{'it' if len(clash) == 1 else 'them'} unset (it takes min-rank 0, sampling top, num-negatives {depth - 1})"
-        )
-    out = {**values, **preset}
-    if "max_rank" not in explicit:
-        out["max_rank"] = 2 * depth
-    return out
-
-
-def load_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
-    """Read a TOML config file into ``{section: {field: value}}``, rejecting unknown sections and keys."""
-    if path is None:
-        return {}
-    path = Path(path)
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
-    result: dict[str, dict[str, Any]] = {}
-    for section, values in raw.items():
-        if section not in SECTIONS:
-            raise ConfigError(f"{path}: unknown section [{section}]; expected one of {', '.join(SECTIONS)}")
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: '{section}' must be a table ([{section}])")
-        known = {f.name for f in fields(SECTIONS[section])}
-        section_values: dict[str, Any] = {}
-        for key, value in values.items():
-            name = key.replace("-", "_")
-            if name not in known:
-                options = ", ".join(sorted(k.replace("_", "-") for k in known))
-                raise ConfigError(f"{path}: [{section}] unknown key '{key}'; known keys: {options}")
-            section_values[name] = value
-        result[section] = section_values
-    return result
-
-
-def build(cls: type[C], file_values: dict[str, dict[str, Any]], section: str, **flags: Any) -> C:
-    """Build a stage config: defaults, overridden by the file's section, overridden by non-None flags."""
-    values = dict(file_values.get(section, {}))
-    values.update({k: v for k, v in flags.items() if v is not None})
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.name in values:
-            values[f.name] = _coerce(section, f, values[f.name])
-    if section == "mine":
-        values = apply_kd_depth(values, set(values))
-    try:
-        return cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"[{section}] {exc}") from None
-
-
-def _coerce(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
-    """Type-check one value from a file against the field's annotation (flags are already typed)."""
-    annotation = str(f.type)
-    if value is None:
-        return None
-    expected: tuple[type, ...]
-    if annotation.startswith("int"):
-        expected = (int,)
-    elif annotation.startswith("float"):
-        if isinstance(value, int) and not isinstance(value, bool):
-            return float(value)
-        expected = (float,)
-    elif annotation.startswith("bool"):
-        expected = (bool,)
-    elif annotation.startswith("str"):
-        expected = (str,)
-    else:  # pragma: no cover - all fields are int/bool/str
-        return value
-    if isinstance(value, bool) and expected != (bool,):
-        raise ConfigError(f"[{section}] {f.name.replace('_', '-')} must be {expected[0].__name__}, got {value!r}")
-    if not isinstance(value, expected):
-        raise ConfigError(f"[{section}] {f.name.replace('_', '-')} must be {expected[0].__name__}, got {value!r}")
-    return value
-
 
 def as_dict(config: Any) -> dict[str, Any]:
     """A config as a plain dict, for manifests and `--json`."""

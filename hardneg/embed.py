@@ -24,35 +24,35 @@ from hardneg.artifacts import (
     QRELS_FILE,
     QRELS_SCHEMA,
     QUERIES_DIR,
-    STATE_FILE,
     artifact_kind,
-    bad_vectors,
-    check_existing,
-    check_writable_parent,
-    commit_dir,
     doc_text,
     docs_schema,
     fingerprint,
     is_blank,
-    list_shards,
-    prepare_partial,
     queries_schema,
     read_manifest,
-    read_table,
-    shard_name,
     text_hash,
-    unit_selector,
-    vectors_of,
-    write_errors,
     write_manifest,
-    write_table,
-    writing,
 )
 from hardneg.config import EmbedConfig, as_dict
 from hardneg.encoders import Encoder, load_encoder
 from hardneg.errors import ModelError
 from hardneg.inputs import Dataset, Document, Query
 from hardneg.progress import NULL_REPORTER, Reporter
+from hardneg.readers import bad_vectors, read_table, vectors_of
+from hardneg.writes import (
+    STATE_FILE,
+    check_existing,
+    check_writable_parent,
+    commit_dir,
+    list_shards,
+    prepare_partial,
+    shard_name,
+    unit_selector,
+    write_errors,
+    write_table,
+    writing,
+)
 
 T = TypeVar("T")
 EMBED_VERSION = "embed-v1"
@@ -137,7 +137,7 @@ class _VectorCache:
             for start in range(0, len(order), step):
                 part = order[start : start + step]
                 fresh.update(zip(part, encoder.encode([todo[k] for k in part], kind)))  # type: ignore[arg-type]
-                progress(len(part))
+                progress(len(part))  # type: ignore[misc]  # set in this branch
         out = np.zeros((len(texts), encoder.dim), dtype=np.float32)
         for row, key in enumerate(keys):
             vector = fresh.get(key)
@@ -217,7 +217,7 @@ def embed(
         reuse: other embeddings artifacts whose vectors may be reused when they were computed by
             the same model (same weights fingerprint) for the exact same text; others are ignored.
         shared: ``out`` is a cache entry other runs may be writing: wait for them (then reuse
-            their work) instead of failing (see ``hardneg.artifacts.writing``).
+            their work) instead of failing (see ``hardneg.writes.writing``).
         shard: ``(i, n)``: encode only every n-th shard starting at i and return without committing
             (``complete=False``), so n independent jobs (a Slurm array) share the work; a last call
             without ``shard`` finds every shard and commits. Jobs hold a shared lock on ``out``.
@@ -285,7 +285,7 @@ def plan_units(dataset: Dataset, shard_size: int, only: str | None = None) -> It
 
 def encode_unit(
     unit: Unit, path: Path, encoder: Encoder, cache: _VectorCache | None = None, progress: Callable[[int], None] | None = None
-) -> int:
+) -> tuple[int, float]:
     """Encode one shard and write its Parquet file atomically; returns (texts encoded, seconds
     writing)."""
     cache = cache or _VectorCache()

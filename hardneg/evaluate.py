@@ -19,11 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from hardneg.artifacts import KIND_EMBEDDINGS, artifact_kind, read_manifest, read_qrels, read_queries
+from hardneg.artifacts import KIND_EMBEDDINGS, artifact_kind, read_manifest
 from hardneg.config import EmbedConfig, EvalConfig, IndexConfig
-from hardneg.encoders import Encoder, resolve_model
+from hardneg.encoders import Encoder
 from hardneg.errors import ConfigError, ModelError
+from hardneg.models import resolve_model
 from hardneg.progress import NULL_REPORTER, Reporter
+from hardneg.readers import read_qrels, read_queries
 
 QUERY_BATCH = 1024
 
@@ -219,9 +221,11 @@ def evaluate_colbert(
     import torch
 
     from hardneg.artifacts import doc_text
-    from hardneg.encoders import _default_device, load_colbert, resolve_precision, tune_child_allocators, weights_fingerprint
+    from hardneg.encoders import default_device, resolve_precision, tune_child_allocators
     from hardneg.inputs import load_input
     from hardneg.late_interaction import colbert_search
+    from hardneg.models import weights_fingerprint
+    from hardneg.teachers import load_colbert
 
     spec = resolve_model(embed_config)
     if spec.path is None:
@@ -232,7 +236,7 @@ def evaluate_colbert(
     refuse_seen_queries(spec.path, [(q.query_id, q.text) for q in queries], config.split, config)
     tune_child_allocators()
     torch.manual_seed(0)  # a plain sentence-transformers model gets a new projection head: make it the same every time
-    device = embed_config.device or _default_device()
+    device = embed_config.device or default_device()
     model = load_colbert(str(spec.path), device)
     precision = resolve_precision(embed_config.precision, device)
     if precision != "fp32":  # token vectors in half precision; MaxSim itself runs in float32

@@ -23,25 +23,24 @@ from hardneg.artifacts import (
     KIND_EMBEDDINGS,
     KIND_INDEX,
     VECTORS_FILE,
-    atomic_dir,
-    check_existing,
-    check_vectors,
     fingerprint,
     input_ref,
-    iter_shard_batches,
-    load_vectors,
     read_manifest,
-    read_queries,
-    release_pages,
-    vectors_of,
     write_manifest,
-    write_table,
-    writing,
 )
 from hardneg.config import IndexConfig, as_dict
 from hardneg.errors import ArtifactError
 from hardneg.progress import NULL_REPORTER, Reporter
+from hardneg.readers import (
+    check_vectors,
+    iter_shard_batches,
+    load_vectors,
+    read_queries,
+    release_pages,
+    vectors_of,
+)
 from hardneg.search import TUNED_EF_FACTORS, Searcher, exact_topk, search_ef
+from hardneg.writes import atomic_dir, check_existing, write_table, writing
 
 INDEX_VERSION = "index-v1"
 
@@ -149,7 +148,8 @@ def build_index(
             reporter.progress(label, 0, num_docs)
             for shard, start, table in iter_shard_batches(embeddings, CORPUS_DIR, ["doc_id", "text_hash", "embedding"]):
                 block = vectors_of(table)
-                check_vectors(block, lambda r, shard=shard, start=start, table=table: f"{shard}: row {start + r} (document {table['doc_id'][r].as_py()!r})")
+                names = table["doc_id"]
+                check_vectors(block, lambda r, shard=shard, start=start, names=names: f"{shard}: row {start + r} (document {names[r].as_py()!r})")  # type: ignore[misc]
                 vectors[row : row + len(block)] = block
                 row += len(block)
                 ids += table["doc_id"].to_pylist()

@@ -35,19 +35,17 @@ from hardneg.artifacts import (
     KIND_MINE,
     RUN_QUERIES_FILE,
     artifact_kind,
-    atomic_dir,
     csv_value,
     fingerprint,
     input_ref,
     read_manifest,
-    read_table,
     resolve_ref,
     write_manifest,
-    write_table,
-    writing,
 )
 from hardneg.errors import ArtifactError, InputError
 from hardneg.inputs import iter_jsonl
+from hardneg.readers import read_table
+from hardneg.writes import atomic_dir, write_table, writing
 
 RELEVANT = "relevant"
 NOT_RELEVANT = "not_relevant"
@@ -293,3 +291,26 @@ def import_labels(
                 last_import={"file": str(file), **stats.to_dict()},
             )
         return LabelsResult(into, manifest, stats)
+
+
+def apply_judgments(
+    positives: dict[str, list[str]], judgments: dict[str, dict[str, str]], query_ids: list[str], doc_ids: list[str]
+) -> tuple[dict[str, set[str]], dict[str, int]]:
+    """Judged-relevant documents join ``positives`` (in place); returns the judged-not-relevant
+    documents per query (confirmed negatives) and the counts the mining summary reports."""
+    known_queries, known_docs = set(query_ids), set(doc_ids)
+    confirmed: dict[str, set[str]] = {}
+    counts = {"judgments": 0, "positives_added": 0, "judged_not_relevant": 0, "unmatched": 0}
+    for qid, docs in judgments.items():
+        for did, label in docs.items():
+            counts["judgments"] += 1
+            if qid not in known_queries or did not in known_docs:
+                counts["unmatched"] += 1
+            elif label == RELEVANT:
+                if did not in positives.setdefault(qid, []):
+                    positives[qid].append(did)
+                    counts["positives_added"] += 1
+            elif label == NOT_RELEVANT:
+                confirmed.setdefault(qid, set()).add(did)
+                counts["judged_not_relevant"] += 1
+    return confirmed, counts

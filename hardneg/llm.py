@@ -227,3 +227,19 @@ class Judge:
 def llm_settings() -> dict[str, Any]:
     """The endpoint from the environment (``HARDNEG_LLM_URL``), for commands that take ``--llm-url``."""
     return {"url": os.environ.get("HARDNEG_LLM_URL")}
+
+
+def judge_for(config: Any) -> Judge:
+    """The judge a mining config asks for (`--judge llm`): endpoint from the config or
+    $HARDNEG_LLM_URL, answers cached under the workdir."""
+
+    from hardneg.errors import ConfigError
+    from hardneg.pipeline import default_workdir
+
+    url = config.llm_url or os.environ.get("HARDNEG_LLM_URL")
+    if not url:
+        raise ConfigError("--judge llm needs the endpoint: --llm-url URL or HARDNEG_LLM_URL (any OpenAI-compatible server)")
+    if config.engine == "ray":
+        raise ConfigError("--judge llm runs with the local engine (the endpoint is the parallel part): drop --engine ray")
+    backoff = float(os.environ.get("HARDNEG_LLM_BACKOFF", "1.0"))  # seconds before the first retry
+    return Judge(url, str(config.llm_model), default_workdir() / "llm", concurrency=config.llm_concurrency, backoff=backoff)

@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -40,14 +41,10 @@ from hardneg.artifacts import (
     CANDIDATES_FILE,
     KIND_LOOP,
     artifact_kind,
-    check_writable_parent,
     fingerprint,
     read_manifest,
-    read_table,
-    refuse_foreign,
     write_bytes_atomic,
     write_manifest,
-    writing,
 )
 from hardneg.config import (
     EmbedConfig,
@@ -64,6 +61,8 @@ from hardneg.config import (
 )
 from hardneg.errors import ArtifactError, ConfigError, InputError
 from hardneg.progress import NULL_REPORTER, Reporter
+from hardneg.readers import read_table
+from hardneg.writes import check_writable_parent, refuse_foreign, writing
 
 LOOP_VERSION = "loop-v1"
 ROUNDS_DIR = "rounds"
@@ -105,8 +104,13 @@ def run_loop(
     *,
     force: bool = False,
     reporter: Reporter = NULL_REPORTER,
+    trainer: Callable[..., Any] | None = None,
+    encoder_factory: Callable[[EmbedConfig], Any] | None = None,
 ) -> LoopResult:
-    """Run (or resume) the loop on a BEIR folder or pairs file; see the module docstring."""
+    """Run (or resume) the loop on a BEIR folder or pairs file; see the module docstring.
+
+    ``trainer`` (default `hardneg.train.train`) and ``encoder_factory`` (default
+    `hardneg.encoders.load_encoder`) are seams: tests pass fakes so a loop runs in seconds."""
     from hardneg.inputs import load_input
 
     source, out = Path(source), Path(out)
@@ -152,6 +156,7 @@ def run_loop(
         _check_out(out, fp, force)
         check_writable_parent(out / ROUNDS_DIR / "x")
         loop = _Loop(source, out, fp, configs, embed_config, index_config, mine_config, train_config, loop_config, eval_config, reporter)
+        loop.trainer, loop.encoder_factory = trainer, encoder_factory
         return loop.run()
 
 
@@ -196,6 +201,8 @@ class _Loop:
         self.embed_config, self.index_config, self.mine_config = embed_config, index_config, mine_config
         self.train_config, self.loop_config, self.eval_config = train_config, loop_config, eval_config
         self.reporter = reporter
+        self.trainer: Callable[..., Any] | None = None
+        self.encoder_factory: Callable[[EmbedConfig], Any] | None = None
         self.rounds: list[dict[str, Any]] = []
         # Mining stays with a bi-encoder (as ColBERT's own recipes mine with one): with a ColBERT
         # student, each round trains the bi-encoder miner as usual and a ColBERT student, from the
@@ -257,15 +264,17 @@ class _Loop:
         return dataclasses.replace(self.embed_config, model=str(self.round_dir(k) / "model"))
 
     def _run_round(self, k: int) -> dict[str, Any]:
+        from hardneg import encoders
+        from hardneg import train as training
         from hardneg.embed import embed
-        from hardneg.encoders import load_encoder
         from hardneg.evaluate import evaluate
         from hardneg.export import export
         from hardneg.index import build_index
         from hardneg.inputs import load_input
         from hardneg.mine import mine
-        from hardneg.train import train
 
+        train = self.trainer or training.train
+        load_encoder = self.encoder_factory or encoders.load_encoder
         started = time.perf_counter()
         rdir = self.round_dir(k)
         rdir.mkdir(parents=True, exist_ok=True)
@@ -326,9 +335,10 @@ class _Loop:
 
     def _train_student(self, k: int, rdir: Path) -> dict[str, Any]:
         """A ColBERT student trained from the base model on this round's negatives (and its dev metrics)."""
+        from hardneg import train as training
         from hardneg.evaluate import evaluate
-        from hardneg.train import train
 
+        train = self.trainer or training.train
         self.reporter.log(f"round {k}: training the ColBERT student on round {k}'s negatives")
         result = train(rdir / "export", rdir / "student", self.train_config, self.embed_config, reporter=self.reporter)
         student: dict[str, Any] = {

@@ -1,4 +1,6 @@
-"""The one-liner: `hardneg mine RAW_INPUT` runs embed and index itself, caching both under a workdir.
+"""Orchestration, written once: `hardneg mine RAW_INPUT` runs embed and index itself, caching both
+under a workdir (`run_mine`, also used by `loop` and `eval` through `ensure_*`); `run_embed` is
+`hardneg embed` (stdin spooling, the encoder's lifecycle).
 
 Cached artifacts live at ``<workdir>/embeddings/<fingerprint>`` and ``<workdir>/index/<fingerprint>``,
 so a second run with the same model, inputs and index settings reuses them (e.g. to tune the window).
@@ -16,7 +18,7 @@ from typing import IO
 
 from hardneg.artifacts import KIND_EMBEDDINGS, KIND_INDEX, artifact_kind, read_manifest
 from hardneg.config import EmbedConfig, IndexConfig, MineConfig
-from hardneg.embed import embed, embeddings_fingerprint
+from hardneg.embed import EmbedResult, embed, embeddings_fingerprint
 from hardneg.encoders import Encoder, load_encoder
 from hardneg.errors import ArtifactError, ConfigError, InputError
 from hardneg.index import build_index, choose_backend, index_fingerprint
@@ -100,6 +102,41 @@ def ensure_index(
     return path
 
 
+def _source(source: str | Path, stdin: IO[bytes] | None, workdir: Path) -> tuple[Path, str | None]:
+    """(path, display name): ``-`` is spooled from ``stdin`` into the workdir first."""
+    if str(source) != STDIN:
+        return Path(source), None
+    if stdin is None:
+        raise InputError("'-' reads JSONL pairs from standard input, but none was given", "<stdin>")
+    return spool_stdin(stdin, workdir), "<stdin>"
+
+
+def run_embed(
+    source: str | Path,
+    out: str | Path,
+    config: EmbedConfig,
+    *,
+    corpus: Path | None = None,
+    stdin: IO[bytes] | None = None,
+    workdir: Path | None = None,
+    encoder: Encoder | None = None,
+    force: bool = False,
+    shard: tuple[int, int] | None = None,
+    ray_address: str | None = None,
+    reporter: Reporter = NULL_REPORTER,
+) -> EmbedResult:
+    """`hardneg embed`: raw input (or ``-``: JSONL pairs on ``stdin``) into the embeddings artifact ``out``."""
+    path, display = _source(source, stdin, workdir or default_workdir())
+    own = encoder is None
+    encoder = encoder or load_encoder(config)  # first: a missing model fails before any input is read
+    try:
+        dataset = load_input(path, config.split, corpus, display)
+        return embed(dataset, out, config, encoder=encoder, force=force, shard=shard, ray_address=ray_address, reporter=reporter)
+    finally:
+        if own:
+            encoder.close()
+
+
 def _touch(entry: Path) -> None:
     """Mark a cache entry as just used (`hardneg cache prune` removes the least recently used)."""
     try:
@@ -132,13 +169,7 @@ def run_mine(
     index_config = dataclasses.replace(index_config, recall_k=mine_config.max_rank)
     if mine_config.engine == "ray" and index_config.backend == "auto":
         index_config = dataclasses.replace(index_config, backend="exact")  # the Ray engine searches exactly
-    display = None
-    if str(source) == STDIN:
-        if stdin is None:
-            raise InputError("'-' reads JSONL pairs from standard input, but none was given", "<stdin>")
-        source = spool_stdin(stdin, workdir)
-        display = "<stdin>"
-    source = Path(source)
+    source, display = _source(source, stdin, workdir)
     kind = artifact_kind(source)
     if shard is not None and kind != KIND_INDEX:
         raise ConfigError(

@@ -6,7 +6,7 @@ import contextlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Reporter(Protocol):
@@ -43,7 +43,7 @@ class RichReporter:
         self.console = Console(stderr=True)
         self.quiet = quiet
         self._progress = None
-        self._tasks: dict[str, int] = {}
+        self._tasks: dict[str, Any] = {}  # rich TaskIDs
         if show_bars:
             from rich.progress import (
                 BarColumn,

@@ -136,8 +136,8 @@ class _Encoder:
         self.encoder = load_encoder(EmbedConfig(**{**config_dict, "engine": "local", "workers": 1}))
 
     def encode(self, partial: str, unit: Any) -> tuple[str, int, int, int]:
-        from hardneg.artifacts import shard_name
         from hardneg.embed import encode_unit
+        from hardneg.writes import shard_name
 
         _crash_once_for_tests()
         encoded, _ = encode_unit(unit, Path(partial) / unit.sub / shard_name(unit.index), self.encoder)
@@ -188,8 +188,8 @@ class _ChunkMiner:
             torch.set_num_threads(max(1, threads))
         except ImportError:  # pragma: no cover - torch is a dependency
             pass
-        from hardneg.encoders import load_teacher
         from hardneg.mine import _Miner
+        from hardneg.teachers import load_teacher
 
         config = args["config"]
         scorer = load_teacher(config.cross_encoder, config.ce_batch_size) if config.cross_encoder else None

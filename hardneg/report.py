@@ -25,15 +25,13 @@ from hardneg.artifacts import (
     KIND_LOOP,
     KIND_MINE,
     RUN_QUERIES_FILE,
-    DocTextLookup,
     artifact_kind,
-    atomic_dir,
     read_manifest,
-    read_table,
     resolve_ref,
-    writing,
 )
 from hardneg.errors import ArtifactError, ConfigError
+from hardneg.readers import DocTextLookup, read_table
+from hardneg.writes import atomic_dir, writing
 
 REPORT_FILE = "report.html"
 TEXT_CHARS = 300
@@ -106,7 +104,7 @@ def plot_ranks(manifest: dict[str, Any], dest: Path) -> None:
 
 def plot_filters(manifest: dict[str, Any], dest: Path) -> None:
     plt = _pyplot()
-    from hardneg.mine import FILTER_ORDER
+    from hardneg.filters import FILTER_ORDER
 
     stats = manifest["stats"]
     removed = [n for n in FILTER_ORDER if n in stats["removed"]]  # the order they are applied in
@@ -180,7 +178,7 @@ def _sample_queries(run: Path, manifest: dict[str, Any], n: int, seed: int) -> l
             {
                 "query_id": q.query_id,
                 "query": q.text,
-                "positives": list(zip(q.positives, q.positive_scores or [None] * len(q.positives), pos_text)),
+                "positives": list(zip(q.positives, q.positive_scores or [None] * len(q.positives), pos_text)),  # type: ignore[list-item]
                 "negatives": [(d, *where.get((q.query_id, d), (None, None)), t) for d, t in zip(q.negatives, neg_text)],
             }
         )
@@ -198,7 +196,7 @@ def _img(path: Path, alt: str) -> str:
 
 
 def _stats_table(manifest: dict[str, Any]) -> str:
-    from hardneg.mine import FILTER_ORDER
+    from hardneg.filters import FILTER_ORDER
 
     s = manifest["stats"]
     rows = [
@@ -247,8 +245,8 @@ def _rounds_table(rounds: list[dict[str, Any]]) -> str:
         dev = r.get("dev") if isinstance(r.get("dev"), dict) else None
         metrics = "".join(f"<td>{_cell(dev.get('metrics', {}).get(n), '.4f')}</td>" if dev else "<td>-</td>" for n in names)
         overlap = r.get("overlap_with_previous")
-        train = r.get("train") if isinstance(r.get("train"), dict) else {}
-        scores = r.get("negative_scores") if isinstance(r.get("negative_scores"), dict) else {}
+        train: dict[str, Any] = r["train"] if isinstance(r.get("train"), dict) else {}
+        scores: dict[str, Any] = r["negative_scores"] if isinstance(r.get("negative_scores"), dict) else {}
         body += (
             f"<tr><td>{_cell(r.get('round'))}</td>{metrics}<td>{_cell(r.get('negatives'), ',')}</td>"
             f"<td>{_cell(overlap, '.1%')}</td><td>{_cell(scores.get('p50'))}</td>"
@@ -269,7 +267,7 @@ small{color:#666}"""
 
 def report(path: str | Path, out: str | Path, *, sample: int = 10, seed: int = 0) -> ReportResult:
     """Write ``out/report.html`` and the PNG plots for a mining run or a loop directory."""
-    from hardneg.config import INT64_MAX
+    from hardneg._checks import INT64_MAX
 
     if not 0 <= sample <= INT64_MAX:
         raise ConfigError(f"sample must be >= 0 (queries to show), got {sample}")

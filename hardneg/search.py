@@ -11,18 +11,9 @@ from typing import Any
 
 import numpy as np
 
-from hardneg.artifacts import (
-    DOC_IDS_FILE,
-    HNSW_FILE,
-    KIND_INDEX,
-    VECTORS_FILE,
-    gather_rows,
-    load_vectors,
-    read_manifest,
-    read_table,
-    release_pages,
-)
+from hardneg.artifacts import DOC_IDS_FILE, HNSW_FILE, KIND_INDEX, VECTORS_FILE, read_manifest
 from hardneg.errors import ArtifactError
+from hardneg.readers import gather_rows, load_vectors, read_table, release_pages
 
 DEFAULT_EF_FACTOR = 4
 """HNSW search depth when none is configured: 4 x k. Measured with scripts/benchmark_scale.py on
@@ -213,3 +204,25 @@ def fuse_rrf(first: np.ndarray, second: np.ndarray, k: int, depth: int) -> np.nd
         order = sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:depth]
         out[row, : len(order)] = [label for label, _ in order]
     return out
+
+
+class Retriever:
+    """Whose ranking defines ranks: `dense` (the embeddings), `bm25`, or `hybrid` (reciprocal-rank
+    fusion of the two top-``depth`` lists). Scores are always the embedding cosines, so margins,
+    the near-duplicate filter and SimANS work the same for every retriever."""
+
+    def __init__(self, searcher: Searcher, kind: str, depth: int, *, texts: list[str] | None = None, rrf_k: int = 60) -> None:
+        self.searcher, self.kind, self.rrf_k = searcher, kind, rrf_k
+        self.depth = min(depth, searcher.size)
+        self.lexical = LexicalSearcher(texts) if kind != "dense" and texts is not None else None
+        if kind != "dense" and self.lexical is None:
+            raise ValueError(f"retriever {kind!r} needs the corpus texts")
+
+    def retrieve(self, vectors: np.ndarray, queries: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of the top ``depth`` documents per query, best first."""
+        rows, scores = self.searcher.search(vectors, self.depth)
+        if self.lexical is not None:
+            lexical = self.lexical.search(queries, self.depth)
+            rows = lexical if self.kind == "bm25" else fuse_rrf(rows, lexical, self.rrf_k, self.depth)
+            scores = self.searcher.score(vectors, rows)
+        return rows, scores

@@ -36,20 +36,16 @@ from hardneg.artifacts import (
     KIND_MINE,
     KIND_SELECTION,
     RUN_QUERIES_FILE,
-    DocTextLookup,
-    atomic_dir,
-    check_replaceable,
     csv_cell,
     input_ref,
     read_manifest,
-    read_queries,
-    read_table,
     resolve_ref,
     write_manifest,
-    writing,
 )
 from hardneg.config import SelectConfig, as_dict
 from hardneg.errors import ArtifactError
+from hardneg.readers import DocTextLookup, read_queries, read_table
+from hardneg.writes import atomic_dir, check_replaceable, writing
 
 JSONL_FILE = "to_label.jsonl"
 CSV_FILE = "to_label.csv"

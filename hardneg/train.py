@@ -41,29 +41,21 @@ import pyarrow.parquet as pq
 from hardneg.artifacts import (
     KIND_EXPORT,
     KIND_MODEL,
-    atomic_dir,
-    check_existing,
     file_fingerprint,
     fingerprint,
     read_manifest,
-    read_table,
     text_hash,
     write_manifest,
-    writing,
 )
 from hardneg.config import EmbedConfig, TrainConfig, as_dict
-from hardneg.encoders import (
-    _default_device,
-    _quiet_conversion,
-    _quiet_transformers,
-    load_colbert,
-    resolve_model,
-    tune_child_allocators,
-    weights_fingerprint,
-)
+from hardneg.encoders import default_device, quiet_transformers, tune_child_allocators
 from hardneg.errors import ArtifactError, ConfigError, ModelError
 from hardneg.export import PYLATE_DOCUMENTS, PYLATE_QUERIES, PYLATE_TRAIN, ST_FILE
+from hardneg.models import resolve_model, weights_fingerprint
 from hardneg.progress import NULL_REPORTER, Reporter
+from hardneg.readers import read_table
+from hardneg.teachers import load_colbert, quiet_conversion
+from hardneg.writes import atomic_dir, check_existing, writing
 
 TRAIN_VERSION = "train-v2"
 SEEN_QUERIES_FILE = "hardneg_seen_queries.txt"
@@ -269,13 +261,13 @@ def _fit(
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # weight loading/saving bars; hardneg shows its own progress
-    _quiet_transformers()  # also the load report of a new head (ColBERT projection, reranker classifier)
+    quiet_transformers()  # also the load report of a new head (ColBERT projection, reranker classifier)
     tune_child_allocators()
 
     random.seed(config.seed)
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)  # also seeds a new ColBERT projection head
-    device = config.device or _default_device()
+    device = config.device or default_device()
     model, loss, trainer_cls, args_cls, batch_sampler = _model_and_loss(base, config, device)
     if max_length:
         model.max_seq_length = max_length
@@ -291,7 +283,7 @@ def _fit(
     steps_total = -(-rows // config.batch_size) * config.epochs
     label = "Training"
 
-    class _Progress(TrainerCallback):  # type: ignore[misc]
+    class _Progress(TrainerCallback):
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             reporter.progress(label, 1)
 
@@ -353,6 +345,10 @@ def _minmax_colbert_kd_scores(*args: Any, **kwargs: Any) -> Any:
 def _model_and_loss(base: str, config: TrainConfig, device: str) -> tuple[Any, Any, Any, Any, Any]:
     """(model, loss, trainer class, training-arguments class, batch sampler) for the architecture."""
     loss_name = config.resolved_loss
+    model: Any
+    loss: Any
+    trainer_cls: Any
+    args_cls: Any
     try:
         if config.architecture == "biencoder":
             from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
@@ -367,7 +363,7 @@ def _model_and_loss(base: str, config: TrainConfig, device: str) -> tuple[Any, A
         else:
             from sentence_transformers import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
 
-            with _quiet_conversion():
+            with quiet_conversion():
                 model = CrossEncoder(base, num_labels=1, device=device, local_files_only=True)
             trainer_cls, args_cls = CrossEncoderTrainer, CrossEncoderTrainingArguments
     except ModelError:
@@ -417,7 +413,7 @@ def _distillation_loss(model: Any, config: TrainConfig) -> Any:
     if config.kd_normalize == "none":
         return MultiVectorDistillKLDivLoss(model, temperature=config.kd_temperature)
 
-    class NormalisedDistillKLDivLoss(MultiVectorDistillKLDivLoss):  # type: ignore[misc]
+    class NormalisedDistillKLDivLoss(MultiVectorDistillKLDivLoss):
         def forward(self, sentence_features: Any, labels: torch.Tensor) -> torch.Tensor:
             return super().forward(sentence_features, minmax_rows(labels.float()))
 
@@ -437,11 +433,11 @@ def _labelled_pairs(data: dict[str, list[Any]], columns: list[str]) -> tuple[dic
 
 
 def _model_card_callbacks() -> list[Any]:
-    try:
-        from sentence_transformers.sentence_transformer.model_card import ModelCardCallback
-    except ImportError:  # pragma: no cover - sentence-transformers < 6
+    import importlib
+
+    for module in ("sentence_transformers.sentence_transformer.model_card", "sentence_transformers.model_card"):  # ST 6, ST < 6
         try:
-            from sentence_transformers.model_card import ModelCardCallback
-        except ImportError:
-            return []
-    return [ModelCardCallback]
+            return [importlib.import_module(module).ModelCardCallback]
+        except (ImportError, AttributeError):
+            continue
+    return []

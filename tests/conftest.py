@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from hardneg.encoders import ModelSpec
+from hardneg.models import ModelSpec
 
 DATA = Path(__file__).parent / "data"
 TINY_BEIR = DATA / "tiny_beir"

@@ -5,15 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from hardneg.artifacts import (
-    atomic_dir,
-    normalize_text,
-    read_manifest,
-    text_hash,
-    write_manifest,
-)
+from hardneg.artifacts import normalize_text, read_manifest, text_hash, write_manifest
 from hardneg.errors import ArtifactError
 from hardneg.search import exact_topk
+from hardneg.writes import atomic_dir
 
 
 def test_atomic_dir_replaces_only_on_success(tmp_path):
@@ -113,14 +108,14 @@ def test_exact_topk_over_a_memmap_matches_in_memory_and_releases_its_pages(tmp_p
     before = resident_kb()
     float(np.asarray(mapped).sum())  # touch all 2.4 MB
     assert resident_kb() - before > 1500
-    from hardneg.artifacts import release_pages
+    from hardneg.readers import release_pages
 
     release_pages(mapped)
     assert resident_kb() - before < 500
 
 
 def test_gather_rows_matches_fancy_indexing_and_never_maps_the_whole_file(tmp_path, monkeypatch):
-    import hardneg.artifacts as artifacts
+    import hardneg.readers as artifacts
 
     rng = np.random.default_rng(2)
     matrix = rng.normal(size=(40_000, 256)).astype(np.float32)  # 40 MB

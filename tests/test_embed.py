@@ -11,17 +11,14 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 
-from hardneg.artifacts import list_shards, read_manifest
+from hardneg.artifacts import read_manifest
 from hardneg.config import EmbedConfig
 from hardneg.embed import embed
-from hardneg.encoders import (
-    HashingEncoder,
-    ModelSpec,
-    resolve_model,
-    weights_fingerprint,
-)
+from hardneg.encoders import HashingEncoder
 from hardneg.errors import ArtifactError, ModelError
 from hardneg.inputs import load_input
+from hardneg.models import ModelSpec, resolve_model, weights_fingerprint
+from hardneg.writes import list_shards
 from tests.conftest import TINY_BEIR, FailingEncoder
 
 
@@ -123,7 +120,7 @@ def test_weights_fingerprint_tells_checkpoints_apart_by_content(tmp_path):
     ],
 )
 def test_language_picks_model_and_prompts(lang, size, model, query_prompt, corpus_prompt):
-    from hardneg.encoders import default_prompts, model_name_for
+    from hardneg.models import default_prompts, model_name_for
 
     cfg = EmbedConfig(lang=lang, model_size=size)
     assert model_name_for(cfg) == model
@@ -253,7 +250,8 @@ def test_the_progress_bar_moves_during_a_shard_and_vectors_do_not_depend_on_it(t
     from types import SimpleNamespace
 
     from hardneg.embed import PROGRESS_BATCHES, _VectorCache
-    from hardneg.encoders import HashingEncoder, ModelSpec
+    from hardneg.encoders import HashingEncoder
+    from hardneg.models import ModelSpec
 
     encoder = HashingEncoder(ModelSpec("hashing", None, "", "", "none"), dim=64)
     encoder.config = SimpleNamespace(batch_size=2)  # type: ignore[attr-defined]

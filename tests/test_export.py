@@ -243,7 +243,7 @@ def test_sentence_transformers_and_pylate_files_load_with_datasets(run, tmp_path
 def test_exports_stream_texts_in_bounded_passes_with_identical_output(run, tmp_path, monkeypatch, fmt):
     """With room for only 3 texts at a time (one query's texts per pass, at least) the corpus is read
     in many passes; the files are the same as with one pass."""
-    import hardneg.export as export_module
+    import hardneg.runs as export_module  # where the texts are read in passes
 
     export(run, tmp_path / "one-pass", ExportConfig(format=fmt))
     passes = []

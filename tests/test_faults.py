@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hardneg.artifacts import list_shards
 from hardneg.cli import app
+from hardneg.writes import list_shards
 
 runner = CliRunner()
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
@@ -105,8 +105,8 @@ def test_sigterm_inside_an_atomic_directory_removes_it(tmp_path):
     code = (
         "import os, signal, sys, time\n"
         "from pathlib import Path\n"
-        "from hardneg.artifacts import atomic_dir\n"
-        "from hardneg.cli import _on_sigterm\n"
+        "from hardneg.writes import atomic_dir\n"
+        "from hardneg._console import on_sigterm as _on_sigterm\n"
         "signal.signal(signal.SIGTERM, _on_sigterm)\n"
         "with atomic_dir(Path(sys.argv[1])) as tmp:\n"
         "    (tmp / 'half-written').write_text('x')\n"
@@ -179,7 +179,7 @@ def test_resumed_mine_does_not_mine_finished_chunks_again(tmp_path, monkeypatch,
 
 
 def test_full_disk_during_mine_is_a_clear_error_and_keeps_the_previous_run(tmp_path, monkeypatch, tiny_beir):
-    from hardneg import artifacts
+    from hardneg import writes
 
     ok = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "1", "--out", "run"])
     assert ok.exit_code == 0, ok.output
@@ -188,7 +188,7 @@ def test_full_disk_during_mine_is_a_clear_error_and_keeps_the_previous_run(tmp_p
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(artifacts.pq, "write_table", full_disk)
+    monkeypatch.setattr(writes.pq, "write_table", full_disk)
     bad = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "2", "--out", "run"])
     assert bad.exit_code == 1
     assert bad.stderr.strip().splitlines()[-1].startswith("Error: run: write failed (No space left on device)")
@@ -220,12 +220,12 @@ def test_a_ten_megabyte_line_is_refused_with_its_line_number(tmp_path):
 
 
 def test_full_disk_during_embed_is_a_clear_error(tmp_path, monkeypatch, tiny_beir):
-    from hardneg import artifacts
+    from hardneg import writes
 
     def full_disk(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(artifacts.pq, "write_table", full_disk)
+    monkeypatch.setattr(writes.pq, "write_table", full_disk)
     result = runner.invoke(app, ["embed", str(tiny_beir), "--model", "hashing", "--out", "emb"])
     assert result.exit_code == 1
     assert result.stderr.strip().splitlines()[-1] == "Error: emb: write failed (No space left on device); the previous output, if any, is untouched"

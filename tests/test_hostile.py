@@ -13,12 +13,13 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
-from hardneg.artifacts import CORPUS_DIR, QUERIES_DIR, csv_cell, csv_value, is_blank, list_shards
+from hardneg.artifacts import CORPUS_DIR, QUERIES_DIR, csv_cell, csv_value, is_blank
 from hardneg.cli import app
 from hardneg.config import EmbedConfig
 from hardneg.embed import embed
 from hardneg.errors import ModelError
 from hardneg.inputs import load_input
+from hardneg.writes import list_shards
 
 runner = CliRunner()
 
@@ -101,7 +102,7 @@ class NaNEncoder:
     fingerprint = "nan-encoder"
 
     def __init__(self, bad: str) -> None:
-        from hardneg.encoders import ModelSpec
+        from hardneg.models import ModelSpec
 
         self.bad = bad
         self.spec = ModelSpec("nan", None, "", "", "none")

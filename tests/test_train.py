@@ -212,8 +212,8 @@ def test_losses_are_checked_against_the_architecture_and_the_export(exports, tmp
 
 
 def test_cross_encoder_trains_on_mined_negatives_and_scores_pairs(exports, tmp_path):
-    from hardneg.encoders import load_teacher
     from hardneg.late_interaction import model_architecture
+    from hardneg.teachers import load_teacher
 
     result = train(
         exports["st"], tmp_path / "ce", TrainConfig(architecture="cross-encoder", negatives=2, batch_size=4, seed=1), EmbedConfig(model="minilm")

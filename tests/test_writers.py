@@ -18,23 +18,17 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from hardneg.artifacts import (
-    KIND_EXPORT,
-    artifact_kind,
-    atomic_dir,
-    prepare_partial,
-    write_manifest,
-    writing,
-)
+from hardneg.artifacts import KIND_EXPORT, artifact_kind, write_manifest
 from hardneg.cli import app
 from hardneg.errors import ArtifactError
+from hardneg.writes import atomic_dir, prepare_partial, writing
 
 runner = CliRunner()
 
 HOLDER = textwrap.dedent(
     """
     import sys
-    from hardneg.artifacts import writing
+    from hardneg.writes import writing
     with writing(sys.argv[1], wait=sys.argv[2] == "wait", log=lambda m: print("LOG " + m, flush=True)):
         print("HELD", flush=True)
         sys.stdin.readline()
@@ -111,7 +105,7 @@ def test_writing_is_reentrant_in_one_process_and_exclusive_across_processes(tmp_
     with writing(out) as real, writing(out):
         assert real == out
         probe = subprocess.run(
-            [sys.executable, "-c", "import sys\nfrom hardneg.artifacts import writing\nwith writing(sys.argv[1]): pass", str(out)],
+            [sys.executable, "-c", "import sys\nfrom hardneg.writes import writing\nwith writing(sys.argv[1]): pass", str(out)],
             capture_output=True, text=True,
         )
         assert probe.returncode == 1 and "LockedError" in probe.stderr and f"PID {os.getpid()}" in probe.stderr
@@ -201,7 +195,7 @@ COMMIT_UNDER_SIGTERM = textwrap.dedent(
     """
     import os, signal, sys
     from pathlib import Path
-    from hardneg import artifacts
+    from hardneg import artifacts, writes
     out = Path(sys.argv[1])
     real_rename = Path.rename
     def rename(self, target):
@@ -210,7 +204,7 @@ COMMIT_UNDER_SIGTERM = textwrap.dedent(
             os.kill(os.getpid(), signal.SIGTERM)
         return result
     Path.rename = rename
-    with artifacts.atomic_dir(out) as tmp:
+    with writes.atomic_dir(out) as tmp:
         (tmp / "data.txt").write_text("new")
         artifacts.write_manifest(tmp, "export")
     print("UNREACHABLE")

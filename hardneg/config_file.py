@@ -1,0 +1,117 @@
+"""Config files and flags: a TOML file (one table per stage, keys = flag names) read strictly,
+then merged into a stage config with the flags the user passed (flag > file > default).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, TypeVar
+
+from hardneg.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+C = TypeVar("C")
+
+
+def apply_kd_depth(values: dict[str, Any], explicit: set[str]) -> dict[str, Any]:
+    """The `kd_depth` preset: window from rank 0, `top` sampling, kd_depth - 1 negatives and a
+    max_rank of 2 x kd_depth unless given. ``explicit`` holds the keys the user set."""
+    depth = values.get("kd_depth")
+    if depth is None or not isinstance(depth, int) or isinstance(depth, bool):
+        return values
+    preset = {"min_rank": 0, "sampling": "top", "num_negatives": depth - 1}
+    clash = sorted(k for k in preset if k in explicit and values[k] != preset[k])
+    if clash:
+        raise ConfigError(
+            f"kd-depth {depth} sets {', '.join(k.replace('_', '-') for k in clash)}; leave "
+            f"{'it' if len(clash) == 1 else 'them'} unset (it takes min-rank 0, sampling top, num-negatives {depth - 1})"
+        )
+    out = {**values, **preset}
+    if "max_rank" not in explicit:
+        out["max_rank"] = 2 * depth
+    return out
+
+
+def load_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
+    """Read a TOML config file into ``{section: {field: value}}``, rejecting unknown sections and keys."""
+    if path is None:
+        return {}
+    path = Path(path)
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config file ({exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML ({exc})") from None
+    result: dict[str, dict[str, Any]] = {}
+    for section, values in raw.items():
+        if section not in _sections():
+            raise ConfigError(f"{path}: unknown section [{section}]; expected one of {', '.join(_sections())}")
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: '{section}' must be a table ([{section}])")
+        known = {f.name for f in fields(_sections()[section])}
+        section_values: dict[str, Any] = {}
+        for key, value in values.items():
+            name = key.replace("-", "_")
+            if name not in known:
+                options = ", ".join(sorted(k.replace("_", "-") for k in known))
+                raise ConfigError(f"{path}: [{section}] unknown key '{key}'; known keys: {options}")
+            section_values[name] = value
+        result[section] = section_values
+    return result
+
+
+def build(cls: type[C], file_values: dict[str, dict[str, Any]], section: str, **flags: Any) -> C:
+    """Build a stage config: defaults, overridden by the file's section, overridden by non-None flags."""
+    values = dict(file_values.get(section, {}))
+    values.update({k: v for k, v in flags.items() if v is not None})
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name in values:
+            values[f.name] = _coerce(section, f, values[f.name])
+    if section == "mine":
+        values = apply_kd_depth(values, set(values))
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise ConfigError(f"[{section}] {exc}") from None
+
+
+def _coerce(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
+    """Type-check one value from a file against the field's annotation (flags are already typed)."""
+    annotation = str(f.type)
+    if value is None:
+        return None
+    expected: tuple[type, ...]
+    if annotation.startswith("int"):
+        expected = (int,)
+    elif annotation.startswith("float"):
+        if isinstance(value, int) and not isinstance(value, bool):
+            return float(value)
+        expected = (float,)
+    elif annotation.startswith("bool"):
+        expected = (bool,)
+    elif annotation.startswith("str"):
+        expected = (str,)
+    else:  # pragma: no cover - all fields are int/bool/str
+        return value
+    if isinstance(value, bool) and expected != (bool,):
+        raise ConfigError(f"[{section}] {f.name.replace('_', '-')} must be {expected[0].__name__}, got {value!r}")
+    if not isinstance(value, expected):
+        raise ConfigError(f"[{section}] {f.name.replace('_', '-')} must be {expected[0].__name__}, got {value!r}")
+    return value
+
+
+def _sections() -> dict[str, type]:
+    from hardneg.config import SECTIONS
+
+    return SECTIONS
