@@ -92,3 +92,11 @@ AUDIT_EXAMPLES = """Examples:
 \b
   hardneg audit runs/sf --llm-url http://localhost:8000/v1 --llm-model Qwen/Qwen2.5-7B-Instruct --sample 200
 """
+
+SYNTH_EXAMPLES = """Examples:
+
+\b
+  hardneg synth runs/sf --llm-url http://localhost:8000/v1 --llm-model Qwen/Qwen2.5-7B-Instruct --queries 200 --dry-run
+  hardneg synth runs/sf --llm-url http://localhost:8000/v1 --llm-model Qwen/Qwen2.5-7B-Instruct --queries 200 --out runs/sf-synth
+  hardneg export runs/sf --format sentence-transformers --synthetic runs/sf-synth --synthetic-ratio 0.25 --out runs/sf-st
+"""

@@ -150,8 +150,10 @@ JudgeOpt = Annotated[Optional[str], typer.Option("--judge", **choice(JUDGES), he
 LlmUrlOpt = Annotated[Optional[str], typer.Option("--llm-url", help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 [default: $HARDNEG_LLM_URL]; key from $HARDNEG_LLM_API_KEY or $OPENAI_API_KEY.", rich_help_panel=LLM)]
 LlmModelOpt = Annotated[Optional[str], typer.Option("--llm-model", help="Model name the endpoint serves.", rich_help_panel=LLM)]
 JudgeTopOpt = Annotated[Optional[int], typer.Option("--judge-top", help="Survivors judged per query, best-ranked first (calls = queries x this).", rich_help_panel=LLM)]
+JudgeSampleOpt = Annotated[Optional[float], typer.Option("--judge-sample", help="Share of the queries judged (picked by a hash of seed and query): a smaller budget.", rich_help_panel=LLM)]
 JudgeActionOpt = Annotated[Optional[str], typer.Option("--judge-action", **choice(JUDGE_ACTIONS), help="drop: judged-relevant candidates are removed; promote: exported as extra positives.", rich_help_panel=LLM)]
 MaxPerDocOpt = Annotated[Optional[int], typer.Option("--max-per-doc", help="A document is a negative of at most N queries (hub documents otherwise dominate); over-used ones are re-drawn, deterministically.", rich_help_panel=FILTERS)]
+SameClusterOpt = Annotated[Optional[int], typer.Option("--same-cluster", help="Sample first the survivors in the positive's k-means cluster (K clusters over the corpus embeddings, seeded): same-topic negatives without titles.", rich_help_panel=FILTERS)]
 SameGroupOpt = Annotated[Optional[str], typer.Option("--same-group", **choice(SAME_GROUPS), help="Sample first the survivors that share a positive's title (same-article, same-topic negatives).", rich_help_panel=FILTERS)]
 
 INDEX_BACKEND_OPT = Annotated[Optional[str], typer.Option("--index", **choice(BACKENDS), help="Search backend when an index is built.", rich_help_panel=INDEX)]
@@ -188,6 +190,16 @@ StrategyOpt = Annotated[Optional[str], typer.Option("--strategy", **choice(SELEC
 DiversityOpt = Annotated[Optional[float], typer.Option("--diversity", help="0 = uncertainty only; up to <1 favours queries unlike those already picked (MMR).", rich_help_panel=SELECT)]
 CandidatesOpt = Annotated[Optional[int], typer.Option("--candidates", help="Candidates shown per query.", rich_help_panel=SELECT)]
 TemperatureOpt = Annotated[Optional[float], typer.Option("--temperature", help="Softmax temperature for --strategy entropy.", rich_help_panel=SELECT)]
+SyntheticOpt = Annotated[Optional[Path], typer.Option("--synthetic", help="A `hardneg synth` artifact of this run: its kept generated negatives replace a share of the mined ones (text formats).", rich_help_panel=EXPORT)]
+SyntheticRatioOpt = Annotated[Optional[float], typer.Option("--synthetic-ratio", help="With --synthetic: expected share of each query's negatives that are generated (mined ones stay the majority by default).", rich_help_panel=EXPORT)]
+SYNTH = "Generation"
+PerPositiveOpt = Annotated[Optional[int], typer.Option("--per-positive", help="Passages asked for per (query, positive).", rich_help_panel=SYNTH)]
+SynthPositivesOpt = Annotated[Optional[int], typer.Option("--positives-per-query", help="Positives of each query that get generated negatives (the first ones).", rich_help_panel=SYNTH)]
+SynthQueriesOpt = Annotated[Optional[int], typer.Option("--queries", help="Generate for a seeded sample of this many mined queries [default: all]: the budget.", rich_help_panel=SYNTH)]
+SynthSeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the query sample.", rich_help_panel=SYNTH)]
+SynthMarginOpt = Annotated[Optional[float], typer.Option("--relative-margin", help="Keep a passage only if it scores <= the positive - |positive| x M (the NV-Retriever guard).", rich_help_panel=SYNTH)]
+SynthDedupOpt = Annotated[Optional[float], typer.Option("--dedup-threshold", help="Drop a passage whose cosine to the positive is at least this (a paraphrase).", rich_help_panel=SYNTH)]
+MaxTokensOpt = Annotated[Optional[int], typer.Option("--max-tokens", help="Longest answer asked of the LLM.", rich_help_panel=LLM)]
 CeBatchOpt = Annotated[Optional[int], typer.Option("--ce-batch-size", help="Pairs per teacher forward pass.", rich_help_panel=FILTERS)]
 LlmConcurrencyOpt = Annotated[Optional[int], typer.Option("--llm-concurrency", help="Requests in flight to the LLM endpoint.", rich_help_panel=LLM)]
 
@@ -307,8 +319,9 @@ MINE_MORE_KNOBS = {
     "scores_from": K(ScoresFromOpt, "mine.scores_from"), "ce_max_score": K(CeMaxScoreOpt, "mine.ce_max_score"),
     "ce_pseudo_positive_score": K(CePseudoOpt, "mine.ce_pseudo_positive_score"), "ce_batch_size": K(CeBatchOpt, "mine.ce_batch_size"),
     "kd_depth": K(KdDepthOpt, "mine.kd_depth"), "same_group": K(SameGroupOpt, "mine.same_group"),
+    "same_cluster": K(SameClusterOpt, "mine.same_cluster"),
     "max_per_doc": K(MaxPerDocOpt, "mine.max_per_doc"), "judge": K(JudgeOpt, "mine.judge"), "llm_url": K(LlmUrlOpt, "mine.llm_url"),
-    "llm_model": K(LlmModelOpt, "mine.llm_model"), "judge_top": K(JudgeTopOpt, "mine.judge_top"),
+    "llm_model": K(LlmModelOpt, "mine.llm_model"), "judge_top": K(JudgeTopOpt, "mine.judge_top"), "judge_sample": K(JudgeSampleOpt, "mine.judge_sample"),
     "judge_action": K(JudgeActionOpt, "mine.judge_action"), "llm_concurrency": K(LlmConcurrencyOpt, "mine.llm_concurrency"),
     "index": K(INDEX_BACKEND_OPT, "index.backend"),
 }
@@ -316,6 +329,14 @@ EXPORT_KNOBS = {
     "format": K(FormatOpt, "export.format"), "scores": K(ScoresOpt, "export.scores"), "nway": K(NwayOpt, "export.nway"),
     "shuffle": K(ShuffleOpt, "export.shuffle"), "seed": K(ExportSeedOpt, "export.seed"),
     "score_transform": K(ScoreTransformOpt, "export.score_transform"), "triplet_rows": K(TripletRowsOpt, "export.triplet_rows"),
+    "synthetic": K(SyntheticOpt, "export.synthetic", convert=_path_text), "synthetic_ratio": K(SyntheticRatioOpt, "export.synthetic_ratio"),
+}
+SYNTH_KNOBS = {
+    "per_positive": K(PerPositiveOpt, "synth.per_positive"), "positives_per_query": K(SynthPositivesOpt, "synth.positives_per_query"),
+    "queries": K(SynthQueriesOpt, "synth.queries"), "seed": K(SynthSeedOpt, "synth.seed"),
+    "relative_margin": K(SynthMarginOpt, "synth.relative_margin"), "dedup_threshold": K(SynthDedupOpt, "synth.dedup_threshold"),
+    "llm_url": K(LlmUrlOpt, "synth.llm_url"), "llm_model": K(LlmModelOpt, "synth.llm_model"),
+    "llm_concurrency": K(LlmConcurrencyOpt, "synth.llm_concurrency"), "max_tokens": K(MaxTokensOpt, "synth.max_tokens"),
 }
 _TRAIN_COMMON = {
     "loss": K(LossOpt, "train.loss"), "epochs": K(EpochsOpt, "train.epochs"), "learning_rate": K(LearningRateOpt, "train.learning_rate"),

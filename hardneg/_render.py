@@ -212,3 +212,20 @@ def render_prune(console: Console, removed: list[Any], busy: list[Any], root: st
     if busy:
         lines.append(f"kept {len(busy)} entries a running hardneg is writing: " + ", ".join(str(e.path) for e in busy))
     console.print("\n".join(lines), markup=False, highlight=False)
+
+
+def render_synth(console: Console, result: Any) -> None:
+    if result.plan:
+        p = result.plan
+        console.print(f"dry run: {p['requests']:,} LLM requests, ~{p['prompt_tokens_estimate']:,} prompt tokens, "
+                      f"at most {p['completion_tokens_max']:,} completion tokens; nothing was sent", markup=False, highlight=False)
+        return
+    s = result.manifest["stats"]
+    removed = ", ".join(f"{k} {v}" for k, v in s["removed"].items()) or "none"
+    console.print(
+        f"synthetic negatives: {result.path}{' (up to date, reused)' if result.reused else ''}\n"
+        f"  {s['pairs']:,} (query, positive) pairs, {s['generated']:,} passages generated, {s['kept']:,} kept "
+        f"(removed: {removed}; pairs without a usable answer: {s['pairs_without_answer']})\n"
+        f"next: hardneg export RUN --format sentence-transformers --synthetic {result.path} --out DIR",
+        markup=False, highlight=False,
+    )

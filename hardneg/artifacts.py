@@ -44,6 +44,8 @@ KIND_MODEL = "model"
 KIND_LABELS = "labels"
 KIND_SELECTION = "selection"
 KIND_LOOP = "loop"
+KIND_SYNTHETIC = "synthetic"
+SYNTHETIC_FILE = "synthetic.parquet"
 
 # Embeddings artifact
 CORPUS_DIR = "corpus"
@@ -217,7 +219,8 @@ def write_manifest(directory: Path, kind: str, **fields: Any) -> dict[str, Any]:
 
 # Which command writes each kind, and the order the pipeline makes them in (for error hints).
 WRITER = {KIND_EMBEDDINGS: "embed", KIND_INDEX: "index", KIND_MINE: "mine", KIND_EXPORT: "export", KIND_MODEL: "train",
-          KIND_LABELS: "label import", KIND_SELECTION: "select", KIND_LOOP: "loop"}
+          KIND_LABELS: "label import", KIND_SELECTION: "select", KIND_LOOP: "loop",
+          KIND_SYNTHETIC: "synth"}
 _PIPELINE = [KIND_EMBEDDINGS, KIND_INDEX, KIND_MINE, KIND_EXPORT]
 
 

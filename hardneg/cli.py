@@ -19,6 +19,7 @@ from hardneg import __version__, _examples
 from hardneg import _options as opt
 from hardneg import _render as render
 from hardneg._console import errors, markdown_epilogs, on_sigterm, partial, restart_with_allocator_tunables, say, shard, stdin, summary
+from hardneg._groups import cache_app, label_app
 from hardneg._options import Knobs, knobs
 from hardneg.config import load_config_file
 from hardneg.errors import ConfigError
@@ -236,28 +237,23 @@ def select(
             lambda c: render.render_select(c, result.manifest, str(result.path), cfg.strategy, str(run)))
 
 
-label_app = typer.Typer(help="Human judgments: import labelled candidates back into mining.", no_args_is_help=True)
-app.add_typer(label_app, name="label")
-
-
-@label_app.command("import")
+@app.command(epilog=_examples.SYNTH_EXAMPLES)
 @errors
-def label_import(
-    file: Annotated[Path, typer.Argument(metavar="FILE", help="Labelled to_label.jsonl / to_label.csv (or JSONL rows query_id, doc_id, label).")],
-    run: Annotated[Path, typer.Option("--run", help="The mining run the selection came from (its queries and corpus are the valid ids).")],
-    into: Annotated[Optional[Path], typer.Option("--into", help="Labels artifact to create or extend [default: RUN-labels next to the run].")] = None,
-    skip_invalid: Annotated[bool, typer.Option("--skip-invalid", help="Skip malformed or unknown rows (reported) instead of refusing the import.")] = False,
-    json: opt.JsonOpt = False,
+@knobs(opt.SYNTH_KNOBS)
+def synth(
+    run: Annotated[Path, typer.Argument(help="Mining run whose queries get generated negatives.")], knobs: Knobs,
+    out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Artifact directory to write (not needed with --dry-run).")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count the LLM requests and estimate their tokens.")] = False,
+    config: opt.ConfigOpt = None, force: opt.ForceOpt = False, quiet: opt.QuietOpt = False, json: opt.JsonOpt = False,
 ) -> None:
-    """Merge judgments: relevant -> positive (never a negative again); not_relevant -> confirmed negative.
+    """Counterfactual negatives from an LLM (CausalNeg): passages on the positive's topic that break one requirement of the query, kept only below the positive's score; mix them in with `export --synthetic`."""
+    from hardneg.progress import cli_reporter
+    from hardneg.synth import synth as run_synth
 
-    Use the result with `hardneg mine ... --labels DIR` (or `hardneg loop --labels DIR`).
-    """
-    from hardneg.label import import_labels
-
-    result = import_labels(file, run, into or run.with_name(run.name + "-labels"), skip_invalid=skip_invalid)
-    summary(json, {"path": str(result.path), "stats": result.stats.to_dict(), "counts": result.manifest["counts"]},
-            lambda c: render.render_label_import(c, result.stats, str(result.path)))
+    with cli_reporter(quiet or json) as reporter:
+        result = run_synth(run, out, knobs.build(load_config_file(config), "synth"), force=force, dry_run=dry_run, reporter=reporter)
+    data = {"plan": result.plan} if dry_run else {"path": str(result.path), "reused": result.reused, "stats": result.manifest["stats"]}
+    summary(json, data, lambda c: render.render_synth(c, result))
 
 
 @app.command(epilog=_examples.REPORT_EXAMPLES)
@@ -301,44 +297,8 @@ def audit(
             lambda c: render.render_audit(c, result, llm_model))
 
 
-cache_app = typer.Typer(help="The workdir cache the one-liner keeps (embeddings, indexes, piped input): list and prune it.", no_args_is_help=True)
+app.add_typer(label_app, name="label")
 app.add_typer(cache_app, name="cache")
-
-
-@cache_app.command("list", epilog="Examples:\n\n\b\n  hardneg cache list\n  hardneg cache list --workdir /scratch/hardneg --json\n")
-@errors
-def cache_list(workdir: opt.WorkdirOpt = None, json: opt.JsonOpt = False) -> None:
-    """List the cache entries, least recently used first, with their size."""
-    from hardneg.cache import list_entries
-    from hardneg.pipeline import default_workdir
-
-    root = workdir or default_workdir()
-    entries = list_entries(root)
-    summary(json, {"workdir": str(root), "bytes": sum(e.bytes for e in entries), "entries": [e.to_dict() for e in entries]},
-            lambda c: render.render_cache(c, entries, str(root)))
-
-
-@cache_app.command("prune", epilog="Examples:\n\n\b\n  hardneg cache prune --older-than 7d\n  hardneg cache prune --max-size 10G --dry-run\n")
-@errors
-def cache_prune(
-    older_than: Annotated[Optional[str], typer.Option("--older-than", help="Remove entries last used longer ago than this (e.g. 7d, 12h).")] = None,
-    max_size: Annotated[Optional[str], typer.Option("--max-size", help="Then remove the least recently used entries until the cache is at most this (e.g. 10G).")] = None,
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only list what would be removed.")] = False,
-    workdir: opt.WorkdirOpt = None, json: opt.JsonOpt = False,
-) -> None:
-    """Remove old or excess cache entries (never one a running hardneg is writing). Removed entries are recomputed when needed."""
-    from hardneg.cache import parse_age, parse_size, prune
-    from hardneg.pipeline import default_workdir
-
-    if older_than is None and max_size is None:
-        raise ConfigError("give --older-than AGE and/or --max-size SIZE (see hardneg cache list)")
-    root = workdir or default_workdir()
-    removed, busy = prune(root, older_than=parse_age(older_than) if older_than else None,
-                          max_bytes=parse_size(max_size) if max_size else None, dry_run=dry_run)
-    summary(json, {"dry_run": dry_run, "removed": [str(e.path) for e in removed], "bytes": sum(e.bytes for e in removed),
-                   "busy": [str(e.path) for e in busy]}, lambda c: render.render_prune(c, removed, busy, str(root), dry_run))
-
-
 markdown_epilogs(app, label_app, cache_app)
 
 

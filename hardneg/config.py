@@ -164,6 +164,9 @@ class MineConfig:
     ce_batch_size: int = 32
     engine: str = "local"
     """`local` or `ray` (query chunks mined by actors on a Ray cluster; the same files)."""
+    same_cluster: int | None = None
+    """Like same_group, with groups = the positive's k-means cluster over the corpus embeddings (k =
+    this; seeded by `seed`): same-topic negatives for corpora without titles."""
     same_group: str | None = None
     """`title`: survivors sharing a positive's title (the article, in BEIR corpora) are sampled
     first: same-topic negatives, which share vocabulary but differ in intent."""
@@ -179,6 +182,8 @@ class MineConfig:
     llm_model: str | None = None
     judge_top: int = 10
     """Survivors judged per query, best-ranked first (the budget: calls = queries x judge_top)."""
+    judge_sample: float = 1.0
+    """Share of the queries judged (a fixed hash of seed and query picks them): a smaller budget."""
     judge_action: str = "drop"
     llm_concurrency: int = 8
     labels: str | None = None
@@ -222,6 +227,9 @@ class MineConfig:
         _check(self.judge_action in JUDGE_ACTIONS, f"judge-action must be one of {', '.join(JUDGE_ACTIONS)}, got {self.judge_action!r}")
         _check(self.judge_top >= 1, f"judge-top must be >= 1, got {self.judge_top}")
         _check(self.max_per_doc is None or self.max_per_doc >= 1, f"max-per-doc must be >= 1, got {self.max_per_doc}")
+        _check(0 < self.judge_sample <= 1, f"judge-sample must be in (0, 1], got {self.judge_sample}")
+        _check(self.same_cluster is None or self.same_cluster >= 2, f"same-cluster must be >= 2 clusters, got {self.same_cluster}")
+        _check(self.same_cluster is None or self.same_group is None, "same-group and same-cluster are two ways to group: choose one")
         _check(self.same_group in (None, "title"), f"same-group: only `title` is stored with the documents, got {self.same_group!r}")
         _check(self.llm_concurrency >= 1, f"llm-concurrency must be >= 1, got {self.llm_concurrency}")
         _check(self.judge is None or bool(self.llm_model), "--judge llm needs --llm-model (the model name the endpoint serves)")
@@ -261,9 +269,17 @@ class ExportConfig:
     over its positives and negatives: `none` (raw), `minmax` (to [0, 1], as JaColBERTv2.5 and
     PyLate normalise), `zscore` (mean 0, standard deviation 1). Trainers softmax the scores without
     a temperature: raw cosines give the positive barely more than a uniform share."""
+    synthetic: str | None = None
+    """A `hardneg synth` artifact of this run: its kept negatives replace a share of each query's
+    mined ones (`synthetic_ratio`). Text formats only (ids of generated passages are not in the corpus)."""
+    synthetic_ratio: float = 0.25
+    """With `synthetic`: the expected share of each query's negatives that are generated (dithered
+    per query, deterministically). Mined negatives stay the majority by default: generated ones used
+    alone or naively hurt (CausalNeg; the generative-discriminative gap)."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
+        _check(0 <= self.synthetic_ratio <= 1, f"synthetic-ratio must be in [0, 1], got {self.synthetic_ratio}")
         _check(self.score_transform in SCORE_TRANSFORMS, f"score-transform must be one of {', '.join(SCORE_TRANSFORMS)}, got {self.score_transform!r}")
         _check(self.triplet_rows in TRIPLET_ROWS, f"triplet-rows must be one of {', '.join(TRIPLET_ROWS)}, got {self.triplet_rows!r}")
         _check(self.format in EXPORT_FORMATS, f"format must be one of {', '.join(EXPORT_FORMATS)}, got {self.format!r}")
@@ -397,6 +413,37 @@ class LoopConfig:
         _check(self.min_delta >= 0, f"min-delta must be >= 0, got {self.min_delta}")
 
 
+@dataclass(frozen=True)
+class SynthConfig:
+    """`hardneg synth`: counterfactual negatives written by an LLM for a mining run's queries."""
+
+    per_positive: int = 2
+    """Negatives asked for per (query, positive) pair."""
+    positives_per_query: int = 1
+    """Positives of each query that get generated negatives (the first ones)."""
+    queries: int | None = None
+    """Generate for a seeded sample of this many mined queries (None: all): the budget."""
+    seed: int = 42
+    relative_margin: float = 0.05
+    """Keep a generated passage only if its score is <= the positive's - |positive's| x margin (the
+    NV-Retriever guard): a passage the retriever ranks with the positive may still answer the query."""
+    dedup_threshold: float = 0.98
+    """Drop a generated passage whose cosine to the positive is at least this (a paraphrase)."""
+    llm_url: str | None = None
+    llm_model: str | None = None
+    llm_concurrency: int = 8
+    max_tokens: int = 1024
+
+    def __post_init__(self) -> None:
+        _check_numbers(self)
+        _check(self.per_positive >= 1, f"per-positive must be >= 1, got {self.per_positive}")
+        _check(self.positives_per_query >= 1, f"positives-per-query must be >= 1, got {self.positives_per_query}")
+        _check(self.queries is None or self.queries >= 1, f"queries must be >= 1, got {self.queries}")
+        _check(0 <= self.relative_margin < 1, f"relative-margin must be in [0, 1), got {self.relative_margin}")
+        _check(0 < self.dedup_threshold <= 1, f"dedup-threshold must be in (0, 1], got {self.dedup_threshold}")
+        _check(self.llm_concurrency >= 1 and self.max_tokens >= 16, "llm-concurrency must be >= 1 and max-tokens >= 16")
+
+
 SECTIONS: dict[str, type] = {
     "embed": EmbedConfig,
     "index": IndexConfig,
@@ -406,6 +453,7 @@ SECTIONS: dict[str, type] = {
     "eval": EvalConfig,
     "select": SelectConfig,
     "loop": LoopConfig,
+    "synth": SynthConfig,
 }
 
 def as_dict(config: Any) -> dict[str, Any]:
@@ -428,5 +476,6 @@ def identity(config: Any) -> dict[str, Any]:
 
 EXECUTION_FIELDS.update({
     EmbedConfig: frozenset({"batch_size", "workers", "device", "engine"}),
+    SynthConfig: frozenset({"llm_url", "llm_concurrency"}),
     MineConfig: frozenset({"query_batch", "search_chunk", "chunk_queries", "ce_batch_size", "engine", "llm_url", "llm_concurrency"}),
 })

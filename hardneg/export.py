@@ -30,15 +30,19 @@ negatives are dropped (counted), since these formats need a fixed row width.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
+import pyarrow as pa
 
 from hardneg.artifacts import (
     KIND_EXPORT,
     input_ref,
+    manifest_file,
     write_manifest,
 )
 from hardneg.config import ExportConfig, as_dict
@@ -59,14 +63,48 @@ from hardneg.formats import (  # noqa: F401 - re-exported: the file names and he
     validate_pylate_kd,
 )
 from hardneg.progress import NULL_REPORTER, Reporter
-from hardneg.runs import RunQuery, read_run  # noqa: F401 - re-exported
-from hardneg.writes import atomic_dir, check_replaceable, writing
+from hardneg.runs import RunQuery, extra_texts, read_run  # noqa: F401 - re-exported
+from hardneg.writes import atomic_dir, check_replaceable, write_table, writing
 
 
 @dataclass
 class ExportResult:
     path: Path | None
     stats: ExportStats
+
+
+SOURCES_FILE = "negative_sources.parquet"
+TEXT_FORMATS = frozenset({"triplets", "sentence-transformers", "msmarco-triples", "flagembedding", "tevatron"})
+
+
+def mix_synthetic(queries: list[RunQuery], manifest: dict[str, Any], config: ExportConfig) -> tuple[list[RunQuery], dict[str, str]]:
+    """Each query's negatives with a share of the mined ones (the last, easiest-ranked) replaced by
+    the query's kept generated negatives: ``floor(n x ratio + u)`` of them, u a per-query draw
+    from (seed, query), so the share is ``ratio`` on average and the choice is deterministic.
+    Returns the queries and the generated texts by id."""
+    from hardneg.synth import read_synthetic
+
+    if config.format not in TEXT_FORMATS:
+        raise ConfigError(f"--synthetic mixes generated passages, which have no corpus id: use a text format "
+                          f"({', '.join(sorted(TEXT_FORMATS))}), not {config.format}")
+    if manifest.get("cross_encoder") and config.format in KD_FORMATS:
+        raise ConfigError(f"--synthetic: this run's scores are its teacher's, generated passages have the retriever's only; "
+                          f"{config.format} would mix the two scales")
+    synthetic = read_synthetic(str(config.synthetic), manifest["fingerprint"])
+    texts: dict[str, str] = {}
+    mixed = []
+    for q in queries:
+        extra, n = synthetic.get(q.query_id, []), len(q.negatives)
+        draw = int.from_bytes(hashlib.blake2b(f"{config.seed}\0{q.query_id}".encode(), digest_size=8).digest(), "little") / 2.0**64
+        take = min(len(extra), int(n * config.synthetic_ratio + draw))
+        if not take:
+            mixed.append(q)
+            continue
+        chosen = extra[:take]
+        texts.update((d, t) for d, t, _ in chosen)
+        mixed.append(dataclasses.replace(q, negatives=q.negatives[: n - take] + [d for d, _, _ in chosen],
+                                         negative_scores=q.negative_scores[: n - take] + [s for _, _, s in chosen]))
+    return mixed, texts
 
 
 def _refuse_empty(run: Path, queries: list[RunQuery], stats: ExportStats, allow_empty: bool) -> None:
@@ -173,6 +211,18 @@ def export(
     manifest, queries, emb_path = read_run(run)
     nway = resolve_nway(config, manifest)
     stats = ExportStats(format=config.format, nway=nway, score_transform=config.score_transform)
+    generated: dict[str, str] = {}
+    if config.synthetic:
+        queries, generated = mix_synthetic(queries, manifest, config)
+        stats.synthetic_negatives = sum(1 for q in queries for d in q.negatives if d in generated)
+    with extra_texts(generated):
+        return _export(run, out, config, manifest, queries, emb_path, stats, generated, stream, force, allow_empty)
+
+
+def _export(run: Path, out: str | Path | None, config: ExportConfig, manifest: dict[str, Any], queries: list[RunQuery],
+            emb_path: Path, stats: ExportStats, generated: dict[str, str], stream: IO[bytes] | None, force: bool,
+            allow_empty: bool) -> ExportResult:
+    nway = stats.nway
     carries_scores = config.format in KD_FORMATS or (config.format == "colbert" and config.scores)
     if carries_scores:
         queries = transform_scores(queries, config.score_transform)
@@ -194,6 +244,11 @@ def export(
         with atomic_dir(out) as tmp:
             EXPORTERS[config.format](queries, emb_path, tmp, config, stats)
             _refuse_empty(run, queries, stats, allow_empty)  # before the commit: nothing is written
+            if generated:  # which exported negatives are generated, for trainers that balance sources
+                pairs = [(q.query_id, d) for q in queries for d in q.negatives if d in generated]
+                manifest_file(tmp).parent.mkdir(exist_ok=True)
+                write_table(manifest_file(tmp).parent / SOURCES_FILE, pa.table(
+                    {"query_id": [q for q, _ in pairs], "doc_id": [d for _, d in pairs], "source": ["synthetic"] * len(pairs)}))
             write_manifest(
                 tmp,
                 KIND_EXPORT,

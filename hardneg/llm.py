@@ -111,14 +111,14 @@ class ChatClient:
         self.usage = usage or Usage()
         self.api_key = next((os.environ[v] for v in API_KEY_VARIABLES if os.environ.get(v)), None)
 
-    def complete(self, messages: list[dict[str, str]], key: str, fresh: bool = False) -> str:
+    def complete(self, messages: list[dict[str, str]], key: str, fresh: bool = False, max_tokens: int = 64) -> str:
         """The model's answer (cached under ``key`` unless ``fresh``)."""
         if not fresh:
             cached = self.cache.get(key)
             if cached is not None:
                 self.usage.add(cached=1)
                 return cached
-        body = json.dumps({"model": self.model, "messages": messages, "temperature": 0, "max_tokens": 64}).encode()
+        body = json.dumps({"model": self.model, "messages": messages, "temperature": 0, "max_tokens": max_tokens}).encode()
         headers = {"Content-Type": "application/json"}
         if self.api_key:
             headers["Authorization"] = f"Bearer {self.api_key}"
@@ -243,3 +243,62 @@ def judge_for(config: Any) -> Judge:
         raise ConfigError("--judge llm runs with the local engine (the endpoint is the parallel part): drop --engine ray")
     backoff = float(os.environ.get("HARDNEG_LLM_BACKOFF", "1.0"))  # seconds before the first retry
     return Judge(url, str(config.llm_model), default_workdir() / "llm", concurrency=config.llm_concurrency, backoff=backoff)
+
+
+SYNTH_PROMPT = "synth_v1.txt"
+_JSON_OBJECT = re.compile(r"\{.*\}", re.S)
+
+
+def parse_negatives(text: str, count: int) -> list[tuple[str, str]] | None:
+    """``[(violates, text), ...]`` (at most ``count``) from a synthesis answer; the model's reasoning,
+    if it wrote any outside the JSON, is dropped. None when the answer holds no usable list."""
+    match = _JSON_OBJECT.search(text)
+    if not match:
+        return None
+    try:
+        data = json.loads(match.group(0))
+    except json.JSONDecodeError:
+        return None
+    items = data.get("negatives") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return None
+    out = [(str(i.get("violates") or "").strip(), i["text"].strip()) for i in items
+           if isinstance(i, dict) and isinstance(i.get("text"), str) and i["text"].strip()]
+    return out[:count] if out else None
+
+
+class Synthesizer:
+    """Asks for counterfactual negatives of a (query, positive) pair (CausalNeg): passages on the
+    positive's topic that each break one requirement of the query."""
+
+    def __init__(self, url: str, model: str, cache_dir: Path, *, concurrency: int = 8, timeout: float = 120.0,
+                 retries: int = 4, backoff: float = 1.0, max_tokens: int = 1024) -> None:
+        self.template = prompt_template(SYNTH_PROMPT)
+        self.version = hashlib.sha256(self.template.encode()).hexdigest()[:12]
+        self.model, self.max_tokens, self.concurrency = model, max_tokens, concurrency
+        self.usage = Usage()
+        self.client = ChatClient(url, model, ResponseCache(cache_dir / "llm-cache.sqlite"), timeout=timeout,
+                                 retries=retries, backoff=backoff, usage=self.usage)
+
+    @property
+    def fingerprint(self) -> str:
+        return f"llm:{self.model}:{SYNTH_PROMPT}:{self.version}"
+
+    def _one(self, query: str, positive: str, count: int) -> list[tuple[str, str]]:
+        messages = [{"role": "user", "content": self.template.format(query=query, positive=positive, count=count)}]
+        key = hashlib.sha256(json.dumps([self.fingerprint, query, positive, count]).encode()).hexdigest()
+        for fresh in (False, True):  # a malformed answer is asked again once, bypassing the cache
+            negatives = parse_negatives(self.client.complete(messages, key, fresh=fresh, max_tokens=self.max_tokens), count)
+            if negatives is not None:
+                return negatives
+            self.usage.add(malformed=1)
+        self.usage.add(unjudged=1)
+        return []
+
+    def generate(self, items: Sequence[tuple[str, str]], count: int) -> list[list[tuple[str, str]]]:
+        """For each (query, positive), up to ``count`` (violates, text) negatives (none if the model
+        never gave a usable answer), in order."""
+        if not items:
+            return []
+        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
+            return list(pool.map(lambda item: self._one(item[0], item[1], count), items))

@@ -244,6 +244,10 @@ class _Miner:
         if config.same_group:
             # Only the title is stored with each document; it is what BEIR corpora group by.
             self.groups = [t or "" for table in iter_shard_tables(emb_path, CORPUS_DIR, ["title"]) for t in table["title"].to_pylist()]
+        elif config.same_cluster:
+            from hardneg.clusters import kmeans
+
+            self.groups = [f"c{c}" for c in kmeans(self.searcher.vectors, config.same_cluster, config.seed).tolist()]
         self.timings = {"search": 0.0, "filter": 0.0, "write": 0.0}
 
     def _status(self, qid: str, text: str) -> str:
@@ -341,7 +345,9 @@ class _Miner:
         are removed (`llm-judge`) or promoted (`pseudo-positive`); unjudged ones are left as they are."""
         assert self.judge is not None and self.texts is not None
         config = self.config
-        todo = [(qi, cand, pos) for qi, window, pos in zip(batch, windows, pos_rows_of)
+        judged = [qi for qi in batch if config.judge_sample >= 1
+                  or doc_keys(config.seed, "judge-sample", [self.query_ids[qi]])[0] < config.judge_sample]
+        todo = [(qi, cand, pos) for qi, window, pos in zip(batch, windows, pos_rows_of) if qi in judged
                 for cand in [c for c in window if not c.filter and not c.confirmed][: config.judge_top]]
         rows = sorted({c.row for _, c, _ in todo} | {p for _, _, pos in todo for p in pos})
         text_of = dict(zip(rows, self.texts.get(rows)))

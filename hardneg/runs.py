@@ -5,8 +5,10 @@ memory stays bounded however large the corpus.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from collections.abc import Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -115,13 +117,31 @@ def iter_documents(emb_path: Path) -> Iterator[tuple[str, str]]:
         yield did, doc_text(title, text)
 
 
+EXTRA_TEXTS: ContextVar[dict[str, str] | None] = ContextVar("EXTRA_TEXTS", default=None)
+"""Texts of documents that are not in the corpus (generated negatives, `export --synthetic`),
+set for the duration of one export with `extra_texts`."""
+
+
+@contextlib.contextmanager
+def extra_texts(texts: dict[str, str]) -> Iterator[None]:
+    token = EXTRA_TEXTS.set(texts)
+    try:
+        yield
+    finally:
+        EXTRA_TEXTS.reset(token)
+
+
 def doc_texts(emb_path: Path, wanted: set[str]) -> dict[str, str]:
-    return {did: text for did, text in iter_documents(emb_path) if did in wanted}
+    extra = EXTRA_TEXTS.get() or {}
+    out = {did: text for did, text in iter_documents(emb_path) if did in wanted}
+    return out | {did: extra[did] for did in wanted if did in extra}
 
 
 def doc_records(emb_path: Path, wanted: set[str]) -> dict[str, tuple[str, str]]:
     """doc_id -> (title, text) for the wanted documents (formats that keep the title apart)."""
-    return {did: (title, text) for did, title, text in _iter_records(emb_path) if did in wanted}
+    extra = EXTRA_TEXTS.get() or {}
+    out = {did: (title, text) for did, title, text in _iter_records(emb_path) if did in wanted}
+    return out | {did: ("", extra[did]) for did in wanted if did in extra}
 
 
 T = TypeVar("T")

@@ -37,20 +37,23 @@ COMMANDS = {
     "eval": ("hardneg.evaluate.evaluate", ["src"]),
     "loop": ("hardneg.loop.run_loop", ["src", "--out", "o"]),
     "select": ("hardneg.selection.select", ["run", "--out", "o"]),
+    "synth": ("hardneg.synth.synth", ["run", "--out", "o"]),
 }
 
 # Flags whose value is only valid next to another one.
 COMPANIONS = {
-    "ce_max_score": ["--teacher", "t"], "ce_pseudo_positive_score": ["--teacher", "t"], "scores_from": ["--teacher", "t"],
-    **{k: ["--judge", "llm", "--llm-url", "http://localhost:1/v1", "--llm-model", "m"]
-       for k in ("judge_top", "judge_action", "llm_concurrency")},
-    "judge": ["--llm-url", "http://localhost:1/v1", "--llm-model", "m"],
-    "loss": ["--architecture", "colbert"], "kd_normalize": ["--architecture", "colbert"], "kd_temperature": ["--architecture", "colbert"],
+    "mine.ce_max_score": ["--teacher", "t"], "mine.ce_pseudo_positive_score": ["--teacher", "t"], "mine.scores_from": ["--teacher", "t"],
+    **{f"mine.{k}": ["--judge", "llm", "--llm-url", "http://localhost:1/v1", "--llm-model", "m"]
+       for k in ("judge_top", "judge_action", "llm_concurrency", "judge_sample")},
+    "mine.judge": ["--llm-url", "http://localhost:1/v1", "--llm-model", "m"],
+    "train.loss": ["--architecture", "colbert"], "train.kd_normalize": ["--architecture", "colbert"],
+    "train.kd_temperature": ["--architecture", "colbert"],
 }
 VALUES = {"embed.model": "hashing:8", "embed.device": "cpu", "embed.precision": "fp32", "embed.lang": "fr",
           "train.device": "cpu", "mine.labels": "labels-dir", "mine.kd_depth": 4, "mine.min_score": 0.1,
           "loop.dev_split": "dev", "eval.split": "dev", "embed.split": "dev", "train.loss": "distillation",
-          "mine.cross_encoder": "t", "mine.llm_url": "http://localhost:1/v1", "mine.llm_model": "m"}
+          "mine.cross_encoder": "t", "mine.llm_url": "http://localhost:1/v1", "mine.llm_model": "m",
+          "synth.llm_url": "http://localhost:1/v1", "synth.llm_model": "m", "export.synthetic": "syn-dir", "synth.relative_margin": 0.1}
 
 
 def _table(name: str) -> dict[str, Any]:
@@ -105,7 +108,7 @@ def test_each_flag_reaches_its_config_field(command, monkeypatch):
     for param, knob in _table(command).items():
         words, value = _pick(command, param, knob.targets[0])
         captured.clear()
-        result = runner.invoke(cli.app, [command, *head, *words, *COMPANIONS.get(param, [])])
+        result = runner.invoke(cli.app, [command, *head, *words, *COMPANIONS.get(knob.targets[0], [])])
         assert result.exit_code == 130, f"{command} {' '.join(words)}: {result.output}"
         configs = {type(c).__name__: c for c in captured}
         for target in knob.targets:

@@ -208,3 +208,15 @@ def test_wilson_interval():
     assert low == 0.0 and 0.1 < high < 0.2
     low, high = wilson(10, 20)
     assert low < 0.5 < high and abs((low + high) / 2 - 0.5) < 1e-9
+
+
+def test_judge_sample_judges_a_fixed_share_of_the_queries(tmp_path, tiny_beir, server):
+    url, script = server
+    assert _mine(tiny_beir, tmp_path / "all", url).exit_code == 0
+    everything = script.requests
+    assert _mine(tiny_beir, tmp_path / "some", url, "--judge-sample", "0.4").exit_code == 0
+    usage = json.loads((tmp_path / "some" / "manifest.json").read_text())["llm"]["usage"]
+    judged = usage.get("requests", 0) + usage.get("cached", 0)
+    assert 0 < judged < everything  # fewer queries asked about, all from the cache
+    assert _mine(tiny_beir, tmp_path / "again", url, "--judge-sample", "0.4").exit_code == 0
+    assert _rows(tmp_path / "again") == _rows(tmp_path / "some")  # the same queries every time

@@ -496,3 +496,31 @@ def test_simans_concentrates_around_the_positive_on_cosine_scales():
         pick = sample_negatives(list(range(100)), scores, 0.78, MineConfig(num_negatives=10, sampling="random"), keys=keys)
         uniform += [0.78 - scores[i] for i in pick]
     assert np.mean(simans) < 0.6 * np.mean(uniform)
+
+
+def test_same_cluster_negatives_come_from_the_positives_kmeans_cluster(tmp_path):
+    from hardneg.clusters import kmeans
+    from hardneg.pipeline import run_mine
+
+    root = tmp_path / "data"
+    (root / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"a{i}", "text": f"volcano lava eruption magma crater ash {i}"} for i in range(6)]
+    docs += [{"_id": f"b{i}", "text": f"volcano recipe bread flour oven yeast {i}"} for i in range(30)]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "volcano"}) + "\n")
+    (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq\ta0\t1\n")
+    config = {"min_rank": 0, "max_rank": 36, "num_negatives": 5, "dedup_threshold": None}
+    result = run_mine(root, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), MineConfig(same_cluster=2, **config))
+    selected = {r["doc_id"] for r in pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist() if r["selected"]}
+    assert selected == {f"a{i}" for i in range(1, 6)}  # the positive's topic, whatever the ranking says
+    assert result.stats.same_group_selected == 5
+    # The clustering is deterministic for a seed, and two well-separated topics are found.
+    vectors = np.random.default_rng(0).normal(size=(200, 16)).astype(np.float32)
+    vectors[:100, 0] += 6
+    vectors[100:, 1] += 6
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    labels = kmeans(vectors, 2, seed=3)
+    assert np.array_equal(labels, kmeans(vectors, 2, seed=3))
+    assert len(set(labels[:100])) == 1 and len(set(labels[100:])) == 1 and labels[0] != labels[100]
+    with pytest.raises(ConfigError, match="choose one"):
+        MineConfig(same_cluster=2, same_group="title")
