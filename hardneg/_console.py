@@ -7,6 +7,7 @@ import functools
 import os
 import sys
 from collections.abc import Callable
+from contextvars import ContextVar
 from typing import Any, TypeVar
 
 import typer
@@ -33,8 +34,11 @@ def _debug() -> bool:
 def errors(fn: F) -> F:
     """Map library errors to one `Error: ...` line on stderr: exit 1 (2 for configuration/usage)."""
 
+    name = fn.__name__.rstrip("_").replace("_", " ")  # eval_ -> eval, cache_list -> cache list
+
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        _COMMAND.set(name)
         if sys.stdout is None:  # started with stdout closed (`>&-`): results go nowhere, as with EPIPE
             sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - lives as long as the process
         try:
@@ -111,18 +115,37 @@ def say(text: str) -> None:
     stdout().print(text, markup=False, highlight=False)
 
 
-def print_json(data: Any) -> None:
+def print_json(data: Any, stream: Any = None) -> None:
     import orjson
 
-    sys.stdout.write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+    (stream or sys.stdout).write(orjson.dumps(data, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS).decode() + "\n")
+
+
+_COMMAND: ContextVar[str | None] = ContextVar("_COMMAND", default=None)
+
+
+def _command_name() -> str | None:
+    """`mine`, `cache list`, ...: the command being run (set by `errors` from the function name)."""
+    return _COMMAND.get()
 
 
 def summary(json: bool, data: dict[str, Any], render: Callable[[Any], None]) -> None:
-    """A command's result: `data` as JSON with --json, else ``render(console)``."""
+    """A command's result: with --json one envelope for every command (`command`, `path`, `reused`,
+    `config`, `stats`, `timings`, then the command's own keys), else ``render(console)``."""
     if json:
-        print_json(data)
+        print_json(envelope(data))
     else:
         render(stdout())
+
+
+def envelope(data: dict[str, Any]) -> dict[str, Any]:
+    manifest = data.get("manifest") if isinstance(data.get("manifest"), dict) else {}
+    head = {
+        "command": _command_name(), "path": data.get("path"), "reused": data.get("reused", False),
+        "config": data.get("config", manifest.get("config")), "stats": data.get("stats", manifest.get("stats")),
+        "timings": data.get("timings", manifest.get("timings")),
+    }
+    return head | data
 
 
 def partial(result: Any, json: bool) -> None:

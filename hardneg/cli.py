@@ -7,6 +7,7 @@ handling live in `_console.py`, human-readable summaries in `_render.py`.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import signal
 import sys
@@ -18,7 +19,19 @@ import typer
 from hardneg import __version__, _examples
 from hardneg import _options as opt
 from hardneg import _render as render
-from hardneg._console import errors, markdown_epilogs, on_sigterm, partial, restart_with_allocator_tunables, say, shard, stdin, summary
+from hardneg._console import (
+    envelope,
+    errors,
+    markdown_epilogs,
+    on_sigterm,
+    partial,
+    print_json,
+    restart_with_allocator_tunables,
+    say,
+    shard,
+    stdin,
+    summary,
+)
 from hardneg._groups import cache_app, label_app
 from hardneg._options import Knobs, knobs
 from hardneg.config import load_config_file
@@ -127,8 +140,8 @@ def mine(
     if not result.complete:
         return partial(result, json)
     stats = result.stats.to_dict()
-    summary(json, {"path": str(result.path), "reused": result.reused, "stats": stats},
-            lambda c: render.render_mine(c, stats, str(result.path)))
+    summary(json, {"path": str(result.path), "reused": result.reused, "stats": stats, "config": result.manifest.get("config"),
+                   "timings": result.manifest.get("timings")}, lambda c: render.render_mine(c, stats, str(result.path)))
 
 
 @app.command(epilog=_examples.EXPORT_EXAMPLES)
@@ -149,9 +162,13 @@ def export(
     with cli_reporter(quiet or json or streaming) as reporter:
         result = run_export(run, None if streaming else Path(out), cfg, stream=sys.stdout.buffer if streaming else None,
                             force=force, allow_empty=allow_empty, reporter=reporter)
-    if not streaming:
-        stats = result.stats.to_dict()
-        summary(json, {"path": str(result.path), "stats": stats}, lambda c: render.render_export(c, stats, str(result.path)))
+    stats = result.stats.to_dict()
+    if streaming:  # stdout carries the rows: the summary goes to stderr
+        if json:
+            print_json(envelope({"path": None, "stats": stats, "config": dataclasses.asdict(cfg)}), stream=sys.stderr)
+        return
+    summary(json, {"path": str(result.path), "stats": stats, "config": dataclasses.asdict(cfg)},
+            lambda c: render.render_export(c, stats, str(result.path)))
 
 
 @app.command(epilog=_examples.TRAIN_EXAMPLES)

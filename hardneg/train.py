@@ -48,6 +48,7 @@ from hardneg.artifacts import (
     write_manifest,
 )
 from hardneg.config import EmbedConfig, TrainConfig, as_dict
+from hardneg.config import identity as config_identity
 from hardneg.encoders import default_device, quiet_transformers, tune_child_allocators
 from hardneg.errors import ArtifactError, ConfigError, ModelError
 from hardneg.export import PYLATE_DOCUMENTS, PYLATE_QUERIES, PYLATE_TRAIN, ST_FILE
@@ -195,7 +196,7 @@ def train(
     data_fp = file_fingerprint(data_path)
     max_length = config.max_length or model.max_length
     fp = fingerprint(
-        TRAIN_VERSION, base_fp, spec.query_prompt, spec.corpus_prompt, data_fp, columns, as_dict(config), max_length
+        TRAIN_VERSION, base_fp, spec.query_prompt, spec.corpus_prompt, data_fp, columns, config_identity(config), max_length
     )
     identity = {"base_model_fingerprint": base_fp, "data_fingerprint": data_fp}
     with writing(out, [export_dir, *( [spec.path] if spec.path else [])]) as out:
@@ -302,6 +303,7 @@ def _fit(
         use_cpu=device == "cpu",
         fp16=device.startswith("cuda"),
         disable_tqdm=True,
+        gradient_checkpointing=config.gradient_checkpointing,
         prompts=prompts,
         dataloader_drop_last=False,
         **extra,

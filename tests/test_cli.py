@@ -194,3 +194,28 @@ def test_an_unexpected_error_is_one_line_pointing_to_hardneg_debug(monkeypatch, 
     result = runner.invoke(app, ["export", str(tmp_path), "--out", str(tmp_path / "x")])
     assert result.exit_code == 1 and "HARDNEG_DEBUG=1" in result.output and "Traceback" not in result.output
     assert result.stderr.strip().count("\n") == 0
+
+
+def test_every_json_summary_has_the_same_envelope(tmp_path, tiny_beir):
+    keys = {"command", "path", "reused", "config", "stats", "timings"}
+    commands = [
+        ["embed", str(tiny_beir), "--model", "hashing", "--out", str(tmp_path / "emb")],
+        ["index", str(tmp_path / "emb"), "--exact", "--out", str(tmp_path / "idx")],
+        ["mine", str(tmp_path / "idx"), "--min-rank", "1", "--out", str(tmp_path / "run")],
+        ["export", str(tmp_path / "run"), "--format", "triplets", "--out", str(tmp_path / "exp")],
+        ["eval", str(tiny_beir), "--model", "hashing", "--split", "train", "--workdir", str(tmp_path / "w")],
+        ["report", str(tmp_path / "run")],
+        ["cache", "list", "--workdir", str(tmp_path / "w")],
+    ]
+    for args in commands:
+        result = runner.invoke(app, [*args, "--json"])
+        assert result.exit_code == 0, (args, result.output)
+        data = json.loads(result.stdout)
+        assert keys <= set(data), (args[0], sorted(keys - set(data)))
+        assert data["command"] == ("cache list" if args[0] == "cache" else args[0])
+    assert json.loads(runner.invoke(app, ["mine", str(tmp_path / "idx"), "--min-rank", "1", "--out", str(tmp_path / "run"), "--json"]).stdout)["reused"] is True
+    # Streaming rows to stdout: the summary goes to stderr, stdout holds only rows.
+    streamed = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "triplets", "--out", "-", "--json"])
+    assert streamed.exit_code == 0
+    assert all("query" in json.loads(line) for line in streamed.stdout.splitlines())
+    assert json.loads(streamed.stderr)["command"] == "export" and json.loads(streamed.stderr)["stats"]["rows"] > 0
