@@ -139,7 +139,7 @@ def summary(json: bool, data: dict[str, Any], render: Callable[[Any], None]) -> 
 
 
 def envelope(data: dict[str, Any]) -> dict[str, Any]:
-    manifest = data.get("manifest") if isinstance(data.get("manifest"), dict) else {}
+    manifest: dict[str, Any] = data["manifest"] if isinstance(data.get("manifest"), dict) else {}
     head = {
         "command": _command_name(), "path": data.get("path"), "reused": data.get("reused", False),
         "config": data.get("config", manifest.get("config")), "stats": data.get("stats", manifest.get("stats")),

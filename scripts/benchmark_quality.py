@@ -56,10 +56,11 @@ KD_DEPTH = 8
 KD_TRAIN_ARGS = ["--batch-size", "8", "--max-length", "180"]
 PROXY_NEGATIVES = 10
 LOOP_ROUNDS = 3
-# RocketQA denoising: candidates from the top of the ranking, minus those the cross-encoder scores
-# as relevant (sigmoid >= 0.5); a 30-deep window keeps the cross-encoder's work to ~30 pairs a query.
+# RocketQA-style denoising: candidates from the top of the ranking, minus those the cross-encoder
+# scores at least as high as the query's lowest positive (a margin on the teacher's own scale: a
+# cross-encoder trained on ~1k pairs is not calibrated, so a fixed probability threshold is not
+# meaningful); a 30-deep window keeps the cross-encoder's work to ~30 pairs a query.
 CE_WINDOW = 30
-CE_MAX_SCORE = 0.5
 
 
 @dataclass
@@ -413,7 +414,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
     # Top sampling from twice the depth: every query gets KD_DEPTH - 1 candidates after positives
     # and duplicates are removed (a KD row needs its full width).
     kd = {"min_rank": 0, "max_rank": 2 * KD_DEPTH, "sampling": "top"}
-    ce_window = {"min_rank": 0, "max_rank": CE_WINDOW, "sampling": "random", "ce_max_score": CE_MAX_SCORE}
+    ce_window = {"min_rank": 0, "max_rank": CE_WINDOW, "sampling": "random", "scores_from": "teacher", "absolute_margin": 0.0}
 
     def kd_rows(seed: int) -> tuple[Path, str, int]:
         # The KD depth: the positive plus the KD_DEPTH - 1 best-ranked non-positive candidates,
@@ -500,10 +501,10 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         Method(f"hardneg-kd-teacher-{KD_DEPTH}", f"pylate-kd from `--model TEACHER --kd-depth {KD_DEPTH}` (the teacher's cosines), "
                f"`--loss distillation {' '.join(KD_TRAIN_ARGS)}`", ("colbert",), kd_teacher_rows, None, seeded_mining=False,
                train_args=tuple(KD_TRAIN_ARGS)),
-        Method("hardneg-ce-denoised", f"--min-rank 0 --max-rank {CE_WINDOW} --sampling random --teacher CE --ce-max-score "
-               f"{CE_MAX_SCORE} (RocketQA-style denoising: a negative drawn from the top {CE_WINDOW}, minus those the "
-               "cross-encoder judges relevant; CE: MiniLM trained by `hardneg train --architecture cross-encoder` on 5 "
-               "hardneg-default negatives per train pair, hidden positives held out)", both,
+        Method("hardneg-ce-denoised", f"--min-rank 0 --max-rank {CE_WINDOW} --sampling random --teacher CE --scores-from teacher "
+               f"--absolute-margin 0 (RocketQA-style denoising: a negative drawn from the top {CE_WINDOW}, minus those the "
+               "cross-encoder scores at least as high as the positive; CE: MiniLM trained by `hardneg train --architecture "
+               "cross-encoder` on 5 hardneg-default negatives per train pair, hidden positives held out)", both,
                ce_rows("ce-denoised", **ce_window), ce_proxy("ce-denoised", **ce_window)),
         Method(f"hardneg-epochs-{LOOP_ROUNDS}", f"hardneg-default negatives (round 0), trained {LOOP_ROUNDS} epochs: the "
                "loop's control (as many epochs, no re-mining)", both, hn_rows("default", sampling="random", **window),

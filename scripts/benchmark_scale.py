@@ -82,7 +82,7 @@ class LookupEncoder:
     """Stands in for a model: the text "<kind> <row>" maps to a precomputed row."""
 
     def __init__(self, docs: np.ndarray, queries: np.ndarray) -> None:
-        from hardneg.encoders import ModelSpec
+        from hardneg.models import ModelSpec
 
         self.docs, self.queries = docs, queries
         self.dim = docs.shape[1]

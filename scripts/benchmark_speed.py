@@ -91,7 +91,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from hardneg.config import EmbedConfig
-    from hardneg.encoders import resolve_model
+    from hardneg.models import resolve_model
 
     model_path = resolve_model(EmbedConfig(model=args.model)).path
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARDNEG_DISABLE_PROGRESS": "1", "TOKENIZERS_PARALLELISM": "false"}
