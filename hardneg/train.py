@@ -31,6 +31,7 @@ from __future__ import annotations
 import random
 import shutil
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -285,9 +286,19 @@ def _fit(
     label = "Training"
 
     class _Progress(TrainerCallback):
+        """Progress per step; a status line with the loss every tenth of the run (stderr, also when
+        it is not a terminal and the bar is off)."""
+
         def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
             reporter.progress(label, 1)
 
+        def on_log(self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **kwargs: Any) -> None:
+            if logs and "loss" in logs:
+                reporter.log(f"training: step {state.global_step}/{steps_total}, loss {float(logs['loss']):.4f}")
+
+    # transformers 5 renamed gradient to activation checkpointing, but SentenceTransformer still only
+    # has gradient_checkpointing_enable: keep the old name and its deprecation notices off stderr.
+    warnings.filterwarnings("ignore", message=".*(gradient|activation)_checkpointing.*", category=FutureWarning)
     extra = {"batch_sampler": batch_sampler} if batch_sampler is not None else {}
     args = args_cls(
         output_dir=str(tmp / "_trainer"),
@@ -316,6 +327,8 @@ def _fit(
     for callback in (PrinterCallback, ProgressCallback, *_model_card_callbacks()):
         trainer.remove_callback(callback)
     trainer.add_callback(_Progress())
+    reporter.log(f"training {config.architecture} ({config.resolved_loss}) on {device}: {rows:,} rows, {steps_total:,} steps "
+                 f"of {config.batch_size}{', gradient checkpointing' if config.gradient_checkpointing else ''}")
     reporter.progress(label, 0, steps_total)
     output = trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

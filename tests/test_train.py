@@ -243,3 +243,20 @@ def test_eval_refuses_a_split_the_checkpoint_trained_on(checkpoint, colbert_chec
 
     assert seen_queries(colbert_checkpoint) >= set()  # a ColBERT checkpoint records its own
     assert seen_queries(checkpoint) == seen_queries(colbert_checkpoint)
+
+
+def test_training_reports_progress_lines_and_checkpointing_gives_the_same_model(exports, tmp_path):
+    """Status lines on stderr (also when it is not a terminal), and gradient checkpointing (an
+    execution setting for memory) trains the same weights."""
+    import numpy as np
+    from safetensors.numpy import load_file
+
+    plain = runner.invoke(app, ["train", str(exports["st"]), "--model", "minilm", "--out", str(tmp_path / "a"), "--batch-size", "4"])
+    assert plain.exit_code == 0, plain.output
+    assert "training biencoder (mnrl) on cpu:" in plain.stderr and "training: step" in plain.stderr
+    assert "training" not in plain.stdout.split("checkpoint:")[0]  # results only on stdout
+    checkpointed = runner.invoke(app, ["train", str(exports["st"]), "--model", "minilm", "--out", str(tmp_path / "b"),
+                                       "--batch-size", "4", "--gradient-checkpointing", "--quiet"])
+    assert checkpointed.exit_code == 0, checkpointed.output
+    a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
+    assert a.keys() == b.keys() and all(np.allclose(a[k], b[k], atol=1e-5) for k in a)
