@@ -1,8 +1,9 @@
 """`--engine ray`: the same units the local engine writes (embed shards, mine chunks), run by actors
 on a Ray cluster. Optional: ``pip install 'hardneg[ray]'``.
 
-The design keeps the local engine the reference: the driver plans the units, actors write each
-unit's file atomically into the artifact's work directory (``<out>.partial``) under the same name
+The design keeps the local engine the reference: the driver plans the units, Ray Data maps them
+over a pool of actors (`ActorPoolStrategy`: each actor keeps its model or index loaded, one per
+GPU, else one per CPU), and each actor writes its unit's file atomically into the artifact's work directory (``<out>.partial``) under the same name
 the local engine would, and the local code then finds every unit done, exactly as when resuming,
 merges and commits. So the artifact is the same whoever computed it, a killed driver resumes from
 the finished units, and a failed task is retried by Ray (``max_task_retries``) without a trace in
@@ -12,6 +13,7 @@ all nodes share (checked before any work). Exact search only: an HNSW index is o
 
 from __future__ import annotations
 
+import logging
 import os
 import socket
 from collections.abc import Iterator
@@ -20,11 +22,7 @@ from typing import Any
 
 from hardneg.config import EmbedConfig, MineConfig
 from hardneg.errors import ConfigError, HardnegError
-from hardneg.progress import Reporter
-
-IN_FLIGHT_PER_ACTOR = 2
-"""Units submitted ahead per actor: enough to keep it busy, few enough that the driver never holds
-more than a handful of shards' texts at once."""
+from hardneg.progress import NULL_REPORTER, Reporter
 
 
 def _ray() -> Any:
@@ -84,27 +82,32 @@ def _on_node(ray: Any, node_id: str) -> Any:
     return NodeAffinitySchedulingStrategy(node_id=node_id, soft=False)
 
 
-def _pump(ray: Any, actors: list[Any], submit: Any, units: Iterator[Any]) -> Iterator[Any]:
-    """Submit ``submit(actor, unit)`` with at most ``IN_FLIGHT_PER_ACTOR`` units per actor in flight
-    and yield results as they complete."""
-    pending: dict[Any, Any] = {}
-    load = {i: 0 for i in range(len(actors))}
-    exhausted = False
-    while True:
-        while not exhausted and min(load.values()) < IN_FLIGHT_PER_ACTOR:
-            unit = next(units, None)
-            if unit is None:
-                exhausted = True
-                break
-            i = min(load, key=lambda k: load[k])
-            pending[submit(actors[i], unit)] = i
-            load[i] += 1
-        if not pending:
-            return
-        done, _ = ray.wait(list(pending), num_returns=1)
-        i = pending.pop(done[0])
-        load[i] -= 1
-        yield ray.get(done[0])
+def _map_units(ray: Any, worker: type, constructor_args: tuple[Any, ...], units: list[Any], count: int,
+               resources: dict[str, float], reporter: Reporter, label: str) -> Iterator[Any]:
+    """Run ``worker(*constructor_args)(batch)`` over the units with Ray Data: an actor pool of
+    ``count`` actors (``ActorPoolStrategy``), one unit per batch, results yielded as they come.
+    A dead actor is restarted and its unit retried (``max_restarts``/``max_task_retries``)."""
+    import pickle
+
+    from ray.data import ActorPoolStrategy, DataContext
+
+    context = DataContext.get_current()
+    context.enable_progress_bars = False  # hardneg's own progress and status lines are the output
+    context.enable_operator_progress_bars = False
+    context.print_on_execution_start = False
+    context.enable_auto_log_stats = False
+    context.verbose_stats_logs = False
+    context.execution_options.preserve_order = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    dataset = ray.data.from_items([{"unit": pickle.dumps(u)} for u in units], override_num_blocks=len(units))
+    mapped = dataset.map_batches(
+        worker, fn_constructor_args=constructor_args, batch_size=1, batch_format="pandas",
+        compute=ActorPoolStrategy(size=count), num_cpus=resources.get("num_cpus", 1), num_gpus=resources.get("num_gpus", 0),
+        max_restarts=2, max_task_retries=2,
+    )
+    for row in mapped.iter_rows():
+        reporter.progress(label, 1)
+        yield pickle.loads(row["result"])
 
 
 def _crash_once_for_tests() -> None:
@@ -125,23 +128,30 @@ def _crash_once_for_tests() -> None:
 
 
 class _Encoder:
-    """A Ray actor holding one loaded model; encodes shards into the work directory."""
+    """A Ray Data actor holding one loaded model; encodes shards into the work directory."""
 
-    def __init__(self, config_dict: dict[str, Any], threads: int) -> None:
+    def __init__(self, config_dict: dict[str, Any], threads: int, partial: str) -> None:
         import torch
 
         from hardneg.encoders import load_encoder
 
         torch.set_num_threads(max(1, threads))
         self.encoder = load_encoder(EmbedConfig(**{**config_dict, "engine": "local", "workers": 1}))
+        self.partial = Path(partial)
 
-    def encode(self, partial: str, unit: Any) -> tuple[str, int, int, int]:
+    def __call__(self, batch: Any) -> Any:
+        import pickle
+
         from hardneg.embed import encode_unit
         from hardneg.writes import shard_name
 
         _crash_once_for_tests()
-        encoded, _ = encode_unit(unit, Path(partial) / unit.sub / shard_name(unit.index), self.encoder)
-        return unit.sub, unit.index, encoded, len(unit.items) - encoded
+        results = []
+        for blob in batch["unit"]:
+            unit = pickle.loads(blob)
+            encoded, _ = encode_unit(unit, self.partial / unit.sub / shard_name(unit.index), self.encoder)
+            results.append(pickle.dumps((unit.sub, unit.index, encoded, len(unit.items) - encoded)))
+        return {"result": results}
 
 
 class RayEncode:
@@ -162,16 +172,11 @@ class RayEncode:
         count, resources = actor_count(ray)
         count = min(count, len(units))
         threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // count)
-        actor_class = ray.remote(max_restarts=2, max_task_retries=2, **resources)(_Encoder)
-        actors = [actor_class.remote(self.config, threads) for _ in range(count)]
-        self.reporter.log(f"engine ray: {count} actor(s) encode {len(units)} shard(s)")
+        self.reporter.log(f"engine ray: Ray Data, {count} actor(s) encode {len(units)} shard(s)")
         out: dict[tuple[str, int], tuple[int, int]] = {}
-        try:
-            for sub, index, encoded, reused in _pump(ray, actors, lambda a, u: a.encode.remote(str(partial), u), iter(units)):
-                out[(sub, index)] = (encoded, reused)
-        finally:
-            for actor in actors:
-                ray.kill(actor)
+        for sub, index, encoded, reused in _map_units(ray, _Encoder, (self.config, threads, str(partial)), units, count,
+                                                      resources, NULL_REPORTER, "Encoding"):
+            out[(sub, index)] = (encoded, reused)
         return out
 
 
@@ -179,9 +184,9 @@ class RayEncode:
 
 
 class _ChunkMiner:
-    """A Ray actor holding one loaded miner (index, query vectors, teacher); mines chunks."""
+    """A Ray Data actor holding one loaded miner (index, query vectors, teacher); mines chunks."""
 
-    def __init__(self, args: dict[str, Any], threads: int) -> None:
+    def __init__(self, args: dict[str, Any], threads: int, partial: str) -> None:
         try:
             import torch
 
@@ -195,11 +200,18 @@ class _ChunkMiner:
         scorer = load_teacher(config.cross_encoder, config.ce_batch_size) if config.cross_encoder else None
         self.miner = _Miner(**{**args, "scorer": scorer})
         self.todo = self.miner.plan()
+        self.partial = Path(partial)
 
-    def mine(self, partial: str, number: int) -> int:
+    def __call__(self, batch: Any) -> Any:
+        import pickle
+
         _crash_once_for_tests()
-        self.miner.mine_chunk(Path(partial), number, self.todo)
-        return number
+        results = []
+        for blob in batch["unit"]:
+            number = pickle.loads(blob)
+            self.miner.mine_chunk(self.partial, number, self.todo)
+            results.append(pickle.dumps(number))
+        return {"result": results}
 
 
 def mine_chunks(args: dict[str, Any], partial: Path, numbers: list[int], address: str | None, reporter: Reporter) -> None:
@@ -211,15 +223,9 @@ def mine_chunks(args: dict[str, Any], partial: Path, numbers: list[int], address
     count, resources = actor_count(ray)
     count = min(count, len(numbers))
     threads = max(1, int(ray.cluster_resources().get("CPU", 1)) // count)
-    actor_class = ray.remote(max_restarts=2, max_task_retries=2, **resources)(_ChunkMiner)
-    actors = [actor_class.remote(args, threads) for _ in range(count)]
-    reporter.log(f"engine ray: {count} actor(s) mine {len(numbers)} chunk(s)")
-    try:
-        for _ in _pump(ray, actors, lambda a, n: a.mine.remote(str(partial), n), iter(numbers)):
-            pass
-    finally:
-        for actor in actors:
-            ray.kill(actor)
+    reporter.log(f"engine ray: Ray Data, {count} actor(s) mine {len(numbers)} chunk(s)")
+    for _ in _map_units(ray, _ChunkMiner, (args, threads, str(partial)), numbers, count, resources, NULL_REPORTER, "Mining"):
+        pass
 
 
 __all__ = ["RayEncode", "connect", "mine_chunks", "MineConfig"]
