@@ -1,0 +1,68 @@
+"""Every `hardneg ...` command shown in the README and in the commands' --help examples parses: the
+command exists, every flag exists, every choice is valid (parsed, not run)."""
+
+from __future__ import annotations
+
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+from typer.main import get_command
+
+from hardneg import _examples
+from hardneg.cli import app
+
+ROOT = Path(__file__).parents[1]
+
+
+def _commands(text: str) -> list[str]:
+    """`hardneg ...` command lines of fenced code blocks and of inline `hardneg ...` spans that take
+    flags, with shell continuations joined and pipes, redirections and comments cut off."""
+    found = []
+    blocks = re.findall(r"```(?:bash|sh|console)?\n(.*?)```", text, re.S)
+    for block in blocks:
+        joined = re.sub(r"\\\n\s*", " ", block)
+        for line in joined.splitlines():
+            line = line.strip()
+            if line.startswith("$ "):
+                line = line[2:]
+            for part in re.split(r"\s(?:\||&&|;)\s", line):
+                part = part.strip()
+                part = re.sub(r"^(?:[A-Z_]+=\S+\s+)+", "", part)  # VAR=value hardneg ...
+                if part.startswith("hardneg ") or part.startswith(".venv/bin/hardneg "):
+                    found.append(part)
+    return found
+
+
+def _examples_text() -> str:
+    return "\n".join(v for k, v in vars(_examples).items() if k.endswith("_EXAMPLES"))
+
+
+def _parse(line: str) -> None:
+    line = line.split(" #", 1)[0].split("   (", 1)[0]
+    line = re.split(r"\s[<>]\s?|\s2>", line)[0]
+    line = re.sub(r"\$\{?[A-Z_]+\}?", "0", line)  # shell variables: $SLURM_ARRAY_TASK_ID -> a number
+    words = shlex.split(line)[1:]
+    group = get_command(app)
+    names = []
+    command = group
+    while words and hasattr(command, "commands") and words[0] in command.commands:
+        names.append(words[0])
+        command = command.commands[words.pop(0)]
+    assert names, f"not a hardneg command: {line}"
+    # Placeholders in capitals (RUN, DIR, ...) stand for values: any value parses the same way.
+    command.make_context(" ".join(names), words, resilient_parsing=False)
+
+
+README_COMMANDS = _commands((ROOT / "README.md").read_text(encoding="utf-8"))
+HELP_COMMANDS = _commands("```\n" + _examples_text().replace("\b", "") + "\n```")
+
+
+def test_the_readme_shows_commands():
+    assert len(README_COMMANDS) > 20 and len(HELP_COMMANDS) > 20
+
+
+@pytest.mark.parametrize("line", README_COMMANDS + HELP_COMMANDS)
+def test_every_documented_command_parses(line):
+    _parse(line)
