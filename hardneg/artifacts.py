@@ -13,6 +13,7 @@ import re
 import time
 import unicodedata
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -313,6 +314,38 @@ def resolve_ref(artifact: Path, manifest: dict[str, Any], key: str, kind: str, r
     raise ArtifactError(
         f"{artifact}: the {key} it was made from ({kind}) is gone: not at {looked} (moved, or a cleaned cache); {redo}"
     )
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """An artifact opened for reading: its directory and its checked manifest (kind, version,
+    required fields and files)."""
+
+    path: Path
+    manifest: dict[str, Any]
+
+    @property
+    def fingerprint(self) -> str:
+        return str(self.manifest.get("fingerprint", ""))
+
+
+def open_artifact(path: str | Path, kind: str) -> Artifact:
+    """The artifact of ``kind`` at ``path`` (an ArtifactError naming what is wrong otherwise)."""
+    return Artifact(Path(path), read_manifest(path, kind))
+
+
+def upstream(artifact: Artifact, key: str, kind: str, redo: str) -> Artifact:
+    """The input ``artifact`` was made from (``manifest[key]``), found where it was (see
+    `resolve_ref`) and checked to be unchanged since: a rebuilt input under the same path is an
+    error naming both fingerprints, never silently mixed in."""
+    path = resolve_ref(artifact.path, artifact.manifest, key, kind, redo)
+    found = open_artifact(path, kind)
+    expected = artifact.manifest[key].get("fingerprint")
+    if expected and found.fingerprint != expected:
+        raise ArtifactError(
+            f"{artifact.path}: made from {kind} {expected[:12]}, but {path} now holds {found.fingerprint[:12]}; {redo}"
+        )
+    return found
 
 
 def artifact_kind(path: str | Path) -> str | None:

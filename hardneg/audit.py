@@ -21,9 +21,10 @@ from hardneg.artifacts import (
     KIND_INDEX,
     KIND_MINE,
     RUN_QUERIES_FILE,
+    Artifact,
     input_ref,
     read_manifest,
-    resolve_ref,
+    upstream,
     write_bytes_atomic,
     write_manifest,
 )
@@ -79,8 +80,9 @@ def audit(
         raise ConfigError(f"sample and bands must be >= 1, got {sample} and {bands}")
     run, out = Path(run), Path(out)
     manifest = read_manifest(run, KIND_MINE)
-    emb_path = resolve_ref(run, manifest, "embeddings", KIND_EMBEDDINGS, "re-run `hardneg mine`")
-    index = resolve_ref(run, manifest, "index", KIND_INDEX, "re-run `hardneg mine`")
+    run_artifact = Artifact(run, manifest)
+    emb_path = upstream(run_artifact, "embeddings", KIND_EMBEDDINGS, "re-run `hardneg mine`").path
+    index = upstream(run_artifact, "index", KIND_INDEX, "re-run `hardneg mine`").path
     from hardneg.search import load_doc_ids
 
     queries = read_table(run / RUN_QUERIES_FILE, columns=["query_id", "text", "positive_ids", "status"]).to_pylist()

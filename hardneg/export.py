@@ -208,7 +208,8 @@ def export(
         The output path (None when streaming) and what was written.
     """
     run = Path(run)
-    manifest, queries, emb_path = read_run(run)
+    mined = read_run(run)
+    manifest, queries, emb_path = mined.manifest, mined.queries, mined.emb_path
     nway = resolve_nway(config, manifest)
     stats = ExportStats(format=config.format, nway=nway, score_transform=config.score_transform)
     generated: dict[str, str] = {}

@@ -39,9 +39,10 @@ from hardneg.artifacts import (
     artifact_kind,
     fingerprint,
     is_blank,
+    open_artifact,
     read_manifest,
-    resolve_ref,
     text_hash,
+    upstream,
     write_bytes_atomic,
 )
 from hardneg.config import MineConfig, identity
@@ -149,14 +150,9 @@ def mine(
     """
     index = Path(index).resolve()
     out = Path(out)
-    idx = read_manifest(index, KIND_INDEX)
-    emb_path = resolve_ref(index, idx, "embeddings", KIND_EMBEDDINGS, "rebuild the index (hardneg index EMBEDDINGS --force)")
-    emb = read_manifest(emb_path, KIND_EMBEDDINGS)
-    if emb["fingerprint"] != idx["embeddings"]["fingerprint"]:
-        raise ArtifactError(
-            f"{index}: built from embeddings {idx['embeddings']['fingerprint'][:12]}, but {emb_path} now holds "
-            f"{emb['fingerprint'][:12]}; rebuild the index (hardneg index ... --force)"
-        )
+    index_artifact = open_artifact(index, KIND_INDEX)
+    embeddings = upstream(index_artifact, "embeddings", KIND_EMBEDDINGS, "rebuild the index (hardneg index EMBEDDINGS --force)")
+    idx, emb_path, emb = index_artifact.manifest, embeddings.path, embeddings.manifest
     if scorer is None and config.cross_encoder:
         scorer = load_teacher(config.cross_encoder, config.ce_batch_size)
     judgments: dict[str, dict[str, str]] = {}

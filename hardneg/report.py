@@ -162,7 +162,8 @@ def _sample_queries(run: Path, manifest: dict[str, Any], n: int, seed: int) -> l
     from hardneg.export import read_run
     from hardneg.search import load_doc_ids
 
-    _, queries, emb_path = read_run(run)
+    mined = read_run(run)
+    queries, emb_path = mined.queries, mined.emb_path
     chosen = random.Random(seed).sample(queries, min(n, len(queries)))
     chosen.sort(key=lambda q: q.query_id)
     doc_ids, _ = load_doc_ids(resolve_ref(run, manifest, "index", KIND_INDEX, "re-run `hardneg mine`"))

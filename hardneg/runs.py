@@ -21,9 +21,10 @@ from hardneg.artifacts import (
     KIND_EMBEDDINGS,
     KIND_MINE,
     RUN_QUERIES_FILE,
+    Artifact,
     doc_text,
-    read_manifest,
-    resolve_ref,
+    open_artifact,
+    upstream,
 )
 from hardneg.errors import ArtifactError
 from hardneg.readers import iter_shard_tables, read_table
@@ -42,18 +43,33 @@ class RunQuery:
 # --------------------------------------------------------------------------- reading a run
 
 
-def read_run(run: Path) -> tuple[dict[str, Any], list[RunQuery], Path]:
-    """A mining run's manifest, its mined queries with selected negatives (rank order), and the
-    embeddings artifact holding the texts.
+@dataclass(frozen=True)
+class Run:
+    """A mining run read back: its artifact (path, manifest), its mined queries, and the embeddings
+    artifact it was mined from (checked unchanged: it holds the texts)."""
+
+    artifact: Artifact
+    queries: list[RunQuery]
+    embeddings: Artifact
+
+    @property
+    def manifest(self) -> dict[str, Any]:
+        return self.artifact.manifest
+
+    @property
+    def emb_path(self) -> Path:
+        return self.embeddings.path
+
+
+def read_run(run: Path) -> Run:
+    """A mining run: its mined queries with selected negatives (rank order) and its embeddings.
 
     Scores are the teacher's (cross-encoder) when the run has them, else the embedding scores.
     Pseudo-positives found by the cross-encoder follow the labelled positives.
     """
-    manifest = read_manifest(run, KIND_MINE)
-    emb_path = resolve_ref(run, manifest, "embeddings", KIND_EMBEDDINGS, "re-run `hardneg mine` to rebuild them")
-    emb = read_manifest(emb_path, KIND_EMBEDDINGS)
-    if emb["fingerprint"] != manifest["embeddings"]["fingerprint"]:
-        raise ArtifactError(f"{run}: the embeddings at {emb_path} changed since this run was mined; re-run `hardneg mine`")
+    artifact = open_artifact(run, KIND_MINE)
+    manifest = artifact.manifest
+    embeddings = upstream(artifact, "embeddings", KIND_EMBEDDINGS, "re-run `hardneg mine` (the embeddings changed since this run was mined)")
     teacher = manifest.get("cross_encoder") is not None
     score_column = "teacher_score" if teacher else "score"
     queries = read_table(run / RUN_QUERIES_FILE)
@@ -102,7 +118,7 @@ def read_run(run: Path) -> tuple[dict[str, Any], list[RunQuery], Path]:
                 [s for _, _, s in negs],
             )
         )
-    return manifest, result, emb_path
+    return Run(artifact, result, embeddings)
 
 
 def _iter_records(emb_path: Path) -> Iterator[tuple[str, str, str]]:

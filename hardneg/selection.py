@@ -36,10 +36,11 @@ from hardneg.artifacts import (
     KIND_MINE,
     KIND_SELECTION,
     RUN_QUERIES_FILE,
+    Artifact,
     csv_cell,
     input_ref,
     read_manifest,
-    resolve_ref,
+    upstream,
     write_manifest,
 )
 from hardneg.config import SelectConfig, as_dict
@@ -132,8 +133,9 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
                 f"wipe them. Import them first (hardneg label import {out / CSV_FILE} --run {run}), or choose "
                 "another --out; --force discards them"
             )
-        emb_path = resolve_ref(run, manifest, "embeddings", KIND_EMBEDDINGS, "re-run `hardneg mine`")
-        index = resolve_ref(run, manifest, "index", KIND_INDEX, "re-run `hardneg mine`")
+        run_artifact = Artifact(Path(run), manifest)
+        emb_path = upstream(run_artifact, "embeddings", KIND_EMBEDDINGS, "re-run `hardneg mine`").path
+        index = upstream(run_artifact, "index", KIND_INDEX, "re-run `hardneg mine`").path
         judged: dict[str, dict[str, str]] = {}
         if manifest["config"].get("labels"):
             from hardneg.label import read_judgments

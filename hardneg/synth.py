@@ -85,7 +85,8 @@ def synth(
     """Generate, embed, filter and write counterfactual negatives for a mining run (see the module
     docstring). ``dry_run``: only count the LLM calls and estimate their tokens (no call, no output)."""
     run = Path(run)
-    run_manifest, queries, emb_path = read_run(run)
+    mined = read_run(run)
+    run_manifest, queries, emb_path = mined.manifest, mined.queries, mined.emb_path
     pairs = _pairs(queries, config)
     texts = doc_texts(emb_path, {p for _, p in pairs})
     if dry_run:

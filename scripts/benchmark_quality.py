@@ -190,8 +190,7 @@ class HardnegMiner:
     def negatives(self, which: str, name: str, **mine_args: Any) -> dict[str, list[str]]:
         from hardneg.export import read_run
 
-        _, queries, _ = read_run(self.run(which, name, **mine_args))
-        return {q.query_id: q.negatives for q in queries}
+        return {q.query_id: q.negatives for q in read_run(self.run(which, name, **mine_args)).queries}
 
 
 class STMiner:

@@ -116,3 +116,23 @@ def test_already_judged_candidates_are_not_asked_again(uneven, tmp_path):
     q = next(c for c in again if c["query_id"] == first["query_id"])
     judged = {c["doc_id"] for c in first["candidates"]}
     assert judged.isdisjoint(c["doc_id"] for c in q["candidates"])
+
+
+def test_readers_of_a_run_refuse_embeddings_rebuilt_since(tmp_path, tiny_beir):
+    """select, export, audit and report read a run's embeddings (texts, vectors): a rebuild at the
+    same path is named with both fingerprints, never silently used."""
+    from typer.testing import CliRunner
+
+    from hardneg.cli import app
+
+    cli = CliRunner()
+    for args in (["embed", str(tiny_beir), "--model", "hashing:32", "--out", str(tmp_path / "emb")],
+                 ["index", str(tmp_path / "emb"), "--exact", "--out", str(tmp_path / "idx")],
+                 ["mine", str(tmp_path / "idx"), "--min-rank", "1", "--out", str(tmp_path / "run")]):
+        assert cli.invoke(app, [*args, "--quiet"]).exit_code == 0
+    rebuilt = cli.invoke(app, ["embed", str(tiny_beir), "--model", "hashing:64", "--out", str(tmp_path / "emb"), "--force", "--quiet"])
+    assert rebuilt.exit_code == 0, rebuilt.output
+    for args in (["select", str(tmp_path / "run"), "--out", str(tmp_path / "sel")],
+                 ["export", str(tmp_path / "run"), "--format", "triplets", "--out", str(tmp_path / "exp")]):
+        result = cli.invoke(app, args)
+        assert result.exit_code == 1 and "now holds" in result.output, (args[0], result.output)
