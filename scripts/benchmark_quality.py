@@ -458,12 +458,18 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
             if data.subsampled:
                 raise SystemExit("the loop rows train on every training pair: run them without --train-queries")
             out = work / f"{name}-s{seed}"
+            from hardneg.errors import ArtifactError
+
             t0 = time.time()
-            result = run_loop(
-                write_beir(data, data.train, work / "hn" / "beir-full"), out, EmbedConfig(model=model),
-                IndexConfig(backend="exact", recall_sample=0), MineConfig(num_negatives=1, seed=seed, sampling="random", **window),
-                TrainConfig(negatives=1, seed=seed), LoopConfig(rounds=LOOP_ROUNDS, warm_start=warm_start),
-            )
+            args = (write_beir(data, data.train, work / "hn" / "beir-full"), out, EmbedConfig(model=model),
+                    IndexConfig(backend="exact", recall_sample=0), MineConfig(num_negatives=1, seed=seed, sampling="random", **window),
+                    TrainConfig(negatives=1, seed=seed), LoopConfig(rounds=LOOP_ROUNDS, warm_start=warm_start))
+            try:
+                result = run_loop(*args)  # resumes a killed loop of the same settings
+            except ArtifactError as exc:  # scratch from other code or settings: start over
+                if "different data or settings" not in str(exc):
+                    raise
+                result = run_loop(*args, force=True)
             seconds = sum(float(r.get("training", {}).get("seconds", 0.0)) for r in result.rounds) or time.time() - t0
             return out / "rounds" / str(LOOP_ROUNDS) / "model", seconds
         return trained
@@ -657,6 +663,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from hardneg.config import EmbedConfig
+    from hardneg.errors import HardnegError
     from hardneg.models import resolve_model
 
     base = resolve_model(EmbedConfig(model=args.model)).path
@@ -709,7 +716,7 @@ def main() -> None:
                         result, train_s, eval_s = train_and_eval(
                             args.data, export_dir, args.student, seed, negatives, loss, work, args.model, list(method.train_args)
                         )
-                except SystemExit as exc:  # one failed unit (e.g. killed for memory) does not stop the others
+                except (SystemExit, HardnegError) as exc:  # one failed unit (e.g. killed for memory) does not stop the others
                     print(f"{method.name} seed {seed}: FAILED ({exc}); not cached, will be retried next run", flush=True)
                     continue
                 unit = {
