@@ -481,9 +481,15 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         Method("st-random-10-110", "ST range_min=10, range_max=110, sampling_strategy=random", both,
                st_rows("st-random", range_min=10, range_max=110, sampling_strategy="random"),
                st_proxy(range_min=10, range_max=110, sampling_strategy="random")),
-        Method("st-relmargin-top", "ST relative_margin=0.05, sampling_strategy=top (its docstring's recommendation)", both,
+        Method("st-relmargin-top", "ST relative_margin=0.05, sampling_strategy=top (its docstring's recommendation; ST's "
+               "default range_max = 11 here)", both,
                st_rows("st-relmargin", relative_margin=0.05, sampling_strategy="top"),
                st_proxy(relative_margin=0.05, sampling_strategy="top"), seeded_mining=False),
+        Method("st-relmargin-top-100", "ST relative_margin=0.05, sampling_strategy=top, range_min=0, range_max=100 (the "
+               "defaults issue's harness; without range_max, ST searches only the top range_min + 10 x num_negatives + "
+               "max_positives = 11 here)", both,
+               st_rows("st-relmargin-100", relative_margin=0.05, sampling_strategy="top", range_min=0, range_max=100),
+               st_proxy(relative_margin=0.05, sampling_strategy="top", range_min=0, range_max=100), seeded_mining=False),
         Method("hardneg-default", "--min-rank 10 --max-rank 110 --sampling random", both,
                hn_rows("default", sampling="random", **window), hn_proxy("default", sampling="random", **window)),
         Method("hardneg-nv", "--min-rank 0 --max-rank 110 --sampling top --relative-margin 0.05 (configs/nv-retriever.toml)", both,
