@@ -497,6 +497,14 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         Method("hardneg-nv-sample", "--min-rank 0 --max-rank 10 --sampling random --relative-margin 0.05 (a negative "
                "drawn from the margin-guarded top 10, as NV-Retriever's sampled variant)", both,
                hn_rows("nv-sample", **nv_sample), hn_proxy("nv-sample", **nv_sample)),
+        Method("hardneg-same-group", "--min-rank 10 --max-rank 110 --sampling random --same-group title (same-article "
+               "negatives first: PIAF's passages share their article's title; SciFact's titles are one per document)", both,
+               hn_rows("same-group", sampling="random", same_group="title", **window),
+               hn_proxy("same-group", sampling="random", same_group="title", **window)),
+        Method("hardneg-same-cluster", "--min-rank 10 --max-rank 110 --sampling random --same-cluster 200 (same-topic "
+               "negatives first: the positive's k-means cluster over the corpus embeddings)", both,
+               hn_rows("same-cluster", sampling="random", same_cluster=200, **window),
+               hn_proxy("same-cluster", sampling="random", same_cluster=200, **window)),
         Method("hardneg-simans", "--min-rank 10 --max-rank 110 --sampling simans", both,
                hn_rows("simans", sampling="simans", **window), hn_proxy("simans", sampling="simans", **window)),
         Method(f"hardneg-kd-{KD_DEPTH}", f"`--kd-depth {KD_DEPTH}` pylate-kd rows (positive + {KD_DEPTH - 1} best-ranked "
