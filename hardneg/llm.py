@@ -168,9 +168,8 @@ def _retry_after(exc: urllib.error.HTTPError) -> float | None:
 _VERDICT = re.compile(r"\{.*\}", re.S)
 
 
-def parse_verdict(text: str) -> Verdict | None:
-    """``{"relevant": true|false, "score": 0..1}`` from the answer (surrounding prose tolerated);
-    None when it is not there."""
+def json_object(text: str) -> dict[str, Any] | None:
+    """The JSON object in a model's answer, prose around it tolerated; None when there is none."""
     match = _VERDICT.search(text)
     if not match:
         return None
@@ -178,9 +177,16 @@ def parse_verdict(text: str) -> Verdict | None:
         data = json.loads(match.group(0))
     except json.JSONDecodeError:
         return None
-    relevant = data.get("relevant") if isinstance(data, dict) else None
-    if not isinstance(relevant, bool):
+    return data if isinstance(data, dict) else None
+
+
+def parse_verdict(text: str) -> Verdict | None:
+    """``{"relevant": true|false, "score": 0..1}`` from the answer (surrounding prose tolerated);
+    None when it is not there."""
+    data = json_object(text)
+    if data is None or not isinstance(data.get("relevant"), bool):
         return None
+    relevant = bool(data["relevant"])
     score = data.get("score")
     score = float(score) if isinstance(score, (int, float)) and not isinstance(score, bool) and 0 <= score <= 1 else None
     return Verdict(relevant, score)
@@ -246,20 +252,13 @@ def judge_for(config: Any) -> Judge:
 
 
 SYNTH_PROMPT = "synth_v1.txt"
-_JSON_OBJECT = re.compile(r"\{.*\}", re.S)
 
 
 def parse_negatives(text: str, count: int) -> list[tuple[str, str]] | None:
     """``[(violates, text), ...]`` (at most ``count``) from a synthesis answer; the model's reasoning,
     if it wrote any outside the JSON, is dropped. None when the answer holds no usable list."""
-    match = _JSON_OBJECT.search(text)
-    if not match:
-        return None
-    try:
-        data = json.loads(match.group(0))
-    except json.JSONDecodeError:
-        return None
-    items = data.get("negatives") if isinstance(data, dict) else None
+    data = json_object(text)
+    items = data.get("negatives") if data is not None else None
     if not isinstance(items, list):
         return None
     out = [(str(i.get("violates") or "").strip(), i["text"].strip()) for i in items
