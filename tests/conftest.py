@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -81,3 +83,61 @@ def minilm_available() -> bool:
     except ImportError:
         return False
     return os.environ.get("HARDNEG_SKIP_MODEL_TESTS", "") in ("", "0")
+
+
+class ChatScript:
+    """What a scripted OpenAI-compatible server does next: a queue of behaviours, then ``default``."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.queue: list[str] = []
+        self.default = "ok"
+        self.requests = 0
+        self.lock = threading.Lock()
+
+    def next(self) -> str:
+        with self.lock:
+            self.requests += 1
+            return self.queue.pop(0) if self.queue else self.default
+
+
+@contextlib.contextmanager
+def chat_server(answer: Any) -> Iterator[tuple[str, ChatScript]]:
+    """A local OpenAI-compatible /chat/completions server: ``answer(prompt, behaviour)`` gives the
+    reply's text for behaviours other than "500"/"429" (answered with that status, 429 with
+    Retry-After: 0). Yields (base URL, script)."""
+    import json
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    script = ChatScript()
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, *args: object) -> None:
+            return None
+
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            behaviour = script.next()
+            if behaviour in ("500", "429"):
+                self.send_response(int(behaviour))
+                if behaviour == "429":
+                    self.send_header("Retry-After", "0")
+                self.end_headers()
+                return
+            content = answer(body["messages"][0]["content"], behaviour)
+            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}],
+                               "usage": {"prompt_tokens": 100, "completion_tokens": 10}}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
+    finally:
+        httpd.shutdown()

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -14,67 +12,26 @@ from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.llm import parse_verdict
+from tests.conftest import ChatScript, chat_server
 
 runner = CliRunner()
 RELEVANT_WORD = "capital"  # the scripted judge calls a candidate relevant when it mentions a capital
 
 
-class Script:
-    """What the server does next: a queue of behaviours, then ``default``."""
-
-    def __init__(self) -> None:
-        self.queue: list[str] = []
-        self.default = "ok"
-        self.requests = 0
-        self.lock = threading.Lock()
-
-    def next(self) -> str:
-        with self.lock:
-            self.requests += 1
-            return self.queue.pop(0) if self.queue else self.default
+def _judge(prompt: str, behaviour: str) -> str:
+    candidate = prompt.split("Candidate passage:", 1)[1].split("Does the candidate", 1)[0]
+    relevant = RELEVANT_WORD in candidate
+    return {"ok": json.dumps({"relevant": relevant, "score": 0.9 if relevant else 0.1}),
+            "garbage": "I think it might be relevant, hard to say.",
+            "truncated": '{"relevant": tr'}[behaviour]
 
 
 @pytest.fixture
-def server(monkeypatch) -> Iterator[tuple[str, Script]]:
-    script = Script()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            return None
-
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            prompt = body["messages"][0]["content"]
-            candidate = prompt.split("Candidate passage:", 1)[1].split("Does the candidate", 1)[0]
-            behaviour = script.next()
-            if behaviour in ("500", "429"):
-                self.send_response(int(behaviour))
-                if behaviour == "429":
-                    self.send_header("Retry-After", "0")
-                self.end_headers()
-                return
-            relevant = RELEVANT_WORD in candidate
-            content = {"ok": json.dumps({"relevant": relevant, "score": 0.9 if relevant else 0.1}),
-                       "garbage": "I think it might be relevant, hard to say.",
-                       "truncated": '{"relevant": tr'}[behaviour]
-            payload = {"choices": [{"message": {"role": "assistant", "content": content}}],
-                       "usage": {"prompt_tokens": 100, "completion_tokens": 10}}
-            data = json.dumps(payload).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
+def server(monkeypatch) -> Iterator[tuple[str, ChatScript]]:
     monkeypatch.setenv("HARDNEG_LLM_BACKOFF", "0.01")
     monkeypatch.setenv("HARDNEG_LLM_API_KEY", "sk-test-secret")
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
-    finally:
-        httpd.shutdown()
+    with chat_server(_judge) as served:
+        yield served
 
 
 def _mine(tiny_beir: Path, out: Path, url: str, *extra: str) -> object:

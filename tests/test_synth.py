@@ -4,9 +4,7 @@ and why, the reasoning kept out, dry runs, caching, the mix ratio, sources, and 
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -15,63 +13,29 @@ from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.llm import parse_negatives
+from tests.conftest import ChatScript, chat_server
 
 runner = CliRunner()
 FAR = "Zebras graze on the savanna near acacia trees while giraffes watch"
 
 
-class Script:
-    def __init__(self) -> None:
-        self.queue: list[str] = []
-        self.requests = 0
-        self.lock = threading.Lock()
-
-    def next(self) -> str:
-        with self.lock:
-            self.requests += 1
-            return self.queue.pop(0) if self.queue else "ok"
+def _write(prompt: str, behaviour: str) -> str:
+    query = prompt.split("Query: ", 1)[1].split("\n", 1)[0]
+    positive = prompt.split("A passage that answers the query:\n", 1)[1].split("\n\nFirst work out", 1)[0]
+    negatives = [
+        {"violates": "copy", "text": positive},                          # the positive itself: duplicate
+        {"violates": "animals", "text": f"{FAR} ({query[:12]})"},        # far from everything: kept
+        {"violates": "nothing", "text": f"{query} {positive}"},          # the query and the positive: too close
+    ]
+    return {"ok": "Let me think: the query needs X. REASONING-SECRET\n" + json.dumps({"negatives": negatives}),
+            "garbage": "Sorry, I cannot help with that."}[behaviour]
 
 
 @pytest.fixture
-def server(monkeypatch) -> Iterator[tuple[str, Script]]:
-    script = Script()
-
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: object) -> None:
-            return None
-
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
-            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-            prompt = body["messages"][0]["content"]
-            query = prompt.split("Query: ", 1)[1].split("\n", 1)[0]
-            positive = prompt.split("A passage that answers the query:\n", 1)[1].split("\n\nFirst work out", 1)[0]
-            behaviour = script.next()
-            if behaviour == "500":
-                self.send_response(500)
-                self.end_headers()
-                return
-            negatives = [
-                {"violates": "copy", "text": positive},                                  # the positive itself: duplicate
-                {"violates": "animals", "text": f"{FAR} ({query[:12]})"},                # far from everything: kept
-                {"violates": "nothing", "text": f"{query} {positive}"},                  # the query and the positive: too close
-            ]
-            content = {"ok": "Let me think: the query needs X. REASONING-SECRET\n" + json.dumps({"negatives": negatives}),
-                       "garbage": "Sorry, I cannot help with that."}[behaviour]
-            data = json.dumps({"choices": [{"message": {"role": "assistant", "content": content}}],
-                               "usage": {"prompt_tokens": 200, "completion_tokens": 50}}).encode()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+def server(monkeypatch) -> Iterator[tuple[str, ChatScript]]:
     monkeypatch.setenv("HARDNEG_LLM_BACKOFF", "0.01")
-    try:
-        yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
-    finally:
-        httpd.shutdown()
+    with chat_server(_write) as served:
+        yield served
 
 
 @pytest.fixture
