@@ -314,9 +314,11 @@ class TrainConfig:
     kd_temperature: float = 1.0
     seed: int = 42
     device: str | None = None
-    gradient_checkpointing: bool = False
-    """Recompute activations in the backward pass instead of keeping them: the same gradients for a
-    fraction of the memory (activations dominate: batch x texts x tokens x layers), ~30% more time."""
+    gradient_checkpointing: bool | None = None
+    """Recompute activations in the backward pass instead of keeping them: the same weights for a
+    fraction of the memory (activations dominate: batch x texts x tokens x layers). Measured on the
+    sample: 7.1 GB -> 2.0 GB peak RSS, 1.44x the time. None: on for CPU training (where a 22M-parameter
+    model otherwise takes 7 GB), off on GPUs (where time matters more)."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)

@@ -299,6 +299,7 @@ def _fit(
     # transformers 5 renamed gradient to activation checkpointing, but SentenceTransformer still only
     # has gradient_checkpointing_enable: keep the old name and its deprecation notices off stderr.
     warnings.filterwarnings("ignore", message=".*(gradient|activation)_checkpointing.*", category=FutureWarning)
+    checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else device == "cpu"
     extra = {"batch_sampler": batch_sampler} if batch_sampler is not None else {}
     args = args_cls(
         output_dir=str(tmp / "_trainer"),
@@ -314,7 +315,7 @@ def _fit(
         use_cpu=device == "cpu",
         fp16=device.startswith("cuda"),
         disable_tqdm=True,
-        gradient_checkpointing=config.gradient_checkpointing,
+        gradient_checkpointing=checkpointing,
         prompts=prompts,
         dataloader_drop_last=False,
         **extra,
@@ -328,7 +329,7 @@ def _fit(
         trainer.remove_callback(callback)
     trainer.add_callback(_Progress())
     reporter.log(f"training {config.architecture} ({config.resolved_loss}) on {device}: {rows:,} rows, {steps_total:,} steps "
-                 f"of {config.batch_size}{', gradient checkpointing' if config.gradient_checkpointing else ''}")
+                 f"of {config.batch_size}{', gradient checkpointing' if checkpointing else ''}")
     reporter.progress(label, 0, steps_total)
     output = trainer.train()
     losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]

@@ -251,12 +251,14 @@ def test_training_reports_progress_lines_and_checkpointing_gives_the_same_model(
     import numpy as np
     from safetensors.numpy import load_file
 
-    plain = runner.invoke(app, ["train", str(exports["st"]), "--model", "minilm", "--out", str(tmp_path / "a"), "--batch-size", "4"])
+    plain = runner.invoke(app, ["train", str(exports["st"]), "--model", "minilm", "--out", str(tmp_path / "a"), "--batch-size", "4",
+                                "--no-gradient-checkpointing"])
     assert plain.exit_code == 0, plain.output
     assert "training biencoder (mnrl) on cpu:" in plain.stderr and "training: step" in plain.stderr
     assert "training" not in plain.stdout.split("checkpoint:")[0]  # results only on stdout
     checkpointed = runner.invoke(app, ["train", str(exports["st"]), "--model", "minilm", "--out", str(tmp_path / "b"),
-                                       "--batch-size", "4", "--gradient-checkpointing", "--quiet"])
+                                       "--batch-size", "4", "--quiet"])  # on by default on CPU
     assert checkpointed.exit_code == 0, checkpointed.output
+    assert json.loads((tmp_path / "b" / "manifest.json").read_text())["config"]["gradient_checkpointing"] is None
     a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
     assert a.keys() == b.keys() and all(np.allclose(a[k], b[k], atol=1e-5) for k in a)
