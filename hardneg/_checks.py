@@ -37,3 +37,15 @@ def _check_numbers(config: Any) -> None:
             _check(math.isfinite(value), f"{flag} must be a finite number, got {value}")
         elif f.name == "device" and isinstance(value, str):
             _check(DEVICE_PATTERN.fullmatch(value) is not None, f"device must be cpu, cuda, cuda:N, mps (or xpu/npu[:N]), got {value!r}")
+
+
+def _one_of(config: Any, name: str, choices: tuple[str, ...], optional: bool = False) -> None:
+    value = getattr(config, name)
+    if not (optional and value is None):
+        _check(value in choices, f"{name.replace('_', '-')} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _at_least(config: Any, name: str, minimum: int, optional: bool = False) -> None:
+    value = getattr(config, name)
+    if not (optional and value is None):
+        _check(value >= minimum, f"{name.replace('_', '-')} must be >= {minimum}, got {value}")

@@ -8,12 +8,10 @@ table per stage (``[embed]``, ``[index]``, ``[mine]``, ``[export]``) whose keys 
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
-from hardneg._checks import _check, _check_numbers
-from hardneg.config_file import apply_kd_depth, build, load_config_file  # noqa: F401 - re-exported (public API)
+from hardneg._checks import _at_least, _check, _check_numbers, _one_of
+from hardneg.config_file import EXECUTION_FIELDS, apply_kd_depth, as_dict, build, identity, load_config_file  # noqa: F401 - re-exported
 
 SAMPLING_STRATEGIES = ("random", "top", "simans", "stratified")
 SCORE_SOURCES = ("retriever", "teacher")
@@ -32,11 +30,7 @@ TRAIN_LOSSES = ("mnrl", "cached-mnrl", "distillation", "margin-mse", "bce")
 ARCHITECTURES = ("biencoder", "colbert", "cross-encoder")
 KD_NORMALIZATIONS = ("minmax", "none")
 # Which losses each architecture trains with; the first is its default.
-LOSSES_BY_ARCHITECTURE = {
-    "biencoder": ("mnrl", "cached-mnrl"),
-    "colbert": ("mnrl", "cached-mnrl", "distillation", "margin-mse"),
-    "cross-encoder": ("bce",),
-}
+LOSSES_BY_ARCHITECTURE = {"biencoder": ("mnrl", "cached-mnrl"), "colbert": ("mnrl", "cached-mnrl", "distillation", "margin-mse"), "cross-encoder": ("bce",)}
 SELECT_STRATEGIES = ("margin", "entropy")
 LOOP_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@k")
 EVAL_ARCHITECTURES = ("auto", "biencoder", "colbert")
@@ -68,13 +62,13 @@ class EmbedConfig:
 
     def __post_init__(self) -> None:
         _check_numbers(self)
-        _check(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
-        _check(self.model_size in MODEL_SIZES, f"model-size must be one of {', '.join(MODEL_SIZES)}, got {self.model_size!r}")
-        _check(self.batch_size >= 1, f"batch-size must be >= 1, got {self.batch_size}")
-        _check(self.workers >= 1, f"workers must be >= 1, got {self.workers}")
-        _check(self.shard_size >= 1, f"shard-size must be >= 1, got {self.shard_size}")
-        _check(self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        _check(self.max_length is None or self.max_length >= 1, f"max-length must be >= 1, got {self.max_length}")
+        _one_of(self, "precision", PRECISIONS)
+        _one_of(self, "model_size", MODEL_SIZES)
+        _at_least(self, "batch_size", 1)
+        _at_least(self, "workers", 1)
+        _at_least(self, "shard_size", 1)
+        _one_of(self, "engine", ENGINES)
+        _at_least(self, "max_length", 1, optional=True)
 
 
 @dataclass(frozen=True)
@@ -102,14 +96,14 @@ class IndexConfig:
 
     def __post_init__(self) -> None:
         _check_numbers(self)
-        _check(self.backend in BACKENDS, f"index must be one of {', '.join(BACKENDS)}, got {self.backend!r}")
-        _check(self.storage in STORAGES, f"storage must be one of {', '.join(STORAGES)}, got {self.storage!r}")
-        _check(self.m >= 2, f"m must be >= 2, got {self.m}")
-        _check(self.ef_construction >= 1, f"ef-construction must be >= 1, got {self.ef_construction}")
-        _check(self.threads >= 1, f"threads must be >= 1, got {self.threads}")
+        _one_of(self, "backend", BACKENDS)
+        _one_of(self, "storage", STORAGES)
+        _at_least(self, "m", 2)
+        _at_least(self, "ef_construction", 1)
+        _at_least(self, "threads", 1)
         _check(1 <= self.add_chunk <= 1_000_000, f"add-chunk must be in [1, 1000000], got {self.add_chunk}")
-        _check(self.recall_sample >= 0, f"recall-sample must be >= 0, got {self.recall_sample}")
-        _check(self.recall_k >= 1, f"recall-k must be >= 1, got {self.recall_k}")
+        _at_least(self, "recall_sample", 0)
+        _at_least(self, "recall_k", 1)
         _check(
             self.target_recall is None or 0 <= self.target_recall <= 1,
             f"target-recall must be in [0, 1] (0: no tuning), got {self.target_recall}",
@@ -192,24 +186,21 @@ class MineConfig:
 
     def __post_init__(self) -> None:
         _check_numbers(self)
-        _check(self.min_rank >= 0, f"min-rank must be >= 0, got {self.min_rank}")
+        _at_least(self, "min_rank", 0)
         _check(
             self.max_rank > self.min_rank,
             f"max-rank must be greater than min-rank, got min-rank {self.min_rank} and max-rank {self.max_rank}",
         )
-        _check(self.num_negatives >= 1, f"num-negatives must be >= 1, got {self.num_negatives}")
-        _check(
-            self.sampling in SAMPLING_STRATEGIES,
-            f"sampling must be one of {', '.join(SAMPLING_STRATEGIES)}, got {self.sampling!r}",
-        )
-        _check(self.query_batch >= 1, f"query-batch must be >= 1, got {self.query_batch}")
-        _check(self.search_chunk >= 1, f"search-chunk must be >= 1, got {self.search_chunk}")
-        _check(self.chunk_queries >= 1, f"chunk-queries must be >= 1, got {self.chunk_queries}")
+        _at_least(self, "num_negatives", 1)
+        _one_of(self, "sampling", SAMPLING_STRATEGIES)
+        _at_least(self, "query_batch", 1)
+        _at_least(self, "search_chunk", 1)
+        _at_least(self, "chunk_queries", 1)
         _check(
             self.relative_margin is None or 0 <= self.relative_margin < 1,
             f"relative-margin must be in [0, 1), got {self.relative_margin}",
         )
-        _check(self.absolute_margin is None or self.absolute_margin >= 0, f"absolute-margin must be >= 0, got {self.absolute_margin}")
+        _at_least(self, "absolute_margin", 0, optional=True)
         _check(
             self.dedup_threshold is None or -1 <= self.dedup_threshold <= 1,
             f"dedup-threshold must be in [-1, 1], got {self.dedup_threshold}",
@@ -219,25 +210,25 @@ class MineConfig:
             f"min-score must be below max-score, got {self.min_score} and {self.max_score}",
         )
         _check(self.simans_a > 0, f"simans-a must be > 0, got {self.simans_a}")
-        _check(self.retriever in RETRIEVERS, f"retriever must be one of {', '.join(RETRIEVERS)}, got {self.retriever!r}")
-        _check(self.rrf_k >= 1, f"rrf-k must be >= 1, got {self.rrf_k}")
-        _check(self.ce_batch_size >= 1, f"ce-batch-size must be >= 1, got {self.ce_batch_size}")
-        _check(self.engine in ENGINES, f"engine must be one of {', '.join(ENGINES)}, got {self.engine!r}")
-        _check(self.judge is None or self.judge in JUDGES, f"judge must be one of {', '.join(JUDGES)}, got {self.judge!r}")
-        _check(self.judge_action in JUDGE_ACTIONS, f"judge-action must be one of {', '.join(JUDGE_ACTIONS)}, got {self.judge_action!r}")
-        _check(self.judge_top >= 1, f"judge-top must be >= 1, got {self.judge_top}")
-        _check(self.max_per_doc is None or self.max_per_doc >= 1, f"max-per-doc must be >= 1, got {self.max_per_doc}")
+        _one_of(self, "retriever", RETRIEVERS)
+        _at_least(self, "rrf_k", 1)
+        _at_least(self, "ce_batch_size", 1)
+        _one_of(self, "engine", ENGINES)
+        _one_of(self, "judge", JUDGES, optional=True)
+        _one_of(self, "judge_action", JUDGE_ACTIONS)
+        _at_least(self, "judge_top", 1)
+        _at_least(self, "max_per_doc", 1, optional=True)
         _check(0 < self.judge_sample <= 1, f"judge-sample must be in (0, 1], got {self.judge_sample}")
         _check(self.same_cluster is None or self.same_cluster >= 2, f"same-cluster must be >= 2 clusters, got {self.same_cluster}")
         _check(self.same_cluster is None or self.same_group is None, "same-group and same-cluster are two ways to group: choose one")
         _check(self.same_group in (None, "title"), f"same-group: only `title` is stored with the documents, got {self.same_group!r}")
-        _check(self.llm_concurrency >= 1, f"llm-concurrency must be >= 1, got {self.llm_concurrency}")
+        _at_least(self, "llm_concurrency", 1)
         _check(self.judge is None or bool(self.llm_model), "--judge llm needs --llm-model (the model name the endpoint serves)")
         _check(
             self.cross_encoder is not None or (self.ce_max_score is None and self.ce_pseudo_positive_score is None),
             "ce-max-score and ce-pseudo-positive-score need --teacher (--cross-encoder)",
         )
-        _check(self.scores_from in SCORE_SOURCES, f"scores-from must be one of {', '.join(SCORE_SOURCES)}, got {self.scores_from!r}")
+        _one_of(self, "scores_from", SCORE_SOURCES)
         _check(self.scores_from == "retriever" or self.cross_encoder is not None, "scores-from teacher needs --teacher MODEL")
         if self.kd_depth is not None:
             _check(self.kd_depth >= 2, f"kd-depth must be >= 2 (a positive and a candidate), got {self.kd_depth}")
@@ -280,10 +271,10 @@ class ExportConfig:
     def __post_init__(self) -> None:
         _check_numbers(self)
         _check(0 <= self.synthetic_ratio <= 1, f"synthetic-ratio must be in [0, 1], got {self.synthetic_ratio}")
-        _check(self.score_transform in SCORE_TRANSFORMS, f"score-transform must be one of {', '.join(SCORE_TRANSFORMS)}, got {self.score_transform!r}")
-        _check(self.triplet_rows in TRIPLET_ROWS, f"triplet-rows must be one of {', '.join(TRIPLET_ROWS)}, got {self.triplet_rows!r}")
-        _check(self.format in EXPORT_FORMATS, f"format must be one of {', '.join(EXPORT_FORMATS)}, got {self.format!r}")
-        _check(self.nway is None or self.nway >= 2, f"nway must be >= 2, got {self.nway}")
+        _one_of(self, "score_transform", SCORE_TRANSFORMS)
+        _one_of(self, "triplet_rows", TRIPLET_ROWS)
+        _one_of(self, "format", EXPORT_FORMATS)
+        _at_least(self, "nway", 2, optional=True)
 
 
 @dataclass(frozen=True)
@@ -322,26 +313,20 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _check_numbers(self)
-        _check(
-            self.architecture in ARCHITECTURES,
-            f"architecture must be one of {', '.join(ARCHITECTURES)}, got {self.architecture!r}",
-        )
+        _one_of(self, "architecture", ARCHITECTURES)
         allowed = LOSSES_BY_ARCHITECTURE.get(self.architecture, ())
         _check(
             self.loss is None or self.loss in allowed,
             f"loss {self.loss!r} does not train a {self.architecture}; use one of {', '.join(allowed)}",
         )
-        _check(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        _at_least(self, "epochs", 1)
         _check(self.batch_size >= 2, f"batch-size must be >= 2 (in-batch negatives need company), got {self.batch_size}")
         _check(self.learning_rate > 0, f"learning-rate must be > 0, got {self.learning_rate}")
         _check(0 <= self.warmup_ratio < 1, f"warmup-ratio must be in [0, 1), got {self.warmup_ratio}")
-        _check(self.negatives >= 0, f"negatives must be >= 0, got {self.negatives}")
-        _check(self.max_length is None or self.max_length >= 1, f"max-length must be >= 1, got {self.max_length}")
-        _check(self.mini_batch_size >= 1, f"mini-batch-size must be >= 1, got {self.mini_batch_size}")
-        _check(
-            self.kd_normalize in KD_NORMALIZATIONS,
-            f"kd-normalize must be one of {', '.join(KD_NORMALIZATIONS)}, got {self.kd_normalize!r}",
-        )
+        _at_least(self, "negatives", 0)
+        _at_least(self, "max_length", 1, optional=True)
+        _at_least(self, "mini_batch_size", 1)
+        _one_of(self, "kd_normalize", KD_NORMALIZATIONS)
         _check(0 < self.kd_temperature < float("inf"), f"kd-temperature must be > 0, got {self.kd_temperature}")
 
     @property
@@ -365,11 +350,8 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _check_numbers(self)
-        _check(self.k >= 1, f"k must be >= 1, got {self.k}")
-        _check(
-            self.architecture in EVAL_ARCHITECTURES,
-            f"architecture must be one of {', '.join(EVAL_ARCHITECTURES)}, got {self.architecture!r}",
-        )
+        _at_least(self, "k", 1)
+        _one_of(self, "architecture", EVAL_ARCHITECTURES)
 
 
 @dataclass(frozen=True)
@@ -388,10 +370,10 @@ class SelectConfig:
 
     def __post_init__(self) -> None:
         _check_numbers(self)
-        _check(self.budget >= 1, f"budget must be >= 1, got {self.budget}")
-        _check(self.strategy in SELECT_STRATEGIES, f"strategy must be one of {', '.join(SELECT_STRATEGIES)}, got {self.strategy!r}")
+        _at_least(self, "budget", 1)
+        _one_of(self, "strategy", SELECT_STRATEGIES)
         _check(0 <= self.diversity < 1, f"diversity must be in [0, 1), got {self.diversity}")
-        _check(self.candidates >= 1, f"candidates must be >= 1, got {self.candidates}")
+        _at_least(self, "candidates", 1)
         _check(self.temperature > 0, f"temperature must be > 0, got {self.temperature}")
 
 
@@ -412,10 +394,10 @@ class LoopConfig:
 
     def __post_init__(self) -> None:
         _check_numbers(self)
-        _check(self.rounds >= 1, f"rounds must be >= 1, got {self.rounds}")
-        _check(self.metric in LOOP_METRICS, f"metric must be one of {', '.join(LOOP_METRICS)}, got {self.metric!r}")
-        _check(self.patience >= 1, f"patience must be >= 1, got {self.patience}")
-        _check(self.min_delta >= 0, f"min-delta must be >= 0, got {self.min_delta}")
+        _at_least(self, "rounds", 1)
+        _one_of(self, "metric", LOOP_METRICS)
+        _at_least(self, "patience", 1)
+        _at_least(self, "min_delta", 0)
 
 
 @dataclass(frozen=True)
@@ -441,9 +423,9 @@ class SynthConfig:
 
     def __post_init__(self) -> None:
         _check_numbers(self)
-        _check(self.per_positive >= 1, f"per-positive must be >= 1, got {self.per_positive}")
-        _check(self.positives_per_query >= 1, f"positives-per-query must be >= 1, got {self.positives_per_query}")
-        _check(self.queries is None or self.queries >= 1, f"queries must be >= 1, got {self.queries}")
+        _at_least(self, "per_positive", 1)
+        _at_least(self, "positives_per_query", 1)
+        _at_least(self, "queries", 1, optional=True)
         _check(0 <= self.relative_margin < 1, f"relative-margin must be in [0, 1), got {self.relative_margin}")
         _check(0 < self.dedup_threshold <= 1, f"dedup-threshold must be in (0, 1], got {self.dedup_threshold}")
         _check(self.llm_concurrency >= 1 and self.max_tokens >= 16, "llm-concurrency must be >= 1 and max-tokens >= 16")
@@ -460,28 +442,3 @@ SECTIONS: dict[str, type] = {
     "loop": LoopConfig,
     "synth": SynthConfig,
 }
-
-def as_dict(config: Any) -> dict[str, Any]:
-    """A config as a plain dict, for manifests and `--json`."""
-    return dataclasses.asdict(config)
-
-
-EXECUTION_FIELDS: dict[type, frozenset[str]] = {}
-"""Per config class, the fields that say how a stage runs, not what it computes (batch sizes,
-chunking, workers, device). They never enter a fingerprint, so changing them reuses the cache;
-every stage's output is independent of them (the property tests mine with query batches of 1 and
-64 and compare; exact top-k is chunk-size independent)."""
-
-
-def identity(config: Any) -> dict[str, Any]:
-    """The fields of a config that define what its stage computes (for fingerprints)."""
-    skip = EXECUTION_FIELDS.get(type(config), frozenset())
-    return {k: v for k, v in dataclasses.asdict(config).items() if k not in skip}
-
-
-EXECUTION_FIELDS.update({
-    EmbedConfig: frozenset({"batch_size", "workers", "device", "engine"}),
-    SynthConfig: frozenset({"llm_url", "llm_concurrency"}),
-    TrainConfig: frozenset({"device", "gradient_checkpointing"}),
-    MineConfig: frozenset({"query_batch", "search_chunk", "chunk_queries", "ce_batch_size", "engine", "llm_url", "llm_concurrency"}),
-})

@@ -115,3 +115,26 @@ def _sections() -> dict[str, type]:
     from hardneg.config import SECTIONS
 
     return SECTIONS
+
+
+def as_dict(config: Any) -> dict[str, Any]:
+    """A config as a plain dict, for manifests and `--json`."""
+    return dataclasses.asdict(config)
+
+
+EXECUTION_FIELDS: dict[str, frozenset[str]] = {
+    "EmbedConfig": frozenset({"batch_size", "workers", "device", "engine"}),
+    "SynthConfig": frozenset({"llm_url", "llm_concurrency"}),
+    "TrainConfig": frozenset({"device", "gradient_checkpointing"}),
+    "MineConfig": frozenset({"query_batch", "search_chunk", "chunk_queries", "ce_batch_size", "engine", "llm_url", "llm_concurrency"}),
+}
+"""Per config class (by name), the fields that say how a stage runs, not what it computes (batch
+sizes, chunking, workers, device, engine). They never enter a fingerprint, so changing them reuses
+the cache; every stage's output is independent of them (the property tests mine with query batches
+of 1 and 64 and compare; exact top-k is chunk-size independent)."""
+
+
+def identity(config: Any) -> dict[str, Any]:
+    """The fields of a config that define what its stage computes (for fingerprints)."""
+    skip = EXECUTION_FIELDS.get(type(config).__name__, frozenset())
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in skip}

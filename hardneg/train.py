@@ -53,10 +53,10 @@ from hardneg.config import identity as config_identity
 from hardneg.encoders import default_device, quiet_transformers, tune_child_allocators
 from hardneg.errors import ArtifactError, ConfigError, ModelError
 from hardneg.export import PYLATE_DOCUMENTS, PYLATE_QUERIES, PYLATE_TRAIN, ST_FILE
+from hardneg.losses import labelled_pairs, minmax_rows, model_and_loss  # noqa: F401 - minmax_rows re-exported
 from hardneg.models import resolve_model, weights_fingerprint
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import read_table
-from hardneg.teachers import load_colbert, quiet_conversion
 from hardneg.writes import atomic_dir, check_existing, writing
 
 TRAIN_VERSION = "train-v2"
@@ -270,14 +270,14 @@ def _fit(
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)  # also seeds a new ColBERT projection head
     device = config.device or default_device()
-    model, loss, trainer_cls, args_cls, batch_sampler = _model_and_loss(base, config, device)
+    model, loss, trainer_cls, args_cls, batch_sampler = model_and_loss(base, config, device)
     if max_length:
         model.max_seq_length = max_length
     # The model card is not written (save(create_model_card=False)); skip its widget examples.
     if hasattr(model, "model_card_data"):
         model.model_card_data.set_widget_examples = lambda dataset: None
     if config.architecture == "cross-encoder":
-        data, columns = _labelled_pairs(data, columns)
+        data, columns = labelled_pairs(data, columns)
     prompts = None
     if (query_prompt or corpus_prompt) and config.architecture != "cross-encoder":
         prompts = {c: (query_prompt if c == "query" else corpus_prompt) for c in columns}
@@ -342,110 +342,6 @@ def _fit(
         "rows": rows,
     }
     return model, summary
-
-
-def minmax_rows(scores: Any) -> Any:
-    """Scale each row of a (rows, candidates) score tensor to [0, 1] (a constant row becomes 0)."""
-    low = scores.min(dim=-1, keepdim=True).values
-    high = scores.max(dim=-1, keepdim=True).values
-    return (scores - low) / (high - low).clamp_min(1e-9)
-
-
-def _minmax_colbert_kd_scores(*args: Any, **kwargs: Any) -> Any:
-    """The student's MaxSim scores of each KD row, min-max normalised like the teacher's (PyLate)."""
-    from sentence_transformers.multi_vector_encoder.scoring import colbert_kd_scores
-
-    return minmax_rows(colbert_kd_scores(*args, **kwargs))
-
-
-def _model_and_loss(base: str, config: TrainConfig, device: str) -> tuple[Any, Any, Any, Any, Any]:
-    """(model, loss, trainer class, training-arguments class, batch sampler) for the architecture."""
-    loss_name = config.resolved_loss
-    model: Any
-    loss: Any
-    trainer_cls: Any
-    args_cls: Any
-    try:
-        if config.architecture == "biencoder":
-            from sentence_transformers import SentenceTransformer, SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-
-            model = SentenceTransformer(base, device=device, local_files_only=True)
-            trainer_cls, args_cls = SentenceTransformerTrainer, SentenceTransformerTrainingArguments
-        elif config.architecture == "colbert":
-            from sentence_transformers.multi_vector_encoder import MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
-
-            model = load_colbert(base, device)
-            trainer_cls, args_cls = MultiVectorEncoderTrainer, MultiVectorEncoderTrainingArguments
-        else:
-            from sentence_transformers import CrossEncoder, CrossEncoderTrainer, CrossEncoderTrainingArguments
-
-            with quiet_conversion():
-                model = CrossEncoder(base, num_labels=1, device=device, local_files_only=True)
-            trainer_cls, args_cls = CrossEncoderTrainer, CrossEncoderTrainingArguments
-    except ModelError:
-        raise
-    except Exception as exc:  # a broken checkpoint directory
-        raise ModelError(f"cannot load model '{base}' ({exc.__class__.__name__}: {exc})") from None
-
-    if config.architecture == "biencoder":
-        from sentence_transformers.sentence_transformer import losses as st_losses
-        from sentence_transformers.sentence_transformer.training_args import BatchSamplers
-
-        loss = (
-            st_losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
-            if loss_name == "cached-mnrl"
-            else st_losses.MultipleNegativesRankingLoss(model)
-        )
-        return model, loss, trainer_cls, args_cls, BatchSamplers.NO_DUPLICATES
-    if config.architecture == "colbert":
-        from sentence_transformers.base.training_args import BatchSamplers
-        from sentence_transformers.multi_vector_encoder import losses as mv_losses
-
-        if loss_name == "mnrl":
-            loss = mv_losses.MultiVectorMultipleNegativesRankingLoss(model)
-        elif loss_name == "cached-mnrl":
-            loss = mv_losses.CachedMultiVectorMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
-        elif loss_name == "distillation":
-            loss = _distillation_loss(model, config)
-        else:
-            loss = mv_losses.MultiVectorMarginMSELoss(model)
-        # Distillation rows are scored candidates, not in-batch negatives: duplicates are harmless.
-        sampler = BatchSamplers.NO_DUPLICATES if loss_name in ("mnrl", "cached-mnrl") else BatchSamplers.BATCH_SAMPLER
-        return model, loss, trainer_cls, args_cls, sampler
-    import torch
-    from sentence_transformers.cross_encoder.losses import BinaryCrossEntropyLoss
-
-    negatives = config.negatives
-    loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(max(1, negatives))))
-    return model, loss, trainer_cls, args_cls, None
-
-
-def _distillation_loss(model: Any, config: TrainConfig) -> Any:
-    """KL divergence between the teacher's and the student's softmax over each row's candidates;
-    with `minmax`, both rows of scores are first scaled to [0, 1] (PyLate's `Distillation`)."""
-    import torch
-    from sentence_transformers.multi_vector_encoder.losses import MultiVectorDistillKLDivLoss
-
-    if config.kd_normalize == "none":
-        return MultiVectorDistillKLDivLoss(model, temperature=config.kd_temperature)
-
-    class NormalisedDistillKLDivLoss(MultiVectorDistillKLDivLoss):
-        def forward(self, sentence_features: Any, labels: torch.Tensor) -> torch.Tensor:
-            return super().forward(sentence_features, minmax_rows(labels.float()))
-
-    return NormalisedDistillKLDivLoss(model, similarity_fct=_minmax_colbert_kd_scores, temperature=config.kd_temperature)
-
-
-def _labelled_pairs(data: dict[str, list[Any]], columns: list[str]) -> tuple[dict[str, list[Any]], list[str]]:
-    """(query, document, label) pairs from (query, positive, negative_1..N) rows: 1 for the
-    positive, 0 for each negative, a row's pairs kept together (shuffled by the trainer's seed)."""
-    out: dict[str, list[Any]] = {"query": [], "document": [], "label": []}
-    for i, query in enumerate(data["query"]):
-        for column in columns[1:]:
-            out["query"].append(query)
-            out["document"].append(data[column][i])
-            out["label"].append(1.0 if column == "positive" else 0.0)
-    return out, ["query", "document"]
 
 
 def _model_card_callbacks() -> list[Any]:
