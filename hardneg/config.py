@@ -166,7 +166,7 @@ class MineConfig:
     first: same-topic negatives, which share vocabulary but differ in intent."""
     max_per_doc: int | None = None
     """A document is a negative of at most this many queries (hub documents otherwise dominate);
-    deterministic whatever the order of the queries (see `mine._Miner._cap_per_doc`)."""
+    deterministic whatever the order of the queries (see `mine_runner.cap_per_doc`)."""
     judge: str | None = None
     """`llm`: an LLM (any OpenAI-compatible endpoint) judges the best-ranked survivors of each query;
     the ones it finds relevant are dropped or promoted to positives (`judge_action`)."""
