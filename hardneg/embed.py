@@ -42,10 +42,10 @@ from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import bad_vectors, read_table, vectors_of
 from hardneg.writes import (
     STATE_FILE,
-    check_existing,
     check_writable_parent,
     commit_dir,
     list_shards,
+    prepare_out,
     prepare_partial,
     shard_name,
     unit_selector,
@@ -236,7 +236,7 @@ def embed(
         try:
             fp = embeddings_fingerprint(encoder, dataset, config)
             identity = {"model_fingerprint": encoder.fingerprint, "input_fingerprint": dataset.fingerprint}
-            existing = check_existing(out, fp, identity, force)
+            existing = prepare_out(out, KIND_EMBEDDINGS, fp, force, what="embeddings artifact", changed="explain", identity=identity)
             if existing is not None:
                 reporter.log(f"embeddings at {out} are up to date; reusing them")
                 return EmbedResult(out, existing, reused=True)

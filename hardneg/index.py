@@ -40,7 +40,7 @@ from hardneg.readers import (
     vectors_of,
 )
 from hardneg.search import TUNED_EF_FACTORS, Searcher, exact_topk, search_ef
-from hardneg.writes import atomic_dir, check_existing, write_table, writing
+from hardneg.writes import atomic_dir, prepare_out, write_table, writing
 
 INDEX_VERSION = "index-v1"
 
@@ -132,7 +132,7 @@ def build_index(
     fp = index_fingerprint(emb, backend, config)
     identity = {"embeddings_fingerprint": emb["fingerprint"], "backend": backend}
     with writing(out, [embeddings], wait=shared, log=reporter.log) as out:
-        existing = check_existing(out, fp, identity, force)
+        existing = prepare_out(out, KIND_INDEX, fp, force, what="index", changed="explain", identity=identity)
         if existing is not None:
             reporter.log(f"index at {out} is up to date; reusing it")
             return IndexResult(out, existing, reused=True)

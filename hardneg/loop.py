@@ -42,7 +42,6 @@ from hardneg.artifacts import (
     KIND_LOOP,
     artifact_kind,
     fingerprint,
-    read_manifest,
     write_bytes_atomic,
     write_manifest,
 )
@@ -59,10 +58,10 @@ from hardneg.config import (
 from hardneg.config import (
     identity as config_identity,
 )
-from hardneg.errors import ArtifactError, ConfigError, InputError
+from hardneg.errors import ConfigError, InputError
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import read_table
-from hardneg.writes import check_writable_parent, refuse_foreign, writing
+from hardneg.writes import check_writable_parent, prepare_out, writing
 
 LOOP_VERSION = "loop-v1"
 ROUNDS_DIR = "rounds"
@@ -161,24 +160,10 @@ def run_loop(
 
 
 def _check_out(out: Path, fp: str, force: bool) -> None:
-    if not out.exists():
-        return
-    kind = artifact_kind(out)
-    if kind == KIND_LOOP:
-        manifest = read_manifest(out, KIND_LOOP)
-        if manifest["fingerprint"] == fp and not force:
-            return
-        if not force:
-            raise ArtifactError(
-                f"{out}: holds a loop with different data or settings; pass --force to start it over, or choose another --out"
-            )
-    else:
-        refuse_foreign(out, "loop")
-        if kind is not None and not force:
-            raise ArtifactError(f"{out}: holds a '{kind}' artifact, not a hardneg loop; choose another --out or pass --force")
-    import shutil
+    """Resume a loop of the same data and settings; start over only with ``force`` (see `prepare_out`)."""
+    if prepare_out(out, KIND_LOOP, fp, force, what="loop", changed="refuse") is None and out.is_dir():
+        import shutil
 
-    if out.is_dir():
         shutil.rmtree(out)
 
 

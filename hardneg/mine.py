@@ -36,17 +36,15 @@ from hardneg.artifacts import (
     KIND_EMBEDDINGS,
     KIND_INDEX,
     KIND_MINE,
-    artifact_kind,
     fingerprint,
     is_blank,
     open_artifact,
-    read_manifest,
     text_hash,
     upstream,
     write_bytes_atomic,
 )
 from hardneg.config import MineConfig, identity
-from hardneg.errors import ArtifactError, ConfigError
+from hardneg.errors import ConfigError
 from hardneg.filters import (
     FILTER_LLM,
     FILTER_ORDER,
@@ -68,7 +66,7 @@ from hardneg.search import Retriever, Searcher, load_doc_ids
 from hardneg.teachers import PairScorer, load_teacher
 from hardneg.writes import (
     check_writable_parent,
-    refuse_foreign,
+    prepare_out,
     shard_name,
     unit_selector,
     write_errors,
@@ -98,24 +96,6 @@ def mine_fingerprint(
     return fingerprint(
         MINE_VERSION, index_manifest["fingerprint"], identity(config), scorer.fingerprint if scorer else None, labels
     )
-
-
-def _check_out(out: Path, fp: str, force: bool) -> dict[str, Any] | None:
-    """An up-to-date run at ``out`` to reuse, or None. A mining run may be overwritten (tuning a
-    threshold re-runs into the same directory), anything else only with ``force``."""
-    if not out.exists():
-        return None
-    kind = artifact_kind(out)
-    if kind == KIND_MINE:
-        manifest = read_manifest(out, KIND_MINE)
-        return manifest if manifest.get("fingerprint") == fp and not force else None
-    refuse_foreign(out, "mining run")
-    if kind is None:
-        return None  # an empty directory
-    if not force:
-        what = f"a '{kind}' artifact" if kind else "not a hardneg mining run"
-        raise ArtifactError(f"{out}: exists and is {what}; choose another --out or pass --force")
-    return None
 
 
 def mine(
@@ -171,7 +151,7 @@ def mine(
     if config.engine == "ray" and idx.get("backend") == "hnsw":
         raise ConfigError("--engine ray searches exactly (an HNSW index is one node's): mine from an exact index (--index exact)")
     with writing(out, [index, emb_path], lock="shared" if shard else "exclusive") as out:
-        existing = _check_out(out, fp, force)
+        existing = prepare_out(out, KIND_MINE, fp, force, what="mining run")  # re-mining into the same --out is normal
         if existing is not None:
             reporter.log(f"mining run at {out} is up to date; reusing it")
             return MineResult(out, existing, MineStats(**existing["stats"]), reused=True)

@@ -37,7 +37,7 @@ from hardneg.errors import ArtifactError, ConfigError
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import read_table
 from hardneg.runs import RunQuery, doc_texts, read_run
-from hardneg.writes import atomic_dir, check_existing, writing
+from hardneg.writes import atomic_dir, prepare_out, writing
 
 SYNTH_VERSION = "synth-v1"
 SYNTHETIC_PREFIX = "synthetic:"
@@ -104,7 +104,8 @@ def synth(
     fp = fingerprint(SYNTH_VERSION, run_manifest["fingerprint"], identity(config), synthesizer.fingerprint)
     out = Path(out)
     with writing(out, [run]) as out:
-        existing = check_existing(out, fp, {"run": run_manifest["fingerprint"], "llm": synthesizer.fingerprint}, force)
+        existing = prepare_out(out, KIND_SYNTHETIC, fp, force, what="synthetic-negatives artifact", changed="explain",
+                               identity={"run": run_manifest["fingerprint"], "llm": synthesizer.fingerprint})
         if existing is not None:
             reporter.log(f"synthetic negatives at {out} are up to date; reusing them")
             return SynthResult(out, existing, reused=True)

@@ -57,7 +57,7 @@ from hardneg.losses import labelled_pairs, minmax_rows, model_and_loss  # noqa: 
 from hardneg.models import resolve_model, weights_fingerprint
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import read_table
-from hardneg.writes import atomic_dir, check_existing, writing
+from hardneg.writes import atomic_dir, prepare_out, writing
 
 TRAIN_VERSION = "train-v2"
 SEEN_QUERIES_FILE = "hardneg_seen_queries.txt"
@@ -201,7 +201,7 @@ def train(
     )
     identity = {"base_model_fingerprint": base_fp, "data_fingerprint": data_fp}
     with writing(out, [export_dir, *( [spec.path] if spec.path else [])]) as out:
-        existing = check_existing(out, fp, identity, force)
+        existing = prepare_out(out, KIND_MODEL, fp, force, what="checkpoint", changed="explain", identity=identity)
         if existing is not None:
             reporter.log(f"checkpoint at {out} is up to date; reusing it")
             return TrainResult(out, existing, reused=True)

@@ -264,47 +264,47 @@ def refuse_foreign(out: Path, what: str) -> None:
     )
 
 
-def check_replaceable(out: Path, kind: str, what: str, force: bool) -> None:
-    """Refuse to replace ``out`` unless it is absent, an empty directory, an earlier ``kind``
-    artifact, or another hardneg artifact and ``force`` is given (outputs that are always
-    rewritten: exports, selections). A foreign file or directory is never replaced."""
-    refuse_foreign(out, what)
-    if force or not out.exists():
-        return
-    found = artifact_kind(out)
-    if found not in (kind, None):
-        raise ArtifactError(f"{out}: holds a '{found}' artifact; choose another --out or pass --force")
+def prepare_out(
+    out: Path, kind: str, fp: str | None, force: bool, *, what: str, changed: str = "replace",
+    identity: dict[str, str] | None = None,
+) -> dict[str, Any] | None:
+    """The one policy for what may already be at ``--out``. Returns the manifest of an up-to-date
+    ``kind`` artifact to reuse (same fingerprint, no ``force``); None when the stage must write it.
 
-
-def check_existing(out: Path, fp: str, what: dict[str, str], force: bool) -> dict[str, Any] | None:
-    """The manifest of an up-to-date artifact at ``out``; None when it must be (re)built.
-
-    A different hardneg artifact at ``out`` is refused (naming what differs) unless ``force``; a
-    foreign file or directory always.
+    - absent, or an empty directory: write.
+    - not a hardneg artifact (a foreign file or directory): always refused, even with ``force``.
+    - a ``kind`` artifact with another fingerprint: ``changed`` says what happens without ``force``:
+      ``replace`` (outputs re-run in place: mining runs, exports, selections), ``refuse`` (a loop:
+      its rounds would be lost), ``explain`` (cached stages: refused, naming which of ``identity``
+      differs).
+    - another kind of hardneg artifact: only with ``force``.
     """
     if not out.exists():
         return None
-    refuse_foreign(out, "artifact")
-    kind = artifact_kind(out)
-    if kind is None:
+    refuse_foreign(out, what)
+    found = artifact_kind(out)
+    if found is None:
         return None  # an empty directory
-    manifest = read_manifest(out)
-    if manifest.get("fingerprint") == fp and not force:
+    if found != kind:
+        if force:
+            return None
+        raise ArtifactError(f"{out}: holds a '{found}' artifact, not a hardneg {what}; choose another --out or pass --force")
+    manifest = read_manifest(out, kind)
+    if fp is not None and manifest.get("fingerprint") == fp and not force:
         return manifest
-    if force:
+    if force or changed == "replace":
         return None
-    if not any(key in manifest.get("identity", {}) for key in what):
-        raise ArtifactError(
-            f"{out}: holds a '{kind}' artifact, not one this stage writes; choose another --out, or pass --force to replace it"
-        )
-    differences = [
-        f"{key}: {manifest.get('identity', {}).get(key)!r} there, {value!r} now"
-        for key, value in what.items()
-        if manifest.get("identity", {}).get(key) != value
-    ]
+    if changed == "refuse":
+        raise ArtifactError(f"{out}: holds a {what} with different data or settings; pass --force to start it over, or choose another --out")
+    there = manifest.get("identity", {})
+    differences = [f"{key}: {there.get(key)!r} there, {value!r} now" for key, value in (identity or {}).items() if there.get(key) != value]
     detail = "; ".join(differences) or "its configuration differs"
     raise ArtifactError(f"{out}: holds a different {kind} artifact ({detail}); pass --force to rebuild it")
 
+
+def check_replaceable(out: Path, kind: str, what: str, force: bool) -> None:
+    """Outputs that are always rewritten (exports, selections, audits): see `prepare_out`."""
+    prepare_out(out, kind, None, force, what=what)
 
 
 # --------------------------------------------------------------------------- one writer per artifact

@@ -286,3 +286,30 @@ def test_cache_lists_and_prunes_least_recently_used_entries_but_never_a_busy_one
     result = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "triplets", "--out", str(tmp_path / "e")])
     assert result.exit_code == 1 and "is gone" in result.output
     assert runner.invoke(app, ["cache", "prune"]).exit_code == 2
+
+
+def test_prepare_out_is_one_policy_for_what_may_be_at_out(tmp_path):
+    from hardneg.artifacts import write_manifest
+    from hardneg.errors import ArtifactError
+    from hardneg.writes import prepare_out
+
+    out = tmp_path / "out"
+    assert prepare_out(out, "synthetic", "fp1", False, what="mining run") is None  # absent
+    out.mkdir()
+    assert prepare_out(out, "synthetic", "fp1", False, what="mining run") is None  # empty directory
+    (out / "notes.txt").write_text("mine")
+    for force in (False, True):  # foreign: never, even with --force
+        with pytest.raises(ArtifactError, match="not a hardneg mining run"):
+            prepare_out(out, "synthetic", "fp1", force, what="mining run")
+    (out / "notes.txt").unlink()
+    write_manifest(out, "synthetic", fingerprint="fp1", identity={"model": "a"})
+    assert prepare_out(out, "synthetic", "fp1", False, what="mining run")["fingerprint"] == "fp1"  # up to date: reuse
+    assert prepare_out(out, "synthetic", "fp1", True, what="mining run") is None  # --force rebuilds
+    assert prepare_out(out, "synthetic", "fp2", False, what="mining run") is None  # replace
+    with pytest.raises(ArtifactError, match="different data or settings"):
+        prepare_out(out, "synthetic", "fp2", False, what="loop", changed="refuse")
+    with pytest.raises(ArtifactError, match=r"model: 'a' there, 'b' now"):
+        prepare_out(out, "synthetic", "fp2", False, what="run", changed="explain", identity={"model": "b"})
+    with pytest.raises(ArtifactError, match="holds a 'synthetic' artifact, not a hardneg export"):
+        prepare_out(out, "export", None, False, what="export")
+    assert prepare_out(out, "export", None, True, what="export") is None
