@@ -321,8 +321,8 @@ class _Miner:
         are removed (`llm-judge`) or promoted (`pseudo-positive`); unjudged ones are left as they are."""
         assert self.judge is not None and self.texts is not None
         config = self.config
-        judged = [qi for qi in batch if config.judge_sample >= 1
-                  or doc_keys(config.seed, "judge-sample", [self.query_ids[qi]])[0] < config.judge_sample]
+        judged = {qi for qi in batch if config.judge_sample >= 1
+                  or doc_keys(config.seed, "judge-sample", [self.query_ids[qi]])[0] < config.judge_sample}
         todo = [(qi, cand, pos) for qi, window, pos in zip(batch, windows, pos_rows_of) if qi in judged
                 for cand in [c for c in window if not c.filter and not c.confirmed][: config.judge_top]]
         rows = sorted({c.row for _, c, _ in todo} | {p for _, _, pos in todo for p in pos})

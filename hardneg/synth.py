@@ -142,8 +142,10 @@ def _filter(pairs: list[tuple[RunQuery, str]], texts: dict[str, str], generated:
     flat = [(q, p, violates, text) for (q, p), items in zip(pairs, generated) for violates, text in items]
     if not flat:
         return rows
-    query_vectors = encoder.encode([q.text for q, _, _, _ in flat], "query")
-    positive_vectors = encoder.encode([texts[p] for _, p, _, _ in flat], "document")
+    # Each (query, positive) pair is encoded once, however many passages were generated for it.
+    pair_of = [i for i, items in enumerate(generated) for _ in items]
+    query_vectors = encoder.encode([q.text for q, _ in pairs], "query")[pair_of]
+    positive_vectors = encoder.encode([texts[p] for _, p in pairs], "document")[pair_of]
     vectors = encoder.encode([t for _, _, _, t in flat], "document")
     scores = np.einsum("ij,ij->i", query_vectors, vectors)
     positive_scores = np.einsum("ij,ij->i", query_vectors, positive_vectors)
