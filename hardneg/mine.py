@@ -262,10 +262,13 @@ class _Miner:
         chunk = todo[number * size : (number + 1) * size]
         tally = Tally()
         tables = []
+        spent = self.judge.usage.to_dict() if self.judge is not None else {}
         for batch_start in range(0, len(chunk), self.config.query_batch):
             batch = chunk[batch_start : batch_start + self.config.query_batch]
             tables.append(self._mine_batch(batch, tally))
             self.reporter.progress("Mining", len(batch))
+        if self.judge is not None:
+            tally.llm_usage = {k: v - spent[k] for k, v in self.judge.usage.to_dict().items()}
         t0 = time.perf_counter()
         part, side = self.chunk_files(partial, number)
         write_table(part, pa.concat_tables(tables) if tables else CANDIDATES_SCHEMA.empty_table())

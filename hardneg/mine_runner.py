@@ -139,7 +139,9 @@ def run_chunks(miner: Any, out: Path, fp: str) -> MineResult:
         ),
         # The judge: model, prompt version, calls and tokens (never the endpoint's address or key).
         llm=(
-            {"model": miner.judge.model, "prompt": miner.judge.fingerprint, "usage": miner.judge.usage.to_dict()}
+            # summed over the chunks, so a resumed run counts what its earlier invocations spent
+            {"model": miner.judge.model, "prompt": miner.judge.fingerprint,
+             "usage": {k: miner.tally.llm_usage.get(k, 0) for k in miner.judge.usage.to_dict()}}
             if miner.judge is not None else None
         ),
         # The endpoint's address is an execution setting and may carry credentials: not recorded.

@@ -90,6 +90,9 @@ class Tally:
     confirmed_in_window: int = 0
     confirmed_selected: int = 0
     same_group_selected: int = 0
+    llm_usage: dict[str, int] = field(default_factory=dict)
+    """The LLM judge's requests, tokens, retries... spent on these queries (a resumed run adds
+    the finished chunks' counts instead of losing them)."""
 
     def merge(self, other: Tally) -> None:
         for name, count in other.removed.items():
@@ -108,6 +111,8 @@ class Tally:
         self.confirmed_in_window += other.confirmed_in_window
         self.confirmed_selected += other.confirmed_selected
         self.same_group_selected += other.same_group_selected
+        for name, count in other.llm_usage.items():
+            self.llm_usage[name] = self.llm_usage.get(name, 0) + count
 
     def dumps(self) -> bytes:
         import orjson

@@ -177,3 +177,36 @@ def test_judge_sample_judges_a_fixed_share_of_the_queries(tmp_path, tiny_beir, s
     assert 0 < judged < everything  # fewer queries asked about, all from the cache
     assert _mine(tiny_beir, tmp_path / "again", url, "--judge-sample", "0.4").exit_code == 0
     assert _rows(tmp_path / "again") == _rows(tmp_path / "some")  # the same queries every time
+
+
+def test_a_resumed_judged_run_counts_the_requests_its_killed_invocation_spent(tmp_path, tiny_beir, server, monkeypatch):
+    from hardneg import mine as mine_module
+
+    url, script = server
+    small = tmp_path / "chunks.toml"
+    small.write_text("[mine]\nchunk-queries = 2\nquery-batch = 1\n")
+    assert _mine(tiny_beir, tmp_path / "ref", url, "--config", str(small)).exit_code == 0
+    reference = json.loads((tmp_path / "ref" / "manifest.json").read_text())["llm"]["usage"]
+    assert reference["requests"] > 0 and reference["cached"] == 0
+    # A second endpoint model: nothing cached, so each invocation's requests are its own.
+    calls = []
+    original = mine_module._Miner._mine_batch
+
+    def crash_on_third(self, batch, tally):
+        calls.append(batch)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return original(self, batch, tally)
+
+    monkeypatch.setattr(mine_module._Miner, "_mine_batch", crash_on_third)
+    run = ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "0", "--max-rank", "15", "--num-negatives", "5",
+           "--judge", "llm", "--llm-url", url, "--llm-model", "other", "--judge-top", "4", "--config", str(small),
+           "--out", str(tmp_path / "run"), "--quiet"]
+    runner.invoke(app, run)
+    assert (tmp_path / "run.partial").exists() and not (tmp_path / "run").exists()
+    monkeypatch.setattr(mine_module._Miner, "_mine_batch", original)
+    before = script.requests
+    assert runner.invoke(app, run).exit_code == 0
+    usage = json.loads((tmp_path / "run" / "manifest.json").read_text())["llm"]["usage"]
+    assert script.requests - before < usage["requests"]  # the resumed invocation asked only for the rest
+    assert usage == reference  # yet the run reports everything it cost
