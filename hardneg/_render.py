@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
 from rich.console import Console
@@ -16,8 +17,32 @@ def _quantile_row(values: dict[str, float]) -> list[str]:
     return [f"{values.get(k, float('nan')):.3f}" if values else "-" for k in ("p0", "p25", "p50", "p75", "p100", "mean")]
 
 
-def render_mine(console: Console, stats: dict[str, Any], path: str) -> None:
+def score_source(manifest: dict[str, Any]) -> str:
+    """Where a run's scores come from, in words (the summary, export's note on score formats)."""
+    model, config = manifest.get("model") or {}, manifest.get("config") or {}
+    teacher = (manifest.get("cross_encoder") or {}).get("name") or config.get("cross_encoder")
+    own = f"embedding {model.get('metric', 'cosine')} of {model.get('name', '?')}"
+    if not teacher:
+        return f"{own}, no --cross-encoder"
+    if config.get("scores_from") == "teacher":
+        return f"teacher {teacher} (--scores-from teacher); {own} for retrieval"
+    return f"{own}; teacher {teacher} scored the candidates too (teacher_score)"
+
+
+def mine_header(manifest: dict[str, Any], elapsed: float | None, reused: bool) -> str:
+    config, model = manifest.get("config") or {}, manifest.get("model") or {}
+    sampling = config.get("sampling", "?") + (f" (seed {config['seed']})" if config.get("sampling") != "top" else "")
+    when = "up to date, reused" if reused else (f"{elapsed:.1f} s" if elapsed is not None else "")
+    parts = [f"model {model.get('name', '?')}", f"retriever {config.get('retriever', 'dense')}", f"sampling {sampling}",
+             f"scores: {score_source(manifest)}", when]
+    return " · ".join(p for p in parts if p)
+
+
+def render_mine(console: Console, stats: dict[str, Any], path: str, manifest: dict[str, Any] | None = None,
+                elapsed: float | None = None, reused: bool = False) -> None:
     lo, hi = stats["window"]
+    if manifest:
+        console.print(mine_header(manifest, elapsed, reused), markup=False, highlight=False, soft_wrap=True)
     table = Table(title=f"Mining summary: ranks [{lo}, {hi}), {stats['num_negatives']} negatives per query", title_justify="left")
     table.add_column("what")
     table.add_column("value", justify="right")
@@ -48,6 +73,8 @@ def render_mine(console: Console, stats: dict[str, Any], path: str) -> None:
     for name in ("min", "p25", "median", "p75", "max", "mean"):
         scores.add_column(name, justify="right")
     scores.add_row("positives", *_quantile_row(stats["positive_scores"]))
+    if stats.get("eligible_scores"):
+        scores.add_row("eligible candidates (sampled from)", *_quantile_row(stats["eligible_scores"]))
     scores.add_row("selected negatives", *_quantile_row(stats["negative_scores"]))
     if stats.get("score_gaps"):
         # Near 0 or below: negatives as close as the positive (hard, or false negatives); large: easy.
@@ -65,6 +92,11 @@ def render_mine(console: Console, stats: dict[str, Any], path: str) -> None:
     for hint in stats["hints"]:
         console.print(f"hint: {hint}", markup=False, highlight=False)
     console.print(f"mining run: {path}", markup=False, highlight=False)
+    if stats["selected"]:
+        target = shlex.quote(path.rstrip("/") + "-colbert")
+        console.print(f"next: hardneg export {shlex.quote(path)} --format colbert --out {target}   "
+                      "(or --format sentence-transformers, pylate-kd, ...; hardneg report " + shlex.quote(path) + ")",
+                      markup=False, highlight=False, soft_wrap=True)
 
 
 def render_embed(console: Console, manifest: dict[str, Any], path: str, reused: bool) -> None:
@@ -95,6 +127,8 @@ def render_export(console: Console, stats: dict[str, Any], path: str | None) -> 
         lines.append(f"  {stats['queries_without_negatives']} queries had no negatives and gave no rows")
     if stats["rows_dropped_short"]:
         lines.append(f"  {stats['rows_dropped_short']} rows dropped: fewer than nway - 1 negatives")
+    if stats.get("score_source"):
+        lines.append(f"  scores: {stats['score_source']}")
     if stats.get("positive_softmax_share") is not None:
         lines.append(
             f"  teacher targets ({stats.get('score_transform', 'none')} scores): the positive gets {stats['positive_softmax_share']:.1%} "

@@ -11,6 +11,7 @@ import dataclasses
 import os
 import signal
 import sys
+import time
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -133,6 +134,7 @@ def mine(
 
     files = load_config_file(config)
     configs = [knobs.build(files, section) for section in ("embed", "index", "mine")]
+    started = time.perf_counter()
     with cli_reporter(quiet or json) as reporter:
         result = run_mine(source, out, *configs, workdir=workdir, corpus=corpus, stdin=stdin() if source == "-" else None,
                           force=force, allow_empty=allow_empty, shard=shard(num_shards, shard_index), ray_address=ray_address,
@@ -141,7 +143,7 @@ def mine(
         return partial(result, json)
     stats = result.stats.to_dict()
     summary(json, {"path": str(result.path), "reused": result.reused, "stats": stats, "config": result.manifest.get("config"),
-                   "timings": result.manifest.get("timings")}, lambda c: render.render_mine(c, stats, str(result.path)))
+                   "timings": result.manifest.get("timings")}, lambda c: render.render_mine(c, stats, str(result.path), result.manifest, time.perf_counter() - started, result.reused))
 
 
 @app.command(epilog=_examples.EXPORT_EXAMPLES)

@@ -57,6 +57,8 @@ class ExportStats:
     """KD formats: the positive's mean share of softmax(scores) over a row (positive + nway - 1
     negatives). 1 / nway is uniform: the teacher says nothing; near 1 it says only "the positive"."""
     uniform_share: float | None = None
+    score_source: str | None = None
+    """Formats with scores: where they come from (the run's teacher, else its embedding model)."""
     synthetic_negatives: int = 0
     """Generated negatives (`--synthetic`) among the exported ones."""
     files: list[str] = field(default_factory=list)

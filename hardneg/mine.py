@@ -44,7 +44,7 @@ from hardneg.artifacts import (
     write_bytes_atomic,
 )
 from hardneg.config import MineConfig, identity
-from hardneg.errors import ConfigError
+from hardneg.errors import ConfigError, HardnegError
 from hardneg.filters import (
     FILTER_LLM,
     FILTER_ORDER,
@@ -58,7 +58,7 @@ from hardneg.filters import (
 )
 from hardneg.label import apply_judgments, read_judgments
 from hardneg.mine_runner import CHUNKS_DIR, run_chunks
-from hardneg.mine_stats import MineResult, MineStats, Tally
+from hardneg.mine_stats import ELIGIBLE_SAMPLE, MineResult, MineStats, Tally
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import DocTextLookup, iter_shard_tables, read_qrels, read_queries
 from hardneg.sampling import SAMPLERS, doc_keys, sample_negatives
@@ -133,6 +133,7 @@ def mine(
     index_artifact = open_artifact(index, KIND_INDEX)
     embeddings = upstream(index_artifact, "embeddings", KIND_EMBEDDINGS, "rebuild the index (hardneg index EMBEDDINGS --force)")
     idx, emb_path, emb = index_artifact.manifest, embeddings.path, embeddings.manifest
+    check_window(config, int(idx["counts"]["docs"]), allow_empty, reporter)
     if scorer is None and config.cross_encoder:
         scorer = load_teacher(config.cross_encoder, config.ce_batch_size)
     judgments: dict[str, dict[str, str]] = {}
@@ -165,6 +166,21 @@ def mine(
             remote = lambda partial, numbers: mine_chunks(args, partial, numbers, ray_address, reporter)  # noqa: E731
         miner = _Miner(index, idx, emb_path, emb, config, scorer, reporter, judgments, allow_empty, select, remote, judge)
         return miner.run(out, fp)
+
+
+def check_window(config: MineConfig, docs: int, allow_empty: bool, reporter: Reporter) -> None:
+    """A window past the corpus: ranks go 0..docs-1, so --min-rank >= docs can select nothing (an
+    error, unless --allow-empty) and --max-rank > docs is clipped (a warning)."""
+    if config.min_rank >= docs and not allow_empty:
+        raise HardnegError(
+            f"--min-rank {config.min_rank} is past the end of the corpus: it has {docs:,} documents, so ranks go "
+            f"0-{docs - 1:,} and the window [{config.min_rank}, {config.max_rank}) holds no document. Lower --min-rank "
+            f"(for example --min-rank {min(10, docs // 10)} --max-rank {min(config.max_rank - config.min_rank, docs)}), "
+            "or pass --allow-empty to write the empty run anyway."
+        )
+    if config.max_rank > docs:
+        reporter.log(f"warning: --max-rank {config.max_rank} is past the end of the corpus ({docs:,} documents): "
+                     f"the window is [{min(config.min_rank, docs)}, {docs})")
 
 
 class _Miner:
@@ -210,7 +226,8 @@ class _Miner:
         self.row_of = {d: row for row, d in enumerate(self.doc_ids) if d in wanted}
         self.confirmed = {q: {self.row_of[d] for d in ds if d in self.row_of} for q, ds in confirmed.items()}
         self.stats = MineStats(
-            queries=len(self.query_ids), window=[config.min_rank, config.max_rank], num_negatives=config.num_negatives
+            queries=len(self.query_ids), num_negatives=config.num_negatives,
+            window=[min(config.min_rank, len(self.doc_ids)), min(config.max_rank, len(self.doc_ids))],  # ranks stop at the corpus
         )
         if judgments:
             self.stats.labels = dict(self.label_counts)
@@ -404,6 +421,9 @@ class _Miner:
             )
             tally.candidates += len(window)
             tally.eligible += len(eligible)
+            # What sampling chose from: up to ELIGIBLE_SAMPLE scores per query, evenly spaced by rank.
+            step = max(1, -(-len(eligible) // ELIGIBLE_SAMPLE))
+            tally.eligible_scores += [window[i].score for i in eligible[::step]]
             for cand in window:
                 if cand.filter:
                     tally.removed[cand.filter] = tally.removed.get(cand.filter, 0) + 1

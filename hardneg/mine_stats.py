@@ -14,6 +14,8 @@ from hardneg.config import MineConfig
 from hardneg.filters import active_filters
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
+ELIGIBLE_SAMPLE = 16
+"""Eligible candidates' scores kept per query for the summary (evenly spaced by rank)."""
 
 
 @dataclass
@@ -36,6 +38,9 @@ class MineStats:
     positives_in_top: int = 0
     positive_scores: dict[str, float] = field(default_factory=dict)
     negative_scores: dict[str, float] = field(default_factory=dict)
+    eligible_scores: dict[str, float] = field(default_factory=dict)
+    """The candidates sampling chose from (after the filters): up to ``ELIGIBLE_SAMPLE`` per query, evenly spaced
+    by rank. Against ``negative_scores`` it shows where a sampler concentrates."""
     positive_teacher_scores: dict[str, float] = field(default_factory=dict)
     negative_teacher_scores: dict[str, float] = field(default_factory=dict)
     score_gaps: dict[str, float] = field(default_factory=dict)
@@ -84,6 +89,7 @@ class Tally:
     positive_scores: dict[int, list[float]] = field(default_factory=dict)
     positive_teacher: dict[int, list[float]] = field(default_factory=dict)
     negative_scores: list[float] = field(default_factory=list)
+    eligible_scores: list[float] = field(default_factory=list)
     negative_teacher: list[float] = field(default_factory=list)
     gaps: list[float] = field(default_factory=list)
     selected_ranks: list[int] = field(default_factory=list)
@@ -105,6 +111,7 @@ class Tally:
         self.positive_scores.update(other.positive_scores)
         self.positive_teacher.update(other.positive_teacher)
         self.negative_scores += other.negative_scores
+        self.eligible_scores += other.eligible_scores
         self.negative_teacher += other.negative_teacher
         self.gaps += other.gaps
         self.selected_ranks += other.selected_ranks
@@ -149,24 +156,25 @@ def finish_stats(stats: MineStats, tally: Tally, config: MineConfig, per_query: 
         stats.labels["confirmed_selected"] = tally.confirmed_selected
     stats.positive_scores = quantiles([x for _, xs in sorted(tally.positive_scores.items()) for x in xs])
     stats.negative_scores = quantiles(tally.negative_scores)
+    stats.eligible_scores = quantiles(tally.eligible_scores)
     stats.score_gaps = quantiles(tally.gaps)
     stats.same_group_selected = tally.same_group_selected
     if teacher:
         stats.positive_teacher_scores = quantiles([x for _, xs in sorted(tally.positive_teacher.items()) for x in xs])
         stats.negative_teacher_scores = quantiles(tally.negative_teacher)
-    width = max(1, (config.max_rank - config.min_rank + 9) // 10)
-    buckets = Counter((r - config.min_rank) // width for r in tally.selected_ranks if r >= config.min_rank)
-    above = sum(1 for r in tally.selected_ranks if r < config.min_rank)  # confirmed negatives only
-    stats.rank_histogram = ([{"from": 0, "to": config.min_rank, "count": above}] if above else []) + [
-        {"from": config.min_rank + b * width, "to": min(config.max_rank, config.min_rank + (b + 1) * width), "count": buckets[b]}
-        for b in range((config.max_rank - config.min_rank + width - 1) // width)
+    lo, hi = stats.window or [config.min_rank, config.max_rank]  # clipped to the corpus
+    width = max(1, (hi - lo + 9) // 10)
+    buckets = Counter((r - lo) // width for r in tally.selected_ranks if r >= lo)
+    above = sum(1 for r in tally.selected_ranks if r < lo)  # confirmed negatives only
+    stats.rank_histogram = ([{"from": 0, "to": lo, "count": above}] if above else []) + [
+        {"from": lo + b * width, "to": min(hi, lo + (b + 1) * width), "count": buckets[b]}
+        for b in range((hi - lo + width - 1) // width)
     ]
     if stats.queries_short:
         share = stats.queries_short / max(1, stats.queries_mined)
-        hint = (
-            f"{stats.queries_short} queries ({share:.1%}) got fewer than {config.num_negatives} negatives; "
-            "consider raising --max-rank or lowering --min-rank (a small corpus also limits the window)"
-        )
+        widen = ("consider raising --max-rank or lowering --min-rank" if hi == config.max_rank else
+                 f"the window already reaches the end of the corpus (rank {hi - 1}): lower --min-rank or --num-negatives")
+        hint = f"{stats.queries_short} queries ({share:.1%}) got fewer than {config.num_negatives} negatives; {widen}"
         score_rules = [f for f in active_filters(config)[2:] if stats.removed.get(f)]
         if score_rules:
             hint += f", or loosening {', '.join('--' + f if 'margin' in f or 'score' in f else f for f in score_rules)}"

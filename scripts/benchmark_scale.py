@@ -38,6 +38,7 @@ import numpy as np
 from _bench import (  # scripts/_bench.py (scripts run as `python scripts/...`)
     emit,
     measured,
+    measured_tree,
 )
 
 SPECTRUM_ALPHA = 0.89
@@ -150,6 +151,7 @@ def main() -> None:
     efs = [int(e) for e in args.ef_sweep.split(",") if e.strip()]
     rows, sweep = [], []
     rates: dict[str, float] = {}
+    workers: dict[str, dict[str, float]] = {}
     for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
         label = backend if backend == "exact" else f"{backend} M {args.m}, efC {args.ef_construction}"
         tag = backend if backend == "exact" else f"{backend}-m{args.m}-efc{args.ef_construction}"
@@ -166,10 +168,13 @@ def main() -> None:
         engines = [e.strip() for e in args.engines.split(",") if e.strip()] if backend == "exact" else ["local"]
         for engine in engines:
             run_dir = work / f"run-{tag}" if engine == "local" else work / f"run-{tag}-{engine}"
-            m_wall, m_rss, m_out = measured(
+            m_wall, m_rss, m_out, tree = measured_tree(
                 [sys.executable, "-m", "hardneg", "mine", str(idx), "--out", str(run_dir), "--json",
-                 "--quiet", "--query-batch", "1024", "--engine", engine]
+                 "--quiet", "--query-batch", "1024", "--engine", engine], descendants=engine != "local"
             )
+            if tree:
+                workers[engine] = tree
+                print(f"engine {engine}: peak RSS per process title (MB): {json.dumps(tree, sort_keys=True)}", flush=True)
             stats = json.loads(m_out)["stats"]
             i_timings = json.loads(i_out)["manifest"]["timings"]
             m_timings = json.loads((run_dir / "manifest.json").read_text())["timings"]
@@ -206,6 +211,10 @@ def main() -> None:
     for backend, i_wall, i_rss, m_wall, m_rss, qps, recall, selected in rows:
         rec = f"{recall['recall']:.4f} (k {recall['k']}, {recall['queries']} queries, ef {recall['query_ef']})" if recall else "exact"
         lines.append(f"| {backend} | {i_wall:.0f} | {i_rss:.0f} | {m_wall:.0f} | {m_rss:.0f} | {qps:.0f} | {rec} | {selected:,} |")
+    for engine, tree in workers.items():
+        shown = "; ".join(f"{title} {mb:,.0f}" for title, mb in sorted(tree.items(), key=lambda kv: -kv[1]) if mb >= 50)
+        lines += ["", f"`--engine {engine}`: peak RSS of the driver's descendant processes, MB, the largest per process "
+                  f"title (polled every 0.5 s; processes under 50 MB left out): {shown}."]
     if rates:
         lines += ["", "Rates for the `--index auto` cost model (hardneg/index.py), from the manifests' stage timings: "
                   + "; ".join(f"{name} {value:,.0f}" for name, value in rates.items()) + "."]

@@ -111,3 +111,39 @@ def test_kd_and_fixed_width_formats_have_one_width_when_some_queries_are_short(t
     else:
         widths = {len(pq.read_table(out / "train.parquet").column_names) - 1}
     assert widths == {6}
+
+
+def test_a_window_past_the_corpus_is_an_error_or_is_clipped_with_a_warning(tmp_path, tiny_beir):
+    # tiny_beir has 40 documents: ranks 0-39.
+    beyond = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "50", "--max-rank", "150",
+                                 "--out", str(tmp_path / "none")])
+    assert beyond.exit_code == 1 and "past the end of the corpus" in beyond.output and "40 documents" in beyond.output
+    assert "raising --max-rank" not in beyond.output and not (tmp_path / "none").exists()
+    clipped = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "30", "--max-rank", "150",
+                                  "--num-negatives", "12", "--out", str(tmp_path / "run")])
+    assert clipped.exit_code == 0, clipped.output
+    assert "warning: --max-rank 150 is past the end of the corpus (40 documents): the window is [30, 40)" in clipped.stderr
+    assert "ranks [30, 40)" in clipped.stdout
+    assert "the window already reaches the end of the corpus" in clipped.stdout  # not "raise --max-rank"
+    stats = json.loads((tmp_path / "run" / "manifest.json").read_text())["stats"]
+    assert stats["window"] == [30, 40] and stats["rank_histogram"][-1]["to"] == 40
+
+
+def test_the_mining_summary_says_what_ran_how_long_and_what_comes_next(tmp_path, tiny_beir):
+    result = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "0", "--max-rank", "20",
+                                 "--sampling", "simans", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    header = result.stdout.splitlines()[0]
+    assert header.startswith("model hashing · retriever dense · sampling simans (seed 42) · scores: embedding cosine")
+    assert header.endswith(" s") and "no --cross-encoder" in header
+    assert "eligible candidates (sampled from)" in result.stdout
+    assert f"next: hardneg export {tmp_path / 'run'} --format colbert --out {tmp_path / 'run'}-colbert" in result.stdout
+    again = runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "0", "--max-rank", "20",
+                                "--sampling", "simans", "--out", str(tmp_path / "run")])
+    assert "up to date, reused" in again.stdout.splitlines()[0]
+    stats = json.loads((tmp_path / "run" / "manifest.json").read_text())["stats"]
+    assert stats["eligible_scores"]["p50"] <= stats["positive_scores"]["p50"]
+    kd = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "pylate-kd", "--out", str(tmp_path / "kd")])
+    assert "scores: embedding cosine of hashing, no --cross-encoder" in kd.stdout
+    plain = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "triplets", "--out", str(tmp_path / "t")])
+    assert "scores:" not in plain.stdout
