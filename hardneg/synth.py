@@ -61,13 +61,17 @@ def run_encoder(emb_manifest: dict[str, Any]) -> Any:
     from hardneg.encoders import load_encoder
 
     model = emb_manifest["model"]
-    encoder = load_encoder(EmbedConfig(model=model.get("path") or model["name"], query_prompt=model.get("query_prompt"),
-                                       corpus_prompt=model.get("corpus_prompt"), max_length=model.get("max_length")))
-    if encoder.fingerprint != model["fingerprint"]:
+    # The manifest records the max length in effect (the model's own when none was given), and the
+    # identity was computed from what was asked: try both, at the precision the run used.
+    for max_length in dict.fromkeys([None, model.get("max_length")]):
+        encoder = load_encoder(EmbedConfig(model=model.get("path") or model["name"], query_prompt=model.get("query_prompt"),
+                                           corpus_prompt=model.get("corpus_prompt"), max_length=max_length,
+                                           precision=model.get("precision") or "auto"))
+        if encoder.fingerprint == model["fingerprint"]:
+            return encoder
         encoder.close()
-        raise ArtifactError(f"the run was embedded by {model['name']} ({model['fingerprint'][:12]}), which is no longer "
-                            "the model at that name or path; embed and mine again")
-    return encoder
+    raise ArtifactError(f"the run was embedded by {model['name']} ({model['fingerprint'][:12]}), which is no longer "
+                        "the model at that name or path; embed and mine again")
 
 
 def _pairs(queries: list[RunQuery], config: SynthConfig) -> list[tuple[RunQuery, str]]:

