@@ -151,8 +151,8 @@ def write_beir(data: Data, qrels: dict[str, list[str]], dest: Path) -> Path:
 class HardnegMiner:
     """hardneg through its library API; embeddings are computed once and reused by every method."""
 
-    def __init__(self, data: Data, model: str, work: Path) -> None:
-        self.data, self.work, self.model = data, work, model
+    def __init__(self, data: Data, model: str, work: Path, precision: str = "auto") -> None:
+        self.data, self.work, self.model, self.precision = data, work, model, precision
         self._ready = False
 
     def _setup(self) -> None:
@@ -162,7 +162,7 @@ class HardnegMiner:
         from hardneg.embed import embed
         from hardneg.inputs import load_input
 
-        self.embed_config = EmbedConfig(model=self.model)
+        self.embed_config = EmbedConfig(model=self.model, precision=self.precision)
         self.embeddings: dict[str, Path] = {}
         full = write_beir(self.data, self.data.train, self.work / "beir-full")
         self.embeddings["full"] = embed(load_input(full), self.work / "emb-full", self.embed_config).path
@@ -386,14 +386,16 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
     st = STMiner(data, base, work / "st")
     exports = work / "exports"
 
-    def hn_rows(name: str, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
+    hn_bf16 = HardnegMiner(data, model, work / "hn-bf16", precision="bf16")
+
+    def hn_rows(name: str, miner: HardnegMiner = hn, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
         def prepare(seed: int) -> tuple[Path, None, int]:
-            run = hn.run("full", f"{name}-s{seed}", num_negatives=1, seed=seed, **mine)
+            run = miner.run("full", f"{name}-s{seed}", num_negatives=1, seed=seed, **mine)
             return hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", 2, seed, data), None, 1
         return prepare
 
-    def hn_proxy(name: str, **mine: Any) -> Callable[[int], dict[str, list[str]]]:
-        return lambda seed: hn.negatives("hidden", f"{name}-proxy-s{seed}", num_negatives=PROXY_NEGATIVES, seed=seed, **mine)
+    def hn_proxy(name: str, miner: HardnegMiner = hn, **mine: Any) -> Callable[[int], dict[str, list[str]]]:
+        return lambda seed: miner.negatives("hidden", f"{name}-proxy-s{seed}", num_negatives=PROXY_NEGATIVES, seed=seed, **mine)
 
     def st_rows(name: str, **st_args: Any) -> Callable[[int], tuple[Path, None, int]]:
         def prepare(seed: int) -> tuple[Path, None, int]:
@@ -494,6 +496,10 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                st_proxy(relative_margin=0.05, sampling_strategy="top", range_min=0, range_max=100), seeded_mining=False),
         Method("hardneg-default", "--min-rank 10 --max-rank 110 --sampling random", both,
                hn_rows("default", sampling="random", **window), hn_proxy("default", sampling="random", **window)),
+        Method("hardneg-default-bf16", "--min-rank 10 --max-rank 110 --sampling random, corpus and queries encoded with "
+               "--precision bf16 (the fast-defaults issue: does bf16 mining train as well as fp32?)", both,
+               hn_rows("default-bf16", hn_bf16, sampling="random", **window),
+               hn_proxy("default-bf16", hn_bf16, sampling="random", **window)),
         Method("hardneg-nv", "--min-rank 0 --max-rank 110 --sampling top --relative-margin 0.05 (configs/nv-retriever.toml)", both,
                hn_rows("nv", **nv), hn_proxy("nv", **nv), seeded_mining=False),
         Method("hardneg-nv-sample", "--min-rank 0 --max-rank 10 --sampling random --relative-margin 0.05 (a negative "
