@@ -225,6 +225,10 @@ WRITER = {KIND_EMBEDDINGS: "embed", KIND_INDEX: "index", KIND_MINE: "mine", KIND
 _PIPELINE = [KIND_EMBEDDINGS, KIND_INDEX, KIND_MINE, KIND_EXPORT]
 
 
+def _a(word: str) -> str:
+    return "an" if word[:1].lower() in "aeiou" else "a"
+
+
 def _how_to_get(kind: str | None, found: str | None = None) -> str:
     """A hint: the commands that turn what is there (``found``; None: raw input) into ``kind``."""
     if kind is None or kind not in WRITER:
@@ -264,7 +268,8 @@ def read_manifest(path: str | Path, kind: str | None = None) -> dict[str, Any]:
         raise ArtifactError(f"{manifest_path}: not a hardneg manifest")
     if kind is not None and manifest["kind"] != kind:
         raise ArtifactError(
-            f"{directory}: expected a '{kind}' artifact, found a '{manifest['kind']}' artifact{_how_to_get(kind, manifest['kind'])}"
+            f"{directory}: expected {_a(kind)} '{kind}' artifact, found {_a(manifest['kind'])} '{manifest['kind']}' artifact"
+            f"{_how_to_get(kind, manifest['kind'])}"
         )
     version = manifest.get("format_version")
     if version != FORMAT_VERSION:

@@ -45,9 +45,9 @@ app = typer.Typer(
     help="Mine hard negatives for ColBERT and dense retrievers: embed -> index -> mine -> export.",
     epilog=(
         "Quick start (offline, bundled model):\n\n```\n"
-        "hardneg mine examples/scifact-sample --model minilm --out run     # embed + index + mine\n"
-        "hardneg export run --format colbert --out colbert                 # or sentence-transformers, pylate-kd, ...\n"
-        "hardneg report run                                                # HTML: scores, ranks, filters\n```\n"
+        "hardneg mine examples/scifact-sample --model minilm --out run   # embed, index, mine\n"
+        "hardneg export run --format colbert --out colbert   # or sentence-transformers, pylate-kd\n"
+        "hardneg report run   # one HTML file: scores, ranks, filters\n```\n"
     ),
     no_args_is_help=True, pretty_exceptions_enable=False, rich_markup_mode="markdown",
     context_settings={"help_option_names": ["-h", "--help"]}, add_completion=False,
@@ -71,7 +71,7 @@ def _main(
 @errors
 @knobs(opt.EMBED_KNOBS, opt.ENGINE_KNOBS)
 def embed(
-    source: Annotated[str, typer.Argument(help="BEIR folder, pairs file (JSONL/Parquet), or - for JSONL pairs on stdin.")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="BEIR folder, pairs file (JSONL/Parquet), or - for JSONL pairs on stdin.")],
     out: opt.OutOpt, knobs: Knobs,
     corpus: opt.CorpusOpt = None,
     ray_address: opt.RayAddressOpt = None, num_shards: opt.NumShardsOpt = None, shard_index: opt.ShardIndexOpt = None,
@@ -99,7 +99,7 @@ def embed(
 @errors
 @knobs(opt.INDEX_COMMAND_KNOBS)
 def index(
-    embeddings: Annotated[Path, typer.Argument(help="Embeddings artifact directory (from `hardneg embed`).")],
+    embeddings: Annotated[Path, typer.Argument(metavar="EMBEDDINGS", help="Embeddings artifact directory (from `hardneg embed`).")],
     out: opt.OutOpt, knobs: Knobs, config: opt.ConfigOpt = None, force: opt.ForceOpt = False, quiet: opt.QuietOpt = False, json: opt.JsonOpt = False,
 ) -> None:
     """Build a search index over an embeddings artifact, measuring HNSW recall against exact search."""
@@ -117,7 +117,7 @@ def index(
 @errors
 @knobs(opt.MINE_KNOBS, opt.MINE_MORE_KNOBS, opt.EMBED_KNOBS, opt.INDEX_KNOBS, opt.ENGINE_KNOBS)
 def mine(
-    source: Annotated[str, typer.Argument(help="Index or embeddings artifact, BEIR folder, pairs file, or - for JSONL pairs on stdin.")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Index or embeddings artifact, BEIR folder, pairs file, or - for JSONL pairs on stdin.")],
     out: opt.OutOpt, knobs: Knobs,
     corpus: opt.CorpusOpt = None,
     ray_address: opt.RayAddressOpt = None, num_shards: opt.NumShardsOpt = None, shard_index: opt.ShardIndexOpt = None,
@@ -150,7 +150,7 @@ def mine(
 @errors
 @knobs(opt.EXPORT_KNOBS)
 def export(
-    run: Annotated[Path, typer.Argument(help="Mining-run artifact directory (from `hardneg mine`).")],
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="Mining-run artifact directory (from `hardneg mine`).")],
     out: Annotated[str, typer.Option("--out", "-o", help="Output directory, or - to stream triplets / msmarco-triples lines to stdout.")],
     knobs: Knobs, config: opt.ConfigOpt = None, force: opt.ForceOpt = False, allow_empty: opt.AllowEmptyOpt = False,
     quiet: opt.QuietOpt = False, json: opt.JsonOpt = False,
@@ -201,7 +201,7 @@ def train(
 @errors
 @knobs(opt.EVAL_KNOBS, opt.EVAL_EMBED_KNOBS, opt.ENGINE_KNOBS)
 def eval_(
-    source: Annotated[Path, typer.Argument(help="BEIR folder (or an embeddings artifact of the split to score).")],
+    source: Annotated[Path, typer.Argument(metavar="DATA", help="BEIR folder (or an embeddings artifact of the split to score).")],
     knobs: Knobs,
     per_query: Annotated[bool, typer.Option("--per-query", help="With --json: each query's metrics too (for paired significance tests).")] = False,
     config: opt.ConfigOpt = None, workdir: opt.WorkdirOpt = None, quiet: opt.QuietOpt = False, json: opt.JsonOpt = False,
@@ -220,7 +220,7 @@ def eval_(
 @errors
 @knobs(opt.LOOP_KNOBS, opt.MINE_KNOBS, opt.LOOP_EMBED_KNOBS, opt.ENGINE_KNOBS)
 def loop(
-    source: Annotated[Path, typer.Argument(help="BEIR folder or pairs file.")],
+    source: Annotated[Path, typer.Argument(metavar="DATA", help="BEIR folder or pairs file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Loop directory (rounds/K/... inside); rerun the same command to resume.")],
     knobs: Knobs, config: opt.ConfigOpt = None, force: opt.ForceOpt = False, quiet: opt.QuietOpt = False, json: opt.JsonOpt = False,
 ) -> None:
@@ -243,7 +243,7 @@ def loop(
 @errors
 @knobs(opt.SELECT_KNOBS)
 def select(
-    run: Annotated[Path, typer.Argument(help="Mining-run artifact directory.")],
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="Mining-run artifact directory.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Directory for to_label.jsonl and to_label.csv.")],
     knobs: Knobs, config: opt.ConfigOpt = None, force: opt.ForceOpt = False, json: opt.JsonOpt = False,
 ) -> None:
@@ -260,7 +260,7 @@ def select(
 @errors
 @knobs(opt.SYNTH_KNOBS)
 def synth(
-    run: Annotated[Path, typer.Argument(help="Mining run whose queries get generated negatives.")], knobs: Knobs,
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="Mining run whose queries get generated negatives.")], knobs: Knobs,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Artifact directory to write (not needed with --dry-run).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only count the LLM requests and estimate their tokens.")] = False,
     config: opt.ConfigOpt = None, force: opt.ForceOpt = False, quiet: opt.QuietOpt = False, json: opt.JsonOpt = False,
@@ -278,7 +278,7 @@ def synth(
 @app.command(epilog=_examples.REPORT_EXAMPLES)
 @errors
 def report(
-    path: Annotated[Path, typer.Argument(help="Mining run or loop directory.")],
+    path: Annotated[Path, typer.Argument(metavar="PATH", help="Mining run or loop directory.")],
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Report directory [default: PATH-report next to PATH].")] = None,
     sample: Annotated[int, typer.Option("--sample", help="Queries shown with their positives and negatives.")] = 10,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the query sample.")] = 0,
@@ -294,7 +294,7 @@ def report(
 @app.command(epilog=_examples.AUDIT_EXAMPLES)
 @errors
 def audit(
-    run: Annotated[Path, typer.Argument(help="Mining run to audit.")],
+    run: Annotated[Path, typer.Argument(metavar="RUN", help="Mining run to audit.")],
     llm_url: opt.LlmUrlOpt = None, llm_model: opt.LlmModelOpt = None,
     sample: Annotated[int, typer.Option("--sample", help="Queries judged (seeded sample of the mined ones).")] = 200,
     bands: Annotated[int, typer.Option("--bands", help="Rank bands the window is split into.")] = 5,
@@ -325,4 +325,8 @@ def main() -> None:
     """Console-script entry point."""
     restart_with_allocator_tunables()
     signal.signal(signal.SIGTERM, on_sigterm)
+    if ("--help" in sys.argv or "-h" in sys.argv or len(sys.argv) < 2) and not sys.stdout.isatty() and not os.environ.get("TERMINAL_WIDTH"):
+        import typer.rich_utils
+
+        typer.rich_utils.MAX_WIDTH = _examples.HELP_WIDTH  # piped help: no example wrapped mid-command
     app()

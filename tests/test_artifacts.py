@@ -39,7 +39,7 @@ def test_manifest_kind_and_completeness_are_checked(tmp_path):
         read_manifest(tmp_path / "half")
     (tmp_path / "run").mkdir()
     write_manifest(tmp_path / "run", "mine-run")
-    with pytest.raises(ArtifactError, match="expected a 'index' artifact, found a 'mine-run' artifact"):
+    with pytest.raises(ArtifactError, match="expected an 'index' artifact, found a 'mine-run' artifact"):
         read_manifest(tmp_path / "run", "index")
 
 
