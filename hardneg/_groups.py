@@ -8,6 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from hardneg import _examples
 from hardneg import _options as opt
 from hardneg import _render as render
 from hardneg._console import errors, summary
@@ -16,7 +17,7 @@ from hardneg.errors import ConfigError
 label_app = typer.Typer(help="Human judgments: import labelled candidates back into mining.", no_args_is_help=True)
 
 
-@label_app.command("import")
+@label_app.command("import", epilog=_examples.LABEL_EXAMPLES)
 @errors
 def label_import(
     file: Annotated[Path, typer.Argument(metavar="FILE", help="Labelled to_label.jsonl / to_label.csv (or JSONL rows query_id, doc_id, label).")],
@@ -39,7 +40,7 @@ def label_import(
 cache_app = typer.Typer(help="The workdir cache the one-liner keeps (embeddings, indexes, piped input): list and prune it.", no_args_is_help=True)
 
 
-@cache_app.command("list", epilog="Examples:\n\n\b\n  hardneg cache list\n  hardneg cache list --workdir /scratch/hardneg --json\n")
+@cache_app.command("list", epilog=_examples.CACHE_LIST_EXAMPLES)
 @errors
 def cache_list(workdir: opt.WorkdirOpt = None, json: opt.JsonOpt = False) -> None:
     """List the cache entries, least recently used first, with their size."""
@@ -52,7 +53,7 @@ def cache_list(workdir: opt.WorkdirOpt = None, json: opt.JsonOpt = False) -> Non
             lambda c: render.render_cache(c, entries, str(root)))
 
 
-@cache_app.command("prune", epilog="Examples:\n\n\b\n  hardneg cache prune --older-than 7d\n  hardneg cache prune --max-size 10G --dry-run\n")
+@cache_app.command("prune", epilog=_examples.CACHE_PRUNE_EXAMPLES)
 @errors
 def cache_prune(
     older_than: Annotated[Optional[str], typer.Option("--older-than", help="Remove entries last used longer ago than this (e.g. 7d, 12h).")] = None,

@@ -59,6 +59,7 @@ from hardneg.config import (
     identity as config_identity,
 )
 from hardneg.errors import ConfigError, InputError
+from hardneg.models import BUNDLED_MODEL
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import read_table
 from hardneg.writes import check_writable_parent, prepare_out, writing
@@ -145,8 +146,10 @@ def run_loop(
     # How many rounds and when to stop do not change what a round computes: a finished loop can be
     # extended with a larger --rounds, or resumed with another patience, without starting over.
     # Execution knobs (batch sizes, workers, device) do not either (config.EXECUTION_FIELDS).
+    # No --model and no --lang means the bundled model: `minilm` named or not is one identity.
+    named = embed_config.model == BUNDLED_MODEL and not embed_config.lang
     identity = {
-        "embed": config_identity(embed_config), "index": config_identity(index_config), "mine": config_identity(mine_config),
+        "embed": config_identity(dataclasses.replace(embed_config, model=None) if named else embed_config), "index": config_identity(index_config), "mine": config_identity(mine_config),
         "train": config_identity(train_config), "eval": config_identity(eval_config),
         "loop": {k: v for k, v in configs["loop"].items() if k not in ("rounds", "patience", "min_delta")},
     }

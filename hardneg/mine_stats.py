@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from hardneg.config import MineConfig
-from hardneg.filters import active_filters
+from hardneg.filters import FILTERS, active_filters
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 ELIGIBLE_SAMPLE = 16
@@ -177,7 +177,9 @@ def finish_stats(stats: MineStats, tally: Tally, config: MineConfig, per_query: 
         hint = f"{stats.queries_short} queries ({share:.1%}) got fewer than {config.num_negatives} negatives; {widen}"
         score_rules = [f for f in active_filters(config)[2:] if stats.removed.get(f)]
         if score_rules:
-            hint += f", or loosening {', '.join('--' + f if 'margin' in f or 'score' in f else f for f in score_rules)}"
+            flags = {f.name: f.flag for f in FILTERS}
+            hint += ", or loosening " + ", ".join(
+                f"{flags.get(f) or f} (it removed {stats.removed[f]:,} of {stats.candidates:,} candidates)" for f in score_rules)
         stats.hints.append(hint + ".")
     for status, count in stats.queries_skipped.items():
         stats.hints.append(f"{count} queries were not mined ({status}); see queries.parquet for their ids.")

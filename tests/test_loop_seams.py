@@ -45,3 +45,25 @@ def test_each_round_trains_on_the_previous_rounds_export_from_the_right_checkpoi
         trainer=_fake_trainer(calls), encoder_factory=lambda cfg: load_encoder(EmbedConfig(model="hashing:32")),
     )
     assert len(calls) == 2
+
+
+def test_naming_the_bundled_model_is_the_same_loop_as_leaving_it_out(tmp_path, monkeypatch):
+    """`hardneg loop DATA` (no --model: the bundled MiniLM) and `run_loop(..., EmbedConfig(model="minilm"))`
+    are one loop: the second resumes the first instead of refusing it as changed."""
+    import hardneg.loop as loop_module
+
+    class Stop(Exception):
+        pass
+
+    seen: list[str] = []
+    original = loop_module.loop_fingerprint
+
+    def capture(*args: Any) -> str:
+        seen.append(original(*args))
+        raise Stop  # the identity is all this test needs: no work
+
+    monkeypatch.setattr(loop_module, "loop_fingerprint", capture)
+    for embed in (EmbedConfig(), EmbedConfig(model="minilm"), EmbedConfig(model="hashing:32")):
+        with pytest.raises(Stop):
+            run_loop(TINY_BEIR, tmp_path / "loop", embed, IndexConfig(), MineConfig(), TrainConfig(), LoopConfig(rounds=1))
+    assert seen[0] == seen[1] != seen[2]

@@ -66,3 +66,11 @@ def test_the_readme_shows_commands():
 @pytest.mark.parametrize("line", README_COMMANDS + HELP_COMMANDS)
 def test_every_documented_command_parses(line):
     _parse(line)
+
+
+def test_every_help_example_fits_piped_help_and_names_only_what_a_clone_has():
+    for name, text in vars(_examples).items():
+        if name.endswith("_EXAMPLES"):
+            for line in text.splitlines():
+                assert len(line) <= _examples.HELP_WIDTH - 4, f"{name}: {line}"
+                assert "../shared" not in line and "data/scifact" not in line, line
