@@ -16,7 +16,7 @@ EMBED_EXAMPLES = """Examples:
 \b
   hardneg embed examples/scifact-sample --model minilm --out runs/emb
   hardneg embed examples/scifact-sample --split test --out runs/emb-test
-  hardneg embed examples/scifact-pairs.jsonl --model minilm --out runs/pairs-emb
+  hardneg embed examples/scifact-pairs.jsonl --corpus examples/scifact-sample/corpus.jsonl --out runs/pairs-emb
 """
 
 INDEX_EXAMPLES = """Examples:
@@ -35,7 +35,7 @@ MINE_EXAMPLES = """Examples:
   hardneg mine runs/idx --config configs/nv-retriever.toml --out runs/sf-nv
   hardneg mine runs/idx --sampling simans --out runs/sf-simans
   hardneg mine runs/idx --retriever hybrid --out runs/sf-hybrid
-  cat examples/scifact-pairs.jsonl | hardneg mine - --model minilm --out runs/pairs
+  cat examples/scifact-pairs.jsonl | hardneg mine - --corpus examples/scifact-sample/corpus.jsonl --out runs/pairs
   # with models trained by `hardneg train` (see its examples):
   hardneg mine runs/idx --teacher models/sf-ce --scores-from teacher --absolute-margin 0 --max-rank 30 --out runs/dn
   hardneg mine runs/idx --teacher models/sf --kd-depth 8 --out runs/sf-kd
