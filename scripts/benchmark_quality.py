@@ -33,6 +33,7 @@ import json
 import os
 import platform
 import random
+import re
 import shutil
 import subprocess
 import sys
@@ -636,6 +637,9 @@ def table(results: Path, dataset: str, student: str, methods: list[Method], comm
         mark = " *" if lo > 0 or hi < 0 else ""
         return f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]{mark}"
 
+    seeds = sorted({int(seed) for u in rows.values() for seed in u})
+    command = re.sub(r"--seeds [\d,]+", "--seeds " + ",".join(map(str, seeds)), command) if "--seeds" in command else (
+        f"{command} --seeds {','.join(map(str, seeds))}")
     lines = [
         f"### {student} student on {dataset}",
         "",
