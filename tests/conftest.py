@@ -141,3 +141,21 @@ def chat_server(answer: Any) -> Iterator[tuple[str, ChatScript]]:
         yield f"http://127.0.0.1:{httpd.server_address[1]}/v1", script
     finally:
         httpd.shutdown()
+
+
+def crash_mining_at_batch(monkeypatch: Any, n: int) -> list[Any]:
+    """Make mining raise KeyboardInterrupt (a Ctrl-C) at its ``n``-th query batch; returns the list
+    of batches seen, which keeps growing if the caller lets mining go on."""
+    from hardneg import mine as mine_module
+
+    calls: list[Any] = []
+    original = mine_module._Miner._mine_batch
+
+    def crash(self: Any, batch: Any, tally: Any) -> Any:
+        calls.append(batch)
+        if len(calls) == n:
+            raise KeyboardInterrupt
+        return original(self, batch, tally)
+
+    monkeypatch.setattr(mine_module._Miner, "_mine_batch", crash)
+    return calls

@@ -16,6 +16,7 @@ from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.writes import list_shards
+from tests.conftest import crash_mining_at_batch
 
 runner = CliRunner()
 WORDS = "alpha beta gamma delta epsilon zeta eta theta iota kappa lambda mu nu xi omicron pi rho sigma tau".split()
@@ -157,16 +158,8 @@ def test_resumed_mine_does_not_mine_finished_chunks_again(tmp_path, monkeypatch,
 
     cfg = MineConfig(min_rank=1, max_rank=20, chunk_queries=2, query_batch=1)
     reference = run_mine(tiny_beir, tmp_path / "reference", EmbedConfig(model="hashing"), IndexConfig(), cfg)
-    calls = []
     original = mine_module._Miner._mine_batch
-
-    def crash_on_third(self, batch, tally):
-        calls.append(batch)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, batch, tally)
-
-    monkeypatch.setattr(mine_module._Miner, "_mine_batch", crash_on_third)
+    calls = crash_mining_at_batch(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         run_mine(tiny_beir, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), cfg)
     calls.clear()

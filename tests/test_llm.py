@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.llm import parse_verdict
-from tests.conftest import ChatScript, chat_server
+from tests.conftest import ChatScript, chat_server, crash_mining_at_batch
 
 runner = CliRunner()
 RELEVANT_WORD = "capital"  # the scripted judge calls a candidate relevant when it mentions a capital
@@ -189,16 +189,8 @@ def test_a_resumed_judged_run_counts_the_requests_its_killed_invocation_spent(tm
     reference = json.loads((tmp_path / "ref" / "manifest.json").read_text())["llm"]["usage"]
     assert reference["requests"] > 0 and reference["cached"] == 0
     # A second endpoint model: nothing cached, so each invocation's requests are its own.
-    calls = []
     original = mine_module._Miner._mine_batch
-
-    def crash_on_third(self, batch, tally):
-        calls.append(batch)
-        if len(calls) == 3:
-            raise KeyboardInterrupt
-        return original(self, batch, tally)
-
-    monkeypatch.setattr(mine_module._Miner, "_mine_batch", crash_on_third)
+    crash_mining_at_batch(monkeypatch, 3)
     run = ["mine", str(tiny_beir), "--model", "hashing", "--min-rank", "0", "--max-rank", "15", "--num-negatives", "5",
            "--judge", "llm", "--llm-url", url, "--llm-model", "other", "--judge-top", "4", "--config", str(small),
            "--out", str(tmp_path / "run"), "--quiet"]
