@@ -111,15 +111,15 @@ AUDIT_EXAMPLES = """Examples:
 
 \b
   # any OpenAI-compatible server: --llm-url, or export HARDNEG_LLM_URL=http://localhost:8000/v1
-  hardneg audit runs/sf --llm-model qwen --sample 20 --out runs/sf-audit
+  hardneg audit runs/sf --llm-model Qwen/Qwen2.5-7B-Instruct --sample 20 --out runs/sf-audit
 """
 
 SYNTH_EXAMPLES = """Examples:
 
 \b
   # any OpenAI-compatible server: --llm-url, or export HARDNEG_LLM_URL=http://localhost:8000/v1
-  hardneg synth runs/sf --llm-model qwen --queries 10 --dry-run
-  hardneg synth runs/sf --llm-model qwen --queries 10 --out runs/sf-synth
+  hardneg synth runs/sf --llm-model Qwen/Qwen2.5-7B-Instruct --queries 10 --dry-run
+  hardneg synth runs/sf --llm-model Qwen/Qwen2.5-7B-Instruct --queries 10 --out runs/sf-synth
   hardneg export runs/sf --format sentence-transformers --synthetic runs/sf-synth --out runs/mix
 """
 
