@@ -18,7 +18,8 @@ def _quantile_row(values: dict[str, float]) -> list[str]:
 
 
 def score_source(manifest: dict[str, Any]) -> str:
-    """Where a run's scores come from, in words (the summary, export's note on score formats)."""
+    """Where the scores a run selected by come from, in words (the mine summary's header). Exports
+    describe their own scores (the teacher's whenever the run has one): ExportStats.score_source."""
     model, config = manifest.get("model") or {}, manifest.get("config") or {}
     teacher = (manifest.get("cross_encoder") or {}).get("name") or config.get("cross_encoder")
     own = f"embedding {model.get('metric', 'cosine')} of {model.get('name', '?')}"
