@@ -9,6 +9,16 @@ from rich.console import Console
 from rich.table import Table
 
 
+def print_table(console: Console, table: Table) -> None:
+    """A table whose title is a line of its own: rich wraps a title to the table's width, which
+    broke long paths and model names in two (`runs/.../teacher-bienco` / `der`) where a reader
+    copies them from."""
+    title, table.title = table.title, None
+    if title:
+        console.print(str(title), style="table.title", soft_wrap=True, markup=False, highlight=False)
+    console.print(table)
+
+
 def _pct(part: int, whole: int) -> str:
     return f"{part:,} ({part / whole:.1%})" if whole else f"{part:,}"
 
@@ -67,7 +77,7 @@ def render_mine(console: Console, stats: dict[str, Any], path: str, manifest: di
         table.add_row("judgments: confirmed negatives in window / selected", f"{labels.get('confirmed_in_window', 0):,} / {labels.get('confirmed_selected', 0):,}")
         if labels["unmatched"]:
             table.add_row("judgments not matching this run's queries/corpus", f"{labels['unmatched']:,}")
-    console.print(table)
+    print_table(console, table)
 
     scores = Table(title="Scores (cosine)", title_justify="left")
     scores.add_column("")
@@ -80,7 +90,7 @@ def render_mine(console: Console, stats: dict[str, Any], path: str, manifest: di
     if stats.get("score_gaps"):
         # Near 0 or below: negatives as close as the positive (hard, or false negatives); large: easy.
         scores.add_row("gap: lowest positive - negative", *_quantile_row(stats["score_gaps"]))
-    console.print(scores)
+    print_table(console, scores)
 
     hist = Table(title="Ranks of selected negatives", title_justify="left")
     hist.add_column("ranks")
@@ -89,7 +99,7 @@ def render_mine(console: Console, stats: dict[str, Any], path: str, manifest: di
     peak = max((b["count"] for b in stats["rank_histogram"]), default=0) or 1
     for bucket in stats["rank_histogram"]:
         hist.add_row(f"[{bucket['from']}, {bucket['to']})", f"{bucket['count']:,}", "#" * round(30 * bucket["count"] / peak))
-    console.print(hist)
+    print_table(console, hist)
     for hint in stats["hints"]:
         console.print(f"hint: {hint}", markup=False, highlight=False)
     console.print(f"mining run: {path}", markup=False, highlight=False)
@@ -158,7 +168,7 @@ def render_loop(console: Console, rounds: list[dict[str, Any]], best: int | None
         overlap = "-" if r.get("overlap_with_previous") is None else f"{r['overlap_with_previous']:.1%}"
         loss = "-" if not r.get("train") else f"{r['train']['training_loss']:.4f}"
         table.add_row(str(r["round"]), *metrics, f"{r['negatives']:,}", overlap, quant, loss, f"{r['seconds']:.0f}")
-    console.print(table)
+    print_table(console, table)
     if stopped_early:
         console.print("stopped early: the dev metric stopped improving", markup=False, highlight=False)
     console.print(f"loop: {path}", markup=False, highlight=False)
@@ -180,7 +190,7 @@ def render_eval(console: Console, result: Any, source: str) -> None:
     for name in result.metrics:
         table.add_column(name, justify="right")
     table.add_row(*(f"{v:.4f}" for v in result.metrics.values()))
-    console.print(table)
+    print_table(console, table)
     if result.skipped:
         console.print(f"{result.skipped} queries without a relevant document were left out", markup=False, highlight=False)
 
@@ -217,7 +227,7 @@ def render_audit(console: Console, result: Any, model: str) -> None:
         rate = "-" if g["false_negative_rate"] is None else f"{g['false_negative_rate']:.1%}"
         ci = "-" if g["ci95"] is None else f"[{g['ci95'][0]:.1%}, {g['ci95'][1]:.1%}]"
         table.add_row(g["group"], str(g["judged"]), str(g["judged_relevant"]), rate, ci, str(g["unjudged"]))
-    console.print(table)
+    print_table(console, table)
     console.print(f"{result.path}/audit.json  ({result.usage.get('requests', 0)} requests, {result.usage.get('cached', 0)} cached)",
                   markup=False, highlight=False)
 
@@ -238,7 +248,7 @@ def render_cache(console: Console, entries: list[Any], root: str) -> None:
         table.add_column(column, justify="right" if column == "size" else "left")
     for e in entries:
         table.add_row(str(e.path), e.kind, size_text(e.bytes), time.strftime("%Y-%m-%d %H:%M", time.localtime(e.last_used)), e.describes)
-    console.print(table)
+    print_table(console, table)
 
 
 def render_prune(console: Console, removed: list[Any], busy: list[Any], root: str, dry_run: bool) -> None:

@@ -30,7 +30,7 @@ def _files(artifact: Path) -> dict[str, bytes]:
 def _ok(args: list[str]) -> str:
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    return result.output
+    return result.stdout  # not .output, which mixes in stderr (Ray's once-per-process log lines)
 
 
 def test_embed_and_mine_on_ray_are_byte_identical_to_local(tmp_path, tiny_beir):
