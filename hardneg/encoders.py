@@ -316,9 +316,32 @@ def check_device(device: str) -> None:
 
 
 def default_device() -> str:
+    if not _torch_build_has_gpu():
+        return "cpu"
     import torch
 
     return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _torch_build_has_gpu() -> bool:
+    """False when the installed torch is a CPU-only build (its `version.py` names no CUDA, HIP or
+    ROCm), read without importing torch: the device decides the precision and so the cache key,
+    and a run that reuses cached embeddings should not pay torch's 1.5-3 s import to learn that
+    the answer is "cpu". Unknown (no such file, unexpected text): True, and torch is asked."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torch")
+    if spec is None or not spec.submodule_search_locations:
+        return True
+    version = Path(next(iter(spec.submodule_search_locations))) / "version.py"
+    try:
+        text = version.read_text(encoding="utf-8")
+    except OSError:
+        return True
+    fields = dict(re.findall(r"^(cuda|hip|rocm)\s*(?::[^=]*)?=\s*(.+?)\s*$", text, flags=re.M))
+    if set(fields) != {"cuda", "hip", "rocm"}:
+        return True
+    return any(value != "None" for value in fields.values())
 
 
 def load_encoder(config: EmbedConfig) -> Encoder:

@@ -8,6 +8,13 @@ corpus and window: hardneg `mine` (one-liner from raw data, cold cache) + `expor
 `mine_hard_negatives(range_min, range_max, num_negatives, sampling_strategy="random")` whose output
 is saved as Parquet. A bare `model.encode` pass over the same texts gives the encoding floor.
 The sentence-transformers side needs `datasets` (installed with sentence-transformers[train]).
+
+`--sweep 10` adds the parameter-sweep row: ten mining settings (windows, margins, score bounds,
+counts, sampling) over the same corpus, run as ten `hardneg mine` calls on one work directory (the
+first encodes, the other nine reuse its embeddings and index), against ten `mine_hard_negatives`
+calls in one process (the model loaded once) with its default (no cache: each call encodes) and
+with its `cache_folder` (the first call encodes). `--sweep-skip-uncached` leaves out the anchor's
+uncached ten calls (on SciFact they take about ten times one run).
 """
 
 from __future__ import annotations
@@ -56,6 +63,98 @@ result.to_parquet(out)
 print(json.dumps({"rows": len(result), "seconds": time.perf_counter() - t0}))
 """
 
+SWEEP_ST_SCRIPT = r"""
+import json, sys, time
+from pathlib import Path
+data, model_path, split, configs, cache = sys.argv[1:6]
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer
+from sentence_transformers.util import mine_hard_negatives
+corpus = {}
+for line in open(Path(data) / "corpus.jsonl", encoding="utf-8"):
+    d = json.loads(line)
+    corpus[d["_id"]] = (d.get("title", "") + " " + d["text"]).strip()
+queries = {q["_id"]: q["text"] for q in map(json.loads, open(Path(data) / "queries.jsonl", encoding="utf-8"))}
+pairs = {"query": [], "positive": []}
+for line in list(open(Path(data) / "qrels" / f"{split}.tsv", encoding="utf-8"))[1:]:
+    qid, did, score = line.rstrip("\r\n").split("\t")
+    if float(score) > 0:
+        pairs["query"].append(queries[qid]); pairs["positive"].append(corpus[did])
+model = SentenceTransformer(model_path)
+dataset, texts, calls = Dataset.from_dict(pairs), list(corpus.values()), []
+for config in json.loads(configs):
+    t0 = time.perf_counter()
+    result = mine_hard_negatives(dataset, model, corpus=texts, batch_size=64, output_format="n-tuple", verbose=False,
+                                 cache_folder=cache or None, **config)
+    calls.append({"seconds": time.perf_counter() - t0, "rows": len(result)})
+print(json.dumps({"calls": calls}))
+"""
+
+# Ten settings a user tries over one corpus: (hardneg flags, the same in mine_hard_negatives' arguments).
+SWEEP = [
+    ({"min-rank": 10, "max-rank": 110, "num-negatives": 10, "sampling": "random"},
+     {"range_min": 10, "range_max": 110, "num_negatives": 10, "sampling_strategy": "random"}),
+    ({"min-rank": 0, "max-rank": 100, "num-negatives": 10, "sampling": "top", "relative-margin": 0.05},
+     {"range_min": 0, "range_max": 100, "num_negatives": 10, "sampling_strategy": "top", "relative_margin": 0.05}),
+    ({"min-rank": 0, "max-rank": 50, "num-negatives": 5, "sampling": "top"},
+     {"range_min": 0, "range_max": 50, "num_negatives": 5, "sampling_strategy": "top"}),
+    ({"min-rank": 20, "max-rank": 120, "num-negatives": 10, "sampling": "random"},
+     {"range_min": 20, "range_max": 120, "num_negatives": 10, "sampling_strategy": "random"}),
+    ({"min-rank": 10, "max-rank": 110, "num-negatives": 10, "sampling": "random", "max-score": 0.8},
+     {"range_min": 10, "range_max": 110, "num_negatives": 10, "sampling_strategy": "random", "max_score": 0.8}),
+    ({"min-rank": 10, "max-rank": 110, "num-negatives": 10, "sampling": "random", "absolute-margin": 0.1},
+     {"range_min": 10, "range_max": 110, "num_negatives": 10, "sampling_strategy": "random", "absolute_margin": 0.1}),
+    ({"min-rank": 30, "max-rank": 200, "num-negatives": 20, "sampling": "random"},
+     {"range_min": 30, "range_max": 200, "num_negatives": 20, "sampling_strategy": "random"}),
+    ({"min-rank": 0, "max-rank": 200, "num-negatives": 3, "sampling": "top", "relative-margin": 0.1},
+     {"range_min": 0, "range_max": 200, "num_negatives": 3, "sampling_strategy": "top", "relative_margin": 0.1}),
+    ({"min-rank": 5, "max-rank": 55, "num-negatives": 1, "sampling": "random"},
+     {"range_min": 5, "range_max": 55, "num_negatives": 1, "sampling_strategy": "random"}),
+    ({"min-rank": 50, "max-rank": 150, "num-negatives": 10, "sampling": "random", "min-score": 0.2},
+     {"range_min": 50, "range_max": 150, "num_negatives": 10, "sampling_strategy": "random", "min_score": 0.2}),
+]
+
+
+def run_sweep(args: argparse.Namespace, model_path: str, env: dict[str, str], work: Path) -> list[str]:
+    """The --sweep rows: hardneg's N calls on one cache vs mine_hard_negatives' N calls, with and without its cache."""
+    configs = SWEEP[: args.sweep]
+    hn_calls = []
+    for i, (flags, _) in enumerate(configs):
+        cmd = [sys.executable, "-m", "hardneg", "mine", str(args.data), "--model", args.model, "--split", args.split,
+               "--workdir", str(work / "sweep-cache"), "--out", str(work / f"sweep-run-{i}"), "--json", "--quiet", "--allow-empty"]
+        for key, value in flags.items():
+            cmd += [f"--{key}", str(value)]
+        wall, rss, out = measured(cmd, env)
+        hn_calls.append((wall, rss, json.loads(out)["stats"]["selected"]))
+    anchor = {}
+    for label, cache in (("cache_folder", str(work / "st-cache")), ("no cache (its default)", "")):
+        if not cache and args.sweep_skip_uncached:
+            continue
+        wall, rss, out = measured([sys.executable, "-c", SWEEP_ST_SCRIPT, str(args.data), str(model_path), args.split,
+                                   json.dumps([c for _, c in configs]), cache], env)
+        anchor[label] = (wall, rss, json.loads(out.strip().splitlines()[-1])["calls"])
+    first, total = hn_calls[0][0], sum(c[0] for c in hn_calls)
+    lines = [
+        f"#### Parameter sweep: {len(configs)} mining settings over {args.data.name} ({args.split})",
+        "",
+        f"Command: `python scripts/benchmark_speed.py {args.data} --model {args.model} --sweep {args.sweep}"
+        f"{' --sweep-skip-uncached' if args.sweep_skip_uncached else ''} --skip-anchor --skip-encode-floor`. "
+        "hardneg: one process per setting, one work directory. sentence-transformers: the settings as calls in one process "
+        "(model loaded once); its wall time includes that process's start and model load.",
+        "",
+        "| contender | first call (s) | the other calls (s, total) | all calls (s) | all / one run | peak RSS (MB) |",
+        "|---|---:|---:|---:|---:|---:|",
+        f"| hardneg mine (embeddings and index reused after the first) | {first:.1f} | {total - first:.1f} | {total:.1f} | "
+        f"{total / first:.2f} | {max(c[1] for c in hn_calls):.0f} |",
+    ]
+    for label, (wall, rss, calls) in anchor.items():
+        one = calls[0]["seconds"] + (wall - sum(c["seconds"] for c in calls))  # start-up + load counted with the first call
+        lines.append(f"| mine_hard_negatives, {label} | {one:.1f} | {wall - one:.1f} | {wall:.1f} | {wall / one:.2f} | {rss:.0f} |")
+    lines += ["", "Settings (hardneg flags; selected negatives per call):", ""]
+    lines += [f"{i + 1}. `{' '.join(f'--{k} {v}' for k, v in flags.items())}`: {hn_calls[i][2]:,}" for i, (flags, _) in enumerate(configs)]
+    return [*lines, ""]
+
+
 ENCODE_SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
@@ -87,6 +186,9 @@ def main() -> None:
     parser.add_argument("--skip-encode-floor", action="store_true")
     parser.add_argument("--skip-anchor", action="store_true", help="do not run mine_hard_negatives")
     parser.add_argument("--workers", default="", help="also time `hardneg embed` with these worker counts, e.g. 1,2")
+    parser.add_argument("--sweep", type=int, default=0, help=f"also time a parameter sweep of this many settings (at most {len(SWEEP)})")
+    parser.add_argument("--sweep-skip-uncached", action="store_true", help="leave out mine_hard_negatives' uncached sweep")
+    parser.add_argument("--skip-main", action="store_true", help="only the sweep (with --sweep)")
     parser.add_argument("--write", type=Path, help="append the table to this Markdown file")
     args = parser.parse_args()
 
@@ -96,8 +198,17 @@ def main() -> None:
     model_path = resolve_model(EmbedConfig(model=args.model)).path
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "HARDNEG_DISABLE_PROGRESS": "1", "TOKENIZERS_PARALLELISM": "false"}
     # Big outputs go to a temporary directory; the (pipe-buffered) stdout of each child is small.
+    if args.sweep > len(SWEEP):
+        parser.error(f"--sweep: at most {len(SWEEP)} settings")
+    if args.skip_main:
+        if not args.sweep:
+            parser.error("--skip-main needs --sweep N")
+        with tempfile.TemporaryDirectory(prefix="hardneg-bench-") as tmp:
+            emit(run_sweep(args, str(model_path), env, Path(tmp)), args.write)
+        return
     with tempfile.TemporaryDirectory(prefix="hardneg-bench-") as tmp:
         work = Path(tmp)
+        sweep_lines = run_sweep(args, str(model_path), env, work) if args.sweep else []
         precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
         extra = []
         for i, precision in enumerate(precisions):
@@ -187,7 +298,7 @@ def main() -> None:
         f"{mine_timings['filter']:.2f} | {mine_timings['write']:.2f} | {ex_wall:.1f} | {rest / emb_timings['encode']:.1%} |",
         "",
     ]
-    emit(lines, args.write)
+    emit(lines + sweep_lines, args.write)
 
 
 if __name__ == "__main__":
