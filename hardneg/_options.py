@@ -18,6 +18,7 @@ import typer
 from hardneg.config import (
     ARCHITECTURES,
     BACKENDS,
+    ENCODER_BACKENDS,
     ENGINES,
     EVAL_ARCHITECTURES,
     EXPORT_FORMATS,
@@ -90,6 +91,7 @@ MaxLengthOpt = Annotated[Optional[int], typer.Option("--max-length", help="Trunc
 BatchSizeOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Texts per encoder batch.", rich_help_panel=EMBED)]
 WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Encoding processes (one per GPU, or CPU processes).", rich_help_panel=EMBED)]
 PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="auto (fp16 on CUDA, fp32 on CPU), fp32, fp16 or bf16.", rich_help_panel=EMBED)]
+EncoderBackendOpt = Annotated[Optional[str], typer.Option("--backend", **choice(ENCODER_BACKENDS), help="Encoder runtime: torch, or openvino (the same graph run by OpenVINO on the CPU, ~2x faster here; pip install 'hardneg[openvino]').", rich_help_panel=EMBED)]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps [default: cuda when present].", rich_help_panel=EMBED)]
 ShardSizeOpt = Annotated[Optional[int], typer.Option("--shard-size", help="Texts per shard; a killed run resumes from the last complete shard.", rich_help_panel=EMBED)]
 SplitOpt = Annotated[Optional[str], typer.Option("--split", help="BEIR qrels split to mine for.", rich_help_panel=EMBED)]
@@ -293,7 +295,7 @@ EMBED_KNOBS = {
     "query_prompt": K(QueryPromptOpt, "embed.query_prompt"), "corpus_prompt": K(CorpusPromptOpt, "embed.corpus_prompt"),
     "max_length": K(MaxLengthOpt, "embed.max_length", "train.max_length"), "batch_size": K(BatchSizeOpt, "embed.batch_size"),
     "workers": K(WorkersOpt, "embed.workers"), "device": K(DeviceOpt, "embed.device", "train.device"),
-    "precision": K(PrecisionOpt, "embed.precision"), "shard_size": K(ShardSizeOpt, "embed.shard_size"),
+    "precision": K(PrecisionOpt, "embed.precision"), "backend": K(EncoderBackendOpt, "embed.backend"), "shard_size": K(ShardSizeOpt, "embed.shard_size"),
     "split": K(SplitOpt, "embed.split"),
 }
 MODEL_KNOBS = {k: EMBED_KNOBS[k] for k in ("model", "lang", "model_size")}

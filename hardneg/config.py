@@ -18,6 +18,7 @@ SCORE_SOURCES = ("retriever", "teacher")
 RETRIEVERS = ("dense", "bm25", "hybrid")
 BACKENDS = ("auto", "exact", "hnsw")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
+ENCODER_BACKENDS = ("torch", "openvino")
 STORAGES = ("float32", "e4m3")
 EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron", "msmarco-triples")
 MODEL_SIZES = ("small", "base", "large")
@@ -54,6 +55,10 @@ class EmbedConfig:
     precision: str = "auto"
     """`auto` (fp16 on CUDA, fp32 elsewhere), `fp32`, `fp16` (CUDA) or `bf16` (CUDA, or CPUs with
     AVX512-BF16/AMX, where it encodes ~1.9x faster; vectors keep cosine >= 0.998 to fp32)."""
+    backend: str = "torch"
+    """`torch` (sentence-transformers as loaded) or `openvino`: the same transformer graph run by
+    OpenVINO on the CPU (`pip install 'hardneg[openvino]'`; vectors within ~1e-6 of torch's, not
+    bit-identical, so the backend is part of the fingerprint)."""
     shard_size: int = 2048
     split: str = "train"
     engine: str = "local"
@@ -63,6 +68,7 @@ class EmbedConfig:
     def __post_init__(self) -> None:
         _check_numbers(self)
         _one_of(self, "precision", PRECISIONS)
+        _one_of(self, "backend", ENCODER_BACKENDS)
         _one_of(self, "model_size", MODEL_SIZES)
         _at_least(self, "batch_size", 1)
         _at_least(self, "workers", 1)

@@ -399,6 +399,7 @@ def _embed(
             "fingerprint": encoder.fingerprint,
             "weights_sha256": getattr(encoder, "weights_sha256", None),
             "precision": getattr(encoder, "precision", "fp32"),
+            "backend": getattr(encoder, "backend", "torch"),
             "query_prompt": spec.query_prompt,
             "corpus_prompt": spec.corpus_prompt,
             "prompts_source": spec.prompts_source,

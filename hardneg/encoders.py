@@ -114,6 +114,12 @@ class SentenceTransformerEncoder:
         self.device = config.device or default_device()
         # Reduced precision changes the numbers, so it is part of the identity.
         self.precision = resolve_precision(config.precision, self.device)
+        self.backend = config.backend
+        if self.backend == "openvino":
+            if not self.device.startswith("cpu"):
+                raise ModelError(f"--backend openvino runs on the CPU; use --device cpu or --backend torch (device is {self.device})")
+            if config.workers > 1:
+                raise ModelError("--backend openvino uses every core in one process; use --workers 1")
         self._weights = weights_fingerprint(spec.path)
         self._model: Any = None
         self._pool: Any = None
@@ -122,7 +128,7 @@ class SentenceTransformerEncoder:
 
     @property
     def fingerprint(self) -> str:
-        suffix = "" if self.precision == "fp32" else f":{self.precision}"
+        suffix = ("" if self.precision == "fp32" else f":{self.precision}") + ("" if self.backend == "torch" else f":{self.backend}")
         return _identity(self.spec, self._weights + suffix, 0, self.max_length)
 
     @property
@@ -160,7 +166,12 @@ class SentenceTransformerEncoder:
                     f"({limit} tokens); use --max-length {limit} or less"
                 )
             model.max_seq_length = self.config.max_length
-        if self.precision == "fp16":
+        if self.backend == "openvino":
+            from hardneg.backends import to_openvino
+            from hardneg.pipeline import default_workdir
+
+            to_openvino(model, precision=self.precision, weights=self._weights, cache_root=default_workdir())
+        elif self.precision == "fp16":
             model.half()
         elif self.precision == "bf16":
             model.to(torch.bfloat16)
@@ -348,6 +359,8 @@ def load_encoder(config: EmbedConfig) -> Encoder:
     """Resolve and load the configured model."""
     spec = resolve_model(config)
     if spec.path is None:
+        if config.backend != "torch":
+            raise ModelError(f"--backend {config.backend} runs transformer models; '{spec.name}' has no graph to run (use --backend torch)")
         dim = 256
         name = spec.name
         if ":" in name:

@@ -230,6 +230,8 @@ def evaluate_colbert(
     spec = resolve_model(embed_config)
     if spec.path is None:
         raise ModelError(f"'{spec.name}' has no weights; a ColBERT evaluation needs a model directory")
+    if embed_config.backend != "torch":
+        raise ModelError(f"--backend {embed_config.backend} runs single-vector encoders; ColBERT evaluation runs on torch (use --backend torch)")
     dataset = load_input(source, config.split)
     qrels = relevance_by_query(dataset.qrels)
     queries = [q for q in dataset.queries if any(r > 0 for r in qrels.get(q.query_id, {}).values())]

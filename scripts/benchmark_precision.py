@@ -1,7 +1,11 @@
-"""Do reduced-precision embeddings change the negatives? fp32 vs bf16 (or fp16) on one data set.
+"""Do reduced-precision embeddings (or another encoder runtime) change the negatives? fp32 vs bf16
+(or fp16), torch vs OpenVINO, on one data set.
 
 Usage:
     python scripts/benchmark_precision.py ../shared/data/scifact --model minilm --precisions fp32,bf16 [--write docs/benchmarks.md]
+    python scripts/benchmark_precision.py ../shared/data/scifact --precisions fp32,fp32:openvino,bf16:openvino
+
+Each entry is PRECISION or PRECISION:BACKEND (`--backend`, torch by default).
 
 Mines the data set once per precision with the same window, sampling and seed (hardneg's defaults
 unless given), then compares each run with the first: the share of each query's candidate window
@@ -44,11 +48,12 @@ def main() -> None:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="hardneg-precision-"))
     runs: dict[str, tuple[dict[str, set[str]], dict[str, set[str]], float]] = {}
-    for precision in [p.strip() for p in args.precisions.split(",") if p.strip()]:
-        out = work / f"run-{precision}"
+    for entry in [p.strip() for p in args.precisions.split(",") if p.strip()]:
+        precision, _, backend = entry.partition(":")
+        out = work / f"run-{entry.replace(':', '-')}"
         t0 = time.perf_counter()
         result = run_mine(
-            args.data, out, EmbedConfig(model=args.model, precision=precision), IndexConfig(backend="exact"),
+            args.data, out, EmbedConfig(model=args.model, precision=precision, backend=backend or "torch"), IndexConfig(backend="exact"),
             MineConfig(min_rank=args.min_rank, max_rank=args.max_rank, seed=args.seed), workdir=work / "cache",
         )
         wall = time.perf_counter() - t0
@@ -59,8 +64,8 @@ def main() -> None:
             window.setdefault(r["query_id"], set()).add(r["doc_id"])
             if r["selected"]:
                 selected.setdefault(r["query_id"], set()).add(r["doc_id"])
-        runs[precision] = (window, selected, wall)
-        print(f"{precision}: {result.stats.selected} negatives, {wall:.0f} s", flush=True)
+        runs[entry] = (window, selected, wall)
+        print(f"{entry}: {result.stats.selected} negatives, {wall:.0f} s", flush=True)
 
     names = list(runs)
     base = names[0]
@@ -76,12 +81,12 @@ def main() -> None:
         f"`python scripts/benchmark_precision.py {args.data} --model {args.model} --precisions {args.precisions}`. "
         "Overlap: per query, |A ∩ B| / |A ∪ B|, averaged over queries.",
         "",
-        "| precision | wall (s, embed + index + mine) | window overlap with " + base + " | selected-negative overlap with " + base + " |",
+        "| precision[:backend] | wall (s, embed + index + mine) | window overlap with " + base + " | selected-negative overlap with " + base + " |",
         "|---|---:|---:|---:|",
     ]
     for name in names:
         window, selected, wall = runs[name]
-        lines.append(f"| {name} | {wall:.0f} | {overlap(runs[base][0], window):.4f} | {overlap(runs[base][1], selected):.4f} |")
+        lines.append(f"| {name} | {wall:.0f} ({wall / runs[base][2]:.2f}x) | {overlap(runs[base][0], window):.4f} | {overlap(runs[base][1], selected):.4f} |")
     emit(lines, args.write)
 
 

