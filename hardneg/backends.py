@@ -113,7 +113,7 @@ def to_openvino(model: Any, *, precision: str, weights: str, cache_root: Path) -
             warnings.simplefilter("ignore", DeprecationWarning)
             graph = ov.convert_model(hf_model.eval(), example_input={n: features[n] for n in names})
         target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=target.parent))
+        tmp = Path(tempfile.mkdtemp(prefix=f"{key}.tmp-", dir=target.parent))
         try:
             ov.save_model(graph, str(tmp / "model.xml"), compress_to_fp16=False)
             os.replace(tmp, target)

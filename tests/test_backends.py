@@ -123,3 +123,18 @@ def test_the_hashing_encoder_refuses_another_backend_instead_of_ignoring_it():
 
     with pytest.raises(ModelError, match="no graph to run"):
         load_encoder(EmbedConfig(model="hashing", backend="openvino"))
+
+
+@pytest.mark.model
+def test_cache_list_shows_the_converted_encoder_and_prune_removes_it(monkeypatch, tmp_path):
+    _minilm()
+    pytest.importorskip("openvino")
+    from hardneg.cache import list_entries, prune
+    from hardneg.encoders import load_encoder
+
+    monkeypatch.setenv("HARDNEG_HOME", str(tmp_path))
+    load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino")).encode(["a"], "query")
+    entries = list_entries(tmp_path)
+    assert [e.kind for e in entries] == ["openvino"] and entries[0].bytes > 1_000_000
+    prune(tmp_path, max_bytes=0)
+    assert not list_entries(tmp_path)
