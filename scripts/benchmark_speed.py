@@ -182,7 +182,7 @@ def main() -> None:
     parser.add_argument("--min-rank", type=int, default=10)
     parser.add_argument("--max-rank", type=int, default=110)
     parser.add_argument("--num-negatives", type=int, default=10)
-    parser.add_argument("--precision", default="fp32", help="hardneg runs, one per precision, e.g. fp32,bf16 (the first is the headline)")
+    parser.add_argument("--precision", default="fp32", help="hardneg runs, one per PRECISION[:BACKEND], e.g. fp32,bf16,fp32:openvino (the first is the headline)")
     parser.add_argument("--skip-encode-floor", action="store_true")
     parser.add_argument("--skip-anchor", action="store_true", help="do not run mine_hard_negatives")
     parser.add_argument("--workers", default="", help="also time `hardneg embed` with these worker counts, e.g. 1,2")
@@ -211,12 +211,13 @@ def main() -> None:
         sweep_lines = run_sweep(args, str(model_path), env, work) if args.sweep else []
         precisions = [p.strip() for p in args.precision.split(",") if p.strip()]
         extra = []
-        for i, precision in enumerate(precisions):
-            tag = "" if i == 0 else f"-{precision}"
+        for i, entry in enumerate(precisions):
+            precision, _, backend = entry.partition(":")
+            tag = "" if i == 0 else f"-{entry.replace(':', '-')}"
             hn_cmd = [
                 sys.executable, "-m", "hardneg", "mine", str(args.data), "--model", args.model, "--split", args.split,
                 "--min-rank", str(args.min_rank), "--max-rank", str(args.max_rank), "--num-negatives", str(args.num_negatives),
-                "--precision", precision, "--workdir", str(work / f"cache{tag}"), "--out", str(work / f"run{tag}"), "--json", "--quiet",
+                "--precision", precision, "--backend", backend or "torch", "--workdir", str(work / f"cache{tag}"), "--out", str(work / f"run{tag}"), "--json", "--quiet",
             ]
             wall, rss, out = measured(hn_cmd, env)
             emb_manifest = json.loads(next((work / f"cache{tag}" / "embeddings").glob("*/manifest.json")).read_text())
@@ -224,7 +225,7 @@ def main() -> None:
                 hn_wall, hn_rss, hn_out = wall, rss, out
                 emb_timings = emb_manifest["timings"]
             else:
-                extra.append((precision, wall, rss, emb_manifest["timings"]["encode"]))
+                extra.append((entry, wall, rss, emb_manifest["timings"]["encode"]))
         stats = json.loads(hn_out)["stats"]
         manifest = json.loads((work / "run" / "manifest.json").read_text())
         idx_timings = json.loads(next((work / "cache" / "index").glob("*/manifest.json")).read_text())["timings"]
@@ -274,7 +275,8 @@ def main() -> None:
             f"| ratio hardneg / sentence-transformers | {hn_total / st_wall:.2f} | {max(hn_rss, ex_rss) / st_rss:.2f} | |",
         ]
     for precision, wall, rss, encode in extra:
-        lines.append(f"| hardneg mine, `--precision {precision}` (embed + index + mine, cold cache) | {wall:.1f} | {rss:.0f} | encode stage {encode:.1f} s |")
+        flags = f"--precision {precision.partition(':')[0]}" + (f" --backend {precision.partition(':')[2]}" if ":" in precision else "")
+        lines.append(f"| hardneg mine, `{flags}` (embed + index + mine, cold cache) | {wall:.1f} | {rss:.0f} | encode stage {encode:.1f} s |")
         if st_wall is not None and st_rss is not None:
             lines.append(f"| ratio hardneg {precision} / sentence-transformers (fp32) | {wall / st_wall:.2f} | {rss / st_rss:.2f} | |")
     for workers, w_wall, w_rss, texts in sweep:
