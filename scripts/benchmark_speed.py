@@ -138,7 +138,7 @@ def run_sweep(args: argparse.Namespace, model_path: str, env: dict[str, str], wo
         f"#### Parameter sweep: {len(configs)} mining settings over {args.data.name} ({args.split})",
         "",
         f"Command: `python scripts/benchmark_speed.py {args.data} --model {args.model} --sweep {args.sweep}"
-        f"{' --sweep-skip-uncached' if args.sweep_skip_uncached else ''} --skip-anchor --skip-encode-floor`. "
+        f"{' --sweep-skip-uncached' if args.sweep_skip_uncached else ''}{' --skip-main' if args.skip_main else ''}`. "
         "hardneg: one process per setting, one work directory. sentence-transformers: the settings as calls in one process "
         "(model loaded once); its wall time includes that process's start and model load.",
         "",
