@@ -33,6 +33,20 @@ from _bench import (  # scripts/_bench.py (scripts run as `python scripts/...`)
     measured,
 )
 
+# The (query, positive) pairs of a BEIR split as mine_hard_negatives takes them (`data`, `split` set before).
+ST_PAIRS = r"""
+corpus = {}
+for line in open(Path(data) / "corpus.jsonl", encoding="utf-8"):
+    d = json.loads(line)
+    corpus[d["_id"]] = (d.get("title", "") + " " + d["text"]).strip()
+queries = {q["_id"]: q["text"] for q in map(json.loads, open(Path(data) / "queries.jsonl", encoding="utf-8"))}
+pairs = {"query": [], "positive": []}
+for line in list(open(Path(data) / "qrels" / f"{split}.tsv", encoding="utf-8"))[1:]:
+    qid, did, score = line.rstrip("\r\n").split("\t")
+    if float(score) > 0:
+        pairs["query"].append(queries[qid]); pairs["positive"].append(corpus[did])
+"""
+
 ST_SCRIPT = r"""
 import json, sys, time
 from pathlib import Path
@@ -41,20 +55,7 @@ t0 = time.perf_counter()
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import mine_hard_negatives
-corpus = {}
-for line in open(Path(data) / "corpus.jsonl", encoding="utf-8"):
-    d = json.loads(line)
-    corpus[d["_id"]] = (d.get("title", "") + " " + d["text"]).strip()
-queries = {}
-for line in open(Path(data) / "queries.jsonl", encoding="utf-8"):
-    q = json.loads(line)
-    queries[q["_id"]] = q["text"]
-pairs = {"query": [], "positive": []}
-for line in list(open(Path(data) / "qrels" / f"{split}.tsv", encoding="utf-8"))[1:]:
-    qid, did, score = line.rstrip("\r\n").split("\t")
-    if float(score) > 0:
-        pairs["query"].append(queries[qid]); pairs["positive"].append(corpus[did])
-model = SentenceTransformer(model_path)
+""" + ST_PAIRS + r"""model = SentenceTransformer(model_path)
 result = mine_hard_negatives(
     Dataset.from_dict(pairs), model, corpus=list(corpus.values()), range_min=int(lo), range_max=int(hi),
     num_negatives=int(n), sampling_strategy="random", batch_size=64, output_format="n-tuple", verbose=False,
@@ -70,17 +71,7 @@ data, model_path, split, configs, cache = sys.argv[1:6]
 from datasets import Dataset
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.util import mine_hard_negatives
-corpus = {}
-for line in open(Path(data) / "corpus.jsonl", encoding="utf-8"):
-    d = json.loads(line)
-    corpus[d["_id"]] = (d.get("title", "") + " " + d["text"]).strip()
-queries = {q["_id"]: q["text"] for q in map(json.loads, open(Path(data) / "queries.jsonl", encoding="utf-8"))}
-pairs = {"query": [], "positive": []}
-for line in list(open(Path(data) / "qrels" / f"{split}.tsv", encoding="utf-8"))[1:]:
-    qid, did, score = line.rstrip("\r\n").split("\t")
-    if float(score) > 0:
-        pairs["query"].append(queries[qid]); pairs["positive"].append(corpus[did])
-model = SentenceTransformer(model_path)
+""" + ST_PAIRS + r"""model = SentenceTransformer(model_path)
 dataset, texts, calls = Dataset.from_dict(pairs), list(corpus.values()), []
 for config in json.loads(configs):
     t0 = time.perf_counter()
