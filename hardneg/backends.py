@@ -76,11 +76,13 @@ class OpenVINOTransformer(torch.nn.Module):
         return {"last_hidden_state": torch.from_numpy(out.copy())}
 
 
-def _transformer_module(model: Any) -> Any:
+def _transformer_slot(model: Any) -> tuple[Any, str]:
+    """The sentence-transformers module holding the Hugging Face model, and the attribute it is
+    held in (`model`; `auto_model` before sentence-transformers 6)."""
     for module in model:
-        inner = getattr(module, "model", None) or getattr(module, "auto_model", None)
-        if inner is not None and hasattr(inner, "config"):
-            return module
+        for attr in ("model", "auto_model"):
+            if hasattr(getattr(module, attr, None), "config"):
+                return module, attr
     raise ModelError("--backend openvino: this model has no transformer module to convert; use --backend torch")
 
 
@@ -91,8 +93,8 @@ def to_openvino(model: Any, *, precision: str, weights: str, cache_root: Path) -
     ov = _openvino()
     if precision not in ("fp32", "bf16"):
         raise ModelError(f"--backend openvino runs on the CPU in fp32 or bf16, not {precision}")
-    module = _transformer_module(model)
-    hf_model = getattr(module, "model", None) or module.auto_model
+    module, attr = _transformer_slot(model)
+    hf_model = getattr(module, attr)
     preprocess = getattr(model, "preprocess", None) or model.tokenize  # `tokenize` before sentence-transformers 6
     features = preprocess(["hardneg openvino conversion example", "a second, longer example text for the sequence axis"])
     names = [n for n in ("input_ids", "attention_mask", "token_type_ids") if n in features]
@@ -121,8 +123,4 @@ def to_openvino(model: Any, *, precision: str, weights: str, cache_root: Path) -
             shutil.rmtree(tmp, ignore_errors=True)  # another process cached it first, or the disk is read-only
     hint = {"fp32": "f32", "bf16": "bf16"}[precision]
     compiled = core.compile_model(graph, "CPU", {"INFERENCE_PRECISION_HINT": hint})
-    replacement = OpenVINOTransformer(compiled, names, hf_model.config)
-    if getattr(module, "model", None) is not None:
-        module.model = replacement
-    else:  # older sentence-transformers name the attribute auto_model
-        module.auto_model = replacement
+    setattr(module, attr, OpenVINOTransformer(compiled, names, hf_model.config))

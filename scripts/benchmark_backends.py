@@ -50,8 +50,13 @@ def load_texts(data: Path, n: int) -> list[str]:
     return texts
 
 
+def longest_first(texts: list[str]) -> list[int]:
+    """The order every contender encodes in (the vectors are compared in this order)."""
+    return sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+
+
 def batches(tokenizer: Any, texts: list[str], batch_size: int, multiple: int) -> list[dict[str, np.ndarray]]:
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    order = longest_first(texts)
     out = []
     for start in range(0, len(order), batch_size):
         chunk = [texts[i] for i in order[start:start + batch_size]]
@@ -60,9 +65,9 @@ def batches(tokenizer: Any, texts: list[str], batch_size: int, multiple: int) ->
     return out
 
 
-def texts_of(tokenizer: Any, texts: list[str], batch_size: int) -> list[dict[str, Any]]:
+def texts_of(texts: list[str], batch_size: int) -> list[dict[str, Any]]:
     """The same batches as raw texts (for contenders that tokenise themselves)."""
-    order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+    order = longest_first(texts)
     return [{"texts": [texts[i] for i in order[start:start + batch_size]]} for start in range(0, len(order), batch_size)]
 
 
@@ -185,7 +190,7 @@ def main() -> None:
     texts = load_texts(args.data, args.texts)
     data = batches(tokenizer, texts, args.batch_size, args.pad_multiple)
     if args.child:
-        child(args, path, texts_of(tokenizer, texts, args.batch_size) if args.child.startswith("st-") else data)
+        child(args, path, texts_of(texts, args.batch_size) if args.child.startswith("st-") else data)
         return
     import subprocess
     import sys
