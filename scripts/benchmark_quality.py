@@ -152,7 +152,9 @@ def write_beir(data: Data, qrels: dict[str, list[str]], dest: Path) -> Path:
 class HardnegMiner:
     """hardneg through its library API; embeddings are computed once and reused by every method."""
 
-    def __init__(self, data: Data, model: str, work: Path, precision: str = "auto") -> None:
+    def __init__(self, data: Data, model: str, work: Path, precision: str = "fp32") -> None:
+        # fp32 unless a row says otherwise: every row before --precision auto started picking bf16
+        # on CPUs with native bf16 was mined in fp32, and rows must stay comparable (and cached).
         self.data, self.work, self.model, self.precision = data, work, model, precision
         self._ready = False
 
@@ -415,6 +417,11 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
     window = {"min_rank": 10, "max_rank": 110}
     nv = {"min_rank": 0, "max_rank": 110, "sampling": "top", "relative_margin": 0.05}
     nv_sample = {"min_rank": 0, "max_rank": 10, "sampling": "random", "relative_margin": 0.05}
+    # Adaptive candidates of the defaults issue: keep the top-ranked choice that wins on SciFact and
+    # the held-out QA set, but guard it the way PIAF needs (its best-ranked candidates are often
+    # other answers): a wider positive-relative margin, or a rank floor under the NV margin.
+    margin15 = {"min_rank": 0, "max_rank": 110, "sampling": "top", "relative_margin": 0.15}
+    floor_nv = {"min_rank": 10, "max_rank": 110, "sampling": "top", "relative_margin": 0.05}
     # Top sampling from twice the depth: every query gets KD_DEPTH - 1 candidates after positives
     # and duplicates are removed (a KD row needs its full width).
     kd = {"min_rank": 0, "max_rank": 2 * KD_DEPTH, "sampling": "top"}
@@ -466,7 +473,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
             from hardneg.errors import ArtifactError
 
             t0 = time.time()
-            args = (write_beir(data, data.train, work / "hn" / "beir-full"), out, EmbedConfig(model=model),
+            args = (write_beir(data, data.train, work / "hn" / "beir-full"), out, EmbedConfig(model=model, precision="fp32"),
                     IndexConfig(backend="exact", recall_sample=0), MineConfig(num_negatives=1, seed=seed, sampling="random", **window),
                     TrainConfig(negatives=1, seed=seed, gradient_checkpointing=False), LoopConfig(rounds=LOOP_ROUNDS, warm_start=warm_start))
             try:
@@ -506,6 +513,12 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         Method("hardneg-nv-sample", "--min-rank 0 --max-rank 10 --sampling random --relative-margin 0.05 (a negative "
                "drawn from the margin-guarded top 10, as NV-Retriever's sampled variant)", both,
                hn_rows("nv-sample", **nv_sample), hn_proxy("nv-sample", **nv_sample)),
+        Method("hardneg-margin-15", "--min-rank 0 --max-rank 110 --sampling top --relative-margin 0.15 (the NV rule with a "
+               "wider positive-relative margin: the best-ranked candidate scoring under 85% of the lowest positive)", both,
+               hn_rows("margin-15", **margin15), hn_proxy("margin-15", **margin15), seeded_mining=False),
+        Method("hardneg-floor-nv", "--min-rank 10 --max-rank 110 --sampling top --relative-margin 0.05 (the NV rule "
+               "under a rank floor: the best-ranked candidate from rank 10 on that passes the 5% margin)", both,
+               hn_rows("floor-nv", **floor_nv), hn_proxy("floor-nv", **floor_nv), seeded_mining=False),
         Method("hardneg-same-group", "--min-rank 10 --max-rank 110 --sampling random --same-group title (same-article "
                "negatives first: PIAF's passages share their article's title; SciFact's titles are one per document)", both,
                hn_rows("same-group", sampling="random", same_group="title", **window),
