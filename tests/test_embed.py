@@ -150,11 +150,36 @@ def test_precision_is_validated_and_fp16_on_a_cpu_is_refused():
 
     with pytest.raises(Exception, match="precision must be one of"):
         EmbedConfig(precision="int4")
-    assert resolve_precision("auto", "cpu") == "fp32"
     assert resolve_precision("auto", "cuda:0") == "fp16"
+    assert resolve_precision("auto", "cpu", cpu_bf16=False) == "fp32"
     assert resolve_precision("bf16", "cpu") == "bf16"
     with pytest.raises(ModelError, match="fp16 needs a GPU"):
         resolve_precision("fp16", "cpu")
+
+
+def test_auto_precision_is_bf16_only_on_cpus_with_native_bf16(monkeypatch):
+    """`auto` on a CPU: bf16 where the CPU has AVX512-BF16 or AMX (measured neutral for the mined
+    data), fp32 where bf16 would be emulated; evaluation always measures in fp32 on a CPU."""
+    from hardneg import encoders
+    from hardneg.evaluate import eval_precision
+
+    monkeypatch.setenv("HARDNEG_CPU_BF16", "1")
+    assert encoders.resolve_precision("auto", "cpu") == "bf16"
+    assert encoders.resolve_precision("auto", "cuda") == "fp16"
+    assert encoders.resolve_precision("fp32", "cpu") == "fp32"
+    assert eval_precision(EmbedConfig(model="minilm", device="cpu")) == "fp32"
+    assert eval_precision(EmbedConfig(model="minilm", device="cpu", precision="bf16")) == "bf16"
+    monkeypatch.setenv("HARDNEG_CPU_BF16", "0")
+    assert encoders.resolve_precision("auto", "cpu") == "fp32"
+    monkeypatch.delenv("HARDNEG_CPU_BF16")
+    encoders._cpuinfo_has_bf16.cache_clear()
+    flags = encoders._cpuinfo_has_bf16()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        text = ""
+    assert flags == ("avx512_bf16" in text or "amx_bf16" in text)
+    assert encoders.resolve_precision("auto", "cpu") == ("bf16" if flags else "fp32")
 
 
 _HEAP_PROBE = """
@@ -236,7 +261,7 @@ def test_bf16_vectors_are_unit_norm_close_to_fp32_and_cached_apart():
     from hardneg.encoders import load_encoder
 
     texts = ["Hard negatives make retrievers better.", "La tour Eiffel est à Paris.", "zinc deficiency " * 40]
-    fp32 = load_encoder(EmbedConfig(model="minilm", device="cpu"))
+    fp32 = load_encoder(EmbedConfig(model="minilm", device="cpu", precision="fp32"))
     bf16 = load_encoder(EmbedConfig(model="minilm", device="cpu", precision="bf16"))
     a, b = fp32.encode(texts, "document"), bf16.encode(texts, "document")
     assert b.dtype == np.float32 and np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
@@ -261,3 +286,11 @@ def test_the_progress_bar_moves_during_a_shard_and_vectors_do_not_depend_on_it(t
     plain, _ = _VectorCache().encode(encoder, texts, "document")
     assert n == 30 and steps == [2 * PROGRESS_BATCHES] * (30 // (2 * PROGRESS_BATCHES)) + ([30 % (2 * PROGRESS_BATCHES)] if 30 % (2 * PROGRESS_BATCHES) else [])
     assert (with_progress == plain).all()
+
+    # The encoder sees the same calls (so the same batches) with and without a bar: in bf16 a
+    # vector depends on its batch's padding, so this is what keeps quiet and Ray runs identical.
+    calls: list[list[list[str]]] = [[], []]
+    for i, bar in enumerate((steps.append, None)):
+        recorder = SimpleNamespace(config=encoder.config, dim=64, encode=lambda t, k, i=i: calls[i].append(list(t)) or encoder.encode(t, k))
+        _VectorCache().encode(recorder, texts, "document", bar)  # type: ignore[arg-type]
+    assert calls[0] == calls[1] and len(calls[0]) > 1
