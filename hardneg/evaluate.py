@@ -160,7 +160,7 @@ def evaluate(
             raise ConfigError(f"{source}: an embeddings artifact holds one vector per text; a ColBERT model is evaluated on a BEIR folder")
         return evaluate_colbert(source, embed_config, config, reporter=reporter)
     exact = IndexConfig(backend="exact", recall_sample=0)
-    cfg = dataclasses.replace(embed_config, split=config.split)
+    cfg = dataclasses.replace(embed_config, split=config.split, precision=eval_precision(embed_config))
     # Leakage check first, before anything is encoded.
     if artifact_kind(source) == KIND_EMBEDDINGS:
         ids, texts, _ = read_queries(source)
@@ -177,6 +177,17 @@ def evaluate(
         embeddings = ensure_embeddings(source, cfg, workdir, encoder=encoder, reuse=reuse, reporter=reporter)
         index = ensure_index(embeddings, exact, workdir, reporter=reporter)
     return evaluate_embeddings(embeddings, index, config.k, reporter)
+
+
+def eval_precision(embed_config: EmbedConfig) -> str:
+    """The precision an evaluation encodes in: as asked, and for `auto` fp16 on CUDA but fp32 on
+    every CPU. Mining's `auto` picks bf16 on CPUs with native bf16 because it was shown not to
+    change what the negatives are worth; a metric should measure the model, not the arithmetic."""
+    if embed_config.precision != "auto" or embed_config.model is None:
+        return embed_config.precision
+    from hardneg.encoders import default_device, resolve_precision
+
+    return resolve_precision("auto", embed_config.device or default_device(), cpu_bf16=False)
 
 
 def refuse_seen_queries(
@@ -240,7 +251,7 @@ def evaluate_colbert(
     torch.manual_seed(0)  # a plain sentence-transformers model gets a new projection head: make it the same every time
     device = embed_config.device or default_device()
     model = load_colbert(str(spec.path), device)
-    precision = resolve_precision(embed_config.precision, device)
+    precision = resolve_precision(embed_config.precision, device, cpu_bf16=False)
     if precision != "fp32":  # token vectors in half precision; MaxSim itself runs in float32
         model.to(torch.float16 if precision == "fp16" else torch.bfloat16)
     if spec.query_prompt or spec.corpus_prompt:

@@ -173,7 +173,8 @@ def main() -> None:
     parser.add_argument("--min-rank", type=int, default=10)
     parser.add_argument("--max-rank", type=int, default=110)
     parser.add_argument("--num-negatives", type=int, default=10)
-    parser.add_argument("--precision", default="fp32", help="hardneg runs, one per PRECISION[:BACKEND], e.g. fp32,bf16,fp32:openvino (the first is the headline)")
+    parser.add_argument("--precision", default="auto", help="hardneg runs, one per PRECISION[:BACKEND], e.g. auto,fp32,fp32:openvino "
+                        "(the first is the headline; auto, hardneg's default, is shown with what it resolved to)")
     parser.add_argument("--skip-encode-floor", action="store_true")
     parser.add_argument("--skip-anchor", action="store_true", help="do not run mine_hard_negatives")
     parser.add_argument("--workers", default="", help="also time `hardneg embed` with these worker counts, e.g. 1,2")
@@ -212,9 +213,13 @@ def main() -> None:
             ]
             wall, rss, out = measured(hn_cmd, env)
             emb_manifest = json.loads(next((work / f"cache{tag}" / "embeddings").glob("*/manifest.json")).read_text())
+            used = emb_manifest["model"].get("precision", precision)
+            if precision == "auto":
+                entry = f"auto = {used}" + (f":{backend}" if backend else "")
             if i == 0:
                 hn_wall, hn_rss, hn_out = wall, rss, out
                 emb_timings = emb_manifest["timings"]
+                headline = entry
             else:
                 extra.append((entry, wall, rss, emb_manifest["timings"]["encode"]))
         stats = json.loads(hn_out)["stats"]
@@ -256,7 +261,7 @@ def main() -> None:
         "",
         "| run | wall (s) | peak RSS (MB) | output |",
         "|---|---:|---:|---|",
-        f"| hardneg mine (embed + index + mine, cold cache, {precisions[0]}) | {hn_wall:.1f} | {hn_rss:.0f} | {stats['selected']} negatives for {stats['queries_mined']} queries |",
+        f"| hardneg mine (embed + index + mine, cold cache, {headline}) | {hn_wall:.1f} | {hn_rss:.0f} | {stats['selected']} negatives for {stats['queries_mined']} queries |",
         f"| hardneg export colbert | {ex_wall:.1f} | {ex_rss:.0f} | triples + queries + corpus TSV |",
         f"| **hardneg total** | **{hn_total:.1f}** | **{max(hn_rss, ex_rss):.0f}** | index: {manifest['index']['backend']} |",
     ]
@@ -266,7 +271,8 @@ def main() -> None:
             f"| ratio hardneg / sentence-transformers | {hn_total / st_wall:.2f} | {max(hn_rss, ex_rss) / st_rss:.2f} | |",
         ]
     for precision, wall, rss, encode in extra:
-        flags = f"--precision {precision.partition(':')[0]}" + (f" --backend {precision.partition(':')[2]}" if ":" in precision else "")
+        flags = f"--precision {precision.partition(':')[0]}".replace(" = ", " (= ") + (")" if " = " in precision else "") + (
+            f" --backend {precision.partition(':')[2]}" if ":" in precision else "")
         lines.append(f"| hardneg mine, `{flags}` (embed + index + mine, cold cache) | {wall:.1f} | {rss:.0f} | encode stage {encode:.1f} s |")
         if st_wall is not None and st_rss is not None:
             lines.append(f"| ratio hardneg {precision} / sentence-transformers (fp32) | {wall / st_wall:.2f} | {rss / st_rss:.2f} | |")
@@ -277,7 +283,7 @@ def main() -> None:
     if floor:
         lines.append(
             f"| bare `model.encode` of the same texts, fp32 (floor) | {floor['seconds']:.1f} | | {floor['docs']} docs + "
-            f"{floor['queries']} queries; hardneg's {precisions[0]} encode stage: {emb_timings['encode']:.1f} s = "
+            f"{floor['queries']} queries; hardneg's {headline} encode stage: {emb_timings['encode']:.1f} s = "
             f"{floor['seconds'] / emb_timings['encode']:.0%} of the floor's throughput |"
         )
     rest = idx_timings["total"] + sum(mine_timings.values()) + ex_wall

@@ -63,8 +63,8 @@ def test_openvino_vectors_match_torch_and_are_cached_apart(monkeypatch, tmp_path
     from hardneg.encoders import load_encoder
 
     monkeypatch.setenv("HARDNEG_HOME", str(tmp_path))
-    torch_enc = load_encoder(EmbedConfig(model="minilm", device="cpu"))
-    ov_enc = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino"))
+    torch_enc = load_encoder(EmbedConfig(model="minilm", device="cpu", precision="fp32"))
+    ov_enc = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino", precision="fp32"))
     a, b = torch_enc.encode(TEXTS, "document"), ov_enc.encode(TEXTS, "document")
     assert b.dtype == np.float32 and b.shape == a.shape
     assert np.allclose(np.linalg.norm(b, axis=1), 1.0, atol=1e-5)
@@ -76,7 +76,7 @@ def test_openvino_vectors_match_torch_and_are_cached_apart(monkeypatch, tmp_path
     import openvino
 
     monkeypatch.setattr(openvino, "convert_model", lambda *a, **k: pytest.fail("converted twice"))
-    again = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino"))
+    again = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino", precision="fp32"))
     assert np.array_equal(again.encode(TEXTS, "document"), b)  # and the same bytes as the first run
 
 
@@ -87,7 +87,7 @@ def test_openvino_bf16_is_its_own_identity_and_close_to_fp32(monkeypatch, tmp_pa
     from hardneg.encoders import load_encoder
 
     monkeypatch.setenv("HARDNEG_HOME", str(tmp_path))
-    fp32 = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino"))
+    fp32 = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino", precision="fp32"))
     bf16 = load_encoder(EmbedConfig(model="minilm", device="cpu", backend="openvino", precision="bf16"))
     a, b = fp32.encode(TEXTS, "query"), bf16.encode(TEXTS, "query")
     assert (a * b).sum(axis=1).min() > 0.99 and len({fp32.fingerprint, bf16.fingerprint}) == 2
