@@ -18,7 +18,7 @@ from hardneg.artifacts import artifact_kind, read_manifest
 from hardneg.errors import ConfigError
 from hardneg.writes import LOCK_SUFFIX, LockedError, writing
 
-SECTIONS = ("embeddings", "index", "stdin", "openvino")
+SECTIONS = ("embeddings", "index", "stdin", "openvino", "local-llm")
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "kb": 1 << 10, "m": 1 << 20, "mb": 1 << 20, "g": 1 << 30, "gb": 1 << 30, "t": 1 << 40, "tb": 1 << 40}
 _AGES = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
@@ -28,7 +28,7 @@ class Entry:
     path: Path
     section: str
     kind: str
-    """embeddings, index, partial (an interrupted build, resumable), stdin or openvino."""
+    """embeddings, index, partial (an interrupted build, resumable), stdin, openvino or local-llm."""
     bytes: int
     last_used: float
     """Seconds since the epoch: the newest modification time inside the entry."""
@@ -98,6 +98,8 @@ def list_entries(workdir: Path) -> list[Entry]:
                 kind, describes = "stdin", "piped input"
             elif section == "openvino":
                 kind, describes = "openvino", "an encoder converted for --backend openvino (rebuilt when needed)"
+            elif section == "local-llm":
+                kind, describes = "local-llm", "the offline smoke-test LLM of scripts/local_llm.py (rebuilt when needed)"
             elif path.name.endswith(".partial"):
                 kind, describes = "partial", "an interrupted build (resumable)"
             else:

@@ -295,7 +295,7 @@ def report(
 @errors
 def audit(
     run: Annotated[Path, typer.Argument(metavar="RUN", help="Mining run to audit.")],
-    llm_url: opt.LlmUrlOpt = None, llm_model: opt.LlmModelOpt = None,
+    llm_url: opt.LlmUrlOpt = None, llm_model: opt.LlmModelOpt = None, llm_concurrency: opt.LlmConcurrencyOpt = None,
     sample: Annotated[int, typer.Option("--sample", help="Queries judged (seeded sample of the mined ones).")] = 200,
     bands: Annotated[int, typer.Option("--bands", help="Rank bands the window is split into.")] = 5,
     seed: opt.SeedOpt = None,
@@ -310,7 +310,10 @@ def audit(
     url = llm_url or os.environ.get("HARDNEG_LLM_URL")
     if not url or not llm_model:
         raise ConfigError("audit needs an LLM: --llm-url URL (or HARDNEG_LLM_URL) and --llm-model NAME")
-    judge = Judge(url, llm_model, default_workdir() / "llm", backoff=float(os.environ.get("HARDNEG_LLM_BACKOFF", "1.0")))
+    if llm_concurrency is not None and llm_concurrency < 1:
+        raise ConfigError(f"--llm-concurrency must be >= 1, got {llm_concurrency}")
+    judge = Judge(url, llm_model, default_workdir() / "llm", concurrency=llm_concurrency or 8,
+                  backoff=float(os.environ.get("HARDNEG_LLM_BACKOFF", "1.0")))
     result = run_audit(run, out or run.with_name(run.name + "-audit"), judge, sample=sample, seed=seed or 0, bands=bands, force=force)
     summary(json, {"path": str(result.path), "queries": result.queries, "groups": result.groups, "usage": result.usage},
             lambda c: render.render_audit(c, result, llm_model))

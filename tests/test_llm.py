@@ -151,10 +151,12 @@ def test_audit_estimates_false_negative_rates_per_rank_band_and_filter(tmp_path,
         low, high = wilson(group["judged_relevant"], group["judged"])
         assert group["ci95"] == [round(low, 4), round(high, 4)]
     assert json.loads((tmp_path / "run-audit" / "audit.json").read_text())["groups"] == data["groups"]
-    # Same sample again: every answer from the cache.
+    # Same sample again, one request at a time: every answer from the cache.
     again = runner.invoke(app, ["audit", str(tmp_path / "run"), "--llm-url", url, "--llm-model", "scripted", "--sample", "5",
-                                "--bands", "3", "--json", "--force"])
+                                "--bands", "3", "--json", "--force", "--llm-concurrency", "1"])
     assert json.loads(again.stdout)["usage"]["requests"] == 0
+    bad = runner.invoke(app, ["audit", str(tmp_path / "run"), "--llm-url", url, "--llm-model", "scripted", "--llm-concurrency", "0"])
+    assert bad.exit_code != 0 and "--llm-concurrency must be >= 1" in bad.output
 
 
 def test_wilson_interval():
@@ -202,3 +204,16 @@ def test_a_resumed_judged_run_counts_the_requests_its_killed_invocation_spent(tm
     usage = json.loads((tmp_path / "run" / "manifest.json").read_text())["llm"]["usage"]
     assert script.requests - before < usage["requests"]  # the resumed invocation asked only for the rest
     assert usage == reference  # yet the run reports everything it cost
+
+
+def test_cache_lists_and_prunes_the_local_llm(tmp_path):
+    """The converted smoke-test model of scripts/local_llm.py (1 GB) is a cache entry like any other."""
+    from hardneg.cache import list_entries, prune
+
+    model = tmp_path / "local-llm" / "gemma-3-270m"
+    model.mkdir(parents=True)
+    (model / "model.safetensors").write_bytes(b"x" * 1000)
+    entries = list_entries(tmp_path)
+    assert [(e.kind, e.bytes) for e in entries] == [("local-llm", 1000)]
+    prune(tmp_path, max_bytes=0)
+    assert not list_entries(tmp_path) and not model.exists()
