@@ -53,8 +53,9 @@ class EmbedConfig:
     workers: int = 1
     device: str | None = None
     precision: str = "auto"
-    """`auto` (fp16 on CUDA, fp32 elsewhere), `fp32`, `fp16` (CUDA) or `bf16` (CUDA, or CPUs with
-    AVX512-BF16/AMX, where it encodes ~1.9x faster; vectors keep cosine >= 0.998 to fp32)."""
+    """`auto` (fp16 on CUDA, bf16 on CPUs with AVX512-BF16/AMX, fp32 elsewhere; `hardneg eval`:
+    fp32 on CPUs), `fp32`, `fp16` (CUDA) or `bf16` (CUDA, or CPUs with AVX512-BF16/AMX, where it
+    encodes ~2x faster; vectors keep cosine >= 0.998 to fp32)."""
     backend: str = "torch"
     """`torch` (sentence-transformers as loaded) or `openvino`: the same transformer graph run by
     OpenVINO on the CPU (`pip install 'hardneg[openvino]'`; vectors within ~1e-6 of torch's, not
