@@ -304,16 +304,14 @@ def audit(
 ) -> None:
     """Estimate a run's false-negative rate per rank band and per filter with an LLM judge (Wilson 95% intervals)."""
     from hardneg.audit import audit as run_audit
-    from hardneg.llm import Judge
-    from hardneg.pipeline import default_workdir
+    from hardneg.llm import connect_judge
 
     url = llm_url or os.environ.get("HARDNEG_LLM_URL")
     if not url or not llm_model:
         raise ConfigError("audit needs an LLM: --llm-url URL (or HARDNEG_LLM_URL) and --llm-model NAME")
     if llm_concurrency is not None and llm_concurrency < 1:
         raise ConfigError(f"--llm-concurrency must be >= 1, got {llm_concurrency}")
-    judge = Judge(url, llm_model, default_workdir() / "llm", concurrency=llm_concurrency or 8,
-                  backoff=float(os.environ.get("HARDNEG_LLM_BACKOFF", "1.0")))
+    judge = connect_judge(url, llm_model, llm_concurrency or 8)
     result = run_audit(run, out or run.with_name(run.name + "-audit"), judge, sample=sample, seed=seed or 0, bands=bands, force=force)
     summary(json, {"path": str(result.path), "queries": result.queries, "groups": result.groups, "usage": result.usage},
             lambda c: render.render_audit(c, result, llm_model))

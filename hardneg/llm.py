@@ -240,15 +240,22 @@ def judge_for(config: Any) -> Judge:
     $HARDNEG_LLM_URL, answers cached under the workdir."""
 
     from hardneg.errors import ConfigError
-    from hardneg.pipeline import default_workdir
 
     url = config.llm_url or os.environ.get("HARDNEG_LLM_URL")
     if not url:
         raise ConfigError("--judge llm needs the endpoint: --llm-url URL or HARDNEG_LLM_URL (any OpenAI-compatible server)")
     if config.engine == "ray":
         raise ConfigError("--judge llm runs with the local engine (the endpoint is the parallel part): drop --engine ray")
-    backoff = float(os.environ.get("HARDNEG_LLM_BACKOFF", "1.0"))  # seconds before the first retry
-    return Judge(url, str(config.llm_model), default_workdir() / "llm", concurrency=config.llm_concurrency, backoff=backoff)
+    return connect_judge(url, str(config.llm_model), config.llm_concurrency)
+
+
+def connect_judge(url: str, model: str, concurrency: int = 8) -> Judge:
+    """A judge on ``url`` whose answers are cached under the workdir (`mine --judge llm`, `audit`);
+    $HARDNEG_LLM_BACKOFF sets the seconds before the first retry."""
+    from hardneg.pipeline import default_workdir
+
+    backoff = float(os.environ.get("HARDNEG_LLM_BACKOFF", "1.0"))
+    return Judge(url, model, default_workdir() / "llm", concurrency=concurrency, backoff=backoff)
 
 
 SYNTH_PROMPT = "synth_v1.txt"
