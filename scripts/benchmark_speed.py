@@ -213,15 +213,16 @@ def main() -> None:
             ]
             wall, rss, out = measured(hn_cmd, env)
             emb_manifest = json.loads(next((work / f"cache{tag}" / "embeddings").glob("*/manifest.json")).read_text())
-            used = emb_manifest["model"].get("precision", precision)
-            if precision == "auto":
-                entry = f"auto = {used}" + (f":{backend}" if backend else "")
+            # `auto` is shown with what it resolved to on this machine.
+            used = f" = {emb_manifest['model']['precision']}" if precision == "auto" else ""
+            label = f"{precision}{used}" + (f":{backend}" if backend else "")
+            flags = f"--precision {precision}" + (f" ({used.strip()})" if used else "") + (f" --backend {backend}" if backend else "")
             if i == 0:
                 hn_wall, hn_rss, hn_out = wall, rss, out
                 emb_timings = emb_manifest["timings"]
-                headline = entry
+                headline = label
             else:
-                extra.append((entry, wall, rss, emb_manifest["timings"]["encode"]))
+                extra.append((label, flags, wall, rss, emb_manifest["timings"]["encode"]))
         stats = json.loads(hn_out)["stats"]
         manifest = json.loads((work / "run" / "manifest.json").read_text())
         idx_timings = json.loads(next((work / "cache" / "index").glob("*/manifest.json")).read_text())["timings"]
@@ -270,12 +271,10 @@ def main() -> None:
             f"| sentence-transformers mine_hard_negatives | {st_wall:.1f} | {st_rss:.0f} | {st_rows} n-tuple rows |",
             f"| ratio hardneg / sentence-transformers | {hn_total / st_wall:.2f} | {max(hn_rss, ex_rss) / st_rss:.2f} | |",
         ]
-    for precision, wall, rss, encode in extra:
-        flags = f"--precision {precision.partition(':')[0]}".replace(" = ", " (= ") + (")" if " = " in precision else "") + (
-            f" --backend {precision.partition(':')[2]}" if ":" in precision else "")
+    for label, flags, wall, rss, encode in extra:
         lines.append(f"| hardneg mine, `{flags}` (embed + index + mine, cold cache) | {wall:.1f} | {rss:.0f} | encode stage {encode:.1f} s |")
         if st_wall is not None and st_rss is not None:
-            lines.append(f"| ratio hardneg {precision} / sentence-transformers (fp32) | {wall / st_wall:.2f} | {rss / st_rss:.2f} | |")
+            lines.append(f"| ratio hardneg {label} / sentence-transformers (fp32) | {wall / st_wall:.2f} | {rss / st_rss:.2f} | |")
     for workers, w_wall, w_rss, texts in sweep:
         lines.append(
             f"| hardneg embed --workers {workers} | {w_wall:.1f} | {w_rss:.0f} | {texts} texts, {texts / w_wall:.1f} texts/s (incl. start-up) |"
