@@ -113,6 +113,7 @@ NumNegativesOpt = Annotated[Optional[int], typer.Option("--num-negatives", "-n",
 SamplingOpt = Annotated[Optional[str], typer.Option("--sampling", **choice(SAMPLING_STRATEGIES), help="random: uniform in the window; top: best-ranked survivors; simans: weighted towards the positive's score; stratified: one per equal rank band of the window.", rich_help_panel=MINE)]
 FILTERS = "Filters (false-negative control)"
 RelativeMarginOpt = Annotated[Optional[float], typer.Option("--relative-margin", help="TopK-PercPos: drop candidates above min_pos - |min_pos| x M (0.05 = 95 percent of the lowest positive score).", rich_help_panel=FILTERS)]
+FallbackMinRankOpt = Annotated[Optional[int], typer.Option("--fallback-min-rank", help="A query the margins leave short of --num-negatives is filled with candidates they removed, from this rank on, drawn at random, instead of losing its training rows (needs a margin).", rich_help_panel=FILTERS)]
 AbsoluteMarginOpt = Annotated[Optional[float], typer.Option("--absolute-margin", help="TopK-MarginPos: drop candidates above min_pos - M.", rich_help_panel=FILTERS)]
 MaxScoreOpt = Annotated[Optional[float], typer.Option("--max-score", help="Drop candidates scoring above this.", rich_help_panel=FILTERS)]
 MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", help="Drop candidates scoring below this.", rich_help_panel=FILTERS)]
@@ -316,6 +317,7 @@ MINE_KNOBS = {
 MINE_MORE_KNOBS = {
     "query_batch": K(QueryBatchOpt, "mine.query_batch"), "retriever": K(RetrieverOpt, "mine.retriever"),
     "rrf_k": K(RrfKOpt, "mine.rrf_k"), "absolute_margin": K(AbsoluteMarginOpt, "mine.absolute_margin"),
+    "fallback_min_rank": K(FallbackMinRankOpt, "mine.fallback_min_rank"),
     "max_score": K(MaxScoreOpt, "mine.max_score"), "min_score": K(MinScoreOpt, "mine.min_score"),
     "dedup_threshold": K(DedupThresholdOpt, "mine.dedup_threshold"), "simans_a": K(SimansAOpt, "mine.simans_a"),
     "simans_b": K(SimansBOpt, "mine.simans_b"), "cross_encoder": K(CrossEncoderOpt, "mine.cross_encoder"),

@@ -69,6 +69,11 @@ def render_mine(console: Console, stats: dict[str, Any], path: str, manifest: di
     npq = stats["negatives_per_query"]
     if npq:
         table.add_row("negatives per query (min / median / max)", f"{npq['min']} / {npq['median']:g} / {npq['max']}")
+    if stats.get("fallback_queries"):
+        table.add_row("queries filled by --fallback-min-rank (negatives)",
+                      f"{_pct(stats['fallback_queries'], stats['queries_mined'])} ({stats['fallback_selected']:,})")
+    if stats.get("same_group_selected"):
+        table.add_row("same-group negatives", _pct(stats["same_group_selected"], stats["selected"]))
     table.add_row("queries short of negatives", _pct(stats["queries_short"], stats["queries_mined"]))
     table.add_row(f"positives ranked < {hi}", _pct(stats["positives_in_top"], stats["positives"]))
     labels = stats.get("labels") or {}

@@ -140,6 +140,13 @@ class MineConfig:
     """TopK-PercPos: drop candidates scoring above min_pos - |min_pos| x m (0.05 = 95% of the positive)."""
     absolute_margin: float | None = None
     """TopK-MarginPos: drop candidates scoring above min_pos - m."""
+    fallback_min_rank: int | None = None
+    """A query the margins leave short of num_negatives is filled with candidates they removed, from
+    this rank on, drawn at random (per-document draws, like `random` sampling), instead of losing its
+    training rows. A margin relative to a low-scoring positive can remove every candidate of a hard
+    query: on PIAF the 5% margin left 26% of the training pairs without a negative. Only the margins
+    are overridden; positives, duplicates, near-duplicates, score bounds and teacher or LLM verdicts
+    still hold. Needs --relative-margin or --absolute-margin."""
     max_score: float | None = None
     min_score: float | None = None
     dedup_threshold: float | None = 0.98
@@ -208,6 +215,15 @@ class MineConfig:
             f"relative-margin must be in [0, 1), got {self.relative_margin}",
         )
         _at_least(self, "absolute_margin", 0, optional=True)
+        if self.fallback_min_rank is not None:
+            _check(
+                self.min_rank <= self.fallback_min_rank < self.max_rank,
+                f"fallback-min-rank must be inside the window [{self.min_rank}, {self.max_rank}), got {self.fallback_min_rank}",
+            )
+            _check(
+                self.relative_margin is not None or self.absolute_margin is not None,
+                "fallback-min-rank fills what the margins remove: set --relative-margin or --absolute-margin with it",
+            )
         _check(
             self.dedup_threshold is None or -1 <= self.dedup_threshold <= 1,
             f"dedup-threshold must be in [-1, 1], got {self.dedup_threshold}",

@@ -49,6 +49,8 @@ from hardneg.filters import (
     FILTER_LLM,
     FILTER_ORDER,
     FILTER_PSEUDO_POSITIVE,
+    MARGIN_FILTERS,
+    OVERRIDABLE,
     Candidate,
     apply_confirmed,
     apply_score_rules,
@@ -324,6 +326,8 @@ class _Miner:
             self._teacher_scores(batch, windows, pos_rows_of, tally)
         apply_score_rules(windows, [min(tally.positive_teacher[qi] if by_teacher else tally.positive_scores[qi]) for qi in batch],
                           config, teacher=by_teacher)
+        if config.fallback_min_rank is not None:
+            self._fallback(batch, windows)
         if self.scorer is not None and not by_teacher:
             self._teacher_scores(batch, windows, pos_rows_of, tally)
         if self.scorer is not None:  # the teacher's own thresholds, after the score rules either way
@@ -384,6 +388,25 @@ class _Miner:
             else:
                 cand.teacher = value
 
+    def _fallback(self, batch: list[int], windows: list[list[Candidate]]) -> None:
+        """``fallback_min_rank``: a query the margins left short of ``num_negatives`` takes back
+        candidates they removed, from that rank on, drawn at random (the ``random`` sampler's
+        per-document draws), before the teacher and the LLM judge see the window: their rules hold
+        for the revived candidates as for any other. Without a teacher or judge, a query left with
+        no survivor gets exactly the negatives ``--min-rank F --sampling random`` would give it."""
+        config = self.config
+        for qi, window in zip(batch, windows):
+            confirmed = self.confirmed.get(self.query_ids[qi], ())  # judged not relevant: they come back anyway
+            short = config.num_negatives - sum(1 for c in window if not c.filter or (c.row in confirmed and c.filter in OVERRIDABLE))
+            if short <= 0:
+                continue
+            pool = [c for c in window if c.filter in MARGIN_FILTERS and c.rank >= config.fallback_min_rank]  # type: ignore[operator]
+            if not pool:
+                continue
+            keys = doc_keys(config.seed, self.query_ids[qi], [self.doc_ids[c.row] for c in pool])
+            for j in np.argsort(keys, kind="stable")[:short].tolist():
+                pool[j].fallback, pool[j].filter = pool[j].filter, ""
+
     def _select(self, batch: list[int], windows: list[list[Candidate]], tally: Tally) -> pa.Table:
         columns: dict[str, list[Any]] = {name: [] for name in CANDIDATES_SCHEMA.names}
         for qi, window in zip(batch, windows):
@@ -419,6 +442,10 @@ class _Miner:
                     keys=doc_keys(self.config.seed, qid, [self.doc_ids[window[i].row] for i in rest]),
                 )
             )
+            fallback = sum(1 for i in chosen if window[i].fallback)
+            if fallback:
+                tally.fallback_queries += 1
+                tally.fallback_selected += fallback
             tally.candidates += len(window)
             tally.eligible += len(eligible)
             # What sampling chose from: up to ELIGIBLE_SAMPLE scores per query, evenly spaced by rank.
@@ -434,7 +461,7 @@ class _Miner:
             columns["score"] += [c.score for c in window]
             columns["teacher_score"] += [c.teacher for c in window]
             columns["selected"] += [i in chosen for i in range(len(window))]
-            columns["filter"] += [c.filter for c in window]
+            columns["filter"] += [c.filter or c.fallback for c in window]  # a fallback pick names the margin it overrode
             columns["confirmed"] += [c.confirmed for c in window]
             lowest_positive = min(tally.positive_scores.get(qi) or [float("nan")])
             for i in sorted(chosen):

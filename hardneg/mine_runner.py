@@ -29,7 +29,7 @@ from hardneg.artifacts import (
 )
 from hardneg.config import as_dict
 from hardneg.errors import HardnegError
-from hardneg.filters import FILTER_MAX_PER_DOC
+from hardneg.filters import FILTER_MAX_PER_DOC, MARGIN_FILTERS
 from hardneg.mine_stats import MineResult, Tally, finish_stats
 from hardneg.readers import read_table
 from hardneg.writes import STATE_FILE, commit_dir, list_shards, prepare_partial, write_table
@@ -210,6 +210,8 @@ def cap_per_doc(miner: Any, partial: Path) -> dict[tuple[str, str], tuple[bool, 
     tally.gaps = [min(tally.positive_scores[index_of[r["query_id"]]]) - r["score"] for r in final
                   if tally.positive_scores.get(index_of[r["query_id"]])]
     tally.removed[FILTER_MAX_PER_DOC] = sum(1 for selected, _ in changes.values() if not selected)
+    fallback = [r["query_id"] for r in final if r["filter"] in MARGIN_FILTERS]  # fallback picks the cap kept
+    tally.fallback_selected, tally.fallback_queries = len(fallback), len(set(fallback))
     return changes
 
 

@@ -48,6 +48,10 @@ class MineStats:
     positive is to tell apart (near 0 or below: hard, or a false negative; large: easy)."""
     same_group_selected: int = 0
     """Negatives taken first because they share a positive's group (--same-group)."""
+    fallback_queries: int = 0
+    """Queries the margins left short that --fallback-min-rank filled (they would have lost rows)."""
+    fallback_selected: int = 0
+    """Negatives chosen by the fallback (counted in `selected`, not in `removed`)."""
     rank_histogram: list[dict[str, int]] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
     hints: list[str] = field(default_factory=list)
@@ -96,6 +100,8 @@ class Tally:
     confirmed_in_window: int = 0
     confirmed_selected: int = 0
     same_group_selected: int = 0
+    fallback_queries: int = 0
+    fallback_selected: int = 0
     llm_usage: dict[str, int] = field(default_factory=dict)
     """The LLM judge's requests, tokens, retries... spent on these queries (a resumed run adds
     the finished chunks' counts instead of losing them)."""
@@ -118,6 +124,8 @@ class Tally:
         self.confirmed_in_window += other.confirmed_in_window
         self.confirmed_selected += other.confirmed_selected
         self.same_group_selected += other.same_group_selected
+        self.fallback_queries += other.fallback_queries
+        self.fallback_selected += other.fallback_selected
         for name, count in other.llm_usage.items():
             self.llm_usage[name] = self.llm_usage.get(name, 0) + count
 
@@ -159,6 +167,7 @@ def finish_stats(stats: MineStats, tally: Tally, config: MineConfig, per_query: 
     stats.eligible_scores = quantiles(tally.eligible_scores)
     stats.score_gaps = quantiles(tally.gaps)
     stats.same_group_selected = tally.same_group_selected
+    stats.fallback_queries, stats.fallback_selected = tally.fallback_queries, tally.fallback_selected
     if teacher:
         stats.positive_teacher_scores = quantiles([x for _, xs in sorted(tally.positive_teacher.items()) for x in xs])
         stats.negative_teacher_scores = quantiles(tally.negative_teacher)
@@ -180,6 +189,9 @@ def finish_stats(stats: MineStats, tally: Tally, config: MineConfig, per_query: 
             flags = {f.name: f.flag for f in FILTERS}
             hint += ", or loosening " + ", ".join(
                 f"{flags.get(f) or f} (it removed {stats.removed[f]:,} of {stats.candidates:,} candidates)" for f in score_rules)
+        if config.fallback_min_rank is None and any(stats.removed.get(f) for f in ("relative-margin", "absolute-margin")):
+            hint += (f"; or keep the margin and fill the short queries from the candidates it removed with "
+                     f"--fallback-min-rank {min(max(config.min_rank, 10), hi - 1)}")
         stats.hints.append(hint + ".")
     for status, count in stats.queries_skipped.items():
         stats.hints.append(f"{count} queries were not mined ({status}); see queries.parquet for their ids.")

@@ -22,6 +22,8 @@ CONFIGS = {
     "random": MineConfig(min_rank=2, max_rank=30, num_negatives=4),
     "simans": MineConfig(min_rank=0, max_rank=30, num_negatives=4, sampling="simans"),
     "nv": MineConfig(min_rank=0, max_rank=30, num_negatives=4, sampling="top", relative_margin=0.05),
+    # A margin that empties one query and leaves another short: both filled from rank 5 on.
+    "nv-fallback": MineConfig(min_rank=0, max_rank=30, num_negatives=8, sampling="top", relative_margin=0.9, fallback_min_rank=5),
 }
 
 

@@ -265,6 +265,8 @@ BIG = "99999999999999999999999"
      (["mine", "{data}", "--model", "hashing", "--max-rank", BIG], 2, "64 bits"),
      (["mine", "{data}", "--model", "hashing", "--seed", "-1"], 2, "seed must be >= 0"),
      (["mine", "{data}", "--model", "hashing", "--relative-margin", "nan"], 2, "finite"),
+     (["mine", "{data}", "--model", "hashing", "--fallback-min-rank", "10"], 2, "set --relative-margin or --absolute-margin"),
+     (["mine", "{data}", "--model", "hashing", "--relative-margin", "0.05", "--fallback-min-rank", "5"], 2, "inside the window"),
      (["export", "{run}", "--nway", BIG], 2, "64 bits"),
      (["export", "{run}", "--seed", "-1"], 2, "seed must be >= 0"),
      (["report", "{run}", "--sample", "-1"], 2, "sample must be >= 0"),

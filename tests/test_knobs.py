@@ -45,12 +45,13 @@ COMPANIONS = {
     "mine.ce_max_score": ["--teacher", "t"], "mine.ce_pseudo_positive_score": ["--teacher", "t"], "mine.scores_from": ["--teacher", "t"],
     **{f"mine.{k}": ["--judge", "llm", "--llm-url", "http://localhost:1/v1", "--llm-model", "m"]
        for k in ("judge_top", "judge_action", "llm_concurrency", "judge_sample")},
+    "mine.fallback_min_rank": ["--relative-margin", "0.05"],
     "mine.judge": ["--llm-url", "http://localhost:1/v1", "--llm-model", "m"],
     "train.loss": ["--architecture", "colbert"], "train.kd_normalize": ["--architecture", "colbert"],
     "train.kd_temperature": ["--architecture", "colbert"],
 }
 VALUES = {"embed.model": "hashing:8", "embed.device": "cpu", "embed.precision": "fp32", "embed.lang": "fr",
-          "train.device": "cpu", "mine.labels": "labels-dir", "mine.kd_depth": 4, "mine.min_score": 0.1,
+          "train.device": "cpu", "mine.labels": "labels-dir", "mine.kd_depth": 4, "mine.min_score": 0.1, "mine.fallback_min_rank": 20,
           "loop.dev_split": "dev", "eval.split": "dev", "embed.split": "dev", "train.loss": "distillation",
           "mine.cross_encoder": "t", "mine.llm_url": "http://localhost:1/v1", "mine.llm_model": "m",
           "synth.llm_url": "http://localhost:1/v1", "synth.llm_model": "m", "export.synthetic": "syn-dir", "synth.relative_margin": 0.1}

@@ -524,3 +524,79 @@ def test_same_cluster_negatives_come_from_the_positives_kmeans_cluster(tmp_path)
     assert len(set(labels[:100])) == 1 and len(set(labels[100:])) == 1 and labels[0] != labels[100]
     with pytest.raises(ConfigError, match="choose one"):
         MineConfig(same_cluster=2, same_group="title")
+
+
+# --------------------------------------------------------------------------- margin fallback
+
+EMPTYING_MARGIN = 0.4  # 60% of the lowest positive (0.80): every candidate in [0, 25) scores above it
+
+
+def _selected(rows: list[dict]) -> list[int]:
+    return [int(r["doc_id"][1:]) for r in rows if r["selected"]]
+
+
+def test_fallback_gives_a_query_the_margin_emptied_the_negatives_random_sampling_from_its_rank_gives(ranked, tmp_path):
+    rows, stats = _mine(ranked, tmp_path / "a", min_rank=0, max_rank=25, num_negatives=3, sampling="top",
+                        relative_margin=EMPTYING_MARGIN)
+    assert _selected(rows) == [] and stats["removed"]["relative-margin"] > 0  # the margin alone drops the query
+
+    rows, stats = _mine(ranked, tmp_path / "b", min_rank=0, max_rank=25, num_negatives=3, sampling="top",
+                        relative_margin=EMPTYING_MARGIN, fallback_min_rank=10)
+    window, _ = _mine(ranked, tmp_path / "c", min_rank=10, max_rank=25, num_negatives=3, sampling="random")
+    picked = _selected(rows)
+    assert len(picked) == 3 and picked == _selected(window)  # the default window's own draw
+    assert set(picked) <= set(BASE_ELIGIBLE)  # never a positive, a duplicate or a rank under 10
+    by_doc = {int(r["doc_id"][1:]): r for r in rows}
+    assert all(by_doc[i]["filter"] == "relative-margin" for i in picked)  # the run shows what the fallback overrode
+    assert by_doc[15]["filter"] == "positive" and by_doc[12]["filter"] == "duplicate"
+    assert (stats["fallback_queries"], stats["fallback_selected"], stats["selected"]) == (1, 3, 3)
+    removed = sum(1 for r in rows if r["filter"] == "relative-margin" and not r["selected"])
+    assert stats["removed"]["relative-margin"] == removed  # fallback picks are selected, not removed
+    assert stats["queries_short"] == 0
+
+
+def test_fallback_only_tops_up_a_short_query_from_its_rank_on(ranked, tmp_path):
+    # Threshold 0.59: d23 and d24 (0.57, 0.54) pass the margin; the rest of the window does not.
+    margin = 1 - 0.59 / MIN_POSITIVE
+    rows, stats = _mine(ranked, tmp_path / "a", min_rank=0, max_rank=25, num_negatives=5, sampling="top",
+                        relative_margin=margin, fallback_min_rank=17)
+    picked = _selected(rows)
+    assert {23, 24} <= set(picked) and len(picked) == 5
+    assert set(picked) - {23, 24} <= {17, 18, 19, 22}  # margin-removed, rank >= 17, not a duplicate
+    assert stats["fallback_selected"] == 3
+    # A query the margin leaves enough survivors takes nothing from the fallback.
+    rows, stats = _mine(ranked, tmp_path / "b", min_rank=0, max_rank=25, num_negatives=2, sampling="top",
+                        relative_margin=margin, fallback_min_rank=17)
+    assert _selected(rows) == [23, 24] and stats["fallback_selected"] == 0
+
+
+def test_fallback_overrides_only_the_margins_and_the_teacher_still_judges_what_it_takes_back(ranked, tmp_path):
+    # max-score removes d00-d17 (cosine > 0.75) before the margin sees them: the fallback leaves them out.
+    rows, _ = _mine(ranked, tmp_path / "a", min_rank=0, max_rank=25, num_negatives=50, sampling="top",
+                    relative_margin=EMPTYING_MARGIN, max_score=0.75, fallback_min_rank=0)
+    assert _selected(rows) == [i for i in BASE_ELIGIBLE if _score(i) <= 0.75]
+    # A teacher scores the revived candidates and its threshold removes the one it finds relevant.
+    ce = FakeCrossEncoder(relevant={_doc_text(18)}, borderline=set())
+    rows, stats = _mine(ranked, tmp_path / "b", scorer=ce, min_rank=0, max_rank=25, num_negatives=50, sampling="top",
+                        relative_margin=EMPTYING_MARGIN, fallback_min_rank=10, ce_max_score=0.5, cross_encoder="fake")
+    by_doc = {int(r["doc_id"][1:]): r for r in rows}
+    assert by_doc[18]["filter"] == "cross-encoder" and not by_doc[18]["selected"]
+    assert _selected(rows) == [i for i in BASE_ELIGIBLE if i != 18]
+    assert all(by_doc[i]["teacher_score"] is not None for i in _selected(rows))
+    assert stats["fallback_selected"] == len(BASE_ELIGIBLE) - 1
+
+
+def test_fallback_needs_a_margin_and_a_rank_inside_the_window():
+    with pytest.raises(ConfigError, match="set --relative-margin or --absolute-margin"):
+        MineConfig(min_rank=0, max_rank=110, fallback_min_rank=10)
+    with pytest.raises(ConfigError, match="inside the window"):
+        MineConfig(min_rank=0, max_rank=110, relative_margin=0.05, fallback_min_rank=110)
+    with pytest.raises(ConfigError, match="inside the window"):
+        MineConfig(min_rank=20, max_rank=110, relative_margin=0.05, fallback_min_rank=10)
+    MineConfig(min_rank=0, max_rank=110, absolute_margin=0.05, fallback_min_rank=10)
+
+
+def test_short_queries_hint_names_the_fallback_when_a_margin_emptied_them(ranked, tmp_path):
+    _, stats = _mine(ranked, tmp_path, min_rank=0, max_rank=25, num_negatives=3, sampling="top", relative_margin=EMPTYING_MARGIN)
+    assert stats["queries_short"] == 1
+    assert any("--fallback-min-rank 10" in h for h in stats["hints"])
