@@ -42,6 +42,8 @@ def scenarios(draw):
         "relative_margin": draw(st.sampled_from([None, 0.05])),
         "seed": draw(st.integers(0, 1000)),
     }
+    if options["relative_margin"] is not None and draw(st.booleans()):
+        options["fallback_min_rank"] = draw(st.integers(min_rank, options["max_rank"] - 1))
     vectors = {t: rng.normal(size=8) for t in texts}
     vectors.update({f"query {q}": rng.normal(size=8) for q in range(n_queries)})
     return texts, qrels, options, vectors, seed
@@ -98,6 +100,15 @@ def test_mining_invariants_hold_for_any_corpus_and_options(scenario):
             assert nearest < options["dedup_threshold"] + 1e-6
         per_query[r["query_id"]] = per_query.get(r["query_id"], 0) + 1
     assert all(n <= options["num_negatives"] for n in per_query.values())
+    # A selected row names a filter only when the margin fallback took it back, from its rank on.
+    fallback = options.get("fallback_min_rank")
+    for r in selected:
+        assert not r["filter"] or (fallback is not None and r["filter"] == "relative-margin" and r["rank"] >= fallback)
+    if fallback is not None:  # a query short of negatives had nothing left for the fallback to take
+        for q in qrels:
+            if per_query.get(q, 0) < options["num_negatives"]:
+                assert not [r for r in rows if r["query_id"] == q and r["filter"] == "relative-margin"
+                            and not r["selected"] and r["rank"] >= fallback]
     # Deterministic whatever the input order and the batch size.
     key = lambda r: (r["query_id"], r["rank"])  # noqa: E731
     assert sorted((r["query_id"], r["doc_id"], r["rank"], r["selected"], r["filter"]) for r in rows) == sorted(
