@@ -52,6 +52,20 @@ def _pyplot() -> Any:
     return plt
 
 
+def relative_scores(run: Path) -> tuple[list[float], list[float], list[float]]:
+    """Scores minus each query's lowest positive score: (the other positives, the selected negatives,
+    the candidates the score and near-duplicate rules removed). A negative the margin fallback took
+    back is selected, not removed."""
+    queries = read_table(run / RUN_QUERIES_FILE, columns=["query_id", "positive_scores", "status"]).to_pylist()
+    lowest = {q["query_id"]: min(q["positive_scores"]) for q in queries if q["status"] == "mined" and q["positive_scores"]}
+    positives = [s - lowest[q["query_id"]] for q in queries if q["query_id"] in lowest for s in q["positive_scores"]]
+    cands = read_table(run / CANDIDATES_FILE, columns=["query_id", "score", "selected", "filter"]).to_pylist()
+    negatives = [c["score"] - lowest[c["query_id"]] for c in cands if c["selected"] and c["query_id"] in lowest]
+    removed = [c["score"] - lowest[c["query_id"]] for c in cands
+               if c["filter"] and not c["selected"] and c["filter"] not in ("positive", "duplicate") and c["query_id"] in lowest]
+    return positives, negatives, removed
+
+
 def plot_scores(run: Path, dest: Path) -> None:
     """Each candidate's score minus its query's lowest positive score (0: as close as the positive).
 
@@ -59,13 +73,7 @@ def plot_scores(run: Path, dest: Path) -> None:
     negatives, because queries with high positive scores also have high negative scores. Relative to
     each query's own positive, a margin visibly removes what is too close to it."""
     plt = _pyplot()
-    queries = read_table(run / RUN_QUERIES_FILE, columns=["query_id", "positive_scores", "status"]).to_pylist()
-    lowest = {q["query_id"]: min(q["positive_scores"]) for q in queries if q["status"] == "mined" and q["positive_scores"]}
-    positives = [s - lowest[q["query_id"]] for q in queries if q["query_id"] in lowest for s in q["positive_scores"]]
-    cands = read_table(run / CANDIDATES_FILE, columns=["query_id", "score", "selected", "filter"]).to_pylist()
-    negatives = [c["score"] - lowest[c["query_id"]] for c in cands if c["selected"] and c["query_id"] in lowest]
-    removed = [c["score"] - lowest[c["query_id"]] for c in cands
-               if c["filter"] and c["filter"] not in ("positive", "duplicate") and c["query_id"] in lowest]
+    positives, negatives, removed = relative_scores(run)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=110)
     lo = min(positives + negatives + removed, default=-1.0)
     hi = max(positives + negatives + removed, default=1.0)

@@ -600,3 +600,15 @@ def test_short_queries_hint_names_the_fallback_when_a_margin_emptied_them(ranked
     _, stats = _mine(ranked, tmp_path, min_rank=0, max_rank=25, num_negatives=3, sampling="top", relative_margin=EMPTYING_MARGIN)
     assert stats["queries_short"] == 1
     assert any("--fallback-min-rank 10" in h for h in stats["hints"])
+
+
+def test_reports_and_exports_count_a_fallback_negative_as_selected_not_removed(ranked, tmp_path):
+    from hardneg.export import read_run
+    from hardneg.report import relative_scores
+
+    rows, stats = _mine(ranked, tmp_path, min_rank=0, max_rank=25, num_negatives=3, sampling="top",
+                        relative_margin=EMPTYING_MARGIN, fallback_min_rank=10)
+    _, negatives, removed = relative_scores(tmp_path / "run")
+    assert len(negatives) == 3 and len(removed) == stats["removed"]["relative-margin"]
+    (query,) = read_run(tmp_path / "run").queries
+    assert sorted(int(d[1:]) for d in query.negatives) == _selected(rows)
