@@ -27,6 +27,7 @@ from hardneg.config import (
     KD_NORMALIZATIONS,
     LOOP_METRICS,
     MODEL_SIZES,
+    OFF,
     RETRIEVERS,
     SAME_GROUPS,
     SAMPLING_STRATEGIES,
@@ -41,6 +42,23 @@ from hardneg.config import (
 )
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+
+def or_off(kind: type) -> dict[str, Any]:
+    """typer.Option arguments for a number that may be switched off: `off` (any case) reaches the
+    config as the string "off", which `config_file.build` turns into None (the rule's off state),
+    so a default or a config file's value can be switched off from the command line."""
+    name = "FLOAT" if kind is float else "INTEGER"
+
+    def parse(value: Any) -> Any:
+        if str(value).strip().lower() == OFF:
+            return OFF
+        try:
+            return kind(value)
+        except ValueError:
+            raise typer.BadParameter(f"{value!r} is not a {'number' if kind is float else 'whole number'} or 'off'") from None
+
+    return {"parser": parse, "metavar": f"{name}|off"}
 
 
 def choice(values: tuple[str, ...]) -> dict[str, Any]:
@@ -112,12 +130,12 @@ MaxRankOpt = Annotated[Optional[int], typer.Option("--max-rank", help="End of th
 NumNegativesOpt = Annotated[Optional[int], typer.Option("--num-negatives", "-n", help="Negatives per query.", rich_help_panel=MINE)]
 SamplingOpt = Annotated[Optional[str], typer.Option("--sampling", **choice(SAMPLING_STRATEGIES), help="random: uniform in the window; top: best-ranked survivors; simans: weighted towards the positive's score; stratified: one per equal rank band of the window.", rich_help_panel=MINE)]
 FILTERS = "Filters (false-negative control)"
-RelativeMarginOpt = Annotated[Optional[float], typer.Option("--relative-margin", help="TopK-PercPos: drop candidates above min_pos - |min_pos| x M (0.05 = 95 percent of the lowest positive score).", rich_help_panel=FILTERS)]
-FallbackMinRankOpt = Annotated[Optional[int], typer.Option("--fallback-min-rank", help="A query the margins leave short of --num-negatives is filled with candidates they removed, from this rank on, drawn at random, instead of losing its training rows (needs a margin).", rich_help_panel=FILTERS)]
-AbsoluteMarginOpt = Annotated[Optional[float], typer.Option("--absolute-margin", help="TopK-MarginPos: drop candidates above min_pos - M.", rich_help_panel=FILTERS)]
-MaxScoreOpt = Annotated[Optional[float], typer.Option("--max-score", help="Drop candidates scoring above this.", rich_help_panel=FILTERS)]
-MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", help="Drop candidates scoring below this.", rich_help_panel=FILTERS)]
-DedupThresholdOpt = Annotated[Optional[float], typer.Option("--dedup-threshold", help="Drop candidates whose cosine to a positive is at least this.", rich_help_panel=FILTERS)]
+RelativeMarginOpt = Annotated[Optional[float], typer.Option("--relative-margin", **or_off(float), help="TopK-PercPos: drop candidates above min_pos - |min_pos| x M (0.05 = 95 percent of the lowest positive score).", rich_help_panel=FILTERS)]
+FallbackMinRankOpt = Annotated[Optional[int], typer.Option("--fallback-min-rank", **or_off(int), help="A query the margins leave short of --num-negatives is filled with candidates they removed, from this rank on, drawn at random, instead of losing its training rows (needs a margin).", rich_help_panel=FILTERS)]
+AbsoluteMarginOpt = Annotated[Optional[float], typer.Option("--absolute-margin", **or_off(float), help="TopK-MarginPos: drop candidates above min_pos - M.", rich_help_panel=FILTERS)]
+MaxScoreOpt = Annotated[Optional[float], typer.Option("--max-score", **or_off(float), help="Drop candidates scoring above this.", rich_help_panel=FILTERS)]
+MinScoreOpt = Annotated[Optional[float], typer.Option("--min-score", **or_off(float), help="Drop candidates scoring below this.", rich_help_panel=FILTERS)]
+DedupThresholdOpt = Annotated[Optional[float], typer.Option("--dedup-threshold", **or_off(float), help="Drop candidates whose cosine to a positive is at least this.", rich_help_panel=FILTERS)]
 SimansAOpt = Annotated[Optional[float], typer.Option("--simans-a", help="SimANS sharpness a.", rich_help_panel=FILTERS)]
 SimansBOpt = Annotated[Optional[float], typer.Option("--simans-b", help="SimANS offset b.", rich_help_panel=FILTERS)]
 CrossEncoderOpt = Annotated[Optional[str], typer.Option("--teacher", "--cross-encoder", help="Teacher (local path or cached name): a cross-encoder, bi-encoder or ColBERT checkpoint that scores the retrieved candidates and the positives; its scores are kept and exported for distillation.", rich_help_panel=FILTERS)]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hardneg._checks import _at_least, _check, _check_numbers, _one_of
-from hardneg.config_file import EXECUTION_FIELDS, apply_kd_depth, as_dict, build, identity, load_config_file  # noqa: F401 - re-exported
+from hardneg.config_file import EXECUTION_FIELDS, OFF, apply_kd_depth, as_dict, build, identity, load_config_file  # noqa: F401 - re-exported
 
 SAMPLING_STRATEGIES = ("random", "top", "simans", "stratified")
 SCORE_SOURCES = ("retriever", "teacher")

@@ -86,10 +86,17 @@ def build(cls: type[C], file_values: dict[str, dict[str, Any]], section: str, **
         raise ConfigError(f"[{section}] {exc}") from None
 
 
+OFF = "off"
+"""A rule's value meaning "not applied" (None), for a field whose default or config file sets one:
+`--relative-margin off` on the command line, `relative-margin = "off"` in a file."""
+
+
 def _coerce(section: str, f: dataclasses.Field[Any], value: Any) -> Any:
     """Type-check one value from a file against the field's annotation (flags are already typed)."""
     annotation = str(f.type)
     if value is None:
+        return None
+    if isinstance(value, str) and value.strip().lower() == OFF and annotation.endswith("| None"):
         return None
     expected: tuple[type, ...]
     if annotation.startswith("int"):

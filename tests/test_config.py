@@ -61,6 +61,25 @@ def test_config_file_through_the_cli(tmp_path):
     assert stats["window"] == [3, 12] and stats["num_negatives"] == 4
 
 
+def test_off_switches_a_rule_off_over_the_file_and_the_default(tmp_path):
+    path = tmp_path / "c.toml"
+    path.write_text('[mine]\nrelative-margin = 0.1\nmax-score = "off"\n')
+    cfg = build(MineConfig, load_config_file(path), "mine", relative_margin="off", dedup_threshold="OFF")
+    assert (cfg.relative_margin, cfg.max_score, cfg.dedup_threshold) == (None, None, None)
+    path.write_text('[mine]\nnum-negatives = "off"\n')  # a count has no off state
+    with pytest.raises(ConfigError, match="num-negatives must be int"):
+        build(MineConfig, load_config_file(path), "mine")
+    import json
+
+    result = runner.invoke(app, ["mine", str(TINY_BEIR), "--model", "hashing", "--relative-margin", "0.1", "--dedup-threshold", "off",
+                                 "--json", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    config = json.loads(result.stdout)["config"]
+    assert (config["relative_margin"], config["dedup_threshold"]) == (0.1, None)
+    result = runner.invoke(app, ["mine", str(TINY_BEIR), "--model", "hashing", "--dedup-threshold", "high", "--out", str(tmp_path / "r2")])
+    assert result.exit_code == 2 and "is not a number or 'off'" in result.output
+
+
 def test_bad_config_file_is_a_usage_error(tmp_path):
     path = tmp_path / "c.toml"
     path.write_text("[mine\n")
