@@ -149,6 +149,11 @@ def write_beir(data: Data, qrels: dict[str, list[str]], dest: Path) -> Path:
 # --------------------------------------------------------------------------- miners
 
 
+WINDOW_RECIPE = {"min_rank": 10, "max_rank": 110, "sampling": "random", "relative_margin": None, "fallback_min_rank": None}
+"""What a row leaves unsaid means the window recipe, whatever the product's defaults become: a row
+is one recipe, and its cached units stay what they measured."""
+
+
 class HardnegMiner:
     """hardneg through its library API; embeddings are computed once and reused by every method."""
 
@@ -187,7 +192,7 @@ class HardnegMiner:
         if not index.exists():
             build_index(self.embeddings[which], index, IndexConfig(backend="exact", recall_sample=0))
         out = self.work / f"run-{which}-{name}"
-        mine(index, out, MineConfig(**mine_args))  # an up-to-date run is reused
+        mine(index, out, MineConfig(**{**WINDOW_RECIPE, **mine_args}))  # an up-to-date run is reused
         return out
 
     def negatives(self, which: str, name: str, **mine_args: Any) -> dict[str, list[str]]:
@@ -477,7 +482,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
 
             t0 = time.time()
             args = (write_beir(data, data.train, work / "hn" / "beir-full"), out, EmbedConfig(model=model, precision="fp32"),
-                    IndexConfig(backend="exact", recall_sample=0), MineConfig(num_negatives=1, seed=seed, sampling="random", **window),
+                    IndexConfig(backend="exact", recall_sample=0), MineConfig(**{**WINDOW_RECIPE, "num_negatives": 1, "seed": seed, "sampling": "random", **window}),
                     TrainConfig(negatives=1, seed=seed, gradient_checkpointing=False), LoopConfig(rounds=LOOP_ROUNDS, warm_start=warm_start))
             try:
                 result = run_loop(*args)  # resumes a killed loop of the same settings
