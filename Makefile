@@ -17,8 +17,7 @@ $(STAMP): pyproject.toml
 venv: $(STAMP)
 
 demo: $(STAMP)
-	$(BIN)/hardneg mine examples/scifact-sample --model minilm --min-rank 10 --max-rank 110 \
-		--workdir demo-run/.cache --out demo-run/mined
+	$(BIN)/hardneg mine examples/scifact-sample --model minilm --workdir demo-run/.cache --out demo-run/mined
 	$(BIN)/hardneg export demo-run/mined --format colbert --out demo-run/colbert
 	@head -n 3 demo-run/colbert/triples.train.colbert.jsonl
 	@echo "an example training row, as text (query -> positive -> negative):"

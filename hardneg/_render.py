@@ -42,10 +42,15 @@ def score_source(manifest: dict[str, Any]) -> str:
 
 def mine_header(manifest: dict[str, Any], elapsed: float | None, reused: bool) -> str:
     config, model = manifest.get("config") or {}, manifest.get("model") or {}
-    sampling = config.get("sampling", "?") + (f" (seed {config['seed']})" if config.get("sampling") != "top" else "")
+    seeded = config.get("sampling") != "top" or config.get("fallback_min_rank") is not None
+    sampling = config.get("sampling", "?") + (f" (seed {config['seed']})" if seeded else "")
+    margins = [f"{name} {config[key]:g}" for key, name in (("relative_margin", "relative margin"), ("absolute_margin", "absolute margin"))
+               if config.get(key) is not None]
+    if margins and config.get("fallback_min_rank") is not None:
+        margins.append(f"fallback from rank {config['fallback_min_rank']}")
     when = "up to date, reused" if reused else (f"{elapsed:.1f} s" if elapsed is not None else "")
     parts = [f"model {model.get('name', '?')}", f"retriever {config.get('retriever', 'dense')}", f"sampling {sampling}",
-             f"scores: {score_source(manifest)}", when]
+             ", ".join(margins), f"scores: {score_source(manifest)}", when]
     return " · ".join(p for p in parts if p)
 
 
@@ -62,7 +67,10 @@ def render_mine(console: Console, stats: dict[str, Any], path: str, manifest: di
     for status, count in stats["queries_skipped"].items():
         table.add_row(f"queries not mined: {status}", f"{count:,}")
     table.add_row("candidates in window", f"{stats['candidates']:,}")
-    for name, count in stats["removed"].items():
+    from hardneg.filters import FILTER_ORDER  # here: `hardneg --help` imports no numpy
+
+    order = {name: i for i, name in enumerate(FILTER_ORDER)}  # a manifest read back may hold them sorted by name
+    for name, count in sorted(stats["removed"].items(), key=lambda item: order.get(item[0], len(order))):
         table.add_row(f"removed: {name}", _pct(count, stats["candidates"]))
     table.add_row("eligible", f"{stats['eligible']:,}")
     table.add_row("selected negatives", f"{stats['selected']:,}")

@@ -122,11 +122,13 @@ class MineConfig:
     """Which candidates become negatives. Ranks are 0-based positions in the query's ranking of the
     whole corpus, known positives included; the window is [min_rank, max_rank)."""
 
-    min_rank: int = 10
+    min_rank: int = 0
     max_rank: int = 110
     num_negatives: int = 10
-    sampling: str = "random"
-    """`random` (uniform), `top` (best-ranked survivors) or `simans` (weights exp(-a (s_neg - s_pos - b)^2))."""
+    sampling: str = "top"
+    """`random` (uniform), `top` (best-ranked survivors) or `simans` (weights exp(-a (s_neg - s_pos - b)^2)).
+    The default recipe (top, from rank 0, relative margin 0.05, fallback from rank 10) trained the best
+    students on average over the benchmark's data sets: see the README's "Why these defaults"."""
     seed: int = 42
     query_batch: int = 256
     search_chunk: int = 65536
@@ -136,17 +138,18 @@ class MineConfig:
     """Whose ranking defines the ranks: `dense` (the embeddings), `bm25` (bm25s over the texts) or
     `hybrid` (reciprocal-rank fusion of both top-max_rank lists)."""
     rrf_k: int = 60
-    relative_margin: float | None = None
+    relative_margin: float | None = 0.05
     """TopK-PercPos: drop candidates scoring above min_pos - |min_pos| x m (0.05 = 95% of the positive)."""
     absolute_margin: float | None = None
     """TopK-MarginPos: drop candidates scoring above min_pos - m."""
-    fallback_min_rank: int | None = None
+    fallback_min_rank: int | None = 10
     """A query the margins leave short of num_negatives is filled with candidates they removed, from
     this rank on, drawn at random (per-document draws, like `random` sampling), instead of losing its
     training rows. A margin relative to a low-scoring positive can remove every candidate of a hard
     query: on PIAF the 5% margin left 26% of the training pairs without a negative. Only the margins
     are overridden; positives, duplicates, near-duplicates, score bounds and teacher or LLM verdicts
-    still hold. Needs --relative-margin or --absolute-margin."""
+    still hold. Without a margin, or at or past max_rank, it does nothing and is stored as None; under
+    min_rank it starts at min_rank (a value given explicitly in a flag or a file is checked instead)."""
     max_score: float | None = None
     min_score: float | None = None
     dedup_threshold: float | None = 0.98
@@ -216,14 +219,11 @@ class MineConfig:
         )
         _at_least(self, "absolute_margin", 0, optional=True)
         if self.fallback_min_rank is not None:
-            _check(
-                self.min_rank <= self.fallback_min_rank < self.max_rank,
-                f"fallback-min-rank must be inside the window [{self.min_rank}, {self.max_rank}), got {self.fallback_min_rank}",
-            )
-            _check(
-                self.relative_margin is not None or self.absolute_margin is not None,
-                "fallback-min-rank fills what the margins remove: set --relative-margin or --absolute-margin with it",
-            )
+            _at_least(self, "fallback_min_rank", 0)
+            if (self.relative_margin is None and self.absolute_margin is None) or self.fallback_min_rank >= self.max_rank:
+                object.__setattr__(self, "fallback_min_rank", None)  # nothing to fill: the run says so
+            elif self.fallback_min_rank < self.min_rank:
+                object.__setattr__(self, "fallback_min_rank", self.min_rank)
         _check(
             self.dedup_threshold is None or -1 <= self.dedup_threshold <= 1,
             f"dedup-threshold must be in [-1, 1], got {self.dedup_threshold}",

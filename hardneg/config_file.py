@@ -29,12 +29,15 @@ def apply_kd_depth(values: dict[str, Any], explicit: set[str]) -> dict[str, Any]
         return values
     preset = {"min_rank": 0, "sampling": "top", "num_negatives": depth - 1}
     clash = sorted(k for k in preset if k in explicit and values[k] != preset[k])
+    # A KD row is the positive and the kd_depth - 1 best-ranked candidates, all of them: the default
+    # margin and its fallback stay off unless asked for.
+    unset = {k: None for k in ("relative_margin", "fallback_min_rank") if k not in explicit}
     if clash:
         raise ConfigError(
             f"kd-depth {depth} sets {', '.join(k.replace('_', '-') for k in clash)}; leave "
             f"{'it' if len(clash) == 1 else 'them'} unset (it takes min-rank 0, sampling top, num-negatives {depth - 1})"
         )
-    out = {**values, **preset}
+    out = {**values, **preset, **unset}
     if "max_rank" not in explicit:
         out["max_rank"] = 2 * depth
     return out
@@ -81,9 +84,20 @@ def build(cls: type[C], file_values: dict[str, dict[str, Any]], section: str, **
     if section == "mine":
         values = apply_kd_depth(values, set(values))
     try:
-        return cls(**values)
+        config = cls(**values)
     except TypeError as exc:
         raise ConfigError(f"[{section}] {exc}") from None
+    if section == "mine" and values.get("fallback_min_rank") is not None:
+        check_fallback(values["fallback_min_rank"], config)
+    return config
+
+
+def check_fallback(given: int, config: Any) -> None:
+    """A fallback rank given in a flag or a file must do something (the default's adapts silently)."""
+    if config.relative_margin is None and config.absolute_margin is None:
+        raise ConfigError("fallback-min-rank fills what the margins remove: set --relative-margin or --absolute-margin with it")
+    if not config.min_rank <= given < config.max_rank:
+        raise ConfigError(f"fallback-min-rank must be inside the window [{config.min_rank}, {config.max_rank}), got {given}")
 
 
 OFF = "off"

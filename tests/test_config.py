@@ -88,7 +88,7 @@ def test_bad_config_file_is_a_usage_error(tmp_path):
     assert result.stderr.startswith(f"Error: {path}: invalid TOML")
 
 
-@pytest.mark.parametrize("recipe", ["ragatouille", "nv-retriever", "simans", "denoised"])
+@pytest.mark.parametrize("recipe", ["ragatouille", "nv-retriever", "simans", "denoised", "window"])
 def test_recipes_load_into_valid_configs(recipe):
     from hardneg.config import ExportConfig
 
@@ -98,7 +98,9 @@ def test_recipes_load_into_valid_configs(recipe):
     build(ExportConfig, files, "export")
     assert DEFAULT_TOML.parent.joinpath(f"{recipe}.toml").read_text().startswith("#")  # says where it comes from
     if recipe == "nv-retriever":
-        assert (cfg.sampling, cfg.relative_margin, cfg.min_rank) == ("top", 0.05, 0)
+        assert (cfg.sampling, cfg.relative_margin, cfg.min_rank, cfg.fallback_min_rank) == ("top", 0.05, 0, None)
+    else:  # the recipes without a margin switch the default's off
+        assert (cfg.relative_margin, cfg.fallback_min_rank) == (None, None)
 
 
 def test_denoised_recipe_without_a_cross_encoder_says_what_is_missing():

@@ -19,9 +19,9 @@ from hardneg.pipeline import run_mine
 
 GOLDEN = Path(__file__).parent / "data" / "golden"
 CONFIGS = {
-    "random": MineConfig(min_rank=2, max_rank=30, num_negatives=4),
-    "simans": MineConfig(min_rank=0, max_rank=30, num_negatives=4, sampling="simans"),
-    "nv": MineConfig(min_rank=0, max_rank=30, num_negatives=4, sampling="top", relative_margin=0.05),
+    "random": MineConfig(min_rank=2, max_rank=30, num_negatives=4, sampling="random", relative_margin=None),
+    "simans": MineConfig(min_rank=0, max_rank=30, num_negatives=4, sampling="simans", relative_margin=None),
+    "nv": MineConfig(min_rank=0, max_rank=30, num_negatives=4, sampling="top", relative_margin=0.05, fallback_min_rank=None),
     # A margin that empties one query and leaves another short: both filled from rank 5 on.
     "nv-fallback": MineConfig(min_rank=0, max_rank=30, num_negatives=8, sampling="top", relative_margin=0.9, fallback_min_rank=5),
 }

@@ -63,7 +63,7 @@ def planes(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _config(**kw: object) -> MineConfig:
-    base = dict(min_rank=10, max_rank=25, num_negatives=3, sampling="top", dedup_threshold=None)
+    base = dict(min_rank=10, max_rank=25, num_negatives=3, sampling="top", dedup_threshold=None, relative_margin=None)
     base.update(kw)
     return MineConfig(**base)  # type: ignore[arg-type]
 

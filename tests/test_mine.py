@@ -58,6 +58,10 @@ def _mine(
     # Neighbouring documents here are 0.04 rad apart (cosine 0.999): the near-duplicate filter would
     # take them all, so it is off unless a test asks for it.
     mine_args.setdefault("dedup_threshold", None)
+    # The mechanics here are tested one rule at a time: the window recipe unless a test says otherwise
+    # (the defaults' margin and fallback have their own tests).
+    for key, value in (("sampling", "random"), ("relative_margin", None), ("fallback_min_rank", None)):
+        mine_args.setdefault(key, value)
     # allow_empty: some tests check that every candidate is filtered out.
     result = mine(idx, tmp_path / "run", MineConfig(**mine_args), force=True, scorer=scorer, allow_empty=True)  # type: ignore[arg-type]
     rows = pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist()
@@ -159,7 +163,7 @@ def test_queries_without_positives_or_text_are_reported_not_dropped(tmp_path):
 
 def test_hnsw_and_exact_agree_on_a_small_corpus(tmp_path):
     cfg = EmbedConfig(model="hashing:128")
-    mcfg = MineConfig(min_rank=0, max_rank=20, num_negatives=20)
+    mcfg = MineConfig(min_rank=0, max_rank=20, num_negatives=20, relative_margin=None)
     exact = run_mine(TINY_BEIR, tmp_path / "exact", cfg, IndexConfig(backend="exact"), mcfg)
     assert exact.manifest["index"]["backend"] == "exact" and exact.manifest["index"]["recall"] is None
     hnsw = run_mine(TINY_BEIR, tmp_path / "hnsw", cfg, IndexConfig(backend="hnsw"), mcfg)
@@ -292,7 +296,7 @@ def test_bm25_ranks_follow_term_overlap_and_scores_stay_cosines(tmp_path):
     (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq\tpos\t1\n")
     result = run_mine(
         root, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(),
-        MineConfig(min_rank=0, max_rank=6, num_negatives=6, retriever="bm25", dedup_threshold=None),
+        MineConfig(min_rank=0, max_rank=6, num_negatives=6, retriever="bm25", dedup_threshold=None, relative_margin=None),
     )
     rows = pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist()
     order = [r["doc_id"] for r in rows]
@@ -310,7 +314,7 @@ def test_hybrid_retriever_runs_through_the_cli(tmp_path):
     from hardneg.cli import app
 
     result = CliRunner().invoke(
-        app, ["mine", str(TINY_BEIR), "--model", "hashing", "--retriever", "hybrid", "--min-rank", "1", "--max-rank", "20", "--json", "--out", "run"]
+        app, ["mine", str(TINY_BEIR), "--model", "hashing", "--retriever", "hybrid", "--min-rank", "1", "--max-rank", "20", "--relative-margin", "off", "--json", "--out", "run"]
     )
     assert result.exit_code == 0, result.output
     stats = json.loads(result.stdout)["stats"]
@@ -473,7 +477,7 @@ def test_same_group_negatives_share_a_positives_title_and_are_sampled_first(tmp_
     (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     (root / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "alpha paragraph about rivers"}) + "\n")
     (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq\ta0\t1\n")
-    config = {"min_rank": 0, "max_rank": 36, "num_negatives": 5, "dedup_threshold": None}
+    config = {"min_rank": 0, "max_rank": 36, "num_negatives": 5, "dedup_threshold": None, "sampling": "random", "relative_margin": None}
     result = run_mine(root, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), MineConfig(same_group="title", **config))
     selected = {r["doc_id"] for r in pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist() if r["selected"]}
     assert selected == {f"a{i}" for i in range(1, 6)}  # the five other paragraphs of the positive's article
@@ -509,7 +513,7 @@ def test_same_cluster_negatives_come_from_the_positives_kmeans_cluster(tmp_path)
     (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     (root / "queries.jsonl").write_text(json.dumps({"_id": "q", "text": "volcano"}) + "\n")
     (root / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\nq\ta0\t1\n")
-    config = {"min_rank": 0, "max_rank": 36, "num_negatives": 5, "dedup_threshold": None}
+    config = {"min_rank": 0, "max_rank": 36, "num_negatives": 5, "dedup_threshold": None, "sampling": "random", "relative_margin": None}
     result = run_mine(root, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), MineConfig(same_cluster=2, **config))
     selected = {r["doc_id"] for r in pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist() if r["selected"]}
     assert selected == {f"a{i}" for i in range(1, 6)}  # the positive's topic, whatever the ranking says
@@ -586,14 +590,21 @@ def test_fallback_overrides_only_the_margins_and_the_teacher_still_judges_what_i
     assert stats["fallback_selected"] == len(BASE_ELIGIBLE) - 1
 
 
-def test_fallback_needs_a_margin_and_a_rank_inside_the_window():
+def test_fallback_given_explicitly_needs_a_margin_and_a_rank_inside_the_window():
+    from hardneg.config import build
+
     with pytest.raises(ConfigError, match="set --relative-margin or --absolute-margin"):
-        MineConfig(min_rank=0, max_rank=110, fallback_min_rank=10)
+        build(MineConfig, {}, "mine", relative_margin="off", fallback_min_rank=10)
     with pytest.raises(ConfigError, match="inside the window"):
-        MineConfig(min_rank=0, max_rank=110, relative_margin=0.05, fallback_min_rank=110)
+        build(MineConfig, {}, "mine", fallback_min_rank=110)
     with pytest.raises(ConfigError, match="inside the window"):
-        MineConfig(min_rank=20, max_rank=110, relative_margin=0.05, fallback_min_rank=10)
-    MineConfig(min_rank=0, max_rank=110, absolute_margin=0.05, fallback_min_rank=10)
+        build(MineConfig, {"mine": {"min_rank": 20, "fallback_min_rank": 10}}, "mine")
+    assert build(MineConfig, {}, "mine", relative_margin="off", absolute_margin=0.05).fallback_min_rank == 10
+    # The default's fallback adapts instead: off without a margin, from min-rank under it.
+    assert build(MineConfig, {}, "mine", relative_margin="off").fallback_min_rank is None
+    assert build(MineConfig, {}, "mine", min_rank=20).fallback_min_rank == 20
+    assert build(MineConfig, {}, "mine", max_rank=8).fallback_min_rank is None
+    assert MineConfig(relative_margin=None).fallback_min_rank is None
 
 
 def test_short_queries_hint_names_the_fallback_when_a_margin_emptied_them(ranked, tmp_path):

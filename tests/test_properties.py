@@ -42,6 +42,7 @@ def scenarios(draw):
         "relative_margin": draw(st.sampled_from([None, 0.05])),
         "seed": draw(st.integers(0, 1000)),
     }
+    options["fallback_min_rank"] = None
     if options["relative_margin"] is not None and draw(st.booleans()):
         options["fallback_min_rank"] = draw(st.integers(min_rank, options["max_rank"] - 1))
     vectors = {t: rng.normal(size=8) for t in texts}
