@@ -377,6 +377,9 @@ def test_scores_from_teacher_needs_a_teacher_and_kd_depth_sets_the_window():
         MineConfig(scores_from="teacher")
     cfg = build(MineConfig, {}, "mine", kd_depth=8)
     assert (cfg.min_rank, cfg.max_rank, cfg.num_negatives, cfg.sampling) == (0, 16, 7, "top")
+    # A KD row holds every one of the best-ranked candidates: the default margin is off unless asked for.
+    assert (cfg.relative_margin, cfg.fallback_min_rank) == (None, None)
+    assert build(MineConfig, {}, "mine", kd_depth=8, relative_margin=0.1).relative_margin == 0.1
     assert build(MineConfig, {}, "mine", kd_depth=8, max_rank=40).max_rank == 40
     with pytest.raises(ConfigError, match="kd-depth 8 sets min-rank, sampling; leave them unset"):
         build(MineConfig, {}, "mine", kd_depth=8, min_rank=10, sampling="random")
