@@ -127,7 +127,10 @@ def mine(
     """Mine hard negatives: rank window [--min-rank, --max-rank), positives and duplicates removed, sampled.
 
     Ranks are 0-based positions in the query's ranking of the whole corpus, known positives included.
-    Given raw input, runs embed and index first (cached under --workdir).
+    By default: the best-ranked candidates under 95% of the lowest positive's score (--relative-margin
+    0.05), and random ones from rank 10 on for a query the margin empties (--fallback-min-rank 10);
+    --config configs/window.toml is the previous default. Given raw input, runs embed and index first
+    (cached under --workdir).
     """
     from hardneg.pipeline import run_mine
     from hardneg.progress import cli_reporter
