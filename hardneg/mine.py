@@ -400,7 +400,8 @@ class _Miner:
             short = config.num_negatives - sum(1 for c in window if not c.filter or (c.row in confirmed and c.filter in OVERRIDABLE))
             if short <= 0:
                 continue
-            pool = [c for c in window if c.filter in MARGIN_FILTERS and c.rank >= config.fallback_min_rank]  # type: ignore[operator]
+            pool = [c for c in window if c.filter in MARGIN_FILTERS and c.rank >= config.fallback_min_rank  # type: ignore[operator]
+                    and c.row not in confirmed]
             if not pool:
                 continue
             keys = doc_keys(config.seed, self.query_ids[qi], [self.doc_ids[c.row] for c in pool])

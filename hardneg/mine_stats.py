@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from hardneg.config import MineConfig
-from hardneg.filters import FILTERS, active_filters
+from hardneg.filters import FILTERS, MARGIN_FILTERS, active_filters
 
 QUANTILES = (0.0, 0.25, 0.5, 0.75, 1.0)
 ELIGIBLE_SAMPLE = 16
@@ -189,7 +189,7 @@ def finish_stats(stats: MineStats, tally: Tally, config: MineConfig, per_query: 
             flags = {f.name: f.flag for f in FILTERS}
             hint += ", or loosening " + ", ".join(
                 f"{flags.get(f) or f} (it removed {stats.removed[f]:,} of {stats.candidates:,} candidates)" for f in score_rules)
-        if config.fallback_min_rank is None and any(stats.removed.get(f) for f in ("relative-margin", "absolute-margin")):
+        if config.fallback_min_rank is None and any(stats.removed.get(f) for f in MARGIN_FILTERS):
             hint += (f"; or keep the margin and fill the short queries from the candidates it removed with "
                      f"--fallback-min-rank {min(max(config.min_rank, 10), hi - 1)}")
         stats.hints.append(hint + ".")

@@ -131,6 +131,15 @@ def test_a_confirmed_negative_is_exempt_from_the_score_rules(planes, tmp_path):
     import_labels(_write_jsonl(tmp_path / "j.jsonl", [{"query_id": "q0", "doc_id": "q0d12", "label": "no"}]), run, labels)
     mine(idx, tmp_path / "run2", _config(relative_margin=0.2, labels=str(labels)))
     assert _selected(tmp_path / "run2") == ["q0d12", "q0d16", "q0d17"]
+    # With the margin fallback on, the confirmed negative still counts as one of the query's survivors,
+    # and the fallback never takes it as one of its own.
+    mine(idx, tmp_path / "run3", _config(relative_margin=0.2, labels=str(labels), fallback_min_rank=10, num_negatives=12))
+    rows = {r["doc_id"]: r for r in pq.read_table(tmp_path / "run3" / "candidates.parquet").to_pylist() if r["query_id"] == "q0"}
+    assert rows["q0d12"]["selected"] and rows["q0d12"]["confirmed"] and rows["q0d12"]["filter"] == ""
+    picked = [d for d, r in rows.items() if r["selected"] and r["filter"] == "relative-margin"]
+    assert picked and all(rows[d]["rank"] >= 10 for d in picked)
+    assert len(picked) == 2 and "q0d12" not in picked  # 9 pass the margin + 1 confirmed: 2 short
+    assert len([d for d, r in rows.items() if r["selected"]]) == 12
 
 
 def test_new_judgments_at_the_same_path_make_the_run_stale(planes, tmp_path):
