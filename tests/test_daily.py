@@ -134,7 +134,8 @@ def test_the_mining_summary_says_what_ran_how_long_and_what_comes_next(tmp_path,
                                  "--sampling", "simans", "--out", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     header = result.stdout.splitlines()[0]
-    assert header.startswith("model hashing · retriever dense · sampling simans (seed 42) · scores: embedding cosine")
+    assert header.startswith("model hashing · retriever dense · sampling simans (seed 42) · relative margin 0.05, fallback from rank 10 · "
+                             "scores: embedding cosine")
     assert header.endswith(" s") and "no --cross-encoder" in header
     assert "eligible candidates (sampled from)" in result.stdout
     assert f"next: hardneg export {tmp_path / 'run'} --format colbert --out {tmp_path / 'run'}-colbert" in result.stdout
