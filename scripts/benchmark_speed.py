@@ -113,7 +113,9 @@ def run_sweep(args: argparse.Namespace, model_path: str, env: dict[str, str], wo
     for i, (flags, _) in enumerate(configs):
         cmd = [sys.executable, "-m", "hardneg", "mine", str(args.data), "--model", args.model, "--split", args.split,
                "--workdir", str(work / "sweep-cache"), "--out", str(work / f"sweep-run-{i}"), "--json", "--quiet", "--allow-empty"]
-        for key, value in flags.items():
+        # The anchor's call, said in full: no margin unless the setting has one, and a query a margin
+        # empties dropped as mine_hard_negatives drops it (hardneg's defaults would fill it).
+        for key, value in {"relative-margin": "off", "fallback-min-rank": "off", **flags}.items():
             cmd += [f"--{key}", str(value)]
         wall, rss, out = measured(cmd, env)
         hn_calls.append((wall, rss, json.loads(out)["stats"]["selected"]))
@@ -209,6 +211,7 @@ def main() -> None:
             hn_cmd = [
                 sys.executable, "-m", "hardneg", "mine", str(args.data), "--model", args.model, "--split", args.split,
                 "--min-rank", str(args.min_rank), "--max-rank", str(args.max_rank), "--num-negatives", str(args.num_negatives),
+                "--sampling", "random", "--relative-margin", "off",  # the anchor's call: random in the window, no margin
                 "--precision", precision, "--backend", backend or "torch", "--workdir", str(work / f"cache{tag}"), "--out", str(work / f"run{tag}"), "--json", "--quiet",
             ]
             wall, rss, out = measured(hn_cmd, env)
