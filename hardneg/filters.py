@@ -59,10 +59,10 @@ FILTERS: tuple[Filter, ...] = (
 BY_NAME = {f.name: f for f in FILTERS}
 FILTER_ORDER = [f.name for f in FILTERS]
 OVERRIDABLE = frozenset(f.name for f in FILTERS if f.overridable)
-MARGIN_FILTERS = frozenset({"absolute-margin", "relative-margin"})
-"""The rules relative to the query's positive: what `fallback_min_rank` may override."""
 (FILTER_POSITIVE, FILTER_DUPLICATE, FILTER_NEAR_DUPLICATE, FILTER_MAX_SCORE, FILTER_MIN_SCORE, FILTER_ABSOLUTE_MARGIN,
  FILTER_RELATIVE_MARGIN, FILTER_PSEUDO_POSITIVE, FILTER_CROSS_ENCODER, FILTER_LLM, FILTER_MAX_PER_DOC) = FILTER_ORDER
+MARGIN_FILTERS = frozenset({FILTER_ABSOLUTE_MARGIN, FILTER_RELATIVE_MARGIN})
+"""The rules relative to the query's positive: what `fallback_min_rank` may override."""
 
 
 @dataclass

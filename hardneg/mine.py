@@ -63,7 +63,7 @@ from hardneg.mine_runner import CHUNKS_DIR, run_chunks
 from hardneg.mine_stats import ELIGIBLE_SAMPLE, MineResult, MineStats, Tally
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import DocTextLookup, iter_shard_tables, read_qrels, read_queries
-from hardneg.sampling import SAMPLERS, doc_keys, sample_negatives
+from hardneg.sampling import SAMPLERS, doc_keys, sample_negatives, smallest_draws
 from hardneg.search import Retriever, Searcher, load_doc_ids
 from hardneg.teachers import PairScorer, load_teacher
 from hardneg.writes import (
@@ -327,7 +327,7 @@ class _Miner:
         apply_score_rules(windows, [min(tally.positive_teacher[qi] if by_teacher else tally.positive_scores[qi]) for qi in batch],
                           config, teacher=by_teacher)
         if config.fallback_min_rank is not None:
-            self._fallback(batch, windows)
+            self._fallback(batch, windows, config.fallback_min_rank)
         if self.scorer is not None and not by_teacher:
             self._teacher_scores(batch, windows, pos_rows_of, tally)
         if self.scorer is not None:  # the teacher's own thresholds, after the score rules either way
@@ -388,7 +388,7 @@ class _Miner:
             else:
                 cand.teacher = value
 
-    def _fallback(self, batch: list[int], windows: list[list[Candidate]]) -> None:
+    def _fallback(self, batch: list[int], windows: list[list[Candidate]], floor: int) -> None:
         """``fallback_min_rank``: a query the margins left short of ``num_negatives`` takes back
         candidates they removed, from that rank on, drawn at random (the ``random`` sampler's
         per-document draws), before the teacher and the LLM judge see the window: their rules hold
@@ -400,12 +400,11 @@ class _Miner:
             short = config.num_negatives - sum(1 for c in window if not c.filter or (c.row in confirmed and c.filter in OVERRIDABLE))
             if short <= 0:
                 continue
-            pool = [c for c in window if c.filter in MARGIN_FILTERS and c.rank >= config.fallback_min_rank  # type: ignore[operator]
-                    and c.row not in confirmed]
+            pool = [c for c in window if c.filter in MARGIN_FILTERS and c.rank >= floor and c.row not in confirmed]
             if not pool:
                 continue
             keys = doc_keys(config.seed, self.query_ids[qi], [self.doc_ids[c.row] for c in pool])
-            for j in np.argsort(keys, kind="stable")[:short].tolist():
+            for j in smallest_draws(keys, short):
                 pool[j].fallback, pool[j].filter = pool[j].filter, ""
 
     def _select(self, batch: list[int], windows: list[list[Candidate]], tally: Tally) -> pa.Table:

@@ -47,9 +47,14 @@ def _sample_top(ctx: SampleContext) -> list[int]:
     return list(range(ctx.n))
 
 
+def smallest_draws(keys: np.ndarray, n: int) -> list[int]:
+    """A uniform subset of n positions: those with the n smallest draws (stable: ties by position).
+    `random` sampling, and the margin fallback of `mine`, which must pick what `random` would."""
+    return np.argsort(keys, kind="stable")[:n].tolist()
+
+
 def _sample_random(ctx: SampleContext) -> list[int]:
-    # A uniform subset: the n smallest draws (stable order: ties by position).
-    return np.argsort(ctx.keys, kind="stable")[: ctx.n].tolist()
+    return smallest_draws(ctx.keys, ctx.n)
 
 
 def _sample_simans(ctx: SampleContext) -> list[int]:

@@ -8,8 +8,9 @@ Usage:
 Each entry is PRECISION or PRECISION:BACKEND (`--backend`, torch by default).
 
 Mines the data set once per precision with the same window, sampling and seed (the window recipe:
-random in [--min-rank, --max-rank), no margin, as the published numbers were measured), then compares each run with the first: the share of each query's candidate window
-(the documents ranked in [min-rank, max-rank)) and of its selected negatives that the two runs
+random in [--min-rank, --max-rank), no margin, as the published numbers were measured), then
+compares each run with the first: the share of each query's candidate window (the documents ranked
+in [min-rank, max-rank)) and of its selected negatives that the two runs
 share, averaged over queries, and the encoding time of each. The quality question (do the
 negatives train as well?) is the quality benchmark's; this measures how much of the data changes.
 """

@@ -482,7 +482,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
 
             t0 = time.time()
             args = (write_beir(data, data.train, work / "hn" / "beir-full"), out, EmbedConfig(model=model, precision="fp32"),
-                    IndexConfig(backend="exact", recall_sample=0), MineConfig(**{**WINDOW_RECIPE, "num_negatives": 1, "seed": seed, "sampling": "random", **window}),
+                    IndexConfig(backend="exact", recall_sample=0), MineConfig(**{**WINDOW_RECIPE, "num_negatives": 1, "seed": seed}),
                     TrainConfig(negatives=1, seed=seed, gradient_checkpointing=False), LoopConfig(rounds=LOOP_ROUNDS, warm_start=warm_start))
             try:
                 result = run_loop(*args)  # resumes a killed loop of the same settings
