@@ -384,8 +384,8 @@ class Method:
     proxy: Callable[[int], dict[str, list[str]]] | None = None
     seeded_mining: bool = True
     train_args: tuple[str, ...] = ()
-    trained: Callable[[int], tuple[Path, float]] | None = None
-    """seed -> (a checkpoint the method trained itself, its training seconds): the loop rows, which
+    trained: Callable[[int], tuple[Path, float, float]] | None = None
+    """seed -> (a checkpoint the method trained itself, its training seconds, all its seconds): the loop rows, which
     train inside `hardneg loop`; evaluated as they are (``prepare`` is then unused)."""
 
 
@@ -468,30 +468,37 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         return lambda seed: hn.negatives("hidden", f"{name}-proxy-s{seed}", num_negatives=PROXY_NEGATIVES, seed=seed,
                                          cross_encoder=str(ce.path()), **mine)
 
-    def loop_model(name: str, warm_start: bool) -> Callable[[int], tuple[Path, float]]:
-        """`hardneg loop --rounds LOOP_ROUNDS` on the train split (default mining, the benchmark's
-        training settings in every round); the last round's checkpoint is the student."""
-        def trained(seed: int) -> tuple[Path, float]:
+    def loop_model(name: str, warm_start: bool, rounds: int = LOOP_ROUNDS, architecture: str = "biencoder",
+                   recipe: dict[str, Any] | None = None) -> Callable[[int], tuple[Path, float, float]]:
+        """`hardneg loop --rounds ROUNDS` on the train split (``recipe``'s mining, the window unless
+        given; the benchmark's training settings in every round); the last round's checkpoint is
+        the student (with ``architecture="colbert"``, the ColBERT student the loop trains from the
+        base model on the last round's negatives)."""
+        def trained(seed: int) -> tuple[Path, float, float]:
             from hardneg.config import EmbedConfig, IndexConfig, LoopConfig, MineConfig, TrainConfig
+            from hardneg.errors import ArtifactError
             from hardneg.loop import run_loop
 
             if data.subsampled:
                 raise SystemExit("the loop rows train on every training pair: run them without --train-queries")
             out = work / f"{name}-s{seed}"
-            from hardneg.errors import ArtifactError
-
-            t0 = time.time()
+            mining = MineConfig(**{**(WINDOW_RECIPE if recipe is None else recipe), "num_negatives": 1, "seed": seed})
             args = (write_beir(data, data.train, work / "hn" / "beir-full"), out, EmbedConfig(model=model, precision="fp32"),
-                    IndexConfig(backend="exact", recall_sample=0), MineConfig(**{**WINDOW_RECIPE, "num_negatives": 1, "seed": seed}),
-                    TrainConfig(negatives=1, seed=seed, gradient_checkpointing=False), LoopConfig(rounds=LOOP_ROUNDS, warm_start=warm_start))
+                    IndexConfig(backend="exact", recall_sample=0), mining,
+                    TrainConfig(architecture=architecture, negatives=1, seed=seed, gradient_checkpointing=False),
+                    LoopConfig(rounds=rounds, warm_start=warm_start))
             try:
                 result = run_loop(*args)  # resumes a killed loop of the same settings
             except ArtifactError as exc:  # scratch from other code or settings: start over
                 if "different data or settings" not in str(exc):
                     raise
                 result = run_loop(*args, force=True)
-            seconds = sum(float(r.get("training", {}).get("seconds", 0.0)) for r in result.rounds) or time.time() - t0
-            return out / "rounds" / str(LOOP_ROUNDS) / "model", seconds
+            # Each round records its own wall time and trainings, so a resumed loop is costed whole.
+            train_s = sum(float((r.get("train") or {}).get("seconds", 0.0))
+                          + float(((r.get("student") or {}).get("train") or {}).get("seconds", 0.0)) for r in result.rounds)
+            loop_s = sum(float(r.get("seconds", 0.0)) for r in result.rounds)
+            last = out / "rounds" / str(rounds)
+            return (last / "student" if architecture == "colbert" else last / "model"), train_s, loop_s
         return trained
 
     both = ("biencoder", "colbert")
@@ -565,6 +572,12 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         Method(f"hardneg-loop-{LOOP_ROUNDS}", f"`hardneg loop --rounds {LOOP_ROUNDS}`: re-mine with each round's "
                "checkpoint, continue training from it (ANCE); default window and sampling", ("biencoder",), None,
                trained=loop_model("loop", True)),
+        Method("hardneg-teacher-loop", "`hardneg loop --config configs/colbert-teacher.toml` (the documented ColBERT recipe, "
+               "one command): round 0 mines with the base model under the default rule (NV margin + fallback), round 1 "
+               "fine-tunes the bi-encoder teacher on those negatives, re-mines with it under the same rule and trains the "
+               "ColBERT student from the base model on the teacher's negatives (the round-0 student it also trains is not "
+               "used); train qrels as they are (no proxy)", ("colbert",), None,
+               trained=loop_model("teacher-loop", False, rounds=1, architecture="colbert", recipe=nv_fallback)),
         Method(f"hardneg-loop-{LOOP_ROUNDS}-from-base", f"`hardneg loop --rounds {LOOP_ROUNDS} --from-base`: re-mine "
                "with each round's checkpoint, train the base model on the last round's negatives (a teacher-mined "
                "control)", ("biencoder",), None, trained=loop_model("loop-from-base", False)),
@@ -752,8 +765,8 @@ def main() -> None:
                 t0 = time.time()
                 try:
                     if method.trained is not None:  # the loop rows: the method trains its own checkpoint
-                        model_dir, train_s = method.trained(seed)
-                        mine_s = time.time() - t0 - train_s
+                        model_dir, train_s, loop_s = method.trained(seed)
+                        mine_s = loop_s - train_s  # embedding, mining and exporting in every round
                         result, _, eval_s = train_and_eval(args.data, None, args.student, seed, 0, None, work, str(model_dir))
                         proxy = None
                     else:

@@ -88,17 +88,28 @@ def test_bad_config_file_is_a_usage_error(tmp_path):
     assert result.stderr.startswith(f"Error: {path}: invalid TOML")
 
 
-@pytest.mark.parametrize("recipe", ["ragatouille", "nv-retriever", "simans", "denoised", "window"])
+RECIPES = sorted(p.stem for p in DEFAULT_TOML.parent.glob("*.toml") if p.stem != "default")
+
+
+def test_every_recipe_is_checked():
+    assert {"ragatouille", "nv-retriever", "simans", "denoised", "window", "colbert-teacher"} <= set(RECIPES)
+
+
+@pytest.mark.parametrize("recipe", RECIPES)
 def test_recipes_load_into_valid_configs(recipe):
-    from hardneg.config import ExportConfig
+    from hardneg.config import ExportConfig, LoopConfig, TrainConfig
 
     files = load_config_file(DEFAULT_TOML.parent / f"{recipe}.toml")
     flags = {"cross_encoder": "/models/reranker"} if recipe == "denoised" else {}
     cfg = build(MineConfig, files, "mine", **flags)
     build(ExportConfig, files, "export")
+    train, loop = build(TrainConfig, files, "train"), build(LoopConfig, files, "loop")
     assert DEFAULT_TOML.parent.joinpath(f"{recipe}.toml").read_text().startswith("#")  # says where it comes from
     if recipe == "nv-retriever":
         assert (cfg.sampling, cfg.relative_margin, cfg.min_rank, cfg.fallback_min_rank) == ("top", 0.05, 0, None)
+    elif recipe == "colbert-teacher":  # the default rule, mined by the round-1 teacher for a ColBERT student
+        assert (cfg.relative_margin, cfg.fallback_min_rank) == (MineConfig().relative_margin, MineConfig().fallback_min_rank)
+        assert (train.architecture, loop.rounds) == ("colbert", 1)
     else:  # the recipes without a margin switch the default's off
         assert (cfg.relative_margin, cfg.fallback_min_rank) == (None, None)
 
