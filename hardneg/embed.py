@@ -402,6 +402,7 @@ def _embed(
             "weights_sha256": getattr(encoder, "weights_sha256", None),
             "precision": getattr(encoder, "precision", "fp32"),
             "backend": getattr(encoder, "backend", "torch"),
+            "onednn": getattr(encoder, "onednn", False),
             "query_prompt": spec.query_prompt,
             "corpus_prompt": spec.corpus_prompt,
             "prompts_source": spec.prompts_source,

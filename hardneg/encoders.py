@@ -10,6 +10,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import platform
 import re
 import sys
 from dataclasses import dataclass, field
@@ -121,6 +122,7 @@ class SentenceTransformerEncoder:
                 raise ModelError(f"--backend openvino runs on the CPU; use --device cpu or --backend torch (device is {self.device})")
             if config.workers > 1:
                 raise ModelError("--backend openvino uses every core in one process; use --workers 1")
+        self.onednn = uses_onednn(self.device, self.precision, self.backend)
         self._weights = weights_fingerprint(spec.path)
         self._model: Any = None
         self._pool: Any = None
@@ -130,6 +132,7 @@ class SentenceTransformerEncoder:
     @property
     def fingerprint(self) -> str:
         suffix = ("" if self.precision == "fp32" else f":{self.precision}") + ("" if self.backend == "torch" else f":{self.backend}")
+        suffix += ":onednn" if self.onednn else ""
         return _identity(self.spec, self._weights + suffix, 0, self.max_length)
 
     @property
@@ -176,6 +179,8 @@ class SentenceTransformerEncoder:
             model.half()
         elif self.precision == "bf16":
             model.to(torch.bfloat16)
+        elif self.onednn:
+            apply_onednn(model, self.device, self.precision)
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:
@@ -307,6 +312,28 @@ def resolve_precision(precision: str, device: str, *, cpu_bf16: bool = True) -> 
     if precision == "fp16" and not device.startswith(("cuda", "mps")):
         raise ModelError(f"precision fp16 needs a GPU (device is {device}); on a CPU use bf16 or fp32")
     return precision
+
+
+def uses_onednn(device: str, precision: str, backend: str) -> bool:
+    """Whether torch's fp32 linear layers run through oneDNN (`backends.onednn_linears`): on x86
+    CPUs in fp32 with the torch backend, decided without importing torch (it is part of the cache
+    key). HARDNEG_ONEDNN=0|1 overrides it."""
+    if backend != "torch" or precision != "fp32" or not device.startswith("cpu"):
+        return False
+    forced = os.environ.get("HARDNEG_ONEDNN", "").strip()
+    if forced in ("0", "1"):
+        return forced == "1"
+    return platform.machine().lower() in ("x86_64", "amd64")
+
+
+def apply_onednn(model: Any, device: str, precision: str = "fp32") -> bool:
+    """Run ``model``'s fp32 linear layers through oneDNN where `uses_onednn` says so; whether it did."""
+    if not uses_onednn(device, precision, "torch"):
+        return False
+    from hardneg.backends import onednn_linears
+
+    onednn_linears(model)
+    return True
 
 
 def cpu_has_native_bf16() -> bool:

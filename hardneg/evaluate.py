@@ -232,7 +232,7 @@ def evaluate_colbert(
     import torch
 
     from hardneg.artifacts import doc_text
-    from hardneg.encoders import default_device, resolve_precision, tune_child_allocators
+    from hardneg.encoders import apply_onednn, default_device, resolve_precision, tune_child_allocators
     from hardneg.inputs import load_input
     from hardneg.late_interaction import colbert_search
     from hardneg.models import weights_fingerprint
@@ -254,6 +254,7 @@ def evaluate_colbert(
     precision = resolve_precision(embed_config.precision, device, cpu_bf16=False)
     if precision != "fp32":  # token vectors in half precision; MaxSim itself runs in float32
         model.to(torch.float16 if precision == "fp16" else torch.bfloat16)
+    onednn = apply_onednn(model, device, precision)
     if spec.query_prompt or spec.corpus_prompt:
         model.prompts = {"query": spec.query_prompt, "document": spec.corpus_prompt}
     if embed_config.max_length:
@@ -277,7 +278,8 @@ def evaluate_colbert(
         skipped=len(dataset.queries) - len(queries),
         split=config.split,
         k=config.k,
-        model={"name": spec.name, "fingerprint": weights_fingerprint(spec.path), "architecture": "colbert", "precision": precision},
+        model={"name": spec.name, "fingerprint": weights_fingerprint(spec.path), "architecture": "colbert", "precision": precision,
+               "onednn": onednn},
         embeddings=source,
         per_query=per_query,
     )

@@ -16,7 +16,7 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
 
-from hardneg.encoders import default_device, quiet_transformers, tune_child_allocators
+from hardneg.encoders import apply_onednn, default_device, quiet_transformers, tune_child_allocators, uses_onednn
 from hardneg.models import resolve_path_or_hub, weights_fingerprint
 
 # --------------------------------------------------------------------------- cross-encoders
@@ -50,7 +50,7 @@ class CrossEncoderScorer:
 
     @property
     def fingerprint(self) -> str:
-        return self._weights
+        return self._weights + (":onednn" if uses_onednn(self.device or default_device(), "fp32", "torch") else "")
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not pairs:
@@ -64,6 +64,7 @@ class CrossEncoderScorer:
                 self._model = CrossEncoder(str(self.path), device=self.device or default_device(), local_files_only=True)
             except Exception as exc:
                 raise ModelError(f"cannot load cross-encoder '{self.name}' from {self.path} ({exc.__class__.__name__}: {exc})") from None
+            apply_onednn(self._model, self.device or default_device())
         scores = self._model.predict(
             [list(p) for p in pairs], batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
         )
@@ -112,7 +113,7 @@ class VectorScorer:
 
     @property
     def fingerprint(self) -> str:
-        return self._weights
+        return self._weights + (":onednn" if uses_onednn(self.device or default_device(), "fp32", "torch") else "")
 
     def _load(self) -> Any:
         if self._model is None:
@@ -128,6 +129,7 @@ class VectorScorer:
                     self._model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
             except Exception as exc:
                 raise ModelError(f"cannot load teacher '{self.name}' from {self.path} ({exc.__class__.__name__}: {exc})") from None
+            apply_onednn(self._model, device)
         return self._model
 
     def _vectors(self, texts: Sequence[str], kind: str) -> list[Any]:

@@ -138,3 +138,81 @@ def test_cache_list_shows_the_converted_encoder_and_prune_removes_it(monkeypatch
     assert [e.kind for e in entries] == ["openvino"] and entries[0].bytes > 1_000_000
     prune(tmp_path, max_bytes=0)
     assert not list_entries(tmp_path)
+
+
+# --------------------------------------------------------------------------- oneDNN linear layers
+
+
+@pytest.mark.parametrize(
+    ("device", "precision", "backend", "env", "expected"),
+    [
+        ("cpu", "fp32", "torch", "", "x86"),
+        ("cpu", "bf16", "torch", "", False),  # torch's bf16 path is oneDNN already
+        ("cuda", "fp32", "torch", "", False),
+        ("cpu", "fp32", "openvino", "", False),
+        ("cpu", "fp32", "torch", "0", False),
+        ("cpu", "fp32", "torch", "1", True),
+    ],
+)
+def test_onednn_is_used_for_fp32_torch_on_x86_cpus_only(monkeypatch, device, precision, backend, env, expected):
+    import platform
+
+    from hardneg.encoders import uses_onednn
+
+    monkeypatch.setenv("HARDNEG_ONEDNN", env)
+    if expected == "x86":
+        expected = platform.machine().lower() in ("x86_64", "amd64")
+    assert uses_onednn(device, precision, backend) is expected
+
+
+def test_the_onednn_decision_imports_no_torch():
+    import subprocess
+
+    code = "import sys; from hardneg.encoders import uses_onednn; uses_onednn('cpu', 'fp32', 'torch'); print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip() == "False"
+
+
+def test_onednn_linear_computes_what_linear_does_and_stays_a_plain_layer():
+    import pickle
+
+    import torch
+
+    from hardneg.backends import OneDNNLinear, onednn_linears
+
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(16, 8), torch.nn.GELU(), torch.nn.Linear(8, 4, bias=False))
+    x = torch.randn(3, 5, 16)
+    with torch.inference_mode():
+        expected = model(x)
+    keys = list(model.state_dict())
+    assert onednn_linears(model) == 2 and all(isinstance(model[i], OneDNNLinear) for i in (0, 2))
+    assert list(model.state_dict()) == keys  # checkpoints and fingerprints see the same parameters
+    with torch.inference_mode():
+        got = model(x)
+    assert model[0]._packed is not None and got.shape == expected.shape
+    assert torch.allclose(got, expected, atol=1e-5)
+    clone = pickle.loads(pickle.dumps(model))  # a --workers pool pickles the model: repacked there
+    assert clone[0]._packed is None
+    with torch.inference_mode():
+        assert torch.equal(clone(x), got)
+    # With gradients on (training), it is nn.Linear's own arithmetic.
+    out = model(x)
+    out.sum().backward()
+    assert model[0].weight.grad is not None and torch.allclose(out, expected, atol=1e-5)
+    model.to(torch.float64)  # a moved/cast model drops its stale packed copy
+    assert model[0]._packed is None
+
+
+@pytest.mark.model
+def test_onednn_vectors_match_the_default_kernels_and_are_cached_apart(monkeypatch):
+    _minilm()
+    from hardneg.encoders import load_encoder
+
+    monkeypatch.setenv("HARDNEG_ONEDNN", "1")
+    fast = load_encoder(EmbedConfig(model="minilm", device="cpu", precision="fp32"))
+    monkeypatch.setenv("HARDNEG_ONEDNN", "0")
+    plain = load_encoder(EmbedConfig(model="minilm", device="cpu", precision="fp32"))
+    assert fast.onednn and not plain.onednn and fast.fingerprint != plain.fingerprint
+    a, b = fast.encode(TEXTS, "document"), plain.encode(TEXTS, "document")
+    assert np.abs(a - b).max() < 1e-5
+    assert float((a * b).sum(axis=1).min()) > 0.99999
