@@ -4,8 +4,10 @@
 Usage:
     python scripts/benchmark_precision.py ../shared/data/scifact --model minilm --precisions fp32,bf16 [--write docs/benchmarks.md]
     python scripts/benchmark_precision.py ../shared/data/scifact --precisions fp32,fp32:openvino,bf16:openvino
+    python scripts/benchmark_precision.py ../shared/data/scifact --precisions fp32:blas,fp32
 
-Each entry is PRECISION or PRECISION:BACKEND (`--backend`, torch by default).
+Each entry is PRECISION or PRECISION:BACKEND (`--backend`, torch by default; `blas` is torch with
+its default BLAS linear layers instead of oneDNN, i.e. `HARDNEG_ONEDNN=0`).
 
 Mines the data set once per precision with the same window, sampling and seed (the window recipe:
 random in [--min-rank, --max-rank), no margin, as the published numbers were measured), then
@@ -51,6 +53,10 @@ def main() -> None:
     runs: dict[str, tuple[dict[str, set[str]], dict[str, set[str]], float]] = {}
     for entry in [p.strip() for p in args.precisions.split(",") if p.strip()]:
         precision, _, backend = entry.partition(":")
+        if backend == "blas":  # torch without the oneDNN linear layers
+            os.environ["HARDNEG_ONEDNN"], backend = "0", "torch"
+        else:
+            os.environ.pop("HARDNEG_ONEDNN", None)
         out = work / f"run-{entry.replace(':', '-')}"
         t0 = time.perf_counter()
         result = run_mine(
