@@ -179,8 +179,8 @@ class SentenceTransformerEncoder:
             model.half()
         elif self.precision == "bf16":
             model.to(torch.bfloat16)
-        elif self.onednn:
-            apply_onednn(model, self.device, self.precision)
+        else:
+            apply_onednn(model, self.onednn)
         get_dim = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
         dim = get_dim()
         if dim is None:
@@ -326,14 +326,14 @@ def uses_onednn(device: str, precision: str, backend: str) -> bool:
     return platform.machine().lower() in ("x86_64", "amd64")
 
 
-def apply_onednn(model: Any, device: str, precision: str = "fp32") -> bool:
-    """Run ``model``'s fp32 linear layers through oneDNN where `uses_onednn` says so; whether it did."""
-    if not uses_onednn(device, precision, "torch"):
-        return False
-    from hardneg.backends import onednn_linears
+def apply_onednn(model: Any, use: bool) -> bool:
+    """Run ``model``'s fp32 linear layers through oneDNN if ``use`` (what `uses_onednn` decided, once,
+    for the fingerprint that names the path); returns ``use``."""
+    if use:
+        from hardneg.backends import onednn_linears
 
-    onednn_linears(model)
-    return True
+        onednn_linears(model)
+    return use
 
 
 def cpu_has_native_bf16() -> bool:

@@ -232,7 +232,7 @@ def evaluate_colbert(
     import torch
 
     from hardneg.artifacts import doc_text
-    from hardneg.encoders import apply_onednn, default_device, resolve_precision, tune_child_allocators
+    from hardneg.encoders import apply_onednn, default_device, resolve_precision, tune_child_allocators, uses_onednn
     from hardneg.inputs import load_input
     from hardneg.late_interaction import colbert_search
     from hardneg.models import weights_fingerprint
@@ -254,7 +254,7 @@ def evaluate_colbert(
     precision = resolve_precision(embed_config.precision, device, cpu_bf16=False)
     if precision != "fp32":  # token vectors in half precision; MaxSim itself runs in float32
         model.to(torch.float16 if precision == "fp16" else torch.bfloat16)
-    onednn = apply_onednn(model, device, precision)
+    onednn = apply_onednn(model, uses_onednn(device, precision, "torch"))
     if spec.query_prompt or spec.corpus_prompt:
         model.prompts = {"query": spec.query_prompt, "document": spec.corpus_prompt}
     if embed_config.max_length:

@@ -46,11 +46,13 @@ class CrossEncoderScorer:
         self.batch_size = batch_size
         self.device = device
         self._weights = weights_fingerprint(path)
+        # Decided once: the fingerprint says how the scores were computed, the load does it.
+        self.onednn = uses_onednn(device or default_device(), "fp32", "torch")
         self._model: Any = None
 
     @property
     def fingerprint(self) -> str:
-        return self._weights + (":onednn" if uses_onednn(self.device or default_device(), "fp32", "torch") else "")
+        return self._weights + (":onednn" if self.onednn else "")
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not pairs:
@@ -64,7 +66,7 @@ class CrossEncoderScorer:
                 self._model = CrossEncoder(str(self.path), device=self.device or default_device(), local_files_only=True)
             except Exception as exc:
                 raise ModelError(f"cannot load cross-encoder '{self.name}' from {self.path} ({exc.__class__.__name__}: {exc})") from None
-            apply_onednn(self._model, self.device or default_device())
+            apply_onednn(self._model, self.onednn)
         scores = self._model.predict(
             [list(p) for p in pairs], batch_size=self.batch_size, show_progress_bar=False, convert_to_numpy=True
         )
@@ -110,10 +112,11 @@ class VectorScorer:
         self._weights = weights_fingerprint(path)
         self._model: Any = None
         self._memo: dict[tuple[str, str], Any] = {}
+        self.onednn = uses_onednn(device or default_device(), "fp32", "torch")
 
     @property
     def fingerprint(self) -> str:
-        return self._weights + (":onednn" if uses_onednn(self.device or default_device(), "fp32", "torch") else "")
+        return self._weights + (":onednn" if self.onednn else "")
 
     def _load(self) -> Any:
         if self._model is None:
@@ -129,7 +132,7 @@ class VectorScorer:
                     self._model = SentenceTransformer(str(self.path), device=device, local_files_only=True)
             except Exception as exc:
                 raise ModelError(f"cannot load teacher '{self.name}' from {self.path} ({exc.__class__.__name__}: {exc})") from None
-            apply_onednn(self._model, device)
+            apply_onednn(self._model, self.onednn)
         return self._model
 
     def _vectors(self, texts: Sequence[str], kind: str) -> list[Any]:
