@@ -51,12 +51,15 @@ def main() -> None:
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="hardneg-precision-"))
     runs: dict[str, tuple[dict[str, set[str]], dict[str, set[str]], float]] = {}
+    user_onednn = os.environ.get("HARDNEG_ONEDNN")
     for entry in [p.strip() for p in args.precisions.split(",") if p.strip()]:
         precision, _, backend = entry.partition(":")
         if backend == "blas":  # torch without the oneDNN linear layers
             os.environ["HARDNEG_ONEDNN"], backend = "0", "torch"
-        else:
+        elif user_onednn is None:
             os.environ.pop("HARDNEG_ONEDNN", None)
+        else:  # the caller's own setting for every other entry
+            os.environ["HARDNEG_ONEDNN"] = user_onednn
         out = work / f"run-{entry.replace(':', '-')}"
         t0 = time.perf_counter()
         result = run_mine(
