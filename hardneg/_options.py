@@ -26,6 +26,7 @@ from hardneg.config import (
     JUDGES,
     KD_NORMALIZATIONS,
     LOOP_METRICS,
+    LOOP_STUDENTS,
     MODEL_SIZES,
     OFF,
     RETRIEVERS,
@@ -193,7 +194,7 @@ GradientCheckpointingOpt = Annotated[Optional[bool], typer.Option("--gradient-ch
 MiniBatchOpt = Annotated[Optional[int], typer.Option("--mini-batch-size", help="cached-mnrl: texts per forward pass.", rich_help_panel=TRAIN)]
 WarmupOpt = Annotated[Optional[float], typer.Option("--warmup-ratio", help="Share of the steps with a rising learning rate.", rich_help_panel=TRAIN)]
 TrainSeedHereOpt = Annotated[Optional[int], typer.Option("--seed", help="Training seed.", rich_help_panel=TRAIN)]
-LoopArchitectureOpt = Annotated[Optional[str], typer.Option("--architecture", **choice(("biencoder", "colbert")), help="biencoder, or colbert: mining stays with the bi-encoder, and each round also trains a ColBERT student on its negatives (early stopping follows the student).", rich_help_panel=TRAIN)]
+LoopArchitectureOpt = Annotated[Optional[str], typer.Option("--architecture", **choice(("biencoder", "colbert")), help="biencoder, or colbert: mining stays with the bi-encoder, and each round (see --students) also trains a ColBERT student on its negatives (early stopping then follows the student).", rich_help_panel=TRAIN)]
 EVAL = "Evaluation"
 EvalSplitOpt = Annotated[Optional[str], typer.Option("--split", help="qrels split to evaluate: test, dev, ...", rich_help_panel=EVAL)]
 EvalKOpt = Annotated[Optional[int], typer.Option("--k", help="Recall@k depth.", rich_help_panel=EVAL)]
@@ -205,6 +206,7 @@ DevSplitOpt = Annotated[Optional[str], typer.Option("--dev-split", help="Split e
 MetricOpt = Annotated[Optional[str], typer.Option("--metric", **choice(LOOP_METRICS), help="Early-stopping metric.", rich_help_panel=LOOP)]
 PatienceOpt = Annotated[Optional[int], typer.Option("--patience", help="Stop after this many rounds without improvement.", rich_help_panel=LOOP)]
 MinDeltaOpt = Annotated[Optional[float], typer.Option("--min-delta", help="Smallest dev-metric gain that counts as an improvement.", rich_help_panel=LOOP)]
+StudentsOpt = Annotated[Optional[str], typer.Option("--students", **choice(LOOP_STUDENTS), help="With --architecture colbert: train a ColBERT student every round, or only the final one (on the best miner's negatives; one ColBERT training).", rich_help_panel=LOOP)]
 WarmStartOpt = Annotated[Optional[bool], typer.Option("--warm-start/--from-base", help="Train each round from the previous checkpoint (ANCE) or from the base model.", rich_help_panel=LOOP)]
 SELECT = "Selection"
 BudgetOpt = Annotated[Optional[int], typer.Option("--budget", help="Queries to send for labelling.", rich_help_panel=SELECT)]
@@ -374,7 +376,7 @@ TRAIN_KNOBS = _TRAIN_COMMON | {
 LOOP_KNOBS = _TRAIN_COMMON | {
     "rounds": K(RoundsOpt, "loop.rounds"), "dev_split": K(DevSplitOpt, "loop.dev_split"), "metric": K(MetricOpt, "loop.metric"),
     "patience": K(PatienceOpt, "loop.patience"), "min_delta": K(MinDeltaOpt, "loop.min_delta"),
-    "warm_start": K(WarmStartOpt, "loop.warm_start"), "architecture": K(LoopArchitectureOpt, "train.architecture"),
+    "warm_start": K(WarmStartOpt, "loop.warm_start"), "students": K(StudentsOpt, "loop.students"), "architecture": K(LoopArchitectureOpt, "train.architecture"),
     "train_batch_size": K(LoopTrainBatchOpt, "train.batch_size"), "train_seed": K(TrainSeedOpt, "train.seed"),
 }
 EVAL_KNOBS = {

@@ -164,7 +164,8 @@ def render_export(console: Console, stats: dict[str, Any], path: str | None) -> 
     console.print("\n".join(lines), markup=False, highlight=False)
 
 
-def render_loop(console: Console, rounds: list[dict[str, Any]], best: int | None, stopped_early: bool, path: str) -> None:
+def render_loop(console: Console, rounds: list[dict[str, Any]], best: int | None, stopped_early: bool, path: str,
+                final_student: dict[str, Any] | None = None) -> None:
     names = sorted({n for r in rounds if r.get("dev") for n in r["dev"]["metrics"]})
     students = any((r.get("student") or {}).get("dev") for r in rounds)
     student_cols = [f"ColBERT {n}" for n in names] if students else []
@@ -184,6 +185,11 @@ def render_loop(console: Console, rounds: list[dict[str, Any]], best: int | None
     print_table(console, table)
     if stopped_early:
         console.print("stopped early: the dev metric stopped improving", markup=False, highlight=False)
+    if final_student:
+        dev = final_student.get("dev")
+        scored = ", ".join(f"{n} {v:.4f}" for n, v in dev["metrics"].items()) if dev else "no dev split"
+        console.print(f"ColBERT student (round {final_student['round']}'s negatives): {final_student['path']} ({scored})",
+                      markup=False, highlight=False)
     console.print(f"loop: {path}", markup=False, highlight=False)
 
 

@@ -238,8 +238,9 @@ def loop(
     configs = [knobs.build(files, section) for section in ("embed", "index", "mine", "train", "loop", "eval")]
     with cli_reporter(quiet or json) as reporter:
         result = run_loop(source, out, *configs, force=force, reporter=reporter)
-    summary(json, {"path": str(result.path), "best_round": result.best_round, "stopped_early": result.stopped_early, "rounds": result.rounds},
-            lambda c: render.render_loop(c, result.rounds, result.best_round, result.stopped_early, str(result.path)))
+    summary(json, {"path": str(result.path), "best_round": result.best_round, "stopped_early": result.stopped_early, "rounds": result.rounds,
+                   "student": result.student},
+            lambda c: render.render_loop(c, result.rounds, result.best_round, result.stopped_early, str(result.path), result.student))
 
 
 @app.command(epilog=_examples.SELECT_EXAMPLES)

@@ -34,6 +34,7 @@ KD_NORMALIZATIONS = ("minmax", "none")
 LOSSES_BY_ARCHITECTURE = {"biencoder": ("mnrl", "cached-mnrl"), "colbert": ("mnrl", "cached-mnrl", "distillation", "margin-mse"), "cross-encoder": ("bce",)}
 SELECT_STRATEGIES = ("margin", "entropy")
 LOOP_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@k")
+LOOP_STUDENTS = ("every", "final")
 EVAL_ARCHITECTURES = ("auto", "biencoder", "colbert")
 SAME_GROUPS = ("title",)
 
@@ -414,11 +415,17 @@ class LoopConfig:
     min_delta: float = 0.0
     warm_start: bool = True
     """Each round continues from the previous round's checkpoint (ANCE); false: from the base model."""
+    students: str = "every"
+    """With a ColBERT student ([train] architecture = "colbert"): `every` round trains one (early
+    stopping follows the students' dev metric), or only the `final` one, after the rounds, on the
+    negatives of the round whose bi-encoder miner scored best on the dev split (the last round without
+    one): one ColBERT training instead of rounds + 1, when only the last student is wanted."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
         _at_least(self, "rounds", 1)
         _one_of(self, "metric", LOOP_METRICS)
+        _one_of(self, "students", LOOP_STUDENTS)
         _at_least(self, "patience", 1)
         _at_least(self, "min_delta", 0)
 

@@ -9,7 +9,9 @@ dev metric has not improved by more than ``min_delta`` for ``patience`` rounds.
 With ``architecture = "colbert"`` in the train config, mining stays with the bi-encoder (ColBERT's
 own recipes mine with a bi-encoder or a teacher): every round also trains a ColBERT student from the
 base model on that round's negatives (``rounds/K/student/``), evaluates it on the dev split, and
-early stopping follows the student's metric.
+early stopping follows the student's metric. With ``students = "final"`` only one student is trained,
+after the rounds, on the negatives of the round whose bi-encoder miner scored best on the dev split
+(the last round without a dev split); early stopping then follows the miner, as without a student.
 
 Layout::
 
@@ -21,6 +23,8 @@ Layout::
     OUT/rounds/K/export/        sentence-transformers export the next round trains on
     OUT/rounds/K/dev-embeddings/, dev-embeddings-index/   dev split (corpus vectors reused)
     OUT/rounds/K/round.json     written last: the round is complete
+    OUT/rounds/K/student/       the ColBERT student trained on round K's negatives (architecture colbert)
+    OUT/rounds/K/student.json   students = "final": written last, the student is complete
 
 Every stage is resumable and skipped when up to date, so a killed loop, run again with the same
 command, goes on in the round it was in (a training interrupted mid-way starts that training over).
@@ -67,6 +71,7 @@ from hardneg.writes import check_writable_parent, prepare_out, writing
 LOOP_VERSION = "loop-v1"
 ROUNDS_DIR = "rounds"
 ROUND_FILE = "round.json"
+STUDENT_FILE = "student.json"
 
 
 @dataclass
@@ -76,6 +81,8 @@ class LoopResult:
     best_round: int | None
     stopped_early: bool
     manifest: dict[str, Any] = field(default_factory=dict)
+    student: dict[str, Any] | None = None
+    """students = "final": the one ColBERT student (its round, path, training and dev metrics)."""
 
 
 def selected_pairs(run: Path) -> set[tuple[str, str]]:
@@ -196,13 +203,15 @@ class _Loop:
         # student, each round trains the bi-encoder miner as usual and a ColBERT student, from the
         # base model, on the same negatives; early stopping then follows the student.
         self.student = train_config.architecture == "colbert"
+        self.student_every_round = self.student and loop_config.students == "every"
+        self.final_student: dict[str, Any] | None = None
         self.miner_train_config = dataclasses.replace(train_config, architecture="biencoder")
 
     def round_dir(self, k: int) -> Path:
         return self.out / ROUNDS_DIR / str(k)
 
     def metric_of(self, summary: dict[str, Any]) -> float | None:
-        dev = (summary.get("student") or {}).get("dev") if self.student else summary.get("dev")
+        dev = (summary.get("student") or {}).get("dev") if self.student_every_round else summary.get("dev")
         if not dev:
             return None
         name = self.loop_config.metric
@@ -233,8 +242,29 @@ class _Loop:
                     f"stopping after round {k}: {self.loop_config.metric} has not improved for {stale} round(s)"
                 )
                 break
+        if self.student and not self.student_every_round:
+            k = self.rounds[-1]["round"] if best_round is None else best_round
+            self.final_student = self._completed_student(k) or self._final_student(k)
         manifest = self._write_manifest(best_round, "finished", stopped_early)
-        return LoopResult(self.out, self.rounds, best_round, stopped_early, manifest)
+        return LoopResult(self.out, self.rounds, best_round, stopped_early, manifest, self.final_student)
+
+    def _completed_student(self, k: int) -> dict[str, Any] | None:
+        path = self.round_dir(k) / STUDENT_FILE
+        if not path.is_file():
+            return None
+        summary = orjson.loads(path.read_bytes())
+        if summary.get("loop_fingerprint") != self.fp:
+            return None
+        self.reporter.log(f"the ColBERT student on round {k}'s negatives is already trained; reusing it")
+        return summary
+
+    def _final_student(self, k: int) -> dict[str, Any]:
+        rdir = self.round_dir(k)
+        started = time.perf_counter()
+        trained = self._train_student(k, rdir)
+        summary = {"round": k, "loop_fingerprint": self.fp, **trained, "seconds": round(time.perf_counter() - started, 1)}
+        write_bytes_atomic(rdir / STUDENT_FILE, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
+        return summary
 
     def _completed(self, k: int) -> dict[str, Any] | None:
         path = self.round_dir(k) / ROUND_FILE
@@ -296,7 +326,7 @@ class _Loop:
                 dev = {"split": cfg.split, "metrics": result_eval.metrics, "queries": result_eval.queries}
         finally:
             encoder.close()
-        student = self._train_student(k, rdir) if self.student else None
+        student = self._train_student(k, rdir) if self.student_every_round else None
         current = selected_pairs(rdir / "run")
         overlap = negatives_overlap(current, selected_pairs(self.round_dir(k - 1) / "run")) if k > 0 else None
         stats = mined.stats
@@ -352,6 +382,7 @@ class _Loop:
             rounds=self.rounds,
             best_round=best_round,
             stopped_early=stopped_early,
+            student=self.final_student,
         )
 
 

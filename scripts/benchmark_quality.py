@@ -476,7 +476,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                                          cross_encoder=str(ce.path()), **mine)
 
     def loop_model(name: str, warm_start: bool, rounds: int = LOOP_ROUNDS, architecture: str = "biencoder",
-                   recipe: dict[str, Any] | None = None) -> Callable[[int], tuple[Path, float, float]]:
+                   recipe: dict[str, Any] | None = None, students: str = "every") -> Callable[[int], tuple[Path, float, float]]:
         """`hardneg loop --rounds ROUNDS` on the train split (``recipe``'s mining, the window unless
         given; the benchmark's training settings in every round); the last round's checkpoint is
         the student (with ``architecture="colbert"``, the ColBERT student the loop trains from the
@@ -493,7 +493,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
             args = (write_beir(data, data.train, work / "hn" / "beir-full"), out, EmbedConfig(model=model, precision="fp32"),
                     IndexConfig(backend="exact", recall_sample=0), mining,
                     TrainConfig(architecture=architecture, negatives=1, seed=seed, gradient_checkpointing=False),
-                    LoopConfig(rounds=rounds, warm_start=warm_start))
+                    LoopConfig(rounds=rounds, warm_start=warm_start, students=students))
             try:
                 result = run_loop(*args)  # resumes a killed loop of the same settings
             except ArtifactError as exc:  # scratch from other code or settings: start over
@@ -504,6 +504,9 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
             train_s = sum(float((r.get("train") or {}).get("seconds", 0.0))
                           + float(((r.get("student") or {}).get("train") or {}).get("seconds", 0.0)) for r in result.rounds)
             loop_s = sum(float(r.get("seconds", 0.0)) for r in result.rounds)
+            if result.student:  # students = "final": the one student, trained after the rounds
+                train_s += float(result.student["train"].get("seconds", 0.0))
+                loop_s += float(result.student.get("seconds", 0.0))
             last = out / "rounds" / str(rounds)
             return (last / "student" if architecture == "colbert" else last / "model"), train_s, loop_s
         return trained
@@ -585,10 +588,10 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                trained=loop_model("loop", True)),
         Method("hardneg-teacher-loop", "`hardneg loop --config configs/colbert-teacher.toml` (the documented ColBERT recipe, "
                "one command): round 0 mines with the base model under the default rule (NV margin + fallback), round 1 "
-               "fine-tunes the bi-encoder teacher on those negatives, re-mines with it under the same rule and trains the "
-               "ColBERT student from the base model on the teacher's negatives (the round-0 student it also trains is not "
-               "used); train qrels as they are (no proxy)", ("colbert",), None,
-               trained=loop_model("teacher-loop", False, rounds=1, architecture="colbert", recipe=nv_fallback)),
+               "fine-tunes the bi-encoder teacher on those negatives and re-mines with it under the same rule; the ColBERT "
+               "student is then trained once, from the base model, on the teacher's negatives (`students = \"final\"`); "
+               "train qrels as they are (no proxy)", ("colbert",), None,
+               trained=loop_model("teacher-loop", False, rounds=1, architecture="colbert", recipe=nv_fallback, students="final")),
         Method(f"hardneg-loop-{LOOP_ROUNDS}-from-base", f"`hardneg loop --rounds {LOOP_ROUNDS} --from-base`: re-mine "
                "with each round's checkpoint, train the base model on the last round's negatives (a teacher-mined "
                "control)", ("biencoder",), None, trained=loop_model("loop-from-base", False)),

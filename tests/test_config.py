@@ -109,7 +109,7 @@ def test_recipes_load_into_valid_configs(recipe):
         assert (cfg.sampling, cfg.relative_margin, cfg.min_rank, cfg.fallback_min_rank) == ("top", 0.05, 0, None)
     elif recipe == "colbert-teacher":  # the default rule, mined by the round-1 teacher for a ColBERT student
         assert (cfg.relative_margin, cfg.fallback_min_rank) == (MineConfig().relative_margin, MineConfig().fallback_min_rank)
-        assert (train.architecture, loop.rounds) == ("colbert", 1)
+        assert (train.architecture, loop.rounds, loop.students) == ("colbert", 1, "final")
     else:  # the recipes without a margin switch the default's off
         assert (cfg.relative_margin, cfg.fallback_min_rank) == (None, None)
 

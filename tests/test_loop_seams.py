@@ -67,3 +67,46 @@ def test_naming_the_bundled_model_is_the_same_loop_as_leaving_it_out(tmp_path, m
         with pytest.raises(Stop):
             run_loop(TINY_BEIR, tmp_path / "loop", embed, IndexConfig(), MineConfig(), TrainConfig(), LoopConfig(rounds=1))
     assert seen[0] == seen[1] != seen[2]
+
+
+def test_a_final_only_colbert_student_trains_once_on_the_best_miners_negatives(tmp_path, monkeypatch):
+    """`--students final`: the rounds train only the bi-encoder miner (early stopping follows its dev
+    metric); one ColBERT student is trained after them, from the base model, on the negatives of the
+    round whose miner scored best, and a rerun reuses it."""
+    import hardneg.evaluate
+    from hardneg.evaluate import EvalResult
+
+    scores = iter([0.50, 0.70, 0.60, 0.65])  # rounds 0, 1, 2 (the miners), then the student
+
+    def fake_evaluate(source: Any, embed_config: EmbedConfig, config: Any, **_: Any) -> EvalResult:
+        value = next(scores)
+        return EvalResult({"ndcg@10": value}, 1, 0, config.split, config.k, {}, Path("."))
+
+    monkeypatch.setattr(hardneg.evaluate, "evaluate", fake_evaluate)
+    architectures: list[str] = []
+    calls: list[tuple[str, str]] = []
+    fake = _fake_trainer(calls)
+
+    def trainer(export_dir: Path, out: Path, config: TrainConfig, start: EmbedConfig, **kwargs: Any) -> Any:
+        architectures.append(f"{config.architecture}->{Path(out).parent.name}/{Path(out).name}")
+        return fake(export_dir, out, config, start, **kwargs)
+
+    def loop() -> Any:
+        return run_loop(
+            TINY_BEIR, tmp_path / "loop", EmbedConfig(model="hashing:32"), IndexConfig(backend="exact"),
+            MineConfig(min_rank=1, max_rank=10, num_negatives=2), TrainConfig(architecture="colbert"),
+            LoopConfig(rounds=2, dev_split="test", patience=5, students="final"),
+            trainer=trainer, encoder_factory=lambda cfg: load_encoder(EmbedConfig(model="hashing:32")),
+        )
+
+    result = loop()
+    assert result.best_round == 1
+    assert architectures == ["biencoder->1/model", "biencoder->2/model", "colbert->1/student"]
+    assert calls[-1] == ("1", "base")  # round 1's export, from the base model
+    assert all(r["student"] is None for r in result.rounds)
+    assert result.student is not None and result.student["round"] == 1 and result.student["dev"]["metrics"] == {"ndcg@10": 0.65}
+    assert (tmp_path / "loop" / "rounds" / "1" / "student.json").is_file()
+    assert result.manifest["student"]["path"] == str(tmp_path / "loop" / "rounds" / "1" / "student")
+
+    again = loop()  # complete: nothing is trained or evaluated again
+    assert len(architectures) == 3 and again.student == result.student
