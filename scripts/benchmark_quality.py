@@ -580,6 +580,10 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                "(ColBERTv2-style: the base retriever's candidates, the cross-encoder's logits as targets; CE as in "
                f"hardneg-ce-denoised), `--loss distillation {' '.join(KD_TRAIN_ARGS)}`", ("colbert",), kd_ce_rows, None,
                seeded_mining=False, train_args=tuple(KD_TRAIN_ARGS)),
+        Method(f"hardneg-kd-ce-{KD_DEPTH}-raw", f"hardneg-kd-ce-{KD_DEPTH}'s rows distilled with `--kd-normalize none`: the "
+               "softmax over the cross-encoder's raw logits, as a trainer that does not normalise reads an export with "
+               "`--score-transform none` (the export-default question of the exports issue)", ("colbert",), kd_ce_rows, None,
+               seeded_mining=False, train_args=(*KD_TRAIN_ARGS, "--kd-normalize", "none")),
         Method(f"hardneg-epochs-{LOOP_ROUNDS}", f"hardneg-default negatives (round 0), trained {LOOP_ROUNDS} epochs: the "
                "loop's control (as many epochs, no re-mining)", both, hn_rows("default", sampling="random", **window),
                hn_proxy("default", sampling="random", **window), train_args=("--epochs", str(LOOP_ROUNDS))),
