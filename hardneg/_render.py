@@ -205,7 +205,9 @@ def render_train(console: Console, manifest: dict[str, Any], path: str, reused: 
 
 
 def render_eval(console: Console, result: Any, source: str) -> None:
-    table = Table(title=f"{result.model['name']} on {source} [{result.split}]: {result.queries:,} queries", title_justify="left")
+    reranker = result.model.get("reranker")
+    by = f", top {reranker['depth']} reranked by {reranker['name']}" if reranker else ""
+    table = Table(title=f"{result.model['name']}{by} on {source} [{result.split}]: {result.queries:,} queries", title_justify="left")
     for name in result.metrics:
         table.add_column(name, justify="right")
     table.add_row(*(f"{v:.4f}" for v in result.metrics.values()))

@@ -371,10 +371,16 @@ class EvalConfig:
     allow_seen_queries: bool = False
     """Score a split even when the model was trained on some of its queries (a hardneg checkpoint
     records them); off, that is refused: it is test leakage."""
+    rerank: str | None = None
+    """A teacher (cross-encoder, bi-encoder or ColBERT checkpoint) that re-scores each query's top
+    `rerank_depth` retrieved documents: the metrics are then those of retrieve-then-rerank. The way
+    to check that a teacher ranks better than the student before distilling from it."""
+    rerank_depth: int = 100
 
     def __post_init__(self) -> None:
         _check_numbers(self)
         _at_least(self, "k", 1)
+        _at_least(self, "rerank_depth", 1)
         _one_of(self, "architecture", EVAL_ARCHITECTURES)
 
 

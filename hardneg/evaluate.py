@@ -40,9 +40,12 @@ class EvalResult:
     model: dict[str, Any]
     embeddings: Path
     per_query: dict[str, dict[str, float]] = field(default_factory=dict)
+    rankings: dict[str, list[str]] = field(default_factory=dict, repr=False)
+    """Each query's retrieved document ids, best first (not in the summary)."""
 
     def to_dict(self, per_query: bool = False) -> dict[str, Any]:
         data = dataclasses.asdict(self)
+        data.pop("rankings")
         data["embeddings"] = str(self.embeddings)
         if not per_query:
             data.pop("per_query")
@@ -122,6 +125,7 @@ def evaluate_embeddings(embeddings: Path, index: Path, k: int, reporter: Reporte
         model={"name": manifest["model"]["name"], "fingerprint": manifest["model"]["fingerprint"]},
         embeddings=embeddings,
         per_query=per_query,
+        rankings=rankings,
     )
 
 
@@ -155,6 +159,12 @@ def evaluate(
 
     workdir = workdir or default_workdir()
     source = Path(source)
+    if config.rerank:
+        if artifact_kind(source) is not None:
+            raise ConfigError(f"{source}: --rerank reads the query and document texts; evaluate on the BEIR folder (or pairs file)")
+        retrieved = evaluate(source, embed_config, dataclasses.replace(config, rerank=None), workdir=workdir,
+                             embeddings_out=embeddings_out, encoder=encoder, reuse=reuse, reporter=reporter)
+        return rerank(source, retrieved, config, embed_config, reporter=reporter)
     if _architecture(embed_config, config) == "colbert":
         if artifact_kind(source) == KIND_EMBEDDINGS:
             raise ConfigError(f"{source}: an embeddings artifact holds one vector per text; a ColBERT model is evaluated on a BEIR folder")
@@ -282,4 +292,43 @@ def evaluate_colbert(
                "onednn": onednn},
         embeddings=source,
         per_query=per_query,
+        rankings=rankings,
     )
+
+
+def rerank(
+    source: Path, retrieved: EvalResult, config: EvalConfig, embed_config: EmbedConfig, *, reporter: Reporter = NULL_REPORTER
+) -> EvalResult:
+    """Re-score each query's top ``config.rerank_depth`` retrieved documents with the teacher
+    ``config.rerank`` and score the new order (the documents below the depth keep theirs, so
+    Recall@k for k >= the depth is the retriever's). Ties keep the retriever's order."""
+    from hardneg.artifacts import doc_text
+    from hardneg.inputs import load_input
+    from hardneg.models import resolve_path_or_hub
+    from hardneg.teachers import load_teacher
+
+    assert config.rerank is not None
+    dataset = load_input(source, config.split)
+    qrels = relevance_by_query(dataset.qrels)
+    texts = {q.query_id: q.text for q in dataset.queries}
+    refuse_seen_queries(resolve_path_or_hub(config.rerank), [(q, texts[q]) for q in retrieved.rankings], config.split, config)
+    wanted = {d for ranked in retrieved.rankings.values() for d in ranked[: config.rerank_depth]}
+    docs = {doc.doc_id: doc_text(doc.title, doc.text) for doc in dataset.iter_corpus() if doc.doc_id in wanted}
+    teacher = load_teacher(config.rerank, batch_size=embed_config.batch_size, device=embed_config.device)
+    rankings: dict[str, list[str]] = {}
+    label = "Reranking"
+    reporter.progress(label, 0, len(retrieved.rankings))
+    try:
+        for query_id, ranked in retrieved.rankings.items():
+            top = ranked[: config.rerank_depth]
+            scores = teacher.score([(texts[query_id], docs[d]) for d in top]).tolist() if top else []
+            order = sorted(range(len(top)), key=lambda i: (-scores[i], i))
+            rankings[query_id] = [top[i] for i in order] + ranked[config.rerank_depth :]
+            reporter.progress(label, 1)
+    finally:
+        close = getattr(teacher, "close", None)
+        if close is not None:
+            close()
+    per_query = score_rankings(rankings, qrels, config.k)
+    model = {**retrieved.model, "reranker": {"name": config.rerank, "fingerprint": teacher.fingerprint, "depth": config.rerank_depth}}
+    return dataclasses.replace(retrieved, metrics=mean_metrics(per_query, config.k), model=model, per_query=per_query, rankings=rankings)

