@@ -162,6 +162,9 @@ def evaluate(
     if config.rerank:
         if artifact_kind(source) is not None:
             raise ConfigError(f"{source}: --rerank reads the query and document texts; evaluate on the BEIR folder (or pairs file)")
+        from hardneg.models import resolve_path_or_hub
+
+        resolve_path_or_hub(config.rerank)  # a missing teacher fails before the retrieval, not after it
         retrieved = evaluate(source, embed_config, dataclasses.replace(config, rerank=None), workdir=workdir,
                              embeddings_out=embeddings_out, encoder=encoder, reuse=reuse, reporter=reporter)
         return rerank(source, retrieved, config, embed_config, reporter=reporter)
