@@ -247,19 +247,12 @@ class _Loop:
                 break
         if self.student and not self.student_every_round:
             k = self.rounds[-1]["round"] if best_round is None else best_round
-            self.final_student = self._completed_student(k) or self._final_student(k)
+            self.final_student = (
+                self._completed(k, STUDENT_FILE, f"the ColBERT student on round {k}'s negatives is already trained; reusing it")
+                or self._final_student(k)
+            )
         manifest = self._write_manifest(best_round, "finished", stopped_early)
         return LoopResult(self.out, self.rounds, best_round, stopped_early, manifest, self.final_student)
-
-    def _completed_student(self, k: int) -> dict[str, Any] | None:
-        path = self.round_dir(k) / STUDENT_FILE
-        if not path.is_file():
-            return None
-        summary = orjson.loads(path.read_bytes())
-        if summary.get("loop_fingerprint") != self.fp:
-            return None
-        self.reporter.log(f"the ColBERT student on round {k}'s negatives is already trained; reusing it")
-        return summary
 
     def _final_student(self, k: int) -> dict[str, Any]:
         rdir = self.round_dir(k)
@@ -269,14 +262,15 @@ class _Loop:
         write_bytes_atomic(rdir / STUDENT_FILE, orjson.dumps(summary, option=orjson.OPT_INDENT_2) + b"\n")
         return summary
 
-    def _completed(self, k: int) -> dict[str, Any] | None:
-        path = self.round_dir(k) / ROUND_FILE
+    def _completed(self, k: int, marker: str = ROUND_FILE, message: str | None = None) -> dict[str, Any] | None:
+        """The summary in round k's ``marker`` file (written last) if this loop wrote it, else None."""
+        path = self.round_dir(k) / marker
         if not path.is_file():
             return None
         summary = orjson.loads(path.read_bytes())
         if summary.get("loop_fingerprint") != self.fp:
             return None
-        self.reporter.log(f"round {k}: already complete; reusing it")
+        self.reporter.log(message or f"round {k}: already complete; reusing it")
         return summary
 
     def _model_config(self, k: int) -> EmbedConfig:
