@@ -466,7 +466,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
 
     def kd_ce_rows(seed: int) -> tuple[Path, str, int]:
         # ColBERTv2's recipe at this scale: the positive and the KD_DEPTH - 1 best-ranked candidates
-        # of the base retriever, every one scored by the cross-encoder (its logits are the targets).
+        # of the base retriever, every one scored by the cross-encoder (its sigmoid outputs are the targets).
         run = hn.run("full", f"kd{KD_DEPTH}-ce", num_negatives=KD_DEPTH - 1, seed=42, kd_depth=KD_DEPTH,
                      cross_encoder=str(ce.path()), scores_from="teacher", **kd)
         return hardneg_export(run, exports / f"kd{KD_DEPTH}-ce", "pylate-kd", None, 42, data), "distillation", 1
@@ -577,12 +577,12 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                "cross-encoder` on 5 hardneg-default negatives per train pair, hidden positives held out)", both,
                ce_rows("ce-denoised", **ce_window), ce_proxy("ce-denoised", **ce_window)),
         Method(f"hardneg-kd-ce-{KD_DEPTH}", f"pylate-kd from `--kd-depth {KD_DEPTH} --teacher CE --scores-from teacher` "
-               "(ColBERTv2-style: the base retriever's candidates, the cross-encoder's logits as targets; CE as in "
+               "(ColBERTv2-style: the base retriever's candidates, the cross-encoder's scores as targets; CE as in "
                f"hardneg-ce-denoised), `--loss distillation {' '.join(KD_TRAIN_ARGS)}`", ("colbert",), kd_ce_rows, None,
                seeded_mining=False, train_args=tuple(KD_TRAIN_ARGS)),
         Method(f"hardneg-kd-ce-{KD_DEPTH}-raw", f"hardneg-kd-ce-{KD_DEPTH}'s rows distilled with `--kd-normalize none`: the "
-               "softmax over the cross-encoder's raw logits, as a trainer that does not normalise reads an export with "
-               "`--score-transform none` (the export-default question of the exports issue)", ("colbert",), kd_ce_rows, None,
+               "softmax over the cross-encoder's scores as mined (its sigmoid outputs, in [0, 1]), as a trainer that does not "
+               "normalise reads an export with `--score-transform none` (the export-default question of the exports issue)", ("colbert",), kd_ce_rows, None,
                seeded_mining=False, train_args=(*KD_TRAIN_ARGS, "--kd-normalize", "none")),
         Method(f"hardneg-epochs-{LOOP_ROUNDS}", f"hardneg-default negatives (round 0), trained {LOOP_ROUNDS} epochs: the "
                "loop's control (as many epochs, no re-mining)", both, hn_rows("default", sampling="random", **window),
