@@ -60,8 +60,10 @@ LOOP_ROUNDS = 3
 # RocketQA-style denoising: candidates from the top of the ranking, minus those the cross-encoder
 # scores at least as high as the query's lowest positive (a margin on the teacher's own scale: a
 # cross-encoder trained on ~1k pairs is not calibrated, so a fixed probability threshold is not
-# meaningful); a 30-deep window keeps the cross-encoder's work to ~30 pairs a query.
-CE_WINDOW = 30
+# meaningful). The window is the top 10, as hardneg-nv-sample's (whose guard is the retriever's
+# margin instead): a MiniLM cross-encoder reads SciFact's (query, abstract) pairs at up to 512
+# tokens, a few pairs a second on 2 cores, so ~10 pairs a query is what a session can afford.
+CE_WINDOW = 10
 
 
 @dataclass
