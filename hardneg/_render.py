@@ -199,7 +199,9 @@ def render_train(console: Console, manifest: dict[str, Any], path: str, reused: 
         f"checkpoint: {path}{' (up to date, reused)' if reused else ''}\n"
         f"  {manifest.get('architecture', 'biencoder')} ({manifest.get('loss', '?')}) "
         f"from {manifest['base_model']['name']}; {t['rows']:,} rows, {t['steps']:,} steps, "
-        f"training loss {t['training_loss']:.4f}, {t['seconds']:.0f} s on {t['device']}",
+        f"training loss {t['training_loss']:.4f}"
+        + (f" (chance level {t['chance_loss']:.4f})" if "chance_loss" in t else "")
+        + f", {t['seconds']:.0f} s on {t['device']}",
         markup=False, highlight=False,
     )
 

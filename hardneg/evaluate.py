@@ -234,7 +234,10 @@ def _architecture(embed_config: EmbedConfig, config: EvalConfig) -> str:
         return "biencoder"
     arch = model_architecture(resolve_model(embed_config).path)
     if arch == "cross-encoder":
-        raise ModelError(f"'{embed_config.model}' is a cross-encoder (a reranker); `hardneg eval` evaluates retrievers")
+        raise ModelError(
+            f"'{embed_config.model}' is a cross-encoder (a reranker); `hardneg eval` evaluates retrievers: "
+            f"pass a retriever as --model and this checkpoint as --rerank {embed_config.model}"
+        )
     return arch
 
 

@@ -4,6 +4,7 @@ the batch sampler; and the (query, document, label) pairs a cross-encoder trains
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from hardneg.config import TrainConfig
@@ -85,6 +86,22 @@ def model_and_loss(base: str, config: TrainConfig, device: str) -> tuple[Any, An
     negatives = config.negatives
     loss = BinaryCrossEntropyLoss(model, pos_weight=torch.tensor(float(max(1, negatives))))
     return model, loss, trainer_cls, args_cls, None
+
+
+def bce_chance_loss(negatives: int) -> float:
+    """The cross-encoder loss (`bce`, positives weighted by the number of negatives) of a reranker
+    that scores every pair 0.5: where a fresh classifier head starts."""
+    n = max(1, negatives)
+    return math.log(2) * (n + n) / (n + 1)
+
+
+def stayed_at_chance(loss_curve: list[float], negatives: int, tolerance: float = 0.9) -> bool:
+    """Whether the last third of a cross-encoder's logged losses is still within ``tolerance`` of
+    chance level: the reranker learned next to nothing (its scores are ~0.5 for every pair)."""
+    if not loss_curve:
+        return False
+    tail = loss_curve[-max(1, len(loss_curve) // 3):]
+    return sum(tail) / len(tail) >= tolerance * bce_chance_loss(negatives)
 
 
 def distillation_loss(model: Any, config: TrainConfig) -> Any:

@@ -332,15 +332,28 @@ def _fit(
                  f"of {config.batch_size}{', gradient checkpointing' if checkpointing else ''}")
     reporter.progress(label, 0, steps_total)
     output = trainer.train()
-    losses = [entry["loss"] for entry in trainer.state.log_history if "loss" in entry]
+    losses = [round(float(entry["loss"]), 5) for entry in trainer.state.log_history if "loss" in entry]
     shutil.rmtree(tmp / "_trainer", ignore_errors=True)
     summary = {
         "steps": int(output.global_step),
         "training_loss": round(float(output.training_loss), 5),
-        "loss_curve": [round(float(x), 5) for x in losses],
+        "loss_curve": losses,
         "device": device,
         "rows": rows,
     }
+    if config.architecture == "cross-encoder":
+        from hardneg.losses import bce_chance_loss, stayed_at_chance
+
+        chance = round(bce_chance_loss(config.negatives), 5)
+        summary["chance_loss"] = chance
+        if stayed_at_chance(losses, config.negatives):
+            reporter.log(
+                f"warning: the cross-encoder's training loss stayed at chance level ({losses[-1]:.4f}; {chance:.4f} "
+                "for a reranker that scores every pair 0.5): it learned next to nothing, "
+                "and as a teacher its scores are noise. Give it more training pairs, more --epochs or a higher "
+                "--learning-rate (its new classifier head moves slowly at 2e-5), and check it with "
+                "`hardneg eval DATA --model RETRIEVER --rerank CHECKPOINT` before mining with it."
+            )
     return model, summary
 
 

@@ -199,6 +199,19 @@ def test_minmax_normalisation_of_score_rows():
     assert minmax_rows(scores).tolist() == [[0.0, 1.0, 0.5], [0.0, 0.0, 0.0]]
 
 
+def test_a_cross_encoder_loss_that_stays_at_chance_level_is_told_apart_from_one_that_learns():
+    import math
+
+    from hardneg.losses import bce_chance_loss, stayed_at_chance
+
+    # Every pair scored 0.5: ln 2 per pair, positives weighted by the number of negatives.
+    assert bce_chance_loss(5) == pytest.approx(math.log(2) * 10 / 6) and bce_chance_loss(0) == pytest.approx(math.log(2))
+    flat = [1.12023, 1.09632, 1.20347, 1.14224, 1.23265, 1.17165, 1.16558, 1.11599, 1.07181, 1.18018]  # SciFact, 1 epoch
+    assert stayed_at_chance(flat, 5)
+    assert not stayed_at_chance([1.15, 0.9, 0.7, 0.5, 0.4, 0.35], 5)
+    assert not stayed_at_chance([], 5)
+
+
 def test_losses_are_checked_against_the_architecture_and_the_export(exports, tmp_path):
     with pytest.raises(ConfigError, match="loss 'distillation' does not train a biencoder"):
         TrainConfig(loss="distillation")
@@ -221,11 +234,12 @@ def test_cross_encoder_trains_on_mined_negatives_and_scores_pairs(exports, tmp_p
     rows = pq.read_metadata(exports["st"] / "train.parquet").num_rows
     assert result.manifest["loss"] == "bce"
     assert result.manifest["training"]["rows"] == 3 * rows  # a positive pair and two negative pairs per row
+    assert result.manifest["training"]["chance_loss"] == pytest.approx(math.log(2) * 4 / 3, abs=1e-5)
     assert model_architecture(tmp_path / "ce") == "cross-encoder"
     scores = load_teacher(str(tmp_path / "ce")).score([("a query", "a document"), ("a query", "another")])
     assert scores.shape == (2,) and all(0.0 <= s <= 1.0 for s in scores.tolist())
     out = runner.invoke(app, ["eval", str(TINY_BEIR), "--model", str(tmp_path / "ce"), "--split", "test"])
-    assert out.exit_code == 1 and "is a cross-encoder" in out.output
+    assert out.exit_code == 1 and "is a cross-encoder" in out.output and "--rerank" in out.output
 
 
 def test_eval_refuses_a_split_the_checkpoint_trained_on(checkpoint, colbert_checkpoint):
