@@ -509,6 +509,8 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
             if result.student:  # students = "final": the one student, trained after the rounds
                 train_s += float(result.student["train"].get("seconds", 0.0))
                 loop_s += float(result.student.get("seconds", 0.0))
+            if result.student:  # wherever the loop put it (the best round with a dev split)
+                return Path(result.student["path"]), train_s, loop_s
             last = out / "rounds" / str(rounds)
             return (last / "student" if architecture == "colbert" else last / "model"), train_s, loop_s
         return trained
