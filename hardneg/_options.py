@@ -152,7 +152,7 @@ LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Judgments f
 
 
 TRAIN = "Training"
-LossOpt = Annotated[Optional[str], typer.Option("--loss", **choice(TRAIN_LOSSES), help="mnrl (MultipleNegativesRankingLoss), cached-mnrl (GradCache: big batches, small memory); colbert also: distillation (KL to teacher scores) or margin-mse, on a pylate-kd export; cross-encoder: bce [default: mnrl; bce for cross-encoder].", rich_help_panel=TRAIN)]
+LossOpt = Annotated[Optional[str], typer.Option("--loss", **choice(TRAIN_LOSSES), help="mnrl (MultipleNegativesRankingLoss), cached-mnrl (GradCache: big batches, small memory); biencoder and colbert also: distillation (KL to teacher scores) or margin-mse, on a pylate-kd export; cross-encoder: bce [default: mnrl; bce for cross-encoder].", rich_help_panel=TRAIN)]
 ArchitectureOpt = Annotated[Optional[str], typer.Option("--architecture", **choice(ARCHITECTURES), help="biencoder (one vector per text), colbert (one vector per token, MaxSim; a 128-d head is added to a plain model) or cross-encoder (a reranker, for --cross-encoder).", rich_help_panel=TRAIN)]
 KdNormalizeOpt = Annotated[Optional[str], typer.Option("--kd-normalize", **choice(KD_NORMALIZATIONS), help="distillation: minmax scales the teacher's and the student's scores of each row to [0, 1] (PyLate), none keeps them raw.", rich_help_panel=TRAIN)]
 KdTemperatureOpt = Annotated[Optional[float], typer.Option("--kd-temperature", help="distillation: softmax temperature of both score rows.", rich_help_panel=TRAIN)]

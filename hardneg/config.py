@@ -31,7 +31,7 @@ TRAIN_LOSSES = ("mnrl", "cached-mnrl", "distillation", "margin-mse", "bce")
 ARCHITECTURES = ("biencoder", "colbert", "cross-encoder")
 KD_NORMALIZATIONS = ("minmax", "none")
 # Which losses each architecture trains with; the first is its default.
-LOSSES_BY_ARCHITECTURE = {"biencoder": ("mnrl", "cached-mnrl"), "colbert": ("mnrl", "cached-mnrl", "distillation", "margin-mse"), "cross-encoder": ("bce",)}
+LOSSES_BY_ARCHITECTURE = {"biencoder": ("mnrl", "cached-mnrl", "distillation", "margin-mse"), "colbert": ("mnrl", "cached-mnrl", "distillation", "margin-mse"), "cross-encoder": ("bce",)}
 SELECT_STRATEGIES = ("margin", "entropy")
 LOOP_METRICS = ("ndcg@10", "mrr@10", "recall@10", "recall@k")
 LOOP_STUDENTS = ("every", "final")
@@ -311,8 +311,9 @@ class TrainConfig:
     (query, document) pairs)."""
     loss: str | None = None
     """None: the architecture's default (`mnrl`; `bce` for cross-encoders). `mnrl`, `cached-mnrl`
-    (GradCache), `distillation` (ColBERT: KL divergence to teacher scores on a pylate-kd export),
-    `margin-mse` (ColBERT: MarginMSE on the same), `bce` (cross-encoder: positives 1, negatives 0)."""
+    (GradCache), `distillation` (bi-encoder or ColBERT: KL divergence to teacher scores on a
+    pylate-kd export), `margin-mse` (MarginMSE on the same), `bce` (cross-encoder: positives 1,
+    negatives 0)."""
     epochs: int = 1
     batch_size: int = 32
     learning_rate: float = 2e-5

@@ -59,6 +59,11 @@ def model_and_loss(base: str, config: TrainConfig, device: str) -> tuple[Any, An
         from sentence_transformers.sentence_transformer import losses as st_losses
         from sentence_transformers.sentence_transformer.training_args import BatchSamplers
 
+        if loss_name == "distillation":
+            return model, biencoder_distillation_loss(model, config), trainer_cls, args_cls, BatchSamplers.BATCH_SAMPLER
+        if loss_name == "margin-mse":
+            loss = st_losses.MarginMSELoss(model, similarity_fct=model.similarity_pairwise)
+            return model, loss, trainer_cls, args_cls, BatchSamplers.BATCH_SAMPLER
         loss = (
             st_losses.CachedMultipleNegativesRankingLoss(model, mini_batch_size=config.mini_batch_size)
             if loss_name == "cached-mnrl"
@@ -118,6 +123,29 @@ def distillation_loss(model: Any, config: TrainConfig) -> Any:
             return super().forward(sentence_features, minmax_rows(labels.float()))
 
     return NormalisedDistillKLDivLoss(model, similarity_fct=minmax_colbert_kd_scores, temperature=config.kd_temperature)
+
+
+def biencoder_distillation_loss(model: Any, config: TrainConfig) -> Any:
+    """`distillation` for a bi-encoder: the KL divergence of :func:`distillation_loss`, with the
+    model's own pairwise similarity (cosine for MiniLM) as the student's score of each candidate;
+    with `minmax`, the teacher's and the student's rows are scaled to [0, 1] first, as for ColBERT."""
+    import torch
+    from sentence_transformers.sentence_transformer.losses import DistillKLDivLoss
+
+    similarity = model.similarity_pairwise
+    if config.kd_normalize == "none":
+        return DistillKLDivLoss(model, similarity_fct=similarity, temperature=config.kd_temperature)
+
+    class NormalisedDistillKLDivLoss(DistillKLDivLoss):
+        def compute_loss_from_embeddings(self, embeddings: list[torch.Tensor], labels: torch.Tensor) -> torch.Tensor:
+            query = embeddings[0]
+            student = torch.stack([self.similarity_fct(query, other) for other in embeddings[1:]], dim=1)
+            student = minmax_rows(student) / self.student_temperature
+            teacher = minmax_rows(labels.detach().float()) / self.teacher_temperature
+            loss = self.loss_fct(torch.log_softmax(student, dim=1), torch.softmax(teacher, dim=1))
+            return loss * (self.student_temperature**2)
+
+    return NormalisedDistillKLDivLoss(model, similarity_fct=similarity, temperature=config.kd_temperature)
 
 
 def labelled_pairs(data: dict[str, list[Any]], columns: list[str]) -> tuple[dict[str, list[Any]], list[str]]:

@@ -5,7 +5,10 @@ Three architectures, all through sentence-transformers (no other training depend
 - `biencoder`: rows (query, positive, negative_1..negative_N) from `hardneg export --format
   sentence-transformers`; the first ``negatives`` negative columns are used (0: in-batch negatives
   only). MultipleNegativesRankingLoss, or its GradCache variant (`cached-mnrl`) that decouples the
-  batch size (what the loss sees) from the memory a forward pass needs.
+  batch size (what the loss sees) from the memory a forward pass needs. Or knowledge distillation on
+  a `pylate-kd` export, as for ColBERT below, with the model's own similarity (cosine for MiniLM) as
+  the student's score: a bi-encoder distilled from a stronger ColBERT or cross-encoder teacher
+  (TAS-B, RocketQAv2).
 - `colbert`: sentence-transformers' native multi-vector encoder (`MultiVectorEncoder`, MaxSim). A
   plain sentence-transformers checkpoint gets a 128-d projection head (seeded); a ColBERT
   checkpoint (ours, PyLate's, Stanford's) is trained as it is. Contrastive (`mnrl`, `cached-mnrl`)

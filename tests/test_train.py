@@ -164,13 +164,54 @@ def test_colbert_distillation_on_a_kd_export_uses_fixed_width_rows(exports, tmp_
     assert summary == {"width": width, "rows_dropped_short": sum(len(r["document_ids"]) < width for r in table)}
     assert columns == ["query"] + [f"document_{i}" for i in range(1, width + 1)]
     assert all(len(label) == width for label in data["label"])
-    for loss in ("distillation", "margin-mse"):
-        result = train(
-            exports["kd"], tmp_path / loss, TrainConfig(architecture="colbert", loss=loss, batch_size=2, seed=1), EmbedConfig(model="minilm")
-        )
-        assert result.manifest["loss"] == loss
-        assert result.manifest["data"]["width"] == width
-        assert math.isfinite(result.manifest["training"]["training_loss"])
+    for architecture in ("colbert", "biencoder"):
+        for loss in ("distillation", "margin-mse"):
+            result = train(
+                exports["kd"], tmp_path / f"{architecture}-{loss}", TrainConfig(architecture=architecture, loss=loss, batch_size=2, seed=1),
+                EmbedConfig(model="minilm"),
+            )
+            assert (result.manifest["architecture"], result.manifest["loss"]) == (architecture, loss)
+            assert result.manifest["data"]["width"] == width
+            assert math.isfinite(result.manifest["training"]["training_loss"])
+
+
+def test_biencoder_distillation_is_the_kl_between_min_max_normalised_rows():
+    torch = pytest.importorskip("torch")
+    from hardneg.config import TrainConfig
+    from hardneg.losses import biencoder_distillation_loss
+
+    class Model(torch.nn.Module):  # the loss needs only the model's pairwise similarity
+        def similarity_pairwise(self, a, b):
+            return torch.nn.functional.cosine_similarity(a, b)
+
+    query = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    docs = [torch.tensor([[1.0, 0.0], [1.0, 1.0]]), torch.tensor([[1.0, 1.0], [1.0, 0.0]]), torch.tensor([[0.0, 1.0], [0.0, 1.0]])]
+    teacher = torch.tensor([[9.0, 5.0, 1.0], [2.0, 3.0, 4.0]])
+
+    def expected(normalise: bool, temperature: float) -> float:
+        student = torch.stack([torch.nn.functional.cosine_similarity(query, d) for d in docs], dim=1)
+        t = teacher.clone()
+        if normalise:
+            student = (student - student.min(1, keepdim=True).values) / (student.max(1, keepdim=True).values - student.min(1, keepdim=True).values)
+            t = (t - t.min(1, keepdim=True).values) / (t.max(1, keepdim=True).values - t.min(1, keepdim=True).values)
+        p = torch.softmax(t / temperature, 1)
+        log_q = torch.log_softmax(student / temperature, 1)
+        return float((p * (p.log() - log_q)).sum(1).mean() * temperature**2)
+
+    for normalise, temperature in ((True, 1.0), (True, 0.5), (False, 2.0)):
+        config = TrainConfig(architecture="biencoder", loss="distillation", kd_normalize="minmax" if normalise else "none",
+                             kd_temperature=temperature)
+        loss = biencoder_distillation_loss(Model(), config)
+        got = float(loss.compute_loss_from_embeddings([query, *docs], teacher))
+        assert got == pytest.approx(expected(normalise, temperature), rel=1e-5)
+    # A student that already orders the candidates as the teacher does loses less than one that reverses them.
+    loss = biencoder_distillation_loss(Model(), TrainConfig(loss="distillation"))
+    agree = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
+    ones = torch.tensor([[1.0, 0.0]])
+    rows = [agree[i:i + 1] for i in range(3)]
+    assert float(loss.compute_loss_from_embeddings([ones, *rows], torch.tensor([[3.0, 2.0, 1.0]]))) < float(
+        loss.compute_loss_from_embeddings([ones, *rows], torch.tensor([[1.0, 2.0, 3.0]]))
+    )
 
 
 def test_kd_rows_name_the_row_and_field_of_a_non_finite_score(exports, tmp_path):
@@ -213,8 +254,12 @@ def test_a_cross_encoder_loss_that_stays_at_chance_level_is_told_apart_from_one_
 
 
 def test_losses_are_checked_against_the_architecture_and_the_export(exports, tmp_path):
-    with pytest.raises(ConfigError, match="loss 'distillation' does not train a biencoder"):
-        TrainConfig(loss="distillation")
+    with pytest.raises(ConfigError, match="loss 'distillation' does not train a cross-encoder"):
+        TrainConfig(architecture="cross-encoder", loss="distillation")
+    with pytest.raises(ConfigError, match="loss 'bce' does not train a biencoder"):
+        TrainConfig(loss="bce")
+    with pytest.raises(ArtifactError, match="distillation reads a pylate-kd export"):
+        train(exports["st"], tmp_path / "m", TrainConfig(loss="margin-mse"), EmbedConfig(model="minilm"))
     with pytest.raises(ConfigError, match="loss 'mnrl' does not train a cross-encoder"):
         TrainConfig(architecture="cross-encoder", loss="mnrl")
     with pytest.raises(ArtifactError, match="distillation reads a pylate-kd export"):
