@@ -308,3 +308,25 @@ def test_score_transforms_rescale_each_query_and_the_summary_reports_the_positiv
         assert all(after[i] < after[j] for i in range(len(before)) for j in range(len(before)) if before[i] < before[j] - 1e-6)
     with pytest.raises(ConfigError):
         export(run, tmp_path / "t", ExportConfig(format="triplets", score_transform="minmax"))
+
+
+def test_the_export_summary_suggests_a_transform_only_for_nearly_uniform_targets():
+    from io import StringIO
+
+    from rich.console import Console
+
+    from hardneg._render import nearly_uniform_targets, render_export
+
+    assert nearly_uniform_targets(0.263, 0.2)  # SciFact's raw cosines, 5-way
+    assert not nearly_uniform_targets(0.681, 0.125)  # a ColBERT teacher's MaxSim sums, 8-way
+    assert not nearly_uniform_targets(None, None)
+
+    def summary(share: float, transform: str) -> str:
+        out = StringIO()
+        render_export(Console(file=out, width=200), {"format": "pylate-kd", "nway": 8, "rows": 3, "queries": 3,
+                      "queries_without_negatives": 0, "rows_dropped_short": 0, "positive_softmax_share": share,
+                      "uniform_share": 0.125, "score_transform": transform, "files": []}, "out")
+        return out.getvalue()
+
+    assert "consider --score-transform minmax" in summary(0.15, "none")
+    assert "consider" not in summary(0.68, "none") and "consider" not in summary(0.15, "minmax")
