@@ -612,7 +612,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                "COLBERT --scores-from teacher (the NV rule on a stronger teacher's scores: the base retriever's best-ranked "
                "candidate that the ColBERT teacher scores under 95% of the positive; COLBERT: MiniLM + ColBERT head trained "
                "by `hardneg train --architecture colbert` on hardneg-default negatives of the train split, hidden positives "
-               "held out)", ("biencoder",), colbert_teacher_rows("colbert-teacher-nv", **nv),
+               "held out)", both, colbert_teacher_rows("colbert-teacher-nv", **nv),
                colbert_teacher_proxy("colbert-teacher-nv", **nv), seeded_mining=False),
         Method(f"hardneg-kd-colbert-{KD_DEPTH}", f"pylate-kd from `--kd-depth {KD_DEPTH} --teacher COLBERT --scores-from "
                "teacher` (the base retriever's candidates, the ColBERT teacher's MaxSim scores as targets; COLBERT as in "
