@@ -770,7 +770,10 @@ def table(results: Path, dataset: str, student: str, methods: list[Method], comm
         mrr = np.mean([x["metrics"]["mrr@10"] for x in u.values()])
         sd = f" ± {np.std(nd, ddof=1):.4f}" if len(nd) > 1 else ""
         proxies = [x["proxy"] for x in u.values() if x.get("proxy")]
-        proxy = f"{proxies[0][0]}/{proxies[0][1]} ({proxies[0][0] / max(1, proxies[0][1]):.1%})" if proxies else "-"
+        # Seeded mining draws other negatives per seed: the proxy is summed over the seeds then.
+        hits, total = (sum(p[0] for p in proxies), sum(p[1] for p in proxies)) if len({tuple(p) for p in proxies}) > 1 else (
+            proxies[0] if proxies else (0, 0))
+        proxy = f"{hits}/{total} ({hits / max(1, total):.1%})" if proxies else "-"
         timed = [x for x in u.values() if not x.get("train_time_unknown")] or list(u.values())
         minutes = np.mean([sum(x["seconds"].values()) for x in timed]) / 60
         lines.append(
