@@ -458,7 +458,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         run = teacher.miner().run("full", f"kd{KD_DEPTH}", num_negatives=KD_DEPTH - 1, seed=42, kd_depth=KD_DEPTH, **kd)
         return hardneg_export(run, exports / f"kd{KD_DEPTH}-teacher", "pylate-kd", None, 42, data), "distillation", 1
 
-    ce = CrossEncoderTeacher(data, hn, work, base)
+    ce = TrainedTeacher(data, hn, work, base, "cross-encoder")
 
     def ce_rows(name: str, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
         def prepare(seed: int) -> tuple[Path, None, int]:
@@ -477,7 +477,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         return lambda seed: hn.negatives("hidden", f"{name}-proxy-s{seed}", num_negatives=PROXY_NEGATIVES, seed=seed,
                                          cross_encoder=str(ce.path()), **mine)
 
-    colbert_teacher = ColbertTeacher(data, hn, work, base)
+    colbert_teacher = TrainedTeacher(data, hn, work, base, "colbert")
 
     def colbert_teacher_rows(name: str, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
         def prepare(seed: int) -> tuple[Path, None, int]:
@@ -663,41 +663,30 @@ class TeacherModel:
         return self._miner
 
 
-class CrossEncoderTeacher:
-    """A reranker trained offline on the train split only, RocketQA-style: MiniLM as a cross-encoder
-    (`hardneg train --architecture cross-encoder`, BCE, seed 42) on each train pair's positive and 5
-    hardneg-default negatives mined with the hidden positives held out (the proxy stays honest)."""
+class TrainedTeacher:
+    """A teacher trained offline on the train split only, by `hardneg train` (seed 42), on
+    hardneg-default negatives mined with the hidden positives held out (the proxy stays honest):
 
-    def __init__(self, data: Data, hn: HardnegMiner, work: Path, base: str) -> None:
-        self.data, self.hn, self.work, self.base = data, hn, work, base
+    - ``cross-encoder`` (RocketQA-style): MiniLM as a reranker, BCE on each train pair's positive
+      and 5 negatives, stored as ``teacher-cross-encoder``;
+    - ``colbert``: MiniLM with a ColBERT head, MNRL on one negative per pair (TeacherModel's data),
+      stored as ``teacher-colbert``. As a student on that recipe ColBERT reaches ~0.71 nDCG@10 on
+      SciFact where the bi-encoder reaches ~0.68: a teacher stronger than the bi-encoder student,
+      trainable here (TAS-B distils a bi-encoder from ColBERT)."""
 
-    def path(self) -> Path:
-        out = self.work / "teacher-cross-encoder"
-        if not (out / "manifest.json").exists():
-            run = self.hn.run("hidden", "ce-data", num_negatives=5, seed=42, sampling="random", min_rank=10, max_rank=110)
-            export_dir = hardneg_export(run, self.work / "exports" / "ce-data", "sentence-transformers", 6, 42, self.data)
-            cli(["train", str(export_dir), "--out", str(out), "--model", self.base, "--architecture", "cross-encoder",
-                 "--negatives-per-row", "5", "--seed", "42", "--quiet", "--no-gradient-checkpointing"])
-        return out
-
-
-class ColbertTeacher:
-    """A ColBERT model trained offline on the train split only: MiniLM with a ColBERT head
-    (`hardneg train --architecture colbert`, MNRL, seed 42) on the same hardneg-default negatives
-    as TeacherModel (hidden positives held out, so the proxy stays honest). As a student on that
-    recipe ColBERT reaches ~0.71 nDCG@10 on SciFact where the bi-encoder reaches ~0.68: a teacher
-    stronger than the bi-encoder student, trainable here (TAS-B distils a bi-encoder from ColBERT)."""
-
-    def __init__(self, data: Data, hn: HardnegMiner, work: Path, base: str) -> None:
-        self.data, self.hn, self.work, self.base = data, hn, work, base
+    def __init__(self, data: Data, hn: HardnegMiner, work: Path, base: str, architecture: str) -> None:
+        self.data, self.hn, self.work, self.base, self.architecture = data, hn, work, base, architecture
+        self.negatives, self.run_name = (5, "ce-data") if architecture == "cross-encoder" else (1, "teacher-data")
 
     def path(self) -> Path:
-        out = self.work / "teacher-colbert"
+        out = self.work / f"teacher-{self.architecture}"
         if not (out / "manifest.json").exists():
-            run = self.hn.run("hidden", "teacher-data", num_negatives=1, seed=42, sampling="random", min_rank=10, max_rank=110)
-            export_dir = hardneg_export(run, self.work / "exports" / "teacher-data", "sentence-transformers", 2, 42, self.data)
-            cli(["train", str(export_dir), "--out", str(out), "--model", self.base, "--architecture", "colbert",
-                 "--negatives-per-row", "1", "--seed", "42", "--quiet", "--no-gradient-checkpointing"])
+            run = self.hn.run("hidden", self.run_name, num_negatives=self.negatives, seed=42, sampling="random",
+                              min_rank=10, max_rank=110)
+            export_dir = hardneg_export(run, self.work / "exports" / self.run_name, "sentence-transformers",
+                                        self.negatives + 1, 42, self.data)
+            cli(["train", str(export_dir), "--out", str(out), "--model", self.base, "--architecture", self.architecture,
+                 "--negatives-per-row", str(self.negatives), "--seed", "42", "--quiet", "--no-gradient-checkpointing"])
         return out
 
 
