@@ -459,43 +459,31 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         return hardneg_export(run, exports / f"kd{KD_DEPTH}-teacher", "pylate-kd", None, 42, data), "distillation", 1
 
     ce = TrainedTeacher(data, hn, work, base, "cross-encoder")
-
-    def ce_rows(name: str, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
-        def prepare(seed: int) -> tuple[Path, None, int]:
-            run = hn.run("full", f"{name}-s{seed}", num_negatives=1, seed=seed, cross_encoder=str(ce.path()), **mine)
-            return hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", 2, seed, data), None, 1
-        return prepare
-
-    def kd_ce_rows(seed: int) -> tuple[Path, str, int]:
-        # ColBERTv2's recipe at this scale: the positive and the KD_DEPTH - 1 best-ranked candidates
-        # of the base retriever, every one scored by the cross-encoder (its sigmoid outputs are the targets).
-        run = hn.run("full", f"kd{KD_DEPTH}-ce", num_negatives=KD_DEPTH - 1, seed=42, kd_depth=KD_DEPTH,
-                     cross_encoder=str(ce.path()), scores_from="teacher", **kd)
-        return hardneg_export(run, exports / f"kd{KD_DEPTH}-ce", "pylate-kd", None, 42, data), "distillation", 1
-
-    def ce_proxy(name: str, **mine: Any) -> Callable[[int], dict[str, list[str]]]:
-        return lambda seed: hn.negatives("hidden", f"{name}-proxy-s{seed}", num_negatives=PROXY_NEGATIVES, seed=seed,
-                                         cross_encoder=str(ce.path()), **mine)
-
     colbert_teacher = TrainedTeacher(data, hn, work, base, "colbert")
 
-    def colbert_teacher_rows(name: str, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
+    def scored_rows(teacher: TrainedTeacher, name: str, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
+        """One negative per pair from the base retriever's candidates, with ``teacher`` scoring them."""
         def prepare(seed: int) -> tuple[Path, None, int]:
-            run = hn.run("full", f"{name}-s{seed}", num_negatives=1, seed=seed, cross_encoder=str(colbert_teacher.path()),
-                         scores_from="teacher", **mine)
+            run = hn.run("full", f"{name}-s{seed}", num_negatives=1, seed=seed, cross_encoder=str(teacher.path()), **mine)
             return hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", 2, seed, data), None, 1
         return prepare
 
-    def colbert_teacher_proxy(name: str, **mine: Any) -> Callable[[int], dict[str, list[str]]]:
+    def scored_proxy(teacher: TrainedTeacher, name: str, **mine: Any) -> Callable[[int], dict[str, list[str]]]:
         return lambda seed: hn.negatives("hidden", f"{name}-proxy-s{seed}", num_negatives=PROXY_NEGATIVES, seed=seed,
-                                         cross_encoder=str(colbert_teacher.path()), scores_from="teacher", **mine)
+                                         cross_encoder=str(teacher.path()), **mine)
 
-    def kd_colbert_rows(seed: int) -> tuple[Path, str, int]:
-        # TAS-B / ColBERTv2-style at this scale: the base retriever's positive + KD_DEPTH - 1 best-ranked
-        # candidates, every one scored by the ColBERT teacher (MaxSim) as the distillation target.
-        run = hn.run("full", f"kd{KD_DEPTH}-colbert", num_negatives=KD_DEPTH - 1, seed=42, kd_depth=KD_DEPTH,
-                     cross_encoder=str(colbert_teacher.path()), scores_from="teacher", **kd)
-        return hardneg_export(run, exports / f"kd{KD_DEPTH}-colbert", "pylate-kd", None, 42, data), "distillation", 1
+    def kd_scored_rows(teacher: TrainedTeacher, tag: str) -> Callable[[int], tuple[Path, str, int]]:
+        """ColBERTv2 / TAS-B style at this scale: the positive and the KD_DEPTH - 1 best-ranked
+        candidates of the base retriever, every one scored by ``teacher`` (a cross-encoder's sigmoid
+        outputs, a ColBERT model's MaxSim sums) as the distillation targets."""
+        def prepare(seed: int) -> tuple[Path, str, int]:
+            run = hn.run("full", f"kd{KD_DEPTH}-{tag}", num_negatives=KD_DEPTH - 1, seed=42, kd_depth=KD_DEPTH,
+                         cross_encoder=str(teacher.path()), scores_from="teacher", **kd)
+            return hardneg_export(run, exports / f"kd{KD_DEPTH}-{tag}", "pylate-kd", None, 42, data), "distillation", 1
+        return prepare
+
+    kd_ce_rows, kd_colbert_rows = kd_scored_rows(ce, "ce"), kd_scored_rows(colbert_teacher, "colbert")
+    colbert_nv = {**nv, "scores_from": "teacher"}
 
     def loop_model(name: str, warm_start: bool, rounds: int = LOOP_ROUNDS, architecture: str = "biencoder",
                    recipe: dict[str, Any] | None = None, students: str = "every") -> Callable[[int], tuple[Path, float, float]]:
@@ -599,7 +587,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                f"--absolute-margin 0 (RocketQA-style denoising: a negative drawn from the top {CE_WINDOW}, minus those the "
                "cross-encoder scores at least as high as the positive; CE: MiniLM trained by `hardneg train --architecture "
                "cross-encoder` on 5 hardneg-default negatives per train pair, hidden positives held out)", both,
-               ce_rows("ce-denoised", **ce_window), ce_proxy("ce-denoised", **ce_window)),
+               scored_rows(ce, "ce-denoised", **ce_window), scored_proxy(ce, "ce-denoised", **ce_window)),
         Method(f"hardneg-kd-ce-{KD_DEPTH}", f"pylate-kd from `--kd-depth {KD_DEPTH} --teacher CE --scores-from teacher` "
                "(ColBERTv2-style: the base retriever's candidates, the cross-encoder's scores as targets; CE as in "
                f"hardneg-ce-denoised), `--loss distillation {' '.join(KD_TRAIN_ARGS)}`", ("colbert",), kd_ce_rows, None,
@@ -612,8 +600,8 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                "COLBERT --scores-from teacher (the NV rule on a stronger teacher's scores: the base retriever's best-ranked "
                "candidate that the ColBERT teacher scores under 95% of the positive; COLBERT: MiniLM + ColBERT head trained "
                "by `hardneg train --architecture colbert` on hardneg-default negatives of the train split, hidden positives "
-               "held out)", both, colbert_teacher_rows("colbert-teacher-nv", **nv),
-               colbert_teacher_proxy("colbert-teacher-nv", **nv), seeded_mining=False),
+               "held out)", both, scored_rows(colbert_teacher, "colbert-teacher-nv", **colbert_nv),
+               scored_proxy(colbert_teacher, "colbert-teacher-nv", **colbert_nv), seeded_mining=False),
         Method(f"hardneg-kd-colbert-{KD_DEPTH}", f"pylate-kd from `--kd-depth {KD_DEPTH} --teacher COLBERT --scores-from "
                "teacher` (the base retriever's candidates, the ColBERT teacher's MaxSim scores as targets; COLBERT as in "
                f"hardneg-colbert-teacher-nv), bi-encoder `--loss distillation {' '.join(KD_TRAIN_ARGS)}` (min-max "
