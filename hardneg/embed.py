@@ -36,7 +36,7 @@ from hardneg.artifacts import (
 )
 from hardneg.config import EmbedConfig, as_dict
 from hardneg.encoders import Encoder, load_encoder
-from hardneg.errors import ModelError
+from hardneg.errors import HardnegError, ModelError
 from hardneg.inputs import Dataset, Document, Query
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import bad_vectors, read_table, vectors_of
@@ -44,6 +44,7 @@ from hardneg.writes import (
     STATE_FILE,
     check_writable_parent,
     commit_dir,
+    copy_file_atomic,
     list_shards,
     prepare_out,
     prepare_partial,
@@ -203,6 +204,7 @@ def embed(
     encoder: Encoder | None = None,
     force: bool = False,
     reuse: Sequence[Path] = (),
+    corpus_from: Sequence[Path] = (),
     shared: bool = False,
     shard: tuple[int, int] | None = None,
     ray_address: str | None = None,
@@ -218,6 +220,10 @@ def embed(
         force: rebuild even when an up-to-date artifact is there, and replace a foreign one.
         reuse: other embeddings artifacts whose vectors may be reused when they were computed by
             the same model (same weights fingerprint) for the exact same text; others are ignored.
+        corpus_from: embeddings artifacts that may hold this artifact's corpus shards already: the
+            first one made by the same model from the same corpus (whatever its queries or split)
+            with the same shard size lends its corpus files, which are then linked, not encoded
+            (they are the files encoding would write). The others, and other artifacts, are ignored.
         shared: ``out`` is a cache entry other runs may be writing: wait for them (then reuse
             their work) instead of failing (see ``hardneg.writes.writing``).
         shard: ``(i, n)``: encode only every n-th shard starting at i and return without committing
@@ -248,10 +254,46 @@ def embed(
 
                 remote = RayEncode(config, ray_address, reporter)
             with write_errors(out):
-                return _embed(dataset, out, config, encoder, fp, identity, force, reuse, reporter, select, remote, config.engine)
+                return _embed(dataset, out, config, encoder, fp, identity, force, reuse, reporter, select, remote, config.engine,
+                              corpus_from)
         finally:
             if own_encoder:
                 encoder.close()
+
+
+def _borrow_corpus(
+    partial: Path, dataset: Dataset, config: EmbedConfig, encoder_fingerprint: str, lenders: Sequence[Path], reporter: Reporter
+) -> set[int]:
+    """Link the corpus shards of the first of ``lenders`` made by the same model from the same
+    corpus with the same shard size into ``partial``; returns the shard indices it lent. An
+    embedding depends only on the model and its text, and a corpus shard only on the model, the
+    corpus and the shard size, so the linked files are those encoding would write."""
+    wanted = -(-dataset.num_docs // config.shard_size)
+    for lender in lenders:
+        try:
+            manifest = read_manifest(lender, KIND_EMBEDDINGS)
+            if (
+                manifest["model"]["fingerprint"] != encoder_fingerprint
+                or manifest.get("input", {}).get("corpus_fingerprint") != dataset.corpus_fingerprint
+                or manifest.get("config", {}).get("shard_size") != config.shard_size
+                or manifest.get("counts", {}).get("docs") != dataset.num_docs
+            ):
+                continue
+            sources = [lender / CORPUS_DIR / shard_name(i) for i in range(wanted)]
+            if not all(source.is_file() for source in sources):
+                continue
+            lent = set()
+            for index, source in enumerate(sources):
+                target = partial / CORPUS_DIR / shard_name(index)
+                if not target.is_file():
+                    copy_file_atomic(source, target)
+                    lent.add(index)
+        except (HardnegError, OSError, KeyError, TypeError):
+            continue  # a lender removed or damaged meanwhile: encode instead
+        if lent:
+            reporter.log(f"corpus vectors: {dataset.num_docs} documents from {lender} (same model, same corpus)")
+        return lent
+    return set()
 
 
 @dataclass
@@ -319,10 +361,12 @@ def _embed(
     select: Callable[[int], bool] | None = None,
     remote: RemoteEncode | None = None,
     engine: str = "local",
+    corpus_from: Sequence[Path] = (),
 ) -> EmbedResult:
     check_writable_parent(out)
     partial = out.with_name(out.name + ".partial")
     resumed = prepare_partial(partial, fp, [CORPUS_DIR, QUERIES_DIR], clean=select is None)
+    lent = _borrow_corpus(partial, dataset, config, encoder.fingerprint, corpus_from, reporter)
     cache = _VectorCache()
     # Vectors are a pure function of (model fingerprint, exact text): even a forced rebuild may reuse them.
     for previous in [out, *reuse]:
@@ -353,6 +397,8 @@ def _embed(
                 encoded, reused = done_remotely[(sub, unit.index)]
                 counts["encoded"] += encoded
                 counts["reused"] += reused
+            elif sub == CORPUS_DIR and unit.index in lent:
+                counts["reused"] += len(unit.items)
             elif path.is_file():
                 counts["resumed_shards"] += 1
             elif select is not None and not select(unit.number):
@@ -411,7 +457,7 @@ def _embed(
             "normalized": True,
             "metric": "cosine",
         },
-        input={"description": dataset.description, "fingerprint": dataset.fingerprint},
+        input={"description": dataset.description, "fingerprint": dataset.fingerprint, "corpus_fingerprint": dataset.corpus_fingerprint},
         counts={
             "docs": counts["docs"],
             "queries": counts["queries"],

@@ -50,6 +50,9 @@ class Dataset:
 
     description: str
     fingerprint: str
+    corpus_fingerprint: str
+    """The corpus alone (its documents and their order): embeddings of inputs that share it share
+    their corpus shards, whatever their queries or split."""
     num_docs: int
     queries: list[Query]
     qrels: list[tuple[str, str, float]]
@@ -294,6 +297,7 @@ def load_beir(path: Path, split: str) -> Dataset:
     return Dataset(
         description=f"BEIR {path} (split {split})",
         fingerprint=fp,
+        corpus_fingerprint=fingerprint("corpus", file_fingerprint(corpus_path)),
         num_docs=num_docs,
         queries=ordered,
         qrels=qrels,
@@ -381,6 +385,7 @@ def load_pairs(path: Path, corpus: Path | None = None, display: str | None = Non
     return Dataset(
         description=f"pairs {name}" + (f" + corpus {corpus}" if corpus else ""),
         fingerprint=fingerprint(*parts),
+        corpus_fingerprint=fingerprint(*parts),  # the pairs file adds documents of its own
         num_docs=num_corpus + len(extra),
         queries=list(queries.values()),
         qrels=[(q, d, 1.0) for q, d in qrels],

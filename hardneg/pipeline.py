@@ -81,7 +81,8 @@ def ensure_embeddings(
         reporter.log(f"input: {dataset.description}: {dataset.num_docs} documents, {len(dataset.queries)} queries")
         fp = embeddings_fingerprint(encoder, dataset, config)
         out = workdir / "embeddings" / fp[:16]
-        result = embed(dataset, out, config, encoder=encoder, force=force, reuse=reuse, shared=True, ray_address=ray_address, reporter=reporter)
+        result = embed(dataset, out, config, encoder=encoder, force=force, reuse=reuse, corpus_from=[*reuse, *cached_embeddings(workdir, but=out)],
+                       shared=True, ray_address=ray_address, reporter=reporter)
         _touch(result.path)
     finally:
         if own:
@@ -131,10 +132,24 @@ def run_embed(
     encoder = encoder or load_encoder(config)  # first: a missing model fails before any input is read
     try:
         dataset = load_input(path, config.split, corpus, display)
-        return embed(dataset, out, config, encoder=encoder, force=force, shard=shard, ray_address=ray_address, reporter=reporter)
+        return embed(dataset, out, config, encoder=encoder, force=force, shard=shard, ray_address=ray_address, reporter=reporter,
+                     corpus_from=cached_embeddings(workdir or default_workdir()))
     finally:
         if own:
             encoder.close()
+
+
+def cached_embeddings(workdir: Path, but: Path | None = None) -> list[Path]:
+    """The workdir's finished embeddings entries, most recently used first (``but`` left out): a
+    new entry for the same corpus and model links its corpus shards from one of them (``embed``'s
+    ``corpus_from``) instead of encoding the corpus again, e.g. `eval --split test` after `mine`."""
+    entries = []
+    for entry in (workdir / "embeddings").glob("*") if (workdir / "embeddings").is_dir() else ():
+        try:
+            entries.append((os.stat(entry / "manifest.json").st_mtime_ns, entry.name, entry))
+        except OSError:
+            continue  # unfinished (no manifest yet) or removed meanwhile
+    return [entry for _, _, entry in sorted(entries, key=lambda e: (-e[0], e[1])) if entry != but]
 
 
 def _touch(entry: Path) -> None:

@@ -157,6 +157,21 @@ def write_table(path: Path, table: pa.Table, row_group_size: int = 65536) -> Non
             tmp.unlink()
 
 
+def copy_file_atomic(src: Path, dst: Path) -> None:
+    """Hard-link ``src`` (an immutable artifact's file) at ``dst``, or copy it where links are not
+    possible, under a temporary name first: ``dst`` is either absent or whole."""
+    tmp = dst.with_name(dst.name + f".tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        try:
+            os.link(src, tmp)
+        except OSError:
+            shutil.copyfile(src, tmp)
+        os.replace(tmp, dst)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
 STATE_FILE = "state.json"
 
 

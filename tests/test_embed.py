@@ -294,3 +294,35 @@ def test_the_progress_bar_moves_during_a_shard_and_vectors_do_not_depend_on_it(t
         recorder = SimpleNamespace(config=encoder.config, dim=64, encode=lambda t, k, i=i: calls[i].append(list(t)) or encoder.encode(t, k))
         _VectorCache().encode(recorder, texts, "document", bar)  # type: ignore[arg-type]
     assert calls[0] == calls[1] and len(calls[0]) > 1
+
+
+def test_a_new_split_links_the_corpus_shards_of_a_cached_entry_for_the_same_corpus_and_model(tmp_path, tiny_beir):
+    from hardneg.pipeline import ensure_embeddings
+
+    cfg = EmbedConfig(model="hashing", shard_size=16)
+    train = ensure_embeddings(tiny_beir, cfg, tmp_path / "wd")
+    test_cfg = EmbedConfig(model="hashing", shard_size=16, split="test")
+    test = ensure_embeddings(tiny_beir, test_cfg, tmp_path / "wd")
+    counts = read_manifest(test)["counts"]
+    assert test != train and counts["encoded"] == counts["queries"] == 1 and counts["reused"] == 40
+    fresh = embed(load_input(tiny_beir, "test"), tmp_path / "fresh", test_cfg)  # no lender: encoded
+    for name in ("part-00000.parquet", "part-00001.parquet", "part-00002.parquet"):
+        assert (test / "corpus" / name).read_bytes() == (fresh.path / "corpus" / name).read_bytes()
+    assert (test / "queries" / "part-00000.parquet").read_bytes() == (fresh.path / "queries" / "part-00000.parquet").read_bytes()
+    assert read_manifest(test)["input"]["corpus_fingerprint"] == read_manifest(train)["input"]["corpus_fingerprint"]
+
+
+def test_corpus_shards_are_not_borrowed_across_corpora_models_or_shard_sizes(tmp_path, tiny_beir):
+    from hardneg.pipeline import ensure_embeddings
+
+    workdir = tmp_path / "wd"
+    ensure_embeddings(tiny_beir, EmbedConfig(model="hashing", shard_size=16), workdir)
+    other_shards = ensure_embeddings(tiny_beir, EmbedConfig(model="hashing", shard_size=8, split="test"), workdir)
+    assert read_manifest(other_shards)["counts"]["encoded"] == 41
+    other_model = embed(load_input(tiny_beir, "test"), tmp_path / "dim32", EmbedConfig(shard_size=16), encoder=_hashing(32),
+                        corpus_from=[other_shards, *sorted((workdir / "embeddings").iterdir())])
+    assert other_model.manifest["counts"]["encoded"] == 41
+    corpus = tiny_beir / "corpus.jsonl"
+    corpus.write_text(corpus.read_text().replace('"text": "', '"text": "edited ', 1))
+    edited = ensure_embeddings(tiny_beir, EmbedConfig(model="hashing", shard_size=16, split="test"), workdir)
+    assert read_manifest(edited)["counts"]["encoded"] == 41
