@@ -74,3 +74,26 @@ def test_every_help_example_fits_piped_help_and_names_only_what_a_clone_has():
             for line in text.splitlines():
                 assert len(line) <= _examples.HELP_WIDTH - 4, f"{name}: {line}"
                 assert "../shared" not in line and "data/scifact" not in line, line
+
+
+def test_the_walkthrough_never_writes_one_path_with_two_different_commands():
+    """The README and --help examples run in one directory (tests/test_examples_run.py): a path one
+    command writes and another overwrites (a mining run, then an export, at `runs/sf-kd-colbert`)
+    fails there with a refusal, after half an hour of other commands; this catches it in a second."""
+    from tests.test_examples_run import _help, _makefile_demo, _readme
+
+    writers: dict[str, set[str]] = {}
+    for kind, step in _makefile_demo() + _readme() + _help():
+        if kind != "shell":
+            continue
+        for part in re.split(r"\s(?:\||&&|;)\s", re.sub(r"^\$ ", "", step).split("#", 1)[0]):
+            words = shlex.split(part)
+            if "hardneg" not in " ".join(words[:2]) or "--out" not in words:
+                continue
+            start = next(i for i, w in enumerate(words) if w.endswith("hardneg")) + 1
+            command = words[start]
+            out = words[words.index("--out") + 1]
+            if out != "-":
+                writers.setdefault(out, set()).add(command)
+    clashes = {out: sorted(commands) for out, commands in writers.items() if len(commands) > 1}
+    assert len(writers) > 40 and not clashes
