@@ -7,12 +7,14 @@ are written into a sibling temporary directory that is renamed into place only w
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
 import time
 import unicodedata
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,15 +188,23 @@ def file_fingerprint(path: str | Path, chunk_size: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
-    """Write a small file to a temporary name, then rename it into place."""
+@contextlib.contextmanager
+def replaced_atomically(path: Path) -> Iterator[Path]:
+    """A temporary name beside ``path`` to write to: renamed over ``path`` when the block ends
+    without an error, removed otherwise, so ``path`` is either as it was or whole."""
     tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
     try:
-        tmp.write_bytes(data)
+        yield tmp
         os.replace(tmp, path)
     finally:
         if tmp.exists():
             tmp.unlink()
+
+
+def write_bytes_atomic(path: Path, data: bytes) -> None:
+    """Write a small file to a temporary name, then rename it into place."""
+    with replaced_atomically(path) as tmp:
+        tmp.write_bytes(data)
 
 
 # --------------------------------------------------------------------------- manifests

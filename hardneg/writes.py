@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hardneg.artifacts import artifact_kind, read_manifest, write_bytes_atomic
+from hardneg.artifacts import artifact_kind, read_manifest, replaced_atomically, write_bytes_atomic
 from hardneg.errors import ArtifactError, ConfigError
 
 # --------------------------------------------------------------------------- atomic writes
@@ -148,28 +148,18 @@ def atomic_dir(out: str | Path) -> Iterator[Path]:
 
 def write_table(path: Path, table: pa.Table, row_group_size: int = 65536) -> None:
     """Write a Parquet file (zstd) to a temporary name, then rename it into place."""
-    tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with replaced_atomically(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def copy_file_atomic(src: Path, dst: Path) -> None:
     """Hard-link ``src`` (an immutable artifact's file) at ``dst``, or copy it where links are not
     possible, under a temporary name first: ``dst`` is either absent or whole."""
-    tmp = dst.with_name(dst.name + f".tmp-{uuid.uuid4().hex[:8]}")
-    try:
+    with replaced_atomically(dst) as tmp:
         try:
             os.link(src, tmp)
         except OSError:
             shutil.copyfile(src, tmp)
-        os.replace(tmp, dst)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 STATE_FILE = "state.json"
