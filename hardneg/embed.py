@@ -220,10 +220,11 @@ def embed(
         force: rebuild even when an up-to-date artifact is there, and replace a foreign one.
         reuse: other embeddings artifacts whose vectors may be reused when they were computed by
             the same model (same weights fingerprint) for the exact same text; others are ignored.
-        corpus_from: embeddings artifacts that may hold this artifact's corpus shards already: the
-            first one made by the same model from the same corpus (whatever its queries or split)
-            with the same shard size lends its corpus files, which are then linked, not encoded
-            (they are the files encoding would write). The others, and other artifacts, are ignored.
+        corpus_from: more embeddings artifacts that may hold this artifact's corpus shards
+            already (``reuse`` is searched first): the first one made by the same model from the
+            same corpus (whatever its queries or split) with the same shard size lends its corpus
+            files, which are then linked, not encoded (they are the files encoding would write).
+            The others, and other artifacts, are ignored.
         shared: ``out`` is a cache entry other runs may be writing: wait for them (then reuse
             their work) instead of failing (see ``hardneg.writes.writing``).
         shard: ``(i, n)``: encode only every n-th shard starting at i and return without committing
@@ -255,7 +256,7 @@ def embed(
                 remote = RayEncode(config, ray_address, reporter)
             with write_errors(out):
                 return _embed(dataset, out, config, encoder, fp, identity, force, reuse, reporter, select, remote, config.engine,
-                              corpus_from)
+                              [*reuse, *corpus_from])
         finally:
             if own_encoder:
                 encoder.close()
@@ -276,7 +277,6 @@ def _borrow_corpus(
                 manifest["model"]["fingerprint"] != encoder_fingerprint
                 or manifest.get("input", {}).get("corpus_fingerprint") != dataset.corpus_fingerprint
                 or manifest.get("config", {}).get("shard_size") != config.shard_size
-                or manifest.get("counts", {}).get("docs") != dataset.num_docs
             ):
                 continue
             sources = [lender / CORPUS_DIR / shard_name(i) for i in range(wanted)]

@@ -184,8 +184,7 @@ def evaluate(
     if artifact_kind(source) == KIND_EMBEDDINGS:
         embeddings, index = source, ensure_index(source, exact, workdir, reporter=reporter)
     elif embeddings_out is not None:
-        embeddings = embed(load_input(source, config.split), embeddings_out, cfg, encoder=encoder, reuse=reuse, corpus_from=reuse,
-                           reporter=reporter).path
+        embeddings = embed(load_input(source, config.split), embeddings_out, cfg, encoder=encoder, reuse=reuse, reporter=reporter).path
         index = build_index(embeddings, embeddings_out.with_name(embeddings_out.name + "-index"), exact, reporter=reporter).path
     else:
         embeddings = ensure_embeddings(source, cfg, workdir, encoder=encoder, reuse=reuse, reporter=reporter)

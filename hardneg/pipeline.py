@@ -81,7 +81,7 @@ def ensure_embeddings(
         reporter.log(f"input: {dataset.description}: {dataset.num_docs} documents, {len(dataset.queries)} queries")
         fp = embeddings_fingerprint(encoder, dataset, config)
         out = workdir / "embeddings" / fp[:16]
-        result = embed(dataset, out, config, encoder=encoder, force=force, reuse=reuse, corpus_from=[*reuse, *cached_embeddings(workdir, but=out)],
+        result = embed(dataset, out, config, encoder=encoder, force=force, reuse=reuse, corpus_from=cached_embeddings(workdir, but=out),
                        shared=True, ray_address=ray_address, reporter=reporter)
         _touch(result.path)
     finally:
@@ -127,13 +127,14 @@ def run_embed(
     reporter: Reporter = NULL_REPORTER,
 ) -> EmbedResult:
     """`hardneg embed`: raw input (or ``-``: JSONL pairs on ``stdin``) into the embeddings artifact ``out``."""
-    path, display = _source(source, stdin, workdir or default_workdir())
+    workdir = workdir or default_workdir()
+    path, display = _source(source, stdin, workdir)
     own = encoder is None
     encoder = encoder or load_encoder(config)  # first: a missing model fails before any input is read
     try:
         dataset = load_input(path, config.split, corpus, display)
         return embed(dataset, out, config, encoder=encoder, force=force, shard=shard, ray_address=ray_address, reporter=reporter,
-                     corpus_from=cached_embeddings(workdir or default_workdir()))
+                     corpus_from=cached_embeddings(workdir))
     finally:
         if own:
             encoder.close()
