@@ -83,17 +83,10 @@ def test_the_walkthrough_never_writes_one_path_with_two_different_commands():
     from tests.test_examples_run import _help, _makefile_demo, _readme
 
     writers: dict[str, set[str]] = {}
-    for kind, step in _makefile_demo() + _readme() + _help():
-        if kind != "shell":
-            continue
-        for part in re.split(r"\s(?:\||&&|;)\s", re.sub(r"^\$ ", "", step).split("#", 1)[0]):
-            words = shlex.split(part)
-            if "hardneg" not in " ".join(words[:2]) or "--out" not in words:
-                continue
-            start = next(i for i, w in enumerate(words) if w.endswith("hardneg")) + 1
-            command = words[start]
-            out = words[words.index("--out") + 1]
-            if out != "-":
-                writers.setdefault(out, set()).add(command)
+    shell = "\n".join(step for kind, step in _makefile_demo() + _readme() + _help() if kind == "shell")
+    for line in _commands(f"```\n{shell}\n```"):
+        words = shlex.split(line.split(" #", 1)[0])
+        if "--out" in words and words[words.index("--out") + 1] != "-":
+            writers.setdefault(words[words.index("--out") + 1], set()).add(words[1])
     clashes = {out: sorted(commands) for out, commands in writers.items() if len(commands) > 1}
     assert len(writers) > 40 and not clashes
