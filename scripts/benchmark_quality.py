@@ -604,9 +604,14 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                scored_proxy(colbert_teacher, "colbert-teacher-nv", **colbert_nv), seeded_mining=False),
         Method(f"hardneg-kd-colbert-{KD_DEPTH}", f"pylate-kd from `--kd-depth {KD_DEPTH} --teacher COLBERT --scores-from "
                "teacher` (the base retriever's candidates, the ColBERT teacher's MaxSim scores as targets; COLBERT as in "
-               f"hardneg-colbert-teacher-nv), bi-encoder `--loss distillation {' '.join(KD_TRAIN_ARGS)}` (min-max "
-               "normalised KL, no in-batch negatives); proxy n/a", ("biencoder",), kd_colbert_rows, None,
+               f"hardneg-colbert-teacher-nv), `--loss distillation {' '.join(KD_TRAIN_ARGS)}` (min-max "
+               "normalised KL, no in-batch negatives); proxy n/a", both, kd_colbert_rows, None,
                seeded_mining=False, train_args=tuple(KD_TRAIN_ARGS)),
+        Method(f"hardneg-kd-colbert-{KD_DEPTH}-raw", f"hardneg-kd-colbert-{KD_DEPTH}'s rows distilled with `--kd-normalize "
+               "none`: the softmax over the ColBERT teacher's raw MaxSim sums against the student's own MaxSim sums (the "
+               "same scale), as a trainer that does not normalise reads an export with `--score-transform none` (colbert-ai; "
+               "the export-default question of the exports issue)", ("colbert",), kd_colbert_rows, None,
+               seeded_mining=False, train_args=(*KD_TRAIN_ARGS, "--kd-normalize", "none")),
         Method(f"hardneg-epochs-{LOOP_ROUNDS}", f"hardneg-default negatives (round 0), trained {LOOP_ROUNDS} epochs: the "
                "loop's control (as many epochs, no re-mining)", both, hn_rows("default", sampling="random", **window),
                hn_proxy("default", sampling="random", **window), train_args=("--epochs", str(LOOP_ROUNDS))),
