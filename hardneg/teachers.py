@@ -5,6 +5,7 @@ or ColBERT checkpoints through their vectors; `load_teacher` picks the right one
 from __future__ import annotations
 
 import contextlib
+from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -18,6 +19,9 @@ if TYPE_CHECKING:
 
 from hardneg.encoders import apply_onednn, default_device, quiet_transformers, tune_child_allocators, uses_onednn
 from hardneg.models import resolve_path_or_hub, weights_fingerprint
+
+# The vectors a bi-encoder or ColBERT teacher keeps between calls (see VectorScorer).
+TEACHER_MEMO_BYTES = 1 << 30
 
 # --------------------------------------------------------------------------- cross-encoders
 
@@ -103,15 +107,22 @@ def quiet_conversion() -> Any:
 
 class VectorScorer:
     """A bi-encoder or ColBERT teacher scoring (query, document) pairs: cosine of normalised
-    vectors, or MaxSim of token vectors. Each distinct text is encoded once per run (memoised by
-    its hash), so a document that is a candidate of many queries costs one encode."""
+    vectors, or MaxSim of token vectors. Vectors are memoised by text hash, so a document that is a
+    candidate of many queries is usually encoded once; the memo keeps the most recently used
+    vectors up to ``memo_bytes`` (a ColBERT document's token vectors take ~90 KB, so an unbounded
+    memo over a million-document corpus would not fit in memory). Eviction follows the order of
+    the calls, so the same inputs encode the same batches and give the same scores."""
 
-    def __init__(self, name: str, path: Path, architecture: str, batch_size: int = 32, device: str | None = None) -> None:
+    def __init__(
+        self, name: str, path: Path, architecture: str, batch_size: int = 32, device: str | None = None,
+        memo_bytes: int = TEACHER_MEMO_BYTES,
+    ) -> None:
         self.name, self.path, self.architecture = name, path, architecture
         self.batch_size, self.device = batch_size, device
         self._weights = weights_fingerprint(path)
         self._model: Any = None
-        self._memo: dict[tuple[str, str], Any] = {}
+        self._memo: OrderedDict[tuple[str, str], np.ndarray] = OrderedDict()
+        self.memo_bytes, self._memo_used = memo_bytes, 0
         self.onednn = uses_onednn(device or default_device(), "fp32", "torch")
 
     @property
@@ -139,7 +150,12 @@ class VectorScorer:
         from hardneg.artifacts import text_hash
 
         keys = [(kind, text_hash(t)) for t in texts]
-        todo = list({k: t for k, t in zip(keys, texts) if k not in self._memo}.items())
+        found: dict[tuple[str, str], np.ndarray] = {}
+        for key in dict.fromkeys(keys):  # first-seen order: eviction must not depend on hashing
+            if key in self._memo:
+                found[key] = self._memo[key]
+                self._memo.move_to_end(key)
+        todo = list({k: t for k, t in zip(keys, texts) if k not in found}.items())
         if todo:
             model = self._load()
             encode = model.encode_query if kind == "query" else model.encode_document
@@ -148,8 +164,11 @@ class VectorScorer:
                 kwargs["normalize_embeddings"] = True
             vectors = encode([t for _, t in todo], **kwargs)
             for (key, _), vector in zip(todo, vectors):
-                self._memo[key] = np.asarray(vector, dtype=np.float32)
-        return [self._memo[k] for k in keys]
+                found[key] = self._memo[key] = np.asarray(vector, dtype=np.float32)
+                self._memo_used += found[key].nbytes
+            while self._memo_used > self.memo_bytes and self._memo:
+                self._memo_used -= self._memo.popitem(last=False)[1].nbytes
+        return [found[k] for k in keys]
 
     def score(self, pairs: Sequence[tuple[str, str]]) -> np.ndarray:
         if not pairs:

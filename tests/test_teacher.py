@@ -33,6 +33,26 @@ def test_a_bi_encoder_teacher_scores_pairs_with_its_normalised_vectors_and_encod
     assert teacher.score(pairs[:1])[0] > teacher.score(pairs[1:2])[0]
 
 
+def test_a_teachers_memo_stays_within_its_budget_and_evicting_changes_no_score():
+    path = resolve_model(EmbedConfig(model="minilm")).path
+    docs = [f"document number {i} about {w}" for i, w in enumerate(["cats", "dogs", "stocks", "rain", "tea", "ships"])]
+    pairs = [(q, d) for q in ("what is a cat", "weather today") for d in docs]
+    unbounded = VectorScorer("minilm", path, "biencoder")
+    expected = unbounded.score(pairs)
+    one_vector = 384 * 4
+    small = VectorScorer("minilm", path, "biencoder", memo_bytes=3 * one_vector)
+    for start in range(0, len(pairs), 4):  # calls that each need more than the budget
+        np.testing.assert_allclose(small.score(pairs[start : start + 4]), expected[start : start + 4], atol=1e-6)
+        assert small._memo_used == sum(v.nbytes for v in small._memo.values()) <= 3 * one_vector
+    assert len(small._memo) == 3
+    assert unbounded._memo_used == 8 * one_vector  # 2 queries + 6 documents, nothing evicted
+    # the most recently used vectors stay (the last call's last 3 documents): asking again encodes nothing
+    before = list(small._memo)
+    small._load = lambda: pytest.fail("re-encoded a memoised text")  # type: ignore[method-assign]
+    small._vectors(docs[3:], "document")
+    assert list(small._memo) == before
+
+
 def test_a_cross_encoder_checkpoint_is_loaded_as_a_cross_encoder(tmp_path):
     from sentence_transformers import CrossEncoder
 
