@@ -229,7 +229,7 @@ def _export(run: Path, out: str | Path | None, config: ExportConfig, manifest: d
         queries = transform_scores(queries, config.score_transform)
         stats.positive_softmax_share, stats.uniform_share = positive_softmax_share(queries, nway)
         teacher, model = (manifest.get("cross_encoder") or {}).get("name"), manifest.get("model") or {}
-        stats.score_source = (f"teacher {teacher} (the run's --cross-encoder)" if teacher else
+        stats.score_source = (f"teacher {teacher} (the run's --teacher / --cross-encoder)" if teacher else
                               f"embedding {model.get('metric', 'cosine')} of {model.get('name', '?')}, no --cross-encoder")
     elif config.score_transform != "none":
         raise ConfigError(f"--score-transform applies to formats with scores (pylate-kd, flagembedding, tevatron, colbert --scores), not {config.format}")

@@ -71,6 +71,7 @@ def test_kd_depth_with_a_teacher_exports_fixed_width_teacher_scored_rows(tmp_pat
     rows = pq.read_table(tmp_path / "kd" / "train.parquet").to_pylist()
     assert rows and all(len(r["document_ids"]) == 4 == len(r["scores"]) for r in rows)
     assert json.loads((tmp_path / "kd" / ".hardneg" / "manifest.json").read_text())["scores_from"] == "teacher"
+    assert out.stats.score_source == f"teacher {path} (the run's --teacher / --cross-encoder)"
     candidates = pq.read_table(run / "candidates.parquet").to_pylist()
     teacher = {(c["query_id"], c["doc_id"]): c["teacher_score"] for c in candidates}
     for row in rows:  # negatives carry the teacher's cosine, not the hashing retriever's score
