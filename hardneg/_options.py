@@ -186,7 +186,7 @@ ScoresOpt = Annotated[Optional[bool], typer.Option("--scores/--no-scores", help=
 NwayOpt = Annotated[Optional[int], typer.Option("--nway", help="1 positive + (nway - 1) negatives per row [default: 2; sentence-transformers and KD formats: 1 + all, fixed width].", rich_help_panel=EXPORT)]
 ShuffleOpt = Annotated[Optional[bool], typer.Option("--shuffle/--no-shuffle", help="Shuffle rows (seeded) so a batch mixes queries.", rich_help_panel=EXPORT)]
 ExportSeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the shuffle and of row sampling.", rich_help_panel=EXPORT)]
-ScoreTransformOpt = Annotated[Optional[str], typer.Option("--score-transform", **choice(SCORE_TRANSFORMS), help="KD formats: scores per query as they are (none), scaled to [0, 1] (minmax) or standardised (zscore).", rich_help_panel=EXPORT)]
+ScoreTransformOpt = Annotated[Optional[str], typer.Option("--score-transform", **choice(SCORE_TRANSFORMS), help="KD formats: scores per query as they are (none), scaled to [0, 1] (minmax) or standardised (zscore); auto: minmax for pylate-kd (PyLate normalises only the student), none for the others.", rich_help_panel=EXPORT)]
 TripletRowsOpt = Annotated[Optional[str], typer.Option("--triplet-rows", **choice(TRIPLET_ROWS), help="triplets: JSONL objects {query, positive, negative} or arrays [query, positive, negative].", rich_help_panel=EXPORT)]
 TrainBatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Training batch size: in-batch negatives per query.", rich_help_panel=TRAIN)]
 LoopTrainBatchOpt = Annotated[Optional[int], typer.Option("--train-batch-size", help="Training batch size (--batch-size is the encoder's).", rich_help_panel=TRAIN)]

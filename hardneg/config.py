@@ -23,7 +23,7 @@ STORAGES = ("float32", "e4m3")
 EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron", "msmarco-triples")
 MODEL_SIZES = ("small", "base", "large")
 TRIPLET_ROWS = ("objects", "arrays")
-SCORE_TRANSFORMS = ("none", "minmax", "zscore")
+SCORE_TRANSFORMS = ("auto", "none", "minmax", "zscore")
 JUDGES = ("llm",)
 JUDGE_ACTIONS = ("drop", "promote")
 ENGINES = ("local", "ray")
@@ -279,11 +279,14 @@ class ExportConfig:
     triplet_rows: str = "objects"
     """triplets: JSONL rows as `objects` ({"query", "positive", "negative"}: datasets and
     sentence-transformers load them) or `arrays` ([query, positive, negative])."""
-    score_transform: str = "none"
+    score_transform: str = "auto"
     """Scores in the KD exports (pylate-kd, flagembedding, colbert --scores, tevatron), per query
-    over its positives and negatives: `none` (raw), `minmax` (to [0, 1], as JaColBERTv2.5 and
-    PyLate normalise), `zscore` (mean 0, standard deviation 1). Trainers softmax the scores without
-    a temperature: raw cosines give the positive barely more than a uniform share."""
+    over its positives and negatives: `none` (raw), `minmax` (to [0, 1], as JaColBERTv2.5
+    normalises its teacher's scores), `zscore` (mean 0, standard deviation 1); `auto`: `minmax` for
+    pylate-kd (PyLate's `Distillation` min-max normalises the student's scores only, so the
+    teacher's must arrive in [0, 1]: the ColBERT KD rows of the quality benchmark), `none` for the
+    rest (colbert-ai and FlagEmbedding softmax raw student scores; keep the teacher's scale). See
+    docs/trainers.md, "Teacher scores for distillation"."""
     synthetic: str | None = None
     """A `hardneg synth` artifact of this run: its kept negatives replace a share of each query's
     mined ones (`synthetic_ratio`). Text formats only (ids of generated passages are not in the corpus)."""
@@ -299,6 +302,13 @@ class ExportConfig:
         _one_of(self, "triplet_rows", TRIPLET_ROWS)
         _one_of(self, "format", EXPORT_FORMATS)
         _at_least(self, "nway", 2, optional=True)
+
+    @property
+    def resolved_score_transform(self) -> str:
+        """The transform `auto` stands for with this format (see ``score_transform``)."""
+        if self.score_transform != "auto":
+            return self.score_transform
+        return "minmax" if self.format == "pylate-kd" else "none"
 
 
 @dataclass(frozen=True)

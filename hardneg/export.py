@@ -208,6 +208,7 @@ def export(
         The output path (None when streaming) and what was written.
     """
     run = Path(run)
+    config = dataclasses.replace(config, score_transform=config.resolved_score_transform)  # the manifest names what ran
     mined = read_run(run)
     manifest, queries, emb_path = mined.manifest, mined.queries, mined.emb_path
     nway = resolve_nway(config, manifest)

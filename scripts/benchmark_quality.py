@@ -314,7 +314,8 @@ def hardneg_export(run: Path, dest: Path, fmt: str, nway: int | None, seed: int,
             raise SystemExit(f"subsampled training pairs are implemented for sentence-transformers rows, not {fmt}")
         return restrict_export(data, hardneg_export(run, dest.with_name(dest.name + "-all"), fmt, nway, seed), dest)
     if artifact_kind(dest) is None:
-        export(run, dest, ExportConfig(format=fmt, nway=nway, seed=seed))
+        # Raw scores: each KD row says how its trainer normalises them (`--kd-normalize`).
+        export(run, dest, ExportConfig(format=fmt, nway=nway, seed=seed, score_transform="none"))
     return dest
 
 

@@ -294,7 +294,7 @@ def test_msmarco_triples_are_text_tsv_lines_and_stream(tmp_path, tiny_beir):
 def test_score_transforms_rescale_each_query_and_the_summary_reports_the_positive_share(run, tmp_path):
     import pyarrow.parquet as pq
 
-    raw = export(run, tmp_path / "raw", ExportConfig(format="pylate-kd"))
+    raw = export(run, tmp_path / "raw", ExportConfig(format="pylate-kd", score_transform="none"))
     scaled = export(run, tmp_path / "minmax", ExportConfig(format="pylate-kd", score_transform="minmax"))
     standard = export(run, tmp_path / "z", ExportConfig(format="pylate-kd", score_transform="zscore"))
     for result in (raw, scaled, standard):
@@ -308,6 +308,49 @@ def test_score_transforms_rescale_each_query_and_the_summary_reports_the_positiv
         assert all(after[i] < after[j] for i in range(len(before)) for j in range(len(before)) if before[i] < before[j] - 1e-6)
     with pytest.raises(ConfigError):
         export(run, tmp_path / "t", ExportConfig(format="triplets", score_transform="minmax"))
+
+
+def test_auto_scales_pylate_kd_to_unit_range_and_leaves_the_raw_score_formats_raw(run, tmp_path):
+    """PyLate's Distillation min-max normalises the student's scores only, so its teacher scores must
+    arrive in [0, 1]; colbert-ai and FlagEmbedding softmax raw student scores, so theirs stay raw."""
+    default = export(run, tmp_path / "pl", ExportConfig(format="pylate-kd"))
+    minmax = export(run, tmp_path / "pl-minmax", ExportConfig(format="pylate-kd", score_transform="minmax"))
+    assert default.stats.score_transform == "minmax"
+    assert (tmp_path / "pl" / "train.parquet").read_bytes() == (tmp_path / "pl-minmax" / "train.parquet").read_bytes()
+    assert default.stats.positive_softmax_share == minmax.stats.positive_softmax_share
+    manifest = json.loads((tmp_path / "pl" / ".hardneg" / "manifest.json").read_text())
+    assert manifest["config"]["score_transform"] == "minmax" and manifest["stats"]["score_transform"] == "minmax"
+    rows = pq.read_table(tmp_path / "pl" / "train.parquet").to_pylist()
+    assert min(min(r["scores"]) for r in rows) == 0.0 and max(max(r["scores"]) for r in rows) == 1.0
+    for fmt, name in (("flagembedding", "train.jsonl"), ("tevatron", "train.jsonl")):
+        auto = export(run, tmp_path / fmt, ExportConfig(format=fmt))
+        none = export(run, tmp_path / f"{fmt}-none", ExportConfig(format=fmt, score_transform="none"))
+        assert auto.stats.score_transform == none.stats.score_transform == "none"
+        assert (tmp_path / fmt / name).read_bytes() == (tmp_path / f"{fmt}-none" / name).read_bytes()
+    colbert = export(run, tmp_path / "colbert", ExportConfig(format="colbert", scores=True))
+    assert colbert.stats.score_transform == "none"
+    assert export(run, tmp_path / "triplets", ExportConfig(format="triplets")).stats.score_transform == "none"
+
+
+def test_a_trainer_that_normalises_each_row_reads_the_same_targets_whatever_the_export_transform(run, tmp_path):
+    """minmax and zscore are per-query positive affine maps, which a row's min-max undoes: hardneg's
+    `train --loss distillation` (and PyLate's default) see identical targets from all three exports,
+    which is why the transform is for trainers that do not normalise (docs/trainers.md)."""
+    import torch
+
+    from hardneg.losses import minmax_rows
+
+    targets = {}
+    for how in ("none", "minmax", "zscore"):
+        export(run, tmp_path / how, ExportConfig(format="pylate-kd", score_transform=how))
+        rows = pq.read_table(tmp_path / how / "train.parquet").to_pylist()
+        targets[how] = {(r["query_id"], tuple(r["document_ids"])): r["scores"] for r in rows}
+    assert targets["none"].keys() == targets["minmax"].keys() == targets["zscore"].keys()
+    keys = sorted(targets["none"])
+    normalised = {how: minmax_rows(torch.tensor([t[k] for k in keys], dtype=torch.float64)) for how, t in targets.items()}
+    assert not torch.allclose(torch.tensor([targets["none"][k] for k in keys]), torch.tensor([targets["zscore"][k] for k in keys]))
+    torch.testing.assert_close(normalised["none"], normalised["minmax"], atol=1e-5, rtol=0)
+    torch.testing.assert_close(normalised["none"], normalised["zscore"], atol=1e-5, rtol=0)
 
 
 def test_the_export_summary_suggests_a_transform_only_for_nearly_uniform_targets():

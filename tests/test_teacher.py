@@ -67,7 +67,7 @@ def test_kd_depth_with_a_teacher_exports_fixed_width_teacher_scored_rows(tmp_pat
     run = run_mine(TINY_BEIR, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), mcfg, workdir=tmp_path / "wd").path
     manifest = json.loads((run / "manifest.json").read_text())
     assert manifest["cross_encoder"]["name"] == path and manifest["config"]["kd_depth"] == 4
-    out = export(run, tmp_path / "kd", ExportConfig(format="pylate-kd"))
+    out = export(run, tmp_path / "kd", ExportConfig(format="pylate-kd", score_transform="none"))  # raw: compared below
     rows = pq.read_table(tmp_path / "kd" / "train.parquet").to_pylist()
     assert rows and all(len(r["document_ids"]) == 4 == len(r["scores"]) for r in rows)
     assert json.loads((tmp_path / "kd" / ".hardneg" / "manifest.json").read_text())["scores_from"] == "teacher"
