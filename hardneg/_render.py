@@ -153,6 +153,9 @@ def nearly_uniform_targets(share: float | None, uniform: float | None) -> bool:
     return share is not None and uniform is not None and share < 1.5 * uniform
 
 
+_TRANSFORM_WORDS = {"none": "raw", "minmax": "min-max scaled", "zscore": "z-scored"}
+
+
 def render_export(console: Console, stats: dict[str, Any], path: str | None) -> None:
     lines = [f"export ({stats['format']}, nway {stats['nway']}): {stats['rows']:,} rows for {stats['queries']:,} queries"]
     if stats["queries_without_negatives"]:
@@ -163,7 +166,7 @@ def render_export(console: Console, stats: dict[str, Any], path: str | None) -> 
         lines.append(f"  scores: {stats['score_source']}")
     if stats.get("positive_softmax_share") is not None:
         lines.append(
-            f"  teacher targets ({stats.get('score_transform', 'none')} scores): the positive gets {stats['positive_softmax_share']:.1%} "
+            f"  teacher targets ({_TRANSFORM_WORDS.get(stats.get('score_transform', 'none'), '?')} scores): the positive gets {stats['positive_softmax_share']:.1%} "
             f"of softmax(scores) on average (uniform: {stats['uniform_share']:.1%})"
             + ("; nearly uniform targets teach little: consider --score-transform minmax"
                if stats.get("score_transform") == "none" and nearly_uniform_targets(stats["positive_softmax_share"], stats.get("uniform_share"))

@@ -372,4 +372,5 @@ def test_the_export_summary_suggests_a_transform_only_for_nearly_uniform_targets
         return out.getvalue()
 
     assert "consider --score-transform minmax" in summary(0.15, "none")
+    assert "teacher targets (raw scores)" in summary(0.15, "none") and "(min-max scaled scores)" in summary(0.15, "minmax")
     assert "consider" not in summary(0.68, "none") and "consider" not in summary(0.15, "minmax")
