@@ -29,6 +29,7 @@ negatives. Lower is better.
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import platform
@@ -350,7 +351,10 @@ def train_and_eval(
     model = base
     trained_s = 0.0
     if export_dir is not None:
-        model_dir = work / "models" / f"{export_dir.name}-{student}-{loss or 'default'}-s{seed}"
+        # Rows that share an export but not the training arguments (epochs, --kd-normalize) get
+        # their own checkpoint directory, so a killed unit's leftovers never meet another row's.
+        tag = "-" + hashlib.sha256(" ".join(extra).encode()).hexdigest()[:8] if extra else ""
+        model_dir = work / "models" / f"{export_dir.name}-{student}-{loss or 'default'}-s{seed}{tag}"
         args = ["train", str(export_dir), "--out", str(model_dir), "--model", base, "--architecture", student,
                 "--negatives-per-row", str(negatives), "--seed", str(seed), "--quiet",
                 # The same weights either way (tested); 24 GB here, so the faster setting.
