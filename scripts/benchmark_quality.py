@@ -620,6 +620,11 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         Method(f"hardneg-epochs-{LOOP_ROUNDS}", f"hardneg-default negatives (round 0), trained {LOOP_ROUNDS} epochs: the "
                "loop's control (as many epochs, no re-mining)", both, hn_rows("default", sampling="random", **window),
                hn_proxy("default", sampling="random", **window), train_args=("--epochs", str(LOOP_ROUNDS))),
+        Method(f"st-relmargin-top-100-epochs-{LOOP_ROUNDS}", f"st-relmargin-top-100's rows trained {LOOP_ROUNDS} epochs: "
+               f"the best sentence-transformers row at hardneg-epochs-{LOOP_ROUNDS}'s training budget", both,
+               st_rows("st-relmargin-100", relative_margin=0.05, sampling_strategy="top", range_min=0, range_max=100),
+               st_proxy(relative_margin=0.05, sampling_strategy="top", range_min=0, range_max=100), seeded_mining=False,
+               train_args=("--epochs", str(LOOP_ROUNDS))),
         Method(f"hardneg-loop-{LOOP_ROUNDS}", f"`hardneg loop --rounds {LOOP_ROUNDS}`: re-mine with each round's "
                "checkpoint, continue training from it (ANCE); default window and sampling", ("biencoder",), None,
                trained=loop_model("loop", True)),
