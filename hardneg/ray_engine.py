@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -100,11 +101,16 @@ def _map_units(ray: Any, worker: type, constructor_args: tuple[Any, ...], units:
     context.execution_options.preserve_order = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)
     dataset = ray.data.from_items([{"unit": pickle.dumps(u)} for u in units], override_num_blocks=len(units))
-    mapped = dataset.map_batches(
-        worker, fn_constructor_args=constructor_args, batch_size=1, batch_format="pandas",
-        compute=ActorPoolStrategy(size=count), num_cpus=resources.get("num_cpus", 1), num_gpus=resources.get("num_gpus", 0),
-        max_restarts=2, max_task_retries=2,
-    )
+    with warnings.catch_warnings():
+        # Ray >= 2.60 deprecates remote args passed as **kwargs (removed in 2.64, hence the extra's
+        # `<2.64`) but names no replacement for the restart bounds: without them Ray Data restarts an
+        # actor forever, so a unit that kills its actor every time (out of memory) would never end.
+        warnings.filterwarnings("ignore", message=r"`ray_remote_args` is deprecated")
+        mapped = dataset.map_batches(
+            worker, fn_constructor_args=constructor_args, batch_size=1, batch_format="pandas",
+            compute=ActorPoolStrategy(size=count), num_cpus=resources.get("num_cpus", 1), num_gpus=resources.get("num_gpus", 0),
+            max_restarts=2, max_task_retries=2,
+        )
     for row in mapped.iter_rows():
         reporter.progress(label, 1)
         yield pickle.loads(row["result"])

@@ -12,6 +12,8 @@ from hardneg.cli import app
 
 ray = pytest.importorskip("ray")
 runner = CliRunner()
+# hardneg's own Ray calls print no deprecation warning on a user's terminal (an error here fails the run).
+pytestmark = pytest.mark.filterwarnings("error:`ray_remote_args` is deprecated")
 
 
 @pytest.fixture(scope="module", autouse=True)
