@@ -193,6 +193,7 @@ class SentenceTransformerEncoder:
                 devices = [f"cuda:{i % count}" for i in range(self.config.workers)]
             else:
                 devices = ["cpu"] * self.config.workers
+            quiet_pool_shutdown()
             self._pool = model.start_multi_process_pool(target_devices=devices)
 
     @property
@@ -206,26 +207,60 @@ class SentenceTransformerEncoder:
             self._load()
         prompt = self.spec.query_prompt if kind == "query" else self.spec.corpus_prompt
         half = self.precision != "fp32"
-        vectors = self._model.encode(
-            list(texts),
-            prompt=prompt or None,
-            batch_size=self.config.batch_size,
-            normalize_embeddings=not half,
-            convert_to_numpy=not half,
-            convert_to_tensor=half,
-            show_progress_bar=False,
-            pool=self._pool,
-        )
+        texts, batch = list(texts), self.config.batch_size
+        options: dict[str, Any] = {
+            "prompt": prompt or None, "batch_size": batch, "normalize_embeddings": not half,
+            "convert_to_numpy": not half, "convert_to_tensor": half, "show_progress_bar": False,
+        }
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        # Longest first, stable (what embed's callers already pass, so for them nothing moves): the
+        # batches below are slices of this order, padded no more than sentence-transformers' own sort.
+        order = sorted(range(len(texts)), key=lambda i: -len(texts[i]))
+        texts = [texts[i] for i in order]
+        if self._pool is not None:
+            # One chunk per batch, so each worker encodes exactly the batches one process would: by
+            # default sentence-transformers cuts len/workers/10 texts per chunk (batches of ~7 for a
+            # 128-text slice: slower, and in bf16 another padding moves a vector by ~1e-3).
+            vectors = self._model.encode(texts, pool=self._pool, chunk_size=batch, **options)
+        else:
+            # Batch by batch for the same reason: the batches are the caller's length-sorted slices,
+            # never regrouped by sentence-transformers' own (unstable) length sort.
+            parts = [self._model.encode(texts[i : i + batch], **options) for i in range(0, len(texts), batch)]
+            vectors = parts[0] if len(parts) == 1 else (torch_cat(parts) if half else np.concatenate(parts))
         if half:
             # Take the raw embeddings to float32 and normalise there (a bf16 norm is off by up to ~0.5%).
             vectors = vectors.float().cpu().numpy()
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return np.ascontiguousarray(vectors, dtype=np.float32)
+        out = np.empty((len(order), vectors.shape[1]), dtype=np.float32)
+        out[order] = vectors
+        return out
 
     def close(self) -> None:
         if self._pool is not None:
             self._model.stop_multi_process_pool(self._pool)
             self._pool = None
+
+
+def torch_cat(parts: list[Any]) -> Any:
+    import torch
+
+    return torch.cat(parts)
+
+
+RESOURCE_TRACKER_WARNING = "ignore:resource_tracker:UserWarning"
+
+
+def quiet_pool_shutdown() -> None:
+    """Keep "resource_tracker: There appear to be N leaked semaphore objects" off the user's stderr.
+
+    sentence-transformers stops its encoding pool by terminating the workers; each had created a
+    multiprocessing lock (tqdm's write lock) that it can no longer release, so at exit the resource
+    tracker unlinks them (the cleanup works) and warns about it. The tracker is its own process and
+    takes its warning filters from ``sys.warnoptions`` when it starts, i.e. at the pool's first queue.
+    """
+    if RESOURCE_TRACKER_WARNING not in sys.warnoptions:
+        sys.warnoptions.append(RESOURCE_TRACKER_WARNING)
 
 
 # Allocations of this size and more are served by mmap and returned to the OS when freed.

@@ -326,3 +326,25 @@ def test_corpus_shards_are_not_borrowed_across_corpora_models_or_shard_sizes(tmp
     corpus.write_text(corpus.read_text().replace('"text": "', '"text": "edited ', 1))
     edited = ensure_embeddings(tiny_beir, EmbedConfig(model="hashing", shard_size=16, split="test"), workdir)
     assert read_manifest(edited)["counts"]["encoded"] == 41
+
+
+def test_a_multi_process_embed_matches_one_process_and_prints_no_semaphore_warning(tmp_path, tiny_beir):
+    """`--workers 2`: byte-identical vectors to one process (each worker encodes whole batches of
+    the length-sorted texts: sentence-transformers' default chunks of ~7 texts padded differently and
+    moved bf16 vectors by ~1e-3); sentence-transformers terminates its workers, and the resource
+    tracker's "leaked semaphore objects" warning stays off the user's stderr."""
+    env = {**os.environ, "HF_HUB_OFFLINE": "1"}
+    vectors = {}
+    for workers in ("1", "2"):
+        out = tmp_path / f"emb-{workers}"
+        result = subprocess.run(
+            [sys.executable, "-m", "hardneg", "embed", str(tiny_beir), "--out", str(out), "--model", "minilm",
+             "--device", "cpu", "--workers", workers, "--quiet"],
+            capture_output=True, text=True, env=env,
+        )
+        assert result.returncode == 0, result.stderr
+        assert "leaked" not in result.stderr and "Warning" not in result.stderr, result.stderr
+        vectors[workers] = np.concatenate(
+            [np.asarray(pq.read_table(p).column("embedding").to_pylist(), dtype=np.float32) for p in list_shards(out / "corpus")]
+        )
+    assert vectors["1"].shape == (40, 384) and np.array_equal(vectors["1"], vectors["2"])
