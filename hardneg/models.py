@@ -204,3 +204,26 @@ def weights_fingerprint(path: str | Path) -> str:
             while chunk := fh.read(1 << 22):
                 digest.update(chunk)
     return digest.hexdigest()
+
+
+TRAINING_ST_MAJOR = 6
+"""`hardneg train`, `loop` and every ColBERT path use sentence-transformers 6's trainers and its
+multi-vector encoder; embedding, mining and exporting work from 5.0 (the `pool=` encode API)."""
+
+
+def require_sentence_transformers(major: int, what: str) -> None:
+    """A clear error, before any work, when the installed sentence-transformers is older than ``major``
+    (read from the package metadata: importing sentence-transformers takes seconds)."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        installed = version("sentence-transformers")
+    except PackageNotFoundError:
+        raise ModelError(f"{what} needs sentence-transformers >= {major}: pip install 'sentence-transformers[train]>={major},<7'") from None
+    match = re.match(r"(\d+)", installed)
+    if match and int(match.group(1)) < major:
+        raise ModelError(
+            f"{what} needs sentence-transformers >= {major} (installed: {installed}); embed, mine and export work "
+            f"with it. Install it in this environment (pip install 'sentence-transformers[train]>={major},<7') or, if "
+            "a trainer here pins an older one (PyLate 1.6 pins 5.3), run hardneg from its own venv (docs/trainers.md)"
+        )

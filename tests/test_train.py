@@ -321,3 +321,26 @@ def test_training_reports_progress_lines_and_checkpointing_gives_the_same_model(
     assert json.loads((tmp_path / "b" / "manifest.json").read_text())["config"]["gradient_checkpointing"] is None
     a, b = load_file(str(tmp_path / "a" / "model.safetensors")), load_file(str(tmp_path / "b" / "model.safetensors"))
     assert a.keys() == b.keys() and all(np.allclose(a[k], b[k], atol=1e-5) for k in a)
+
+
+@pytest.mark.parametrize(
+    ("args", "what"),
+    [
+        (["train", "EXPORT", "--out", "OUT"], "hardneg train"),
+        (["loop", str(TINY_BEIR), "--out", "OUT", "--rounds", "1"], "hardneg loop"),
+        (["eval", str(TINY_BEIR), "--model", "minilm", "--architecture", "colbert"], "a ColBERT model"),
+    ],
+)
+def test_training_and_colbert_need_sentence_transformers_6_and_say_so_before_any_work(tmp_path, monkeypatch, args, what):
+    """Mining works with sentence-transformers 5 (PyLate 1.6 pins 5.3); what needs 6 names the
+    installed version and the way out instead of failing on a missing module."""
+    import importlib.metadata
+
+    real = importlib.metadata.version
+    monkeypatch.setattr(importlib.metadata, "version", lambda name: "5.3.0" if name == "sentence-transformers" else real(name))
+    (tmp_path / "export").mkdir()
+    args = [a.replace("EXPORT", str(tmp_path / "export")).replace("OUT", str(tmp_path / "out")) for a in args]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    assert f"{what}" in result.output and "needs sentence-transformers >= 6 (installed: 5.3.0)" in result.output
+    assert "Traceback" not in result.output and not (tmp_path / "out").exists()
