@@ -158,10 +158,10 @@ def test_real_model_end_to_end(tmp_path):
 @needs_model
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_worker_count_does_not_change_the_result(tmp_path, precision):
-    """fp32: the same candidates, ranks and negatives whatever the worker count. bf16 (what
-    `--precision auto` picks on CPUs with native bf16): a vector depends at ~1e-3 on the padding of
-    the batch it was encoded in, and a pool batches differently, so near-tied ranks may swap; the
-    negatives (per-document hash draws) stay nearly all the same."""
+    """The same candidates, scores, ranks and negatives whatever the worker count, in fp32 and in
+    bf16 (what `--precision auto` picks on CPUs with native bf16, where a vector depends at ~1e-3
+    on its batch's padding): each worker encodes whole batches of the length-sorted texts, the
+    batches one process encodes."""
     outs = []
     for workers in ("1", "2"):
         result = runner.invoke(
@@ -173,12 +173,8 @@ def test_worker_count_does_not_change_the_result(tmp_path, precision):
         import pyarrow.parquet as pq
 
         rows = pq.read_table(f"run{workers}/candidates.parquet").to_pylist()
-        outs.append({(r["query_id"], r["doc_id"], r["rank"], r["selected"]) for r in rows})
-    if precision == "fp32":
-        assert outs[0] == outs[1]
-    else:
-        selected = [{(q, d) for q, d, _, s in out if s} for out in outs]
-        assert len(selected[0] & selected[1]) >= 0.9 * len(selected[0]) > 0
+        outs.append([(r["query_id"], r["doc_id"], r["rank"], r["score"], r["selected"]) for r in rows])
+    assert outs[0] == outs[1] and any(selected for *_, selected in outs[0])
 
 
 def test_a_wrong_choice_is_a_plain_message_naming_the_closest_choice():
