@@ -620,6 +620,10 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         Method(f"hardneg-epochs-{LOOP_ROUNDS}", f"hardneg-default negatives (round 0), trained {LOOP_ROUNDS} epochs: the "
                "loop's control (as many epochs, no re-mining)", both, hn_rows("default", sampling="random", **window),
                hn_proxy("default", sampling="random", **window), train_args=("--epochs", str(LOOP_ROUNDS))),
+        Method(f"hardneg-nv-fallback-epochs-{LOOP_ROUNDS}", f"hardneg-nv-fallback's rows (the default recipe) trained "
+               f"{LOOP_ROUNDS} epochs: the default against st-relmargin-top-100-epochs-{LOOP_ROUNDS} at an equal budget", both,
+               hn_rows("nv-fallback", **nv_fallback), hn_proxy("nv-fallback", **nv_fallback), seeded_mining=True,
+               train_args=("--epochs", str(LOOP_ROUNDS))),
         Method(f"st-relmargin-top-100-epochs-{LOOP_ROUNDS}", f"st-relmargin-top-100's rows trained {LOOP_ROUNDS} epochs: "
                f"the best sentence-transformers row at hardneg-epochs-{LOOP_ROUNDS}'s training budget", both,
                st_rows("st-relmargin-100", relative_margin=0.05, sampling_strategy="top", range_min=0, range_max=100),
