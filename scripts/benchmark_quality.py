@@ -394,6 +394,14 @@ class Method:
     trained: Callable[[int], tuple[Path, float, float]] | None = None
     """seed -> (a checkpoint the method trained itself, its training seconds, all its seconds): the loop rows, which
     train inside `hardneg loop`; evaluated as they are (``prepare`` is then unused)."""
+    rounds: int = 1
+    """Trainings the student went through in a row (the warm-started loop: one epoch per round)."""
+
+    @property
+    def epochs(self) -> int:
+        """The student's training budget in epochs: a row is compared with the best ST row of the same budget."""
+        args = self.train_args
+        return (int(args[args.index("--epochs") + 1]) if "--epochs" in args else 1) * self.rounds
 
 
 def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
@@ -631,7 +639,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                train_args=("--epochs", str(LOOP_ROUNDS))),
         Method(f"hardneg-loop-{LOOP_ROUNDS}", f"`hardneg loop --rounds {LOOP_ROUNDS}`: re-mine with each round's "
                "checkpoint, continue training from it (ANCE); default window and sampling", ("biencoder",), None,
-               trained=loop_model("loop", True)),
+               trained=loop_model("loop", True), rounds=LOOP_ROUNDS),
         Method("hardneg-teacher-loop", "`hardneg loop --config configs/colbert-teacher.toml` (the documented ColBERT recipe, "
                "one command): round 0 mines with the base model under the default rule (NV margin + fallback), round 1 "
                "fine-tunes the bi-encoder teacher on those negatives and re-mines with it under the same rule; the ColBERT "
@@ -735,7 +743,14 @@ def table(results: Path, dataset: str, student: str, methods: list[Method], comm
         return [f"(no results for {student} on {dataset} yet)"]
     means = {name: per_query_mean(u) for name, u in rows.items()}
     st_rows = [n for n in rows if n.startswith("st-")]
-    best_st = max(st_rows, key=lambda n: np.mean([u["metrics"]["ndcg@10"] for u in rows[n].values()])) if st_rows else None
+    # Each row against the best ST row of its own training budget (epochs): more epochs moved every
+    # recipe by more than the recipes differ, so a 3-epoch row against 1-epoch ST rows says nothing.
+    budget = {m.name: m.epochs for m in methods}
+    best_st_at: dict[int, str] = {}
+    for n in sorted(st_rows, key=lambda n: -np.mean([u["metrics"]["ndcg@10"] for u in rows[n].values()])):
+        best_st_at.setdefault(budget.get(n, 1), n)
+    best_st = best_st_at.get(1)
+    others = ", ".join(f"rows trained {e} epochs: `{n}`" for e, n in sorted(best_st_at.items()) if e != 1)
 
     def ci(name: str, ref: str | None) -> str:
         if ref is None or ref not in means or name == ref:
@@ -753,7 +768,8 @@ def table(results: Path, dataset: str, student: str, methods: list[Method], comm
         f"Command: `{command}`. Machine: {platform.machine()}, {os.cpu_count()} cores. nDCG@10 is the mean over seeds "
         "(± the standard deviation across seeds when there are several); Δ columns: paired bootstrap over test queries "
         "of the per-query nDCG@10 averaged over each row's seeds, 95% interval, `*` when it excludes 0. "
-        f"Best sentence-transformers row: `{best_st}`." + (f" Training pairs: {sample}." if sample else ""),
+        f"Best sentence-transformers row: `{best_st}`" + (f" ({others})" if others else "") + "."
+        + (f" Training pairs: {sample}." if sample else ""),
         "",
         "| method | seeds | nDCG@10 | Recall@100 | MRR@10 | Δ vs best ST | Δ vs in-batch | false-negative proxy | minutes (mine + train + eval) | settings |",
         "|---|---|---:|---:|---:|---|---|---|---:|---|",
@@ -773,7 +789,7 @@ def table(results: Path, dataset: str, student: str, methods: list[Method], comm
         timed = [x for x in u.values() if not x.get("train_time_unknown")] or list(u.values())
         minutes = np.mean([sum(x["seconds"].values()) for x in timed]) / 60
         lines.append(
-            f"| {name} | {','.join(map(str, sorted(u)))} | {np.mean(nd):.4f}{sd} | {rec:.4f} | {mrr:.4f} | {ci(name, best_st)} | "
+            f"| {name} | {','.join(map(str, sorted(u)))} | {np.mean(nd):.4f}{sd} | {rec:.4f} | {mrr:.4f} | {ci(name, best_st_at.get(budget.get(name, 1)))} | "
             f"{ci(name, 'in-batch')} | {proxy} | {minutes:.1f} | {settings.get(name, '')} |"
         )
     return lines
