@@ -222,15 +222,14 @@ class SentenceTransformerEncoder:
             # One chunk per batch, so each worker encodes exactly the batches one process would: by
             # default sentence-transformers cuts len/workers/10 texts per chunk (batches of ~7 for a
             # 128-text slice: slower, and in bf16 another padding moves a vector by ~1e-3).
-            vectors = self._model.encode(texts, pool=self._pool, chunk_size=batch, **options)
+            parts = [self._model.encode(texts, pool=self._pool, chunk_size=batch, **options)]
         else:
             # Batch by batch for the same reason: the batches are the caller's length-sorted slices,
             # never regrouped by sentence-transformers' own (unstable) length sort.
             parts = [self._model.encode(texts[i : i + batch], **options) for i in range(0, len(texts), batch)]
-            vectors = parts[0] if len(parts) == 1 else (torch_cat(parts) if half else np.concatenate(parts))
+        # Half precision: the raw embeddings go to float32 and are normalised there (a bf16 norm is off by up to ~0.5%).
+        vectors = np.concatenate([p.float().cpu().numpy() if half else p for p in parts])
         if half:
-            # Take the raw embeddings to float32 and normalise there (a bf16 norm is off by up to ~0.5%).
-            vectors = vectors.float().cpu().numpy()
             vectors = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
         out = np.empty((len(order), vectors.shape[1]), dtype=np.float32)
         out[order] = vectors
@@ -240,12 +239,6 @@ class SentenceTransformerEncoder:
         if self._pool is not None:
             self._model.stop_multi_process_pool(self._pool)
             self._pool = None
-
-
-def torch_cat(parts: list[Any]) -> Any:
-    import torch
-
-    return torch.cat(parts)
 
 
 RESOURCE_TRACKER_WARNING = "ignore:resource_tracker:UserWarning"

@@ -63,7 +63,7 @@ from hardneg.config import (
     identity as config_identity,
 )
 from hardneg.errors import ConfigError, InputError
-from hardneg.models import BUNDLED_MODEL, TRAINING_ST_MAJOR, require_sentence_transformers
+from hardneg.models import BUNDLED_MODEL, require_training_sentence_transformers
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import read_table
 from hardneg.writes import check_writable_parent, prepare_out, writing
@@ -132,7 +132,7 @@ def run_loop(
             f"{train_config.resolved_loss!r}; distil with `hardneg mine --teacher ... --kd-depth N` and `hardneg train --loss distillation`"
         )
     if trainer is None:
-        require_sentence_transformers(TRAINING_ST_MAJOR, "hardneg loop (it trains every round)")
+        require_training_sentence_transformers("hardneg loop (it trains every round)")
     # One policy with the one-liner (pipeline.run_mine): the index's recall check is at the mining
     # depth, and the Ray engine searches exactly.
     index_config = dataclasses.replace(index_config, recall_k=mine_config.max_rank)

@@ -211,11 +211,12 @@ TRAINING_ST_MAJOR = 6
 multi-vector encoder; embedding, mining and exporting work from 5.0 (the `pool=` encode API)."""
 
 
-def require_sentence_transformers(major: int, what: str) -> None:
-    """A clear error, before any work, when the installed sentence-transformers is older than ``major``
-    (read from the package metadata: importing sentence-transformers takes seconds)."""
+def require_training_sentence_transformers(what: str) -> None:
+    """A clear error, before any work, when the installed sentence-transformers is older than
+    ``TRAINING_ST_MAJOR`` (read from the package metadata: importing sentence-transformers takes seconds)."""
     from importlib.metadata import PackageNotFoundError, version
 
+    major = TRAINING_ST_MAJOR
     try:
         installed = version("sentence-transformers")
     except PackageNotFoundError:

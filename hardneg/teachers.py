@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 
 
 from hardneg.encoders import apply_onednn, default_device, quiet_transformers, tune_child_allocators, uses_onednn
-from hardneg.models import TRAINING_ST_MAJOR, require_sentence_transformers, resolve_path_or_hub, weights_fingerprint
+from hardneg.models import require_training_sentence_transformers, resolve_path_or_hub, weights_fingerprint
 
 # The vectors a bi-encoder or ColBERT teacher keeps between calls (see VectorScorer).
 TEACHER_MEMO_BYTES = 1 << 30
@@ -80,7 +80,7 @@ class CrossEncoderScorer:
 def load_colbert(path: str, device: str | None = None) -> Any:
     """A ColBERT (multi-vector) model from a local directory: a ColBERT checkpoint as it is, a plain
     sentence-transformers model with a new 128-d projection head (seed torch first to fix it)."""
-    require_sentence_transformers(TRAINING_ST_MAJOR, "a ColBERT model")
+    require_training_sentence_transformers("a ColBERT model")
     from sentence_transformers.multi_vector_encoder import MultiVectorEncoder
 
     quiet_transformers()

@@ -57,7 +57,7 @@ from hardneg.encoders import default_device, quiet_transformers, tune_child_allo
 from hardneg.errors import ArtifactError, ConfigError, ModelError
 from hardneg.export import PYLATE_DOCUMENTS, PYLATE_QUERIES, PYLATE_TRAIN, ST_FILE
 from hardneg.losses import labelled_pairs, minmax_rows, model_and_loss  # noqa: F401 - minmax_rows re-exported
-from hardneg.models import TRAINING_ST_MAJOR, require_sentence_transformers, resolve_model, weights_fingerprint
+from hardneg.models import require_training_sentence_transformers, resolve_model, weights_fingerprint
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import read_table
 from hardneg.writes import atomic_dir, prepare_out, writing
@@ -191,7 +191,7 @@ def train(
         force: retrain even when an up-to-date checkpoint is at ``out``; replace a foreign directory.
         reporter: progress and status sink.
     """
-    require_sentence_transformers(TRAINING_ST_MAJOR, "hardneg train")
+    require_training_sentence_transformers("hardneg train")
     export_dir, out = Path(export_dir), Path(out)
     data_path, data, columns, data_summary = _training_data(export_dir, config)
     spec = resolve_model(model)
