@@ -35,7 +35,7 @@ from hardneg.artifacts import (
     write_manifest,
 )
 from hardneg.config import EmbedConfig, as_dict
-from hardneg.encoders import Encoder, load_encoder
+from hardneg.encoders import Encoder, load_encoder, longest_first
 from hardneg.errors import HardnegError, ModelError
 from hardneg.inputs import Dataset, Document, Query
 from hardneg.progress import NULL_REPORTER, Reporter
@@ -134,7 +134,8 @@ class _VectorCache:
         fresh: dict[str, np.ndarray] = {}
         if todo:
             batch = int(getattr(getattr(encoder, "config", None), "batch_size", 64) or 64)
-            order = sorted(todo, key=lambda k: -len(todo[k]))  # stable: ties keep input order
+            pending = list(todo)
+            order = [pending[i] for i in longest_first(list(todo.values()))]
             step = batch * PROGRESS_BATCHES
             for start in range(0, len(order), step):
                 part = order[start : start + step]
