@@ -369,12 +369,15 @@ def train_and_eval(
     # --allow-seen-queries: SciFact's test claims 870 and 1292 have the same text as train claims 871
     # and 1291, so every trained model has seen 2 of the 300 test queries (the same 2 for every
     # method); hardneg eval refuses that unless told, and we report it here.
+    # The evaluation cache is the unit's own: removing it must never pull the files from under another
+    # unit evaluating at the same time with the same --work (a shared one did, and failed that unit).
+    eval_cache = work / "eval-cache" / Path(model).name
     out = cli(["eval", str(data), "--model", model, "--split", "test", "--architecture", student, "--json", "--per-query",
-               "--allow-seen-queries", "--workdir", str(work / "eval-cache")])
+               "--allow-seen-queries", "--workdir", str(eval_cache)])
     result = json.loads(out)
     if export_dir is not None:
         shutil.rmtree(model, ignore_errors=True)  # checkpoints are large; the result is what is kept
-        shutil.rmtree(work / "eval-cache", ignore_errors=True)
+        shutil.rmtree(eval_cache, ignore_errors=True)
     return result, trained_s, time.time() - t1
 
 
