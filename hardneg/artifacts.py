@@ -264,7 +264,7 @@ def read_manifest(path: str | Path, kind: str | None = None) -> dict[str, Any]:
         raise ArtifactError(f"{directory}: is a file, not {what}{_how_to_get(kind)}")
     manifest_path = manifest_file(directory)
     if not manifest_path.is_file():
-        if (directory / "corpus.jsonl").is_file():
+        if (directory / "corpus.jsonl").is_file() or (directory / "corpus.jsonl.gz").is_file():
             raise ArtifactError(f"{directory}: is raw input (a BEIR folder), not {what}{_how_to_get(kind)}")
         raise ArtifactError(
             f"{directory}: no {MANIFEST}; this is not a complete hardneg artifact "

@@ -1,7 +1,7 @@
 """The workdir cache (`hardneg cache`): what the one-liner keeps under ``$HARDNEG_HOME``, and pruning it.
 
 Layout (see ``hardneg.pipeline``): ``embeddings/<fingerprint>``, ``index/<fingerprint>``, their
-resumable ``<fingerprint>.partial`` work directories, and ``stdin/<hash>.jsonl`` spools of piped
+resumable ``<fingerprint>.partial`` work directories, and ``stdin/<hash>.jsonl`` (``.jsonl.gz``, ``.parquet``) spools of piped
 input. Entries are used by fingerprint, so removing any of them only costs recomputation. An entry
 that a live process is writing (its lock is held) is never removed.
 """

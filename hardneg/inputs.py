@@ -7,9 +7,13 @@ texts are never all held in memory.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import math
+import re
+import stat
 import unicodedata
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +32,23 @@ from hardneg.artifacts import (
 from hardneg.errors import InputError
 
 _BOM = b"\xef\xbb\xbf"
+
+# Field names read from pairs files, first present wins: hardneg's own, sentence-transformers' dataset
+# columns (anchor/positive, query/answer, question/answer) and FlagEmbedding's training rows
+# ({"query", "pos": [...], "neg": [...]}). Without --corpus, "neg" texts (and sentence-transformers'
+# n-tuple columns negative_1..n) join the corpus as documents (FlagEmbedding's hn_mine pools pos + neg
+# the same way); they are never judged negatives. Tevatron's rows ({"query_id", "query",
+# "positive_passages": [{"docid", "title", "text"}], "negative_passages": [...]}) read the same way.
+QUERY_FIELDS = ("query", "anchor", "question")
+POSITIVE_FIELDS = ("positive", "pos", "answer", "positive_passages")
+NEGATIVE_FIELDS = ("negative", "neg", "negative_passages")
+_NTUPLE_NEGATIVE = re.compile(r"negative_[0-9]+")
+PAIRS_READER = "v2"  # bumped when the same pairs file reads as another corpus or other queries
+QUERY_ID_FIELDS = ("query_id", "qid")
+POSITIVE_ID_FIELDS = ("positive_id", "pid", "doc_id")
+# Corpus lines: BEIR's, Pyserini's ({"id", "contents"}) and Tevatron's ({"docid", "title", "text"}).
+DOC_ID_FIELDS = ("_id", "id", "doc_id", "docid")
+DOC_TEXT_FIELDS = ("text", "contents")
 MAX_LINE_BYTES = 8 * 1024 * 1024  # one record; longer usually means a file that is not JSON Lines
 
 
@@ -66,15 +87,55 @@ class Dataset:
 # --------------------------------------------------------------------------- low-level readers
 
 
+def is_stream(path: Path) -> bool:
+    """A pipe, a device or a socket (``<(...)``, ``/dev/stdin``): it can be read only once."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return False
+    return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
+
+
+STREAM_HINT = "write it to a file first, or pipe JSONL pairs to '-' (mine and embed keep a copy of a pipe in --workdir)"
+
+
+def refuse_stream(path: Path, where: str | Path, hint: str = STREAM_HINT) -> None:
+    """An InputError for a pipe or device where a file that can be read twice is needed."""
+    if is_stream(path):
+        raise InputError(f"is a pipe or a device, which can be read only once; {hint}", where)
+
+
+def is_gzip(path: Path) -> bool:
+    return path.name.endswith(".gz")
+
+
+GZIP_ERRORS = (OSError, EOFError, zlib.error)  # what a truncated or non-gzip stream raises
+
+
+def _gzip_failure(exc: BaseException, name: str, line: int | None = None) -> InputError:
+    return InputError(f"cannot decompress ({exc or type(exc).__name__}); is it a complete gzip file?", name, line)
+
+
+def _lines(fh: Any, name: str) -> Iterator[tuple[int, bytes]]:
+    """(line number, raw line) of an open file; a damaged gzip stream is an InputError at its line."""
+    lineno = 0
+    try:
+        for lineno, raw in enumerate(fh, 1):
+            yield lineno, raw
+    except GZIP_ERRORS as exc:
+        raise _gzip_failure(exc, name, lineno + 1) from None
+
+
 def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (line number, object) for each non-blank line after ``start_after``; BOM and CRLF tolerated."""
+    """Yield (line number, object) for each non-blank line after ``start_after``; BOM and CRLF
+    tolerated, a ``.gz`` file read through gzip (as the BEIR sets on the Hugging Face hub ship)."""
     name = display or str(path)
     try:
-        fh = open(path, "rb")
+        fh = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
     except OSError as exc:
         raise InputError(f"cannot read file ({exc.strerror})", name) from None
     with fh:
-        for lineno, raw in enumerate(fh, 1):
+        for lineno, raw in _lines(fh, name):
             if lineno <= start_after:
                 continue
             if lineno == 1 and raw.startswith(_BOM):
@@ -104,8 +165,11 @@ def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> 
             yield lineno, obj
 
 
-def iter_parquet(path: Path, required: tuple[str, ...], display: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (1-based row number, row dict) from a Parquet file, in batches; checks required columns."""
+def iter_parquet(
+    path: Path, required: tuple[tuple[str, ...], ...], display: str | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (1-based row number, row dict) from a Parquet file, in batches; checks that one column
+    of each group of ``required`` names is there."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -115,9 +179,9 @@ def iter_parquet(path: Path, required: tuple[str, ...], display: str | None = No
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"cannot read Parquet file ({exc})", name) from None
     columns = pf.schema_arrow.names
-    missing = [c for c in required if c not in columns]
+    missing = [names for names in required if not any(c in columns for c in names)]
     if missing:
-        raise InputError(f"missing column '{missing[0]}'; found columns: {', '.join(columns) or '(none)'}", name)
+        raise InputError(f"missing column {_names(missing[0])}; found columns: {', '.join(columns) or '(none)'}", name)
     row = 0
     for batch in pf.iter_batches(batch_size=8192):
         for record in batch.to_pylist():
@@ -125,7 +189,9 @@ def iter_parquet(path: Path, required: tuple[str, ...], display: str | None = No
             yield row, record
 
 
-def _iter_records(path: Path, required: tuple[str, ...], display: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+def _iter_records(
+    path: Path, required: tuple[tuple[str, ...], ...], display: str | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
     if path.suffix == ".parquet":
         return iter_parquet(path, required, display)
     return iter_jsonl(path, display)
@@ -152,38 +218,152 @@ def _field(obj: dict[str, Any], names: tuple[str, ...], where: tuple[str, int], 
                 raise InputError(f"field '{name}' contains a NUL byte; remove it (binary data is not text)", *where)
             return value
     if required:
-        raise InputError(f"missing field '{names[0]}'", *where)
+        null = next((n for n in names if n in obj), None)
+        if null is not None:
+            raise InputError(f"field '{null}' is null", *where)
+        found = ", ".join(list(obj)[:12]) or "(none)"
+        raise InputError(f"missing field {_names(names)}; found fields: {found}", *where)
     return None
 
 
-def _read_document(obj: dict[str, Any], where: tuple[str, int]) -> Document:
-    doc_id = _field(obj, ("_id", "id", "doc_id"), where, kind="id")
-    text = _field(obj, ("text",), where, kind="text")
+def _names(names: tuple[str, ...]) -> str:
+    """'query' or 'query' (or 'anchor', 'question'): a field and the other names it may have."""
+    rest = ", ".join(f"'{n}'" for n in names[1:])
+    return f"'{names[0]}'" + (f" (or {rest})" if rest else "")
+
+
+def _positives(obj: dict[str, Any], where: tuple[str, int]) -> list[tuple[str, str | None]]:
+    """(text, id or None) of a pairs row's positives: one text, a list of texts (FlagEmbedding's
+    ``pos``) with, optionally, a list of as many ids, or Tevatron's passage objects."""
+    name = next((n for n in POSITIVE_FIELDS if obj.get(n) is not None), None)
+    if name is None:
+        _field(obj, POSITIVE_FIELDS, where, kind="text")  # raises: the field is missing or null
+        raise AssertionError("unreachable")
+    docs = _documents_of(obj, name, where)
+    if not docs:
+        raise InputError(f"field '{name}' is an empty list; give at least one positive", *where)
+    for text, _, label in docs:
+        if is_blank(text):
+            raise InputError(f"field '{label}' is empty (nothing but whitespace or invisible characters)", *where)
+    value = obj[name]
+    if not isinstance(value, list):
+        return [(docs[0][0], _field(obj, POSITIVE_ID_FIELDS, where, kind="id", required=False))]
+    id_name = next((n for n in POSITIVE_ID_FIELDS if obj.get(n) is not None), None)
+    if id_name is None or any(isinstance(v, dict) for v in value):  # passages carry their own ids
+        return [(text, did) for text, did, _ in docs]
+    if not isinstance(obj[id_name], list) or len(obj[id_name]) != len(docs):
+        raise InputError(f"field '{id_name}' must be a list of {len(docs)} ids, one per text of '{name}'", *where)
+    return list(zip([text for text, _, _ in docs], _list_field(obj, id_name, where, kind="id")))
+
+
+def _pool_documents(obj: dict[str, Any], where: tuple[str, int]) -> list[tuple[str, str | None]]:
+    """(text, id or None) of a pairs row's negatives: ``negative``/``neg`` (one text or a list),
+    Tevatron's ``negative_passages`` and the n-tuple columns ``negative_1``, ``negative_2``, ... of
+    sentence-transformers' datasets."""
+    names = [n for n in NEGATIVE_FIELDS if obj.get(n) is not None][:1]
+    names += sorted((n for n in obj if _NTUPLE_NEGATIVE.fullmatch(n) and obj[n] is not None), key=lambda n: int(n[9:]))
+    docs = [doc for name in names for doc in _documents_of(obj, name, where)]
+    return [(text, did) for text, did, _ in docs if not is_blank(text)]  # an empty negative is no document
+
+
+def _documents_of(obj: dict[str, Any], name: str, where: tuple[str, int]) -> list[tuple[str, str | None, str]]:
+    """(text, id or None, label for errors) of a field holding documents: one text, a list of texts,
+    or Tevatron's passage objects (title + text, docid)."""
+    value = obj[name]
+    if not isinstance(value, list):
+        text = _field(obj, (name,), where, kind="text")
+        assert text is not None
+        return [(text, None, name)]
+    if any(isinstance(v, dict) for v in value):
+        return [(text, did, f"{name}[{i}]") for i, (text, did) in enumerate(_passages(obj, name, where))]
+    return [(text, None, f"{name}[{i}]") for i, text in enumerate(_list_field(obj, name, where, kind="text"))]
+
+
+def _passages(obj: dict[str, Any], name: str, where: tuple[str, int]) -> list[tuple[str, str | None]]:
+    """Tevatron's passage objects ``[{"docid", "title", "text"}, ...]``: (title + text, docid or None)."""
+    out: list[tuple[str, str | None]] = []
+    for i, item in enumerate(obj[name]):
+        label = f"{name}[{i}]"
+        if not isinstance(item, dict):
+            raise InputError(f"field '{label}' must be an object with 'text' (and 'docid', 'title'), got {type(item).__name__}", *where)
+        fields = {f"{label}.{key}": value for key, value in item.items()}
+        text = _field(fields, tuple(f"{label}.{n}" for n in DOC_TEXT_FIELDS), where, kind="text")
+        title = _field(fields, (f"{label}.title",), where, kind="text", required=False) or ""
+        assert text is not None
+        out.append((doc_text(title, text), _field(fields, tuple(f"{label}.{n}" for n in DOC_ID_FIELDS), where, kind="id", required=False)))
+    return out
+
+
+def _list_field(obj: dict[str, Any], name: str, where: tuple[str, int], *, kind: str) -> list[str]:
+    """The items of a list field, each checked as ``_field`` checks one value ('pos[2]' in errors)."""
+    items = []
+    for i, value in enumerate(obj[name]):
+        label = f"{name}[{i}]"
+        if value is None:
+            raise InputError(f"field '{label}' is null", *where)
+        item = _field({label: value}, (label,), where, kind=kind)
+        assert item is not None
+        items.append(item)
+    return items
+
+
+def _read_document(obj: dict[str, Any], where: tuple[str, int], *, ids_required: bool = True) -> tuple[Document, bool]:
+    """The document of a corpus line, and whether its id was made from its text (a pairs file's
+    corpus may leave ids out, as FlagEmbedding's candidate pool does: ``d-`` + a hash of the text)."""
+    doc_id = _field(obj, DOC_ID_FIELDS, where, kind="id", required=ids_required)
+    text = _field(obj, DOC_TEXT_FIELDS, where, kind="text")
     title = _field(obj, ("title",), where, kind="text", required=False) or ""
-    assert doc_id is not None and text is not None
+    assert text is not None
+    made = doc_id is None
+    if doc_id is None:
+        doc_id = _stable_id("d", doc_text(title, text))
     if is_blank(text) and is_blank(title):
         raise InputError(
             f"document '{doc_id}' has empty text (nothing but whitespace or invisible characters); remove it or give it text",
             *where,
         )
-    return Document(doc_id, title, text)
+    return Document(doc_id, title, text), made
 
 
 # --------------------------------------------------------------------------- BEIR
 
 
+def beir_file(folder: Path, name: str) -> Path | None:
+    """``folder/name`` or its gzipped ``name.gz``; both at once is ambiguous, so an error."""
+    found = [p for p in (folder / name, folder / f"{name}.gz") if p.is_file()]
+    if len(found) > 1:
+        raise InputError(f"both {name} and {name}.gz are here; keep one", folder)
+    return found[0] if found else None
+
+
 def is_beir_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "corpus.jsonl").is_file() and (path / "queries.jsonl").is_file()
+    """A folder with a corpus and queries file, each plain or gzipped."""
+    return path.is_dir() and all(
+        (path / n).is_file() or (path / f"{n}.gz").is_file() for n in ("corpus.jsonl", "queries.jsonl")
+    )
 
 
-def _scan_corpus(path: Path, display: str | None = None) -> tuple[set[str], dict[str, str], int]:
+def _iter_documents(path: Path, display: str | None = None, *, ids_required: bool = True) -> Iterator[tuple[int, Document]]:
+    """(line, document) of a corpus file. A document without an id whose text came before is the
+    same document (its id is made from the text) and is read once."""
+    name = display or str(path)
+    made_ids: set[str] = set()
+    for lineno, obj in _iter_records(path, (DOC_TEXT_FIELDS,), display):
+        doc, made = _read_document(obj, (name, lineno), ids_required=ids_required)
+        if made:
+            if doc.doc_id in made_ids:
+                continue
+            made_ids.add(doc.doc_id)
+        yield lineno, doc
+
+
+def _scan_corpus(path: Path, display: str | None = None, *, ids_required: bool = True) -> tuple[set[str], dict[str, str], int]:
     """Validate a corpus file in one streaming pass: returns its ids, text-hash -> id, and size."""
     ids: set[str] = set()
     by_hash: dict[str, str] = {}
     first_line: dict[str, int] = {}
     name = display or str(path)
-    for lineno, obj in _iter_records(path, ("text",), display):
-        doc = _read_document(obj, (name, lineno))
+    for lineno, doc in _iter_documents(path, display, ids_required=ids_required):
         if doc.doc_id in ids:
             raise InputError(
                 f"duplicate document id '{doc.doc_id}' (first seen on line {first_line[doc.doc_id]}); ids must be unique",
@@ -198,10 +378,9 @@ def _scan_corpus(path: Path, display: str | None = None) -> tuple[set[str], dict
     return ids, by_hash, len(ids)
 
 
-def _stream_corpus(path: Path, display: str | None = None) -> Iterator[Document]:
-    name = display or str(path)
-    for lineno, obj in _iter_records(path, ("text",), display):
-        yield _read_document(obj, (name, lineno))
+def _stream_corpus(path: Path, display: str | None = None, *, ids_required: bool = True) -> Iterator[Document]:
+    for _, doc in _iter_documents(path, display, ids_required=ids_required):
+        yield doc
 
 
 def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
@@ -212,6 +391,11 @@ def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
         data = path.read_bytes()
     except OSError as exc:
         raise InputError(f"cannot read file ({exc.strerror})", name) from None
+    if is_gzip(path):
+        try:
+            data = gzip.decompress(data)
+        except GZIP_ERRORS as exc:
+            raise _gzip_failure(exc, name) from None
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
     for lineno, raw in enumerate(data.split(b"\n"), 1):
@@ -223,12 +407,14 @@ def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
             text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InputError(f"not valid UTF-8 (byte {exc.start} of the line)", name, lineno) from None
-        parts = text.split("\t")
+        # Tab-separated (BEIR, MS MARCO); a line without a tab is split on spaces (TREC qrels files).
+        parts = text.split("\t") if "\t" in text else text.split()
         if len(parts) == 4:  # TREC style: qid iteration docid score
             parts = [parts[0], parts[2], parts[3]]
         if len(parts) != 3:
             raise InputError(
-                f"expected 3 tab-separated fields (query-id, corpus-id, score), found {len(parts)}", name, lineno
+                f"expected 3 tab-separated fields (query-id, corpus-id, score) or 4 (TREC: query-id, iteration, "
+                f"corpus-id, score), found {len(parts)}", name, lineno
             )
         if not rows and is_qrels_header(parts):
             continue  # a header is recognised by what it says, never by a failed parse
@@ -260,11 +446,15 @@ def is_qrels_header(parts: list[str]) -> bool:
 
 
 def load_beir(path: Path, split: str) -> Dataset:
-    """Validate a BEIR folder's corpus, queries and ``qrels/<split>.tsv``."""
-    corpus_path, queries_path = path / "corpus.jsonl", path / "queries.jsonl"
-    qrels_path = path / "qrels" / f"{split}.tsv"
-    if not qrels_path.is_file():
-        available = sorted(p.stem for p in (path / "qrels").glob("*.tsv")) if (path / "qrels").is_dir() else []
+    """Validate a BEIR folder's corpus, queries and ``qrels/<split>.tsv`` (each may be gzipped)."""
+    corpus_path, queries_path = beir_file(path, "corpus.jsonl"), beir_file(path, "queries.jsonl")
+    assert corpus_path is not None and queries_path is not None  # load_input checked is_beir_dir
+    qrels_path = beir_file(path / "qrels", f"{split}.tsv")
+    if qrels_path is None:
+        available = (
+            sorted({p.name.removesuffix(".gz").removesuffix(".tsv") for p in (path / "qrels").iterdir() if p.name.endswith((".tsv", ".tsv.gz"))})
+            if (path / "qrels").is_dir() else []
+        )
         raise InputError(
             f"no qrels for split '{split}'; available splits: {', '.join(available) or '(none)'} (use --split)",
             path / "qrels",
@@ -275,8 +465,8 @@ def load_beir(path: Path, split: str) -> Dataset:
     queries: dict[str, Query] = {}
     for lineno, obj in iter_jsonl(queries_path):
         where = (str(queries_path), lineno)
-        qid = _field(obj, ("_id", "id", "query_id"), where, kind="id")
-        text = _field(obj, ("text",), where, kind="text")
+        qid = _field(obj, ("_id", "id", "query_id", "qid"), where, kind="id")
+        text = _field(obj, ("text", "query"), where, kind="text")  # BEIR's, or Tevatron's {"query_id", "query"}
         assert qid is not None and text is not None
         if qid in queries:
             raise InputError(f"duplicate query id '{qid}'; ids must be unique", *where)
@@ -312,7 +502,9 @@ def _stable_id(prefix: str, text: str) -> str:
     return f"{prefix}-{hashlib.blake2b(normalize_text(text).encode(), digest_size=8).hexdigest()}"
 
 
-def load_pairs(path: Path, corpus: Path | None = None, display: str | None = None) -> Dataset:
+def load_pairs(
+    path: Path, corpus: Path | None = None, display: str | None = None, corpus_display: str | None = None
+) -> Dataset:
     """Validate a (query, positive) pairs file plus an optional corpus file.
 
     Positives are always part of the corpus: a positive whose text matches a corpus document (after
@@ -325,50 +517,53 @@ def load_pairs(path: Path, corpus: Path | None = None, display: str | None = Non
     by_hash: dict[str, str] = {}
     num_corpus = 0
     if corpus is not None:
-        corpus_ids, by_hash, num_corpus = _scan_corpus(corpus)
+        corpus_ids, by_hash, num_corpus = _scan_corpus(corpus, corpus_display, ids_required=False)
     extra_docs: dict[str, Document] = {}
     extra_line: dict[str, int] = {}
     queries: dict[str, Query] = {}
     qrels: dict[tuple[str, str], None] = {}
     in_corpus: dict[str, tuple[str, int]] = {}  # positive id given in --corpus -> (text hash, line), checked below
     rows = 0
-    for lineno, obj in _iter_records(path, ("query", "positive"), display):
+
+    def add_document(did: str, text: str, what: str, where: tuple[str, int]) -> None:
+        """A document the pairs file brings (a positive, or a negative pooled without --corpus)."""
+        if did in extra_docs and normalize_text(extra_docs[did].text) != normalize_text(text):
+            raise InputError(f"{what} id '{did}' appears with two different texts (first on line {extra_line[did]})", *where)
+        if did not in extra_docs:
+            extra_docs[did] = Document(did, "", text)
+            extra_line[did] = where[1]
+            by_hash.setdefault(text_hash(text), did)
+
+    for lineno, obj in _iter_records(path, (QUERY_FIELDS, POSITIVE_FIELDS), display):
         where = (name, lineno)
         rows += 1
-        qtext = _field(obj, ("query", "anchor"), where, kind="text")
-        ptext = _field(obj, ("positive", "pos"), where, kind="text")
-        assert qtext is not None and ptext is not None
-        if is_blank(ptext):
-            raise InputError("field 'positive' is empty (nothing but whitespace or invisible characters)", *where)
-        qid = _field(obj, ("query_id", "qid"), where, kind="id", required=False) or _stable_id("q", qtext)
-        pid = _field(obj, ("positive_id", "pid", "doc_id"), where, kind="id", required=False)
+        qtext = _field(obj, QUERY_FIELDS, where, kind="text")
+        assert qtext is not None
+        positives = _positives(obj, where)
+        qid = _field(obj, QUERY_ID_FIELDS, where, kind="id", required=False) or _stable_id("q", qtext)
         if qid in queries and queries[qid].text != qtext:
             raise InputError(f"query id '{qid}' appears with two different texts", *where)
         queries.setdefault(qid, Query(qid, qtext))
-        if pid is None:
-            pid = by_hash.get(text_hash(ptext)) or _stable_id("d", ptext)
-        if pid in corpus_ids:
-            in_corpus.setdefault(pid, (text_hash(ptext), lineno))
-        else:
-            if pid in extra_docs and normalize_text(extra_docs[pid].text) != normalize_text(ptext):
-                raise InputError(
-                    f"positive id '{pid}' appears with two different texts (first on line {extra_line[pid]})", *where
-                )
-            if pid not in extra_docs:
-                extra_docs[pid] = Document(pid, "", ptext)
-                extra_line[pid] = lineno
-                by_hash.setdefault(text_hash(ptext), pid)
-        qrels[(qid, pid)] = None
+        for ptext, pid in positives:
+            pid = pid or by_hash.get(text_hash(ptext)) or _stable_id("d", ptext)
+            if pid in corpus_ids:
+                in_corpus.setdefault(pid, (text_hash(ptext), lineno))
+            else:
+                add_document(pid, ptext, "positive", where)
+            qrels[(qid, pid)] = None
+        if corpus is None:
+            for ntext, nid in _pool_documents(obj, where):
+                add_document(nid or by_hash.get(text_hash(ntext)) or _stable_id("d", ntext), ntext, "document", where)
     if rows == 0:
         raise InputError("no pairs found; each line needs 'query' and 'positive'", name)
     if in_corpus and corpus is not None:
         # A positive named by id must be the corpus document of that id: a different text would be
         # silently replaced by the corpus's. One streaming pass over the corpus, for those ids only.
-        for doc in _stream_corpus(corpus):
+        for doc in _stream_corpus(corpus, corpus_display, ids_required=False):
             expected = in_corpus.get(doc.doc_id)
             if expected is not None and expected[0] != text_hash(doc_text(doc.title, doc.text)) and expected[0] != text_hash(doc.text):
                 raise InputError(
-                    f"field 'positive': positive id '{doc.doc_id}' is in {corpus} with a different text; "
+                    f"field 'positive': positive id '{doc.doc_id}' is in {corpus_display or corpus} with a different text; "
                     "give the corpus text, or another id",
                     name, expected[1],
                 )
@@ -376,14 +571,16 @@ def load_pairs(path: Path, corpus: Path | None = None, display: str | None = Non
 
     def corpus_stream() -> Iterator[Document]:
         if corpus is not None:
-            yield from _stream_corpus(corpus)
+            yield from _stream_corpus(corpus, corpus_display, ids_required=False)
         yield from extra
 
-    parts: list[Any] = ["pairs", file_fingerprint(path)]
+    # The reading rules are part of the identity: since v2 a row's negatives join the corpus, so an
+    # embeddings cache of the same file read by the old rules (positives only) is not reused.
+    parts: list[Any] = ["pairs", PAIRS_READER, file_fingerprint(path)]
     if corpus is not None:
         parts.append(file_fingerprint(corpus))
     return Dataset(
-        description=f"pairs {name}" + (f" + corpus {corpus}" if corpus else ""),
+        description=f"pairs {name}" + (f" + corpus {corpus_display or corpus}" if corpus else ""),
         fingerprint=fingerprint(*parts),
         corpus_fingerprint=fingerprint(*parts),  # the pairs file adds documents of its own
         num_docs=num_corpus + len(extra),
@@ -393,10 +590,15 @@ def load_pairs(path: Path, corpus: Path | None = None, display: str | None = Non
     )
 
 
-def load_input(path: Path, split: str = "train", corpus: Path | None = None, display: str | None = None) -> Dataset:
-    """Detect the input's layout (BEIR folder or pairs file) and load it."""
+def load_input(
+    path: Path, split: str = "train", corpus: Path | None = None, display: str | None = None,
+    corpus_display: str | None = None,
+) -> Dataset:
+    """Detect the input's layout (BEIR folder or pairs file) and load it. A pipe is refused: its
+    content could not be fingerprinted after it is read (the caller keeps a copy, see pipeline)."""
     if not path.exists():
         raise InputError("no such file or directory", display or path)
+    refuse_stream(path, display or path)
     if is_beir_dir(path):
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; a BEIR folder has its own corpus.jsonl", path)
@@ -406,6 +608,9 @@ def load_input(path: Path, split: str = "train", corpus: Path | None = None, dis
             "not a BEIR folder (needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv) nor a hardneg artifact",
             display or path,
         )
-    if corpus is not None and not corpus.is_file():
-        raise InputError("not a file" if corpus.exists() else "no such file", corpus)
-    return load_pairs(path, corpus, display)
+    if corpus is not None:
+        where = corpus_display or corpus
+        refuse_stream(corpus, where)
+        if not corpus.is_file():
+            raise InputError("not a file" if corpus.exists() else "no such file", where)
+    return load_pairs(path, corpus, display, corpus_display)

@@ -43,7 +43,7 @@ from hardneg.artifacts import (
     write_manifest,
 )
 from hardneg.errors import ArtifactError, InputError
-from hardneg.inputs import iter_jsonl
+from hardneg.inputs import iter_jsonl, refuse_stream
 from hardneg.readers import read_table
 from hardneg.writes import atomic_dir, write_table, writing
 
@@ -116,6 +116,7 @@ def _id(value: Any) -> str | None:
 
 def read_judgment_file(path: Path) -> tuple[list[Judgment], list[str], int]:
     """(judgments, problems as ``file:line: field: message``, rows read). Skips are not returned."""
+    refuse_stream(path, path, "write the judgments to a file first")
     if not path.is_file():
         raise InputError("judgments file not found", path)
     if path.suffix.lower() == ".csv":

@@ -22,7 +22,7 @@ from hardneg.embed import EmbedResult, embed, embeddings_fingerprint
 from hardneg.encoders import Encoder, load_encoder
 from hardneg.errors import ArtifactError, ConfigError, InputError
 from hardneg.index import build_index, choose_backend, index_fingerprint
-from hardneg.inputs import load_input
+from hardneg.inputs import is_stream, load_input
 from hardneg.mine import MineResult, mine
 from hardneg.progress import NULL_REPORTER, Reporter
 
@@ -38,17 +38,22 @@ def default_workdir() -> Path:
 
 
 def spool_stdin(stream: IO[bytes], workdir: Path) -> Path:
-    """Copy stdin to a content-addressed file, so it can be validated, hashed and re-read."""
+    """Copy a stream (stdin, a pipe) to a content-addressed file, so it can be validated, hashed
+    and re-read. The copy is named by what it holds: ``.jsonl.gz`` for gzip, ``.parquet`` for
+    Parquet, ``.jsonl`` otherwise."""
     spool = workdir / "stdin"
     tmp = spool / f"incoming-{os.getpid()}.jsonl"
     digest = hashlib.sha256()
+    head = b""
     try:
         spool.mkdir(parents=True, exist_ok=True)
         with open(tmp, "wb") as fh:
             while chunk := stream.read(1 << 20):
+                head = head or chunk[:4]
                 digest.update(chunk)
                 fh.write(chunk)
-        final = spool / f"{digest.hexdigest()[:16]}.jsonl"
+        suffix = ".jsonl.gz" if head.startswith(b"\x1f\x8b") else ".parquet" if head.startswith(b"PAR1") else ".jsonl"
+        final = spool / f"{digest.hexdigest()[:16]}{suffix}"
         os.replace(tmp, final)
     except OSError as exc:
         with contextlib.suppress(OSError):
@@ -66,6 +71,7 @@ def ensure_embeddings(
     *,
     corpus: Path | None = None,
     display: str | None = None,
+    corpus_display: str | None = None,
     encoder: Encoder | None = None,
     force: bool = False,
     reuse: Sequence[Path] = (),
@@ -77,7 +83,7 @@ def ensure_embeddings(
     own = encoder is None
     encoder = encoder or load_encoder(config)  # first: a missing model fails before reading any input
     try:
-        dataset = load_input(input_path, config.split, corpus, display)
+        dataset = load_input(input_path, config.split, corpus, display, corpus_display)
         reporter.log(f"input: {dataset.description}: {dataset.num_docs} documents, {len(dataset.queries)} queries")
         fp = embeddings_fingerprint(encoder, dataset, config)
         out = workdir / "embeddings" / fp[:16]
@@ -104,12 +110,25 @@ def ensure_index(
 
 
 def _source(source: str | Path, stdin: IO[bytes] | None, workdir: Path) -> tuple[Path, str | None]:
-    """(path, display name): ``-`` is spooled from ``stdin`` into the workdir first."""
+    """(path, display name): ``-`` is spooled from ``stdin`` into the workdir first, and so is a
+    pipe given by name (``<(zcat pairs.jsonl.gz)``): read once, a pipe would be fingerprinted
+    empty and another pipe's cached embeddings reused."""
     if str(source) != STDIN:
-        return Path(source), None
+        return _spooled(Path(source), workdir)
     if stdin is None:
         raise InputError("'-' reads JSONL pairs from standard input, but none was given", "<stdin>")
     return spool_stdin(stdin, workdir), "<stdin>"
+
+
+def _spooled(path: Path, workdir: Path) -> tuple[Path, str | None]:
+    """A pipe's copy in the workdir and the pipe's name; any other path as it is."""
+    if not is_stream(path):
+        return path, None
+    try:
+        with open(path, "rb") as stream:
+            return spool_stdin(stream, workdir), str(path)
+    except OSError as exc:
+        raise InputError(f"cannot read ({exc.strerror})", path) from None
 
 
 def run_embed(
@@ -129,10 +148,11 @@ def run_embed(
     """`hardneg embed`: raw input (or ``-``: JSONL pairs on ``stdin``) into the embeddings artifact ``out``."""
     workdir = workdir or default_workdir()
     path, display = _source(source, stdin, workdir)
+    corpus, corpus_display = _spooled(corpus, workdir) if corpus is not None else (None, None)
     own = encoder is None
     encoder = encoder or load_encoder(config)  # first: a missing model fails before any input is read
     try:
-        dataset = load_input(path, config.split, corpus, display)
+        dataset = load_input(path, config.split, corpus, display, corpus_display)
         return embed(dataset, out, config, encoder=encoder, force=force, shard=shard, ray_address=ray_address, reporter=reporter,
                      corpus_from=cached_embeddings(workdir))
     finally:
@@ -186,6 +206,7 @@ def run_mine(
     if mine_config.engine == "ray" and index_config.backend == "auto":
         index_config = dataclasses.replace(index_config, backend="exact")  # the Ray engine searches exactly
     source, display = _source(source, stdin, workdir)
+    corpus, corpus_display = _spooled(corpus, workdir) if corpus is not None else (None, None)
     kind = artifact_kind(source)
     if shard is not None and kind != KIND_INDEX:
         raise ConfigError(
@@ -198,7 +219,8 @@ def run_mine(
         index_dir = ensure_index(source, index_config, workdir, reporter=reporter)
     elif kind is None:
         embeddings = ensure_embeddings(
-            source, embed_config, workdir, corpus=corpus, display=display, encoder=encoder, ray_address=ray_address,
+            source, embed_config, workdir, corpus=corpus, display=display, corpus_display=corpus_display, encoder=encoder,
+            ray_address=ray_address,
             reporter=reporter,
         )
         index_dir = ensure_index(embeddings, index_config, workdir, reporter=reporter)

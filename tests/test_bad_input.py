@@ -38,7 +38,7 @@ CASES = [
     ("unknown-qrels-doc", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1\td9\t1\n", "train.tsv", 2, "corpus id 'd9' is not in corpus.jsonl"),
     ("unknown-qrels-query", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1\td1\t1\r\nq7\td1\t1\r\n", "train.tsv", 3, "query id 'q7' is not in queries.jsonl"),
     ("bad-qrels-score", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1\td1\t1\nq1\td2\tyes\n", "train.tsv", 3, "field 'score': 'yes' is not a number"),
-    ("qrels-fields", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1 d1 1\n", "train.tsv", 2, "expected 3 tab-separated fields"),
+    ("qrels-fields", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1\td1\n", "train.tsv", 2, "or 4 (TREC: query-id, iteration, corpus-id, score), found 2"),
     ("duplicate-query", GOOD_DOCS, b'{"_id": "q1", "text": "a"}\n{"_id": "q1", "text": "b"}\n', None, "queries.jsonl", 2, "duplicate query id 'q1'"),
 ]
 
@@ -92,9 +92,18 @@ def test_a_directory_given_as_a_pairs_corpus_is_reported(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        (b'{"query": "a"}\n', "missing field 'positive'"),
+        (b'{"query": "a"}\n', "missing field 'positive' (or 'pos', 'answer', 'positive_passages'); found fields: query"),
         (b'{"query": "a", "positive": 3}\n', "field 'positive' must be a string"),
         (b'{"query": "a", "positive": ""}\n', "field 'positive' is empty"),
+        (b'{"query": "a", "answer": " "}\n', "field 'answer' is empty"),
+        (b'{"query": "a", "pos": []}\n', "field 'pos' is an empty list; give at least one positive"),
+        (b'{"query": "a", "pos": ["b", 3]}\n', "field 'pos[1]' must be a string, got int"),
+        (b'{"query": "a", "pos": ["b", null]}\n', "field 'pos[1]' is null"),
+        (b'{"query": null, "positive": "b"}\n', "field 'query' is null"),
+        (b'{"query": "a", "pos": ["b", "\\u200b"]}\n', "field 'pos[1]' is empty"),
+        (b'{"query": "a", "pos": ["b", "c"], "pid": "p1"}\n', "field 'pid' must be a list of 2 ids, one per text of 'pos'"),
+        (b'{"query": "a", "pos": ["b", "c"], "pid": ["p1", "p\\tx"]}\n', "field 'pid[1]' contains a tab"),
+        (b'{"text": "a", "pos": ["b"]}\n', "missing field 'query' (or 'anchor', 'question'); found fields: text, pos"),
     ],
 )
 def test_bad_pairs_from_stdin_name_stdin_and_line(line, message):
@@ -108,10 +117,12 @@ def test_parquet_pairs_with_wrong_columns(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"question": ["a"], "answer": ["b"]}), tmp_path / "pairs.parquet")
+    pq.write_table(pa.table({"question": ["a"], "reply": ["b"]}), tmp_path / "pairs.parquet")
     result = runner.invoke(app, ["mine", str(tmp_path / "pairs.parquet"), "--model", "hashing", "--out", "run"])
     assert result.exit_code == 1
-    assert "pairs.parquet: missing column 'query'; found columns: question, answer" in result.stderr
+    assert (
+        "pairs.parquet: missing column 'positive' (or 'pos', 'answer', 'positive_passages'); found columns: question, reply" in result.stderr
+    )
 
 
 def test_previous_good_output_survives_a_failed_run(tmp_path):
@@ -131,3 +142,197 @@ def test_usage_errors_exit_2(tmp_path):
     assert "max-rank must be greater than min-rank" in result.stderr
     result = runner.invoke(app, ["mine", str(tmp_path), "--sampling", "best", "--out", "run"])
     assert result.exit_code == 2
+
+
+def _gzip_beir(src: Path, dst: Path) -> Path:
+    """A copy of the BEIR folder ``src`` with its corpus, queries and every qrels file gzipped, as the
+    BEIR sets on the Hugging Face hub ship."""
+    import gzip
+    import shutil
+
+    shutil.copytree(src, dst)
+    for path in [dst / "corpus.jsonl", dst / "queries.jsonl", *(dst / "qrels").glob("*.tsv")]:
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+        path.unlink()
+    return dst
+
+
+def test_gzipped_beir_files_and_pairs_mine_exactly_like_plain_ones(tmp_path, tiny_beir):
+    import gzip
+
+    zipped = _gzip_beir(tiny_beir, tmp_path / "zipped")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("".join(json.dumps({"query": f"query {i}", "positive": f"passage {i} text"}) + "\n" for i in range(12)))
+    (tmp_path / "pairs.jsonl.gz").write_bytes(gzip.compress(pairs.read_bytes(), mtime=0))
+    outputs = {}
+    for name, source in [("plain", tiny_beir), ("zipped", zipped), ("pairs", pairs), ("pairs-gz", tmp_path / "pairs.jsonl.gz")]:
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--model", "hashing", "--min-rank", "0", "--max-rank", "5",
+                                     "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, result.output
+        outputs[name] = (out / "candidates.parquet").read_bytes()
+    assert outputs["zipped"] == outputs["plain"]
+    assert outputs["pairs-gz"] == outputs["pairs"]
+    result = runner.invoke(app, ["mine", str(zipped), "--split", "dev", "--model", "hashing", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1
+    assert "available splits: test, train" in result.stderr
+
+
+@pytest.mark.parametrize("damage, needle", [
+    ("truncate", "corpus.jsonl.gz:{line}: cannot decompress"),
+    ("not-gzip", "corpus.jsonl.gz:1: cannot decompress (Not a gzipped file"),
+    ("both", "both corpus.jsonl and corpus.jsonl.gz are here; keep one"),
+    ("qrels", "train.tsv.gz: cannot decompress"),
+])
+def test_a_damaged_or_ambiguous_gzip_input_is_one_error_naming_the_file(tmp_path, tiny_beir, damage, needle):
+    import gzip
+
+    zipped = _gzip_beir(tiny_beir, tmp_path / "zipped")
+    corpus = zipped / "corpus.jsonl.gz"
+    plain = gzip.decompress(corpus.read_bytes())
+    line = None
+    if damage == "truncate":
+        # Cut the compressed stream halfway: the error names the first line it could not read.
+        corpus.write_bytes(corpus.read_bytes()[: len(corpus.read_bytes()) // 2])
+        with gzip.open(corpus, "rb") as fh:
+            read = []
+            try:
+                read.extend(fh)
+            except EOFError:
+                pass
+        line = len(read) + 1
+    elif damage == "not-gzip":
+        corpus.write_bytes(plain)
+    elif damage == "both":
+        (zipped / "corpus.jsonl").write_bytes(plain)
+    else:
+        qrels = zipped / "qrels" / "train.tsv.gz"
+        qrels.write_bytes(qrels.read_bytes()[:-12])
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["mine", str(zipped), "--model", "hashing", "--workdir", str(tmp_path / "wd"), "--out", str(out)])
+    assert result.exit_code == 1
+    assert needle.format(line=line) in result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_pairs_in_sentence_transformers_and_flagembedding_shapes_mine_the_same_queries(tmp_path):
+    """(anchor, positive), (question, answer), FlagEmbedding's {query, pos: [...], neg: [...]} with
+    an id-less candidate pool, Pyserini and Tevatron corpus lines read as the same queries, positives
+    and corpus as hardneg's own pairs + corpus: the same candidates."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    topics = ["rivers", "volcanoes", "glaciers", "deserts", "forests", "reefs"]
+    queries = [f"what shapes {t}?" for t in topics]
+    positives = [[f"{t} are shaped by water and time", f"how {t} form over ages"] for t in topics]
+    pool = [f"{t} and their {w}" for t in topics for w in ("animals", "climate", "history")]
+    corpus = tmp_path / "corpus.jsonl"  # hardneg's own: ids given
+    corpus.write_text("".join(json.dumps({"_id": f"c{i}", "text": t}) + "\n" for i, t in enumerate(pool)))
+    own = tmp_path / "own.jsonl"
+    own.write_text("".join(json.dumps({"query": q, "positive": p}) + "\n" for q, ps in zip(queries, positives) for p in ps))
+    flag = tmp_path / "flag.jsonl"  # FlagEmbedding: pos lists, old neg ignored; candidate pool without ids, a text twice
+    flag.write_text("".join(json.dumps({"query": q, "pos": ps, "neg": ["stale negative"]}) + "\n" for q, ps in zip(queries, positives)))
+    flag_pool = tmp_path / "pool.jsonl"
+    flag_pool.write_text("".join(json.dumps({"text": t}) + "\n" for t in pool + pool[:2]))
+    anchor = tmp_path / "anchor.parquet"
+    pq.write_table(pa.table({"anchor": [q for q, ps in zip(queries, positives) for _ in ps],
+                             "positive": [p for ps in positives for p in ps]}), anchor)
+    qa = tmp_path / "qa.jsonl"
+    qa.write_text("".join(json.dumps({"question": q, "answer": p}) + "\n" for q, ps in zip(queries, positives) for p in ps))
+
+    def mine(name, source, pool_file):
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--corpus", str(pool_file), "--model", "hashing", "--min-rank", "0",
+                                     "--max-rank", "8", "--sampling", "top", "--workdir", str(tmp_path / f"wd-{name}"),
+                                     "--out", str(out), "--quiet", "--json"])
+        assert result.exit_code == 0, result.output
+        return pq.read_table(out / "candidates.parquet").to_pylist(), json.loads(result.stdout)["stats"]
+
+    own_rows, own_summary = mine("own", own, corpus)
+    assert (own_summary["queries"], own_summary["positives"]) == (len(topics), 2 * len(topics))
+    for name, source in [("anchor", anchor), ("qa", qa)]:
+        assert mine(name, source, corpus)[0] == own_rows, name
+    # Pyserini's {"id", "contents"} and Tevatron's {"docid", "title", "text"} corpus lines.
+    for name, key_id, key_text in [("pyserini", "id", "contents"), ("tevatron", "docid", "text")]:
+        other = tmp_path / f"corpus-{name}.jsonl"
+        other.write_text("".join(json.dumps({key_id: f"c{i}", key_text: t}) + "\n" for i, t in enumerate(pool)))
+        assert mine(name, own, other)[0] == own_rows, name
+    # Id-less pool documents get ids made from their text, so compare what they are, not their ids.
+    # The stale "neg" is not a document, and the pool's repeated texts are read once.
+    from hardneg.inputs import _stable_id
+
+    flag_rows, flag_summary = mine("flag", flag, flag_pool)
+    assert (flag_summary["queries"], flag_summary["positives"]) == (own_summary["queries"], own_summary["positives"])
+
+    def texts(rows, pool_ids):
+        return [(r["query_id"], r["rank"], r["score"], r["filter"], pool_ids.get(r["doc_id"], r["doc_id"])) for r in rows]
+
+    assert texts(flag_rows, {_stable_id("d", t): t for t in pool}) == texts(own_rows, {f"c{i}": t for i, t in enumerate(pool)})
+
+
+def test_flagembedding_rows_without_a_pool_mine_from_their_pos_and_neg_texts(tmp_path):
+    """hn_mine without --candidate_pool searches the pos + neg texts of the input; so do we: each
+    neg text is a document (never a positive, never judged), and the pos texts stay positives. The
+    same rows as sentence-transformers n-tuples (negative_1..n columns) mine the same."""
+    import pyarrow.parquet as pq
+
+    from hardneg.inputs import _stable_id
+
+    topics = ["rivers", "volcanoes", "glaciers", "deserts"]
+    rows = [{"query": f"what shapes {t}?", "pos": [f"{t} are shaped by water"],
+             "neg": [f"{t} and their {w}" for w in ("animals", "climate", "history")] + [f"{topics[0]} are shaped by water"]}
+            for t in topics]
+    flag = tmp_path / "flag.jsonl"
+    flag.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # The same rows as sentence-transformers' n-tuples (hardneg's own sentence-transformers export).
+    import pyarrow as pa
+
+    ntuple = tmp_path / "ntuple.parquet"
+    pq.write_table(pa.table({"query": [r["query"] for r in rows], "positive": [r["pos"][0] for r in rows],
+                             **{f"negative_{i + 1}": [r["neg"][i] for r in rows] for i in range(4)}}), ntuple)
+    runs = {}
+    for name, source in [("flag", flag), ("ntuple", ntuple)]:
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--model", "hashing", "--min-rank", "0", "--max-rank", "50",
+                                     "--workdir", str(tmp_path / "wd"), "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, result.output
+        runs[name] = pq.read_table(out / "candidates.parquet").to_pylist()
+    assert runs["ntuple"] == runs["flag"]
+    text_of = {_stable_id("d", t): t for r in rows for t in r["pos"] + r["neg"]}
+    candidates = runs["flag"]
+    by_query: dict[str, dict[str, str]] = {}
+    for c in candidates:
+        by_query.setdefault(c["query_id"], {})[text_of[c["doc_id"]]] = c["filter"]
+    assert len(by_query) == len(topics)
+    for r in rows:
+        seen = by_query[_stable_id("q", r["query"])]
+        assert set(seen) == set(text_of.values())  # the whole pool: 4 positives + 12 negatives, the repeat once
+        assert seen[r["pos"][0]] == "positive"
+        # rivers' positive is a neg text of every other row: it is a document, and a candidate for them.
+        assert all(seen[t] != "positive" for t in r["neg"] if t not in r["pos"])
+
+
+def test_a_tevatron_export_reads_back_as_pairs_with_its_passages(tmp_path, tiny_beir):
+    """Tevatron rows ({query_id, query, positive_passages, negative_passages}) are pairs input: the
+    same queries and positives (ids kept), the negative passages pooled as documents."""
+    from hardneg.inputs import load_input
+
+    common = ["--model", "hashing", "--workdir", str(tmp_path / "wd"), "--quiet"]
+    assert runner.invoke(app, ["mine", str(tiny_beir), *common, "--min-rank", "0", "--max-rank", "8", "--out",
+                               str(tmp_path / "run")]).exit_code == 0
+    result = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "tevatron", "--out", str(tmp_path / "tev"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "tev" / "train.jsonl").read_text().splitlines()]
+    dataset = load_input(tmp_path / "tev" / "train.jsonl")
+    assert [q.query_id for q in dataset.queries] == [r["query_id"] for r in rows]
+    assert sorted(dataset.qrels) == sorted((r["query_id"], p["docid"], 1.0) for r in rows for p in r["positive_passages"])
+    texts = {d.doc_id: d.text for d in dataset.iter_corpus()}
+    for r in rows:
+        for passage in r["positive_passages"] + r["negative_passages"]:
+            assert texts[passage["docid"]] == (f"{passage['title']} {passage['text']}".strip())
+    # A passage that is not an object, or without text, is one error naming it.
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"query": "q", "positive_passages": [{"docid": "a", "text": "x"}, {"docid": "b"}]}) + "\n")
+    result = runner.invoke(app, ["mine", str(bad), *common, "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "bad.jsonl:1: missing field 'positive_passages[1].text'" in result.stderr

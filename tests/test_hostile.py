@@ -140,6 +140,82 @@ def test_qrels_lines_ending_in_a_tab_are_read(tmp_path, tiny_beir):
     assert len(load_input(tiny_beir).qrels) == len(lines) - 1
 
 
+def test_space_separated_trec_qrels_read_as_the_tab_separated_ones(tmp_path, tiny_beir):
+    """TREC qrels files are often space-separated (`qid 0 docid grade`): the same judgments."""
+    expected = load_input(tiny_beir).qrels
+    lines = (tiny_beir / "qrels" / "train.tsv").read_text().splitlines()[1:]
+    trec = "".join(f"{q} 0 {d}  {g}\n" for q, d, g in (line.split("\t") for line in lines))
+    _beir_with_qrels(tmp_path, tiny_beir, trec.encode())
+    assert load_input(tiny_beir).qrels == expected
+    _beir_with_qrels(tmp_path, tiny_beir, trec.replace(" 0 ", " ", 1).encode())  # 3 fields, no iteration
+    assert load_input(tiny_beir).qrels == expected
+
+
+def _pipe(tmp_path: Path, name: str, data: bytes) -> Path:
+    """A named pipe that a thread fills with ``data`` (what ``<(...)`` gives a command)."""
+    import os
+    import threading
+
+    path = tmp_path / name
+    os.mkfifo(path)
+
+    def write() -> None:
+        with open(path, "wb") as fh:
+            fh.write(data)
+
+    threading.Thread(target=write, daemon=True).start()
+    return path
+
+
+@pytest.mark.skipif(not hasattr(__import__("os"), "mkfifo"), reason="named pipes")
+def test_pipes_given_by_name_are_kept_and_fingerprinted_by_content(tmp_path):
+    """`hardneg mine <(...)` twice with one workdir: the second pipe used to be fingerprinted empty
+    (read once) and mined as the first one's cached embeddings."""
+    import gzip
+
+    rows = [json.dumps({"query": f"question {i} on subject {i % 4}", "positive": f"passage {i} about subject {i % 4}"})
+            for i in range(12)]
+    first, second = "\n".join(rows[:7]).encode() + b"\n", "\n".join(rows[7:]).encode() + b"\n"
+    corpus = "".join(json.dumps({"id": f"c{i}", "text": f"background {i} on subject {i % 4}"}) + "\n" for i in range(8))
+    common = ["--model", "hashing", "--min-rank", "0", "--max-rank", "4", "--workdir", str(tmp_path / "wd"), "--quiet"]
+    outputs = {}
+    for name, data, pool in [("a", first, None), ("b", second, None), ("gz", gzip.compress(second, mtime=0), None),
+                             ("pool", second, corpus.encode())]:
+        args = ["mine", str(_pipe(tmp_path, f"pairs-{name}", data)), *common, "--out", str(tmp_path / name)]
+        if pool is not None:
+            args += ["--corpus", str(_pipe(tmp_path, f"corpus-{name}", pool))]
+        _ok(args)
+        outputs[name] = pq.read_table(tmp_path / name / "queries.parquet").num_rows, (tmp_path / name / "candidates.parquet").read_bytes()
+    assert outputs["a"][0] == 7 and outputs["b"][0] == 5
+    assert outputs["gz"] == outputs["b"]  # a gzipped stream is recognised by its bytes
+    # The same pairs with the corpus from a pipe: a file with that corpus gives the same run.
+    (tmp_path / "pairs-b.jsonl").write_bytes(second)
+    (tmp_path / "corpus.jsonl").write_text(corpus)
+    _ok(["mine", str(tmp_path / "pairs-b.jsonl"), "--corpus", str(tmp_path / "corpus.jsonl"), *common, "--out", str(tmp_path / "file")])
+    assert (tmp_path / "file" / "candidates.parquet").read_bytes() == outputs["pool"][1] != outputs["b"][1]
+    # Commands that read their input more than once without a workdir copy say so, naming the pipe.
+    pipe = _pipe(tmp_path, "eval-input", first)
+    _error(["eval", str(pipe), "--model", "hashing"], str(pipe), "can be read only once")
+    with open(pipe, "rb") as fh:
+        assert fh.read() == first  # untouched: refused before any read
+    from hardneg.errors import InputError
+    from hardneg.label import read_judgment_file
+
+    pipe = _pipe(tmp_path, "judgments", b'{"query_id": "q", "doc_id": "d", "label": 1}\n')
+    with pytest.raises(InputError, match="can be read only once"):
+        read_judgment_file(pipe)
+    with open(pipe, "rb") as fh:
+        fh.read()
+
+
+def test_queries_in_tevatron_shape_read_as_beir_ones(tmp_path, tiny_beir):
+    expected = load_input(tiny_beir).queries
+    path = tiny_beir / "queries.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    path.write_text("".join(json.dumps({"query_id": r["_id"], "query": r["text"]}) + "\n" for r in rows))
+    assert load_input(tiny_beir).queries == expected
+
+
 @pytest.mark.parametrize(
     ("qrels", "line", "needle"),
     [(b"q1\td01\tyes\nq2\td16\t1\n", 1, "'yes' is not a number"),            # no header: line 1 is data
