@@ -7,6 +7,7 @@ texts are never all held in memory.
 
 from __future__ import annotations
 
+import csv
 import gzip
 import hashlib
 import math
@@ -105,8 +106,28 @@ def refuse_stream(path: Path, where: str | Path, hint: str = STREAM_HINT) -> Non
         raise InputError(f"is a pipe or a device, which can be read only once; {hint}", where)
 
 
+GZIP_MAGIC = b"\x1f\x8b"
+PARQUET_MAGIC = b"PAR1"
+
+
+def _head(path: Path, size: int = 4) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except OSError:
+        return b""
+
+
 def is_gzip(path: Path) -> bool:
-    return path.name.endswith(".gz")
+    """Named ``.gz``, or gzipped whatever its name (a download saved as ``corpus.jsonl``)."""
+    return path.name.endswith(".gz") or _head(path, 2) == GZIP_MAGIC
+
+
+def _open_bytes(path: Path, name: str) -> Any:
+    try:
+        return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror})", name) from None
 
 
 GZIP_ERRORS = (OSError, EOFError, zlib.error)  # what a truncated or non-gzip stream raises
@@ -130,18 +151,19 @@ def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> 
     """Yield (line number, object) for each non-blank line after ``start_after``; BOM and CRLF
     tolerated, a ``.gz`` file read through gzip (as the BEIR sets on the Hugging Face hub ship)."""
     name = display or str(path)
-    try:
-        fh = gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
-    except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror})", name) from None
-    with fh:
+    with _open_bytes(path, name) as fh:
+        first = True
         for lineno, raw in _lines(fh, name):
-            if lineno <= start_after:
-                continue
             if lineno == 1 and raw.startswith(_BOM):
                 raw = raw[len(_BOM) :]
             line = raw.strip()
             if not line:
+                continue
+            if first and line.startswith(b"["):
+                yield from _json_array(raw + _rest(fh, name), name, lineno, start_after)
+                return
+            first = False
+            if lineno <= start_after:
                 continue
             if len(line) > MAX_LINE_BYTES:
                 raise InputError(
@@ -163,6 +185,131 @@ def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> 
             if not isinstance(obj, dict):
                 raise InputError(f"expected a JSON object, found {type(obj).__name__}", name, lineno)
             yield lineno, obj
+
+
+def _rest(fh: Any, name: str) -> bytes:
+    try:
+        return bytes(fh.read())
+    except GZIP_ERRORS as exc:
+        raise _gzip_failure(exc, name) from None
+
+
+def _json_array(data: bytes, name: str, first_line: int, start_after: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, object) of a file holding one JSON array of objects (``[{...}, {...}]``, as
+    ``json.dump`` and ``Dataset.to_json(lines=False)`` write it), ``data`` starting at line
+    ``first_line``. The file is held in memory (JSON Lines is read line by line); each element is
+    located by the standard library's decoder, for its line, and parsed by orjson, as a JSON line is."""
+    import json
+
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError("not valid UTF-8; re-encode the file as UTF-8", name, first_line + data.count(b"\n", 0, exc.start)) from None
+    decoder = json.JSONDecoder()
+    line, counted = first_line, 0
+
+    def at(pos: int) -> int:
+        nonlocal line, counted
+        line += text.count("\n", counted, pos)
+        counted = pos
+        return line
+
+    def skip(pos: int) -> int:
+        while pos < len(text) and text[pos] in " \t\r\n":
+            pos += 1
+        return pos
+
+    def broken(pos: int, what: str) -> InputError:
+        return InputError(f"malformed JSON ({what}); a file starting with '[' must be one JSON array of objects "
+                          "(or JSON Lines: one object per line)", name, at(pos))
+
+    pos = skip(text.index("[") + 1)
+    if pos < len(text) and text[pos] == "]":
+        pos = len(text) if not text[pos + 1 :].strip() else pos + 1
+    else:
+        while True:
+            start = skip(pos)
+            try:
+                _, end = decoder.raw_decode(text, start)
+                obj = orjson.loads(text[start:end])
+            except (json.JSONDecodeError, orjson.JSONDecodeError) as exc:
+                raise broken(start, exc.msg) from None
+            lineno = at(start)
+            if lineno > start_after:
+                if not isinstance(obj, dict):
+                    raise InputError(f"expected a JSON object in the array, found {type(obj).__name__}", name, lineno)
+                yield lineno, obj
+            pos = skip(end)
+            if pos < len(text) and text[pos] == ",":
+                pos += 1
+                continue
+            if pos < len(text) and text[pos] == "]":
+                pos += 1
+                break
+            raise broken(pos, "expected ',' or ']' after an element")
+    if text[pos:].strip():
+        raise broken(skip(pos), "extra data after the array")
+
+
+def iter_delimited(
+    path: Path, required: tuple[tuple[str, ...], ...], display: str | None = None, delimiter: str = ","
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (line number, row dict) of a CSV (or, with ``delimiter="\\t"``, TSV) file with a header
+    row, as pandas' ``to_csv`` and spreadsheets write it: quoted fields may hold the delimiter and
+    newlines, a BOM is tolerated, every value is a string. Checks that one column of each group of
+    ``required`` names is in the header."""
+    name = display or str(path)
+    kind = "TSV" if delimiter == "\t" else "CSV"
+    csv.field_size_limit(MAX_LINE_BYTES)
+
+    def decoded(fh: Any) -> Iterator[str]:
+        # Decoded line by line (not through a TextIOWrapper, which decodes ahead in chunks), so a
+        # bad byte is reported on its own line; each line keeps its end, as csv wants (newline="").
+        for lineno, raw in _lines(fh, name):
+            if lineno == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
+            try:
+                yield raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"not valid UTF-8 (byte {exc.start} of the line); re-encode the file as UTF-8", name, lineno
+                ) from None
+
+    with _open_bytes(path, name) as fh:
+        reader = csv.reader(decoded(fh), delimiter=delimiter)
+        header: list[str] | None = None
+        line = 0
+        while True:
+            start = line + 1
+            try:
+                row = next(reader, None)
+            except csv.Error as exc:
+                raise InputError(f"malformed {kind} ({exc})", name, reader.line_num) from None
+            line = reader.line_num
+            if row is None:
+                break
+            if not any(cell.strip() for cell in row):
+                continue
+            if header is None:
+                header = [cell.strip() for cell in row]
+                repeated = next((c for i, c in enumerate(header) if c in header[:i]), None)
+                if repeated is not None:
+                    raise InputError(f"the header names column '{repeated}' twice", name, start)
+                missing = [names for names in required if not any(c in header for c in names)]
+                if missing:
+                    raise InputError(
+                        f"missing column {_names(missing[0])} in the header row; found columns: {', '.join(header)} "
+                        f"(a {kind} file needs a header row naming its columns)", name, start,
+                    )
+                continue
+            if len(row) != len(header):
+                raise InputError(
+                    f"{len(row)} fields, but the header has {len(header)}; quote a field that holds "
+                    f"{'a tab' if kind == 'TSV' else 'a comma'} or a newline", name, start,
+                )
+            yield start, dict(zip(header, row))
+    if header is None:
+        raise InputError(f"the {kind} file is empty; it needs a header row and at least one row", name)
 
 
 def iter_parquet(
@@ -192,8 +339,13 @@ def iter_parquet(
 def _iter_records(
     path: Path, required: tuple[tuple[str, ...], ...], display: str | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
-    if path.suffix == ".parquet":
+    """A records file by its kind: Parquet (by name or by its magic bytes), CSV or TSV with a header
+    row (by name, ``.csv``/``.tsv``, gzipped or not), otherwise JSON Lines or one JSON array."""
+    plain = path.name.lower().removesuffix(".gz")
+    if path.suffix.lower() == ".parquet" or _head(path) == PARQUET_MAGIC:
         return iter_parquet(path, required, display)
+    if plain.endswith((".csv", ".tsv")):
+        return iter_delimited(path, required, display, "\t" if plain.endswith(".tsv") else ",")
     return iter_jsonl(path, display)
 
 

@@ -142,6 +142,7 @@ def _read_jsonl(path: Path) -> tuple[list[Judgment], list[str], int]:
     judgments: list[Judgment] = []
     problems: list[str] = []
     rows = 0
+    after = 0
     lines = iter_jsonl(path)
     while True:
         try:
@@ -149,10 +150,13 @@ def _read_jsonl(path: Path) -> tuple[list[Judgment], list[str], int]:
         except StopIteration:
             break
         except InputError as exc:  # a broken line: report it and go on with the next one
+            if exc.line is not None and exc.line <= after:
+                break  # the same error again: nothing after it can be read (a JSON array broken there)
             problems.append(str(exc))
             if exc.line is None:
                 break
-            lines = iter_jsonl(path, start_after=exc.line)
+            after = exc.line
+            lines = iter_jsonl(path, start_after=after)
             continue
         line, obj = item
         rows += 1

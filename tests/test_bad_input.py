@@ -336,3 +336,91 @@ def test_a_tevatron_export_reads_back_as_pairs_with_its_passages(tmp_path, tiny_
     bad.write_text(json.dumps({"query": "q", "positive_passages": [{"docid": "a", "text": "x"}, {"docid": "b"}]}) + "\n")
     result = runner.invoke(app, ["mine", str(bad), *common, "--out", str(tmp_path / "x")])
     assert result.exit_code == 1 and "bad.jsonl:1: missing field 'positive_passages[1].text'" in result.stderr
+
+
+def test_pairs_and_corpus_as_csv_tsv_a_json_array_or_misnamed_files_mine_like_jsonl(tmp_path, tiny_beir):
+    """The same pairs and corpus as CSV or TSV with a header row (quoted commas, tabs and newlines in
+    texts), as one pretty-printed JSON array, gzipped or Parquet under a .jsonl name: the same
+    candidates as JSON Lines. A BEIR folder whose queries file is a JSON array reads the same too."""
+    import csv
+    import gzip
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"query": f"query {i}, about topic {i % 3}", "positive": f"passage {i}\tsays \"{i}\",\nin two lines"}
+            for i in range(10)]
+    docs = [{"_id": f"c{i}", "title": "", "text": f"pool text {i}, on topic {i % 3}"} for i in range(8)]
+
+    def delimited(path: Path, records: list[dict], delimiter: str) -> Path:
+        with open(path, "w", newline="", encoding="utf-8") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(records[0]), delimiter=delimiter)
+            writer.writeheader()
+            writer.writerows(records)
+        return path
+
+    jsonl = tmp_path / "pairs.jsonl"
+    jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    array = tmp_path / "pairs.json"
+    array.write_text(json.dumps(rows, indent=2))
+    gz_named_jsonl = tmp_path / "download.jsonl"
+    gz_named_jsonl.write_bytes(gzip.compress(jsonl.read_bytes(), mtime=0))
+    parquet_named_jsonl = tmp_path / "export.jsonl"
+    pq.write_table(pa.Table.from_pylist(rows), parquet_named_jsonl)
+    csv_gz = tmp_path / "pairs.csv.gz"
+    csv_gz.write_bytes(gzip.compress(delimited(tmp_path / "p.csv", rows, ",").read_bytes(), mtime=0))
+    sources = [
+        ("csv", delimited(tmp_path / "pairs.csv", rows, ","), delimited(tmp_path / "corpus.csv", docs, ",")),
+        ("tsv", delimited(tmp_path / "pairs.tsv", rows, "\t"), delimited(tmp_path / "corpus.tsv", docs, "\t")),
+        ("csv-gz", csv_gz, corpus),
+        ("array", array, corpus),
+        ("gz-named-jsonl", gz_named_jsonl, corpus),
+        ("parquet-named-jsonl", parquet_named_jsonl, corpus),
+    ]
+
+    def candidates(name: str, source: Path, pool: Path | None = None) -> bytes:
+        out = tmp_path / f"run-{name}"
+        args = ["mine", str(source), "--model", "hashing", "--min-rank", "0", "--max-rank", "6", "--sampling", "top",
+                "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out), "--quiet"]
+        result = runner.invoke(app, args + (["--corpus", str(pool)] if pool else []))
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        return (out / "candidates.parquet").read_bytes()
+
+    expected = candidates("jsonl", jsonl, corpus)
+    for name, source, pool in sources:
+        assert candidates(name, source, pool) == expected, name
+
+    import shutil
+
+    beir = shutil.copytree(tiny_beir, tmp_path / "beir-array")
+    lines = (beir / "queries.jsonl").read_text().splitlines()
+    (beir / "queries.jsonl").write_text("[\n" + ",\n".join(line for line in lines if line.strip()) + "\n]\n")
+    assert candidates("beir-array", beir) == candidates("beir", tiny_beir)
+
+
+@pytest.mark.parametrize("name, content, line, needle", [
+    ("ragged.csv", b"query,positive\nq1,p1\nq2,p2,extra\n", 3, "3 fields, but the header has 2; quote a field"),
+    ("nocolumn.csv", b"question,text\nq1,p1\n", 1, "missing column 'positive' (or 'pos', 'answer', 'positive_passages') in the header row"),
+    ("latin1.csv", b"query,positive\nq1,p1\nq2,caf\xe9\n", 3, "not valid UTF-8"),
+    ("header-twice.csv", b"query,query,positive\na,b,c\n", 1, "the header names column 'query' twice"),
+    ("empty.csv", b"\n", None, "the CSV file is empty"),
+    ("blank.tsv", b"query\tpositive\nq1\t \n", 2, "field 'positive' is empty"),
+    ("number.json", b'[\n {"query": "a", "positive": "b"},\n 3\n]\n', 3, "expected a JSON object in the array, found int"),
+    ("broken.json", b'[\n {"query": "a", "positive": "b"},\n {"query": }\n]\n', 3, "malformed JSON"),
+    ("no-comma.json", b'[\n {"query": "a", "positive": "b"}\n {"query": "c", "positive": "d"}\n]\n', 3, "expected ',' or ']'"),
+    ("trailing.json", b'[{"query": "a", "positive": "b"}]\n[]\n', 2, "extra data after the array"),
+    ("surrogate.json", b'[{"query": "a", "positive": "\\ud800"}]', 1, "malformed JSON"),
+    ("missing.json", b'[\n {"query": "a", "positive": "b"},\n {"query": "c"}\n]\n', 3, "missing field 'positive'"),
+])
+def test_bad_csv_and_json_array_pairs_name_the_line(tmp_path, name, content, line, needle):
+    pairs = tmp_path / name
+    pairs.write_bytes(content)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["mine", str(pairs), "--model", "hashing", "--workdir", str(tmp_path / "wd"), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    where = f"{name}:{line}: " if line is not None else f"{name}: "
+    assert where in result.stderr and needle in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert not out.exists()

@@ -237,6 +237,26 @@ def test_skip_invalid_imports_the_good_rows_and_reports_the_bad(planes, tmp_path
     assert read_judgments(tmp_path / "labels")[0] == {"q0": {"q0d12": "relevant", "q0d14": "not_relevant"}}
 
 
+
+def test_skip_invalid_reads_a_json_array_of_judgments_and_ends_where_the_array_breaks(planes, tmp_path):
+    """A JSON array of judgments: a non-object element is one problem and the rest is read; a
+    malformed array is one problem and the import ends there (it never re-reads the same error)."""
+    _, run = planes
+    path = tmp_path / "array.json"
+    path.write_text(
+        '[\n {"query_id": "q0", "doc_id": "q0d12", "label": "relevant"},\n 7,\n'
+        ' {"query_id": "q0", "doc_id": "q0d14", "label": "not_relevant"}\n]\n'
+    )
+    result = import_labels(path, run, tmp_path / "labels", skip_invalid=True)
+    assert (result.stats.relevant, result.stats.not_relevant, result.stats.invalid) == (1, 1, 1)
+    assert any(":3: expected a JSON object in the array" in p for p in result.stats.problems)
+    broken = tmp_path / "broken.json"
+    broken.write_text('[\n {"query_id": "q0", "doc_id": "q0d12", "label": "relevant"},\n {"query_id": }\n]\n')
+    result = import_labels(broken, run, tmp_path / "labels-broken", skip_invalid=True)
+    assert (result.stats.relevant, result.stats.invalid) == (1, 1)
+    assert [p for p in result.stats.problems if ":3: malformed JSON" in p] == result.stats.problems
+
+
 def test_select_label_import_mine_round_trip_through_the_cli(planes, tmp_path):
     idx, run = planes
     out = runner.invoke(app, ["select", str(run), "--budget", "2", "--candidates", "4", "--out", str(tmp_path / "sel")])
