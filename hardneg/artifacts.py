@@ -264,8 +264,8 @@ def read_manifest(path: str | Path, kind: str | None = None) -> dict[str, Any]:
         raise ArtifactError(f"{directory}: is a file, not {what}{_how_to_get(kind)}")
     manifest_path = manifest_file(directory)
     if not manifest_path.is_file():
-        if (directory / "corpus.jsonl").is_file() or (directory / "corpus.jsonl.gz").is_file():
-            raise ArtifactError(f"{directory}: is raw input (a BEIR folder), not {what}{_how_to_get(kind)}")
+        if any((directory / n).is_file() for n in ("corpus.jsonl", "corpus.jsonl.gz", "collection.tsv", "collection.tsv.gz")):
+            raise ArtifactError(f"{directory}: is raw input (a BEIR or MS MARCO folder), not {what}{_how_to_get(kind)}")
         raise ArtifactError(
             f"{directory}: no {MANIFEST}; this is not a complete hardneg artifact "
             f"(an interrupted run leaves none){_how_to_get(kind) or '. Re-run the stage that writes it.'}"

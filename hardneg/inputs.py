@@ -312,6 +312,52 @@ def iter_delimited(
         raise InputError(f"the {kind} file is empty; it needs a header row and at least one row", name)
 
 
+# MS MARCO's and colbert-ai's files: headerless TSV, one record per line, ``pid<TAB>passage`` (colbert-ai
+# also reads a third column, the title) and ``qid<TAB>query``.
+COLLECTION_COLUMNS = ("_id", "text", "title")
+QUERY_COLUMNS = ("_id", "text")
+_TSV_HEADER_IDS = {"id", "_id", "pid", "qid", "docid", "doc_id", "query_id"}
+
+
+def is_collection_tsv(path: Path) -> bool:
+    """colbert-ai's and MS MARCO's ``collection.tsv`` (``collection*.tsv``, gzipped or not)."""
+    plain = path.name.lower().removesuffix(".gz")
+    return plain.startswith("collection") and plain.endswith(".tsv")
+
+
+def iter_headerless_tsv(path: Path, columns: tuple[str, ...], display: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line number, record) of a headerless TSV file whose lines hold the first 2 to ``len(columns)``
+    of ``columns``, split on tabs (texts hold no tab, as in MS MARCO). A first line whose id field
+    reads ``id``, ``pid``, ``qid``, ... is a header and skipped (colbert-ai skips it too)."""
+    name = display or str(path)
+    expected = "2" if len(columns) == 2 else f"2 to {len(columns)}"
+    with _open_bytes(path, name) as fh:
+        first = True
+        for lineno, raw in _lines(fh, name):
+            if lineno == 1 and raw.startswith(_BOM):
+                raw = raw[len(_BOM) :]
+            line = raw.rstrip(b"\r\n")
+            if not line.strip():
+                continue
+            if len(line) > MAX_LINE_BYTES:
+                raise InputError(f"line is {len(line) / 2**20:.1f} MiB long (limit {MAX_LINE_BYTES // 2**20} MiB)", name, lineno)
+            try:
+                parts = line.decode("utf-8").split("\t")
+            except UnicodeDecodeError as exc:
+                raise InputError(
+                    f"not valid UTF-8 (byte {exc.start} of the line); re-encode the file as UTF-8", name, lineno
+                ) from None
+            if not 2 <= len(parts) <= len(columns):
+                raise InputError(
+                    f"expected {expected} tab-separated fields ({', '.join(columns)}), found {len(parts)}", name, lineno
+                )
+            if first and parts[0].strip().lower() in _TSV_HEADER_IDS:
+                first = False
+                continue
+            first = False
+            yield lineno, dict(zip(columns, parts))
+
+
 def iter_parquet(
     path: Path, required: tuple[tuple[str, ...], ...], display: str | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -500,7 +546,11 @@ def _iter_documents(path: Path, display: str | None = None, *, ids_required: boo
     same document (its id is made from the text) and is read once."""
     name = display or str(path)
     made_ids: set[str] = set()
-    for lineno, obj in _iter_records(path, (DOC_TEXT_FIELDS,), display):
+    records = (
+        iter_headerless_tsv(path, COLLECTION_COLUMNS, display) if is_collection_tsv(path)
+        else _iter_records(path, (DOC_TEXT_FIELDS,), display)
+    )
+    for lineno, obj in records:
         doc, made = _read_document(obj, (name, lineno), ids_required=ids_required)
         if made:
             if doc.doc_id in made_ids:
@@ -611,11 +661,50 @@ def load_beir(path: Path, split: str) -> Dataset:
             f"no qrels for split '{split}'; available splits: {', '.join(available) or '(none)'} (use --split)",
             path / "qrels",
         )
+    return _load_judged("BEIR", path, split, corpus_path, queries_path, qrels_path)
+
+
+def is_msmarco_dir(path: Path) -> bool:
+    """MS MARCO's and colbert-ai's layout: a folder with ``collection.tsv`` (plain or gzipped)."""
+    return path.is_dir() and any((path / n).is_file() for n in ("collection.tsv", "collection.tsv.gz"))
+
+
+def load_msmarco(path: Path, split: str) -> Dataset:
+    """Validate an MS MARCO folder: ``collection.tsv`` (``pid<TAB>passage[<TAB>title]``),
+    ``queries.<split>.tsv`` (``qid<TAB>query``) and ``qrels.<split>.tsv`` (TREC's ``qid 0 pid 1``,
+    or ``qrels/<split>.tsv``), as MS MARCO ships them and colbert-ai reads them; each may be gzipped."""
+    corpus_path = beir_file(path, "collection.tsv")
+    assert corpus_path is not None  # load_input checked is_msmarco_dir
+    queries_path = beir_file(path, f"queries.{split}.tsv")
+    qrels_path = beir_file(path, f"qrels.{split}.tsv") or (
+        beir_file(path / "qrels", f"{split}.tsv") if (path / "qrels").is_dir() else None
+    )
+    if queries_path is None or qrels_path is None:
+        names = [p.name.removesuffix(".gz") for p in path.iterdir()]
+        with_queries = {n[len("queries."):-len(".tsv")] for n in names if n.startswith("queries.") and n.endswith(".tsv")}
+        with_qrels = {n[len("qrels."):-len(".tsv")] for n in names if n.startswith("qrels.") and n.endswith(".tsv")}
+        if (path / "qrels").is_dir():
+            with_qrels |= {q.name.removesuffix(".gz").removesuffix(".tsv") for q in (path / "qrels").iterdir()}
+        missing = f"queries.{split}.tsv" if queries_path is None else f"qrels.{split}.tsv"
+        raise InputError(
+            f"an MS MARCO folder (collection.tsv) without {missing}; available splits: "
+            f"{', '.join(sorted(with_queries & with_qrels)) or '(none)'} (use --split)", path,
+        )
+    return _load_judged("MS MARCO", path, split, corpus_path, queries_path, qrels_path)
+
+
+def _iter_queries(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
+    plain = path.name.lower().removesuffix(".gz")
+    return iter_headerless_tsv(path, QUERY_COLUMNS) if plain.endswith(".tsv") else iter_jsonl(path)
+
+
+def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries_path: Path, qrels_path: Path) -> Dataset:
+    """A corpus, queries and qrels files (BEIR's or MS MARCO's), validated against each other."""
     doc_ids, _, num_docs = _scan_corpus(corpus_path)
     qrels_rows = read_qrels(qrels_path)
     wanted = {qid for _, qid, _, _ in qrels_rows}
     queries: dict[str, Query] = {}
-    for lineno, obj in iter_jsonl(queries_path):
+    for lineno, obj in _iter_queries(queries_path):
         where = (str(queries_path), lineno)
         qid = _field(obj, ("_id", "id", "query_id", "qid"), where, kind="id")
         text = _field(obj, ("text", "query"), where, kind="text")  # BEIR's, or Tevatron's {"query_id", "query"}
@@ -634,10 +723,11 @@ def load_beir(path: Path, split: str) -> Dataset:
     del doc_ids
     ordered = [queries[q] for q in dict.fromkeys(qid for qid, _, _ in qrels)]
     fp = fingerprint(
-        "beir", split, file_fingerprint(corpus_path), file_fingerprint(queries_path), file_fingerprint(qrels_path)
+        "beir" if layout == "BEIR" else layout, split, file_fingerprint(corpus_path), file_fingerprint(queries_path),
+        file_fingerprint(qrels_path),
     )
     return Dataset(
-        description=f"BEIR {path} (split {split})",
+        description=f"{layout} {path} (split {split})",
         fingerprint=fp,
         corpus_fingerprint=fingerprint("corpus", file_fingerprint(corpus_path)),
         num_docs=num_docs,
@@ -751,13 +841,14 @@ def load_input(
     if not path.exists():
         raise InputError("no such file or directory", display or path)
     refuse_stream(path, display or path)
-    if is_beir_dir(path):
+    if is_beir_dir(path) or is_msmarco_dir(path):
         if corpus is not None:
-            raise InputError("--corpus applies to a pairs file; a BEIR folder has its own corpus.jsonl", path)
-        return load_beir(path, split)
+            raise InputError("--corpus applies to a pairs file; a BEIR or MS MARCO folder has its own corpus", path)
+        return load_beir(path, split) if is_beir_dir(path) else load_msmarco(path, split)
     if path.is_dir():
         raise InputError(
-            "not a BEIR folder (needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv) nor a hardneg artifact",
+            "not a BEIR folder (needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv), nor an MS MARCO folder "
+            "(collection.tsv, queries.<split>.tsv, qrels.<split>.tsv), nor a hardneg artifact",
             display or path,
         )
     if corpus is not None:

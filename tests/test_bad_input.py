@@ -424,3 +424,72 @@ def test_bad_csv_and_json_array_pairs_name_the_line(tmp_path, name, content, lin
     assert where in result.stderr and needle in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
     assert not out.exists()
+
+
+def _msmarco(beir: Path, dest: Path, *, header: bool = False, trec: bool = True, gz: bool = False) -> Path:
+    """``beir`` in MS MARCO's layout: headerless ``collection.tsv`` (pid, passage, title, as colbert-ai
+    reads it), ``queries.<split>.tsv`` and TREC ``qrels.<split>.tsv`` (``qid 0 pid 1``)."""
+    import gzip
+
+    dest.mkdir()
+
+    def write(name: str, lines: list[str]) -> None:
+        data = "".join(line + "\n" for line in lines).encode()
+        (dest / (name + (".gz" if gz else ""))).write_bytes(gzip.compress(data, mtime=0) if gz else data)
+
+    docs = [json.loads(line) for line in (beir / "corpus.jsonl").read_text().splitlines() if line.strip()]
+    write("collection.tsv", (["id\ttext\ttitle"] if header else []) + [f"{d['_id']}\t{d['text']}\t{d['title']}" for d in docs])
+    queries = [json.loads(line) for line in (beir / "queries.jsonl").read_text().splitlines() if line.strip()]
+    write("queries.train.tsv", [f"{q['_id']}\t{q['text']}" for q in queries])
+    rows = [line.split("\t") for line in (beir / "qrels" / "train.tsv").read_text().splitlines()[1:] if line.strip()]
+    write("qrels.train.tsv", [f"{q}\t0\t{d}\t{s}" if trec else f"{q}\t{d}\t{s}" for q, d, s in rows])
+    return dest
+
+
+def test_an_msmarco_folder_mines_like_the_same_data_in_beir_layout(tmp_path, tiny_beir):
+    """MS MARCO's and colbert-ai's files (collection.tsv, queries.train.tsv, qrels.train.tsv; with or
+    without a header line, gzipped or not) are the same input as the BEIR folder they were made from;
+    collection.tsv is also a --corpus for a pairs file."""
+
+    def candidates(name: str, source: Path, *extra: str) -> bytes:
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--model", "hashing", "--min-rank", "0", "--max-rank", "6",
+                                     "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out), "--quiet", *extra])
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        return (out / "candidates.parquet").read_bytes()
+
+    expected = candidates("beir", tiny_beir)
+    assert candidates("msmarco", _msmarco(tiny_beir, tmp_path / "ms")) == expected
+    assert candidates("msmarco-header-3col", _msmarco(tiny_beir, tmp_path / "ms-h", header=True, trec=False)) == expected
+    assert candidates("msmarco-gz", _msmarco(tiny_beir, tmp_path / "ms-gz", gz=True)) == expected
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"query": "capital of France?", "positive": "Paris is the capital of France."}) + "\n")
+    assert candidates("pairs-own", pairs, "--corpus", str(tiny_beir / "corpus.jsonl")) == \
+        candidates("pairs-collection", pairs, "--corpus", str(tmp_path / "ms" / "collection.tsv"))
+    result = runner.invoke(app, ["mine", str(tmp_path / "ms"), "--split", "dev", "--model", "hashing", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1
+    assert "without queries.dev.tsv; available splits: train (use --split)" in result.stderr
+
+
+@pytest.mark.parametrize("file, content, line, needle", [
+    ("collection.tsv", b"1\tone passage\n2\n", 2, "expected 2 to 3 tab-separated fields (_id, text, title), found 1"),
+    ("collection.tsv", b"1\tone passage\n2\ta\tb\tc\n", 2, "found 4"),
+    ("collection.tsv", b"1\tone passage\n1\tother passage\n", 2, "duplicate document id '1'"),
+    ("collection.tsv", b"1\tone passage\n2\t  \n", 2, "has empty text"),
+    ("collection.tsv", b"1\tone passage\n2\tcaf\xe9\n", 2, "not valid UTF-8"),
+    ("queries.train.tsv", b"q1\twhat?\nq2 what\n", 2, "expected 2 tab-separated fields (_id, text), found 1"),
+    ("qrels.train.tsv", b"q1\t0\t9\t1\n", 1, "corpus id '9' is not in collection.tsv"),
+])
+def test_a_bad_msmarco_file_is_one_error_naming_its_line(tmp_path, file, content, line, needle):
+    folder = tmp_path / "ms"
+    folder.mkdir()
+    (folder / "collection.tsv").write_bytes(b"1\tone passage\n2\tanother passage\n")
+    (folder / "queries.train.tsv").write_bytes(b"q1\twhat?\n")
+    (folder / "qrels.train.tsv").write_bytes(b"q1\t0\t1\t1\n")
+    (folder / file).write_bytes(content)
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["mine", str(folder), "--model", "hashing", "--workdir", str(tmp_path / "wd"), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert f"{file}:{line}: " in result.stderr and needle in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert not out.exists()

@@ -185,7 +185,7 @@ def test_a_wrong_choice_is_a_plain_message_naming_the_closest_choice():
 
 def test_errors_say_which_command_makes_the_artifact_that_is_wanted(tmp_path):
     result = runner.invoke(app, ["export", str(TINY_BEIR), "--out", str(tmp_path / "x")])
-    assert result.exit_code == 1 and "raw input (a BEIR folder)" in result.output and "`hardneg mine" in result.output
+    assert result.exit_code == 1 and "raw input (a BEIR or MS MARCO folder)" in result.output and "`hardneg mine" in result.output
     result = runner.invoke(app, ["export", str(tmp_path / "nowhere"), "--out", str(tmp_path / "x")])
     assert result.exit_code == 1 and "does not exist" in result.output and "`hardneg mine" in result.output
 
