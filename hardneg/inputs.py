@@ -382,6 +382,71 @@ def iter_parquet(
             yield row, record
 
 
+def iter_arrow(
+    path: Path, required: tuple[tuple[str, ...], ...], display: str | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """Yield (1-based row number, row dict) from an Arrow IPC file: the stream format that Hugging
+    Face ``datasets`` writes with ``save_to_disk`` (``data-00000-of-00001.arrow``), or the file format."""
+    import pyarrow as pa
+
+    name = display or str(path)
+    try:
+        source = pa.memory_map(str(path))
+        try:
+            batches: Any = iter(pa.ipc.open_stream(source))
+        except pa.ArrowInvalid:
+            source.seek(0)
+            reader = pa.ipc.open_file(source)
+            batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
+            schema = reader.schema
+        else:
+            schema = None
+        first = next(batches, None)
+    except (OSError, pa.ArrowInvalid) as exc:
+        raise InputError(f"cannot read Arrow file ({exc})", name) from None
+    columns = (schema or (first.schema if first is not None else pa.schema([]))).names
+    missing = [names for names in required if not any(c in columns for c in names)]
+    if missing:
+        raise InputError(f"missing column {_names(missing[0])}; found columns: {', '.join(columns) or '(none)'}", name)
+    row = 0
+    while first is not None:
+        for record in first.to_pylist():
+            row += 1
+            yield row, record
+        first = next(batches, None)
+
+
+# The files of a folder read as one input (a Hugging Face dataset's shards: ``train-00000-of-00002.parquet``
+# from the hub, ``data-00000-of-00001.arrow`` from ``save_to_disk``), in name order. ``.json`` files are
+# not among them: beside shards they are metadata (``dataset_info.json``, ``state.json``).
+SHARD_SUFFIXES = (".parquet", ".arrow", ".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".tsv", ".tsv.gz")
+
+
+def shard_files(folder: Path) -> list[Path]:
+    """The record files of ``folder`` (not its subfolders), sorted by name; all of one format."""
+    files = sorted(
+        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(SHARD_SUFFIXES)),
+        key=lambda p: p.name,
+    )
+    kinds = {next(s for s in SHARD_SUFFIXES if p.name.lower().endswith(s)).removesuffix(".gz") for p in files}
+    if len(kinds) > 1:
+        raise InputError(
+            f"holds files of several formats ({', '.join(sorted(kinds))}); a folder is read as the shards of one "
+            "dataset: point at one file, or a folder of one format", folder,
+        )
+    return files
+
+
+def _record_files(path: Path, display: str | None) -> list[tuple[Path, str]]:
+    """(file, its name in messages) of a records input: the file itself, or a folder's shards."""
+    if not path.is_dir():
+        return [(path, display or str(path))]
+    files = shard_files(path)
+    if not files:
+        raise InputError(f"no data files in this folder (looked for {', '.join(SHARD_SUFFIXES)})", display or path)
+    return [(f, str(f)) for f in files]
+
+
 def _iter_records(
     path: Path, required: tuple[tuple[str, ...], ...], display: str | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -390,6 +455,8 @@ def _iter_records(
     plain = path.name.lower().removesuffix(".gz")
     if path.suffix.lower() == ".parquet" or _head(path) == PARQUET_MAGIC:
         return iter_parquet(path, required, display)
+    if path.suffix.lower() == ".arrow":
+        return iter_arrow(path, required, display)
     if plain.endswith((".csv", ".tsv")):
         return iter_delimited(path, required, display, "\t" if plain.endswith(".tsv") else ",")
     return iter_jsonl(path, display)
@@ -541,42 +608,47 @@ def is_beir_dir(path: Path) -> bool:
     )
 
 
-def _iter_documents(path: Path, display: str | None = None, *, ids_required: bool = True) -> Iterator[tuple[int, Document]]:
-    """(line, document) of a corpus file. A document without an id whose text came before is the
-    same document (its id is made from the text) and is read once."""
-    name = display or str(path)
+def _iter_documents(
+    path: Path, display: str | None = None, *, ids_required: bool = True
+) -> Iterator[tuple[tuple[str, int], Document]]:
+    """((file, line), document) of a corpus file or a folder of corpus shards. A document without an
+    id whose text came before is the same document (its id is made from the text) and is read once."""
     made_ids: set[str] = set()
-    records = (
-        iter_headerless_tsv(path, COLLECTION_COLUMNS, display) if is_collection_tsv(path)
-        else _iter_records(path, (DOC_TEXT_FIELDS,), display)
-    )
-    for lineno, obj in records:
-        doc, made = _read_document(obj, (name, lineno), ids_required=ids_required)
-        if made:
-            if doc.doc_id in made_ids:
-                continue
-            made_ids.add(doc.doc_id)
-        yield lineno, doc
+    for part, name in _record_files(path, display):
+        records = (
+            iter_headerless_tsv(part, COLLECTION_COLUMNS, name) if is_collection_tsv(part)
+            else _iter_records(part, (DOC_TEXT_FIELDS,), name)
+        )
+        for lineno, obj in records:
+            doc, made = _read_document(obj, (name, lineno), ids_required=ids_required)
+            if made:
+                if doc.doc_id in made_ids:
+                    continue
+                made_ids.add(doc.doc_id)
+            yield (name, lineno), doc
+
+
+def _place(first: tuple[str, int], where: tuple[str, int]) -> str:
+    """Where something was first seen, said from where it is seen again: 'line 3' or 'a.jsonl:3'."""
+    return f"line {first[1]}" if first[0] == where[0] else f"{first[0]}:{first[1]}"
 
 
 def _scan_corpus(path: Path, display: str | None = None, *, ids_required: bool = True) -> tuple[set[str], dict[str, str], int]:
-    """Validate a corpus file in one streaming pass: returns its ids, text-hash -> id, and size."""
+    """Validate a corpus in one streaming pass: returns its ids, text-hash -> id, and size."""
     ids: set[str] = set()
     by_hash: dict[str, str] = {}
-    first_line: dict[str, int] = {}
-    name = display or str(path)
-    for lineno, doc in _iter_documents(path, display, ids_required=ids_required):
+    first_seen: dict[str, tuple[str, int]] = {}
+    for where, doc in _iter_documents(path, display, ids_required=ids_required):
         if doc.doc_id in ids:
             raise InputError(
-                f"duplicate document id '{doc.doc_id}' (first seen on line {first_line[doc.doc_id]}); ids must be unique",
-                name,
-                lineno,
+                f"duplicate document id '{doc.doc_id}' (first seen on {_place(first_seen[doc.doc_id], where)}); ids must be unique",
+                *where,
             )
         ids.add(doc.doc_id)
-        first_line[doc.doc_id] = lineno
+        first_seen[doc.doc_id] = where
         by_hash.setdefault(text_hash(doc.text), doc.doc_id)
     if not ids:
-        raise InputError("the corpus is empty; it needs at least one document", name)
+        raise InputError("the corpus is empty; it needs at least one document", display or path)
     return ids, by_hash, len(ids)
 
 
@@ -761,23 +833,28 @@ def load_pairs(
     if corpus is not None:
         corpus_ids, by_hash, num_corpus = _scan_corpus(corpus, corpus_display, ids_required=False)
     extra_docs: dict[str, Document] = {}
-    extra_line: dict[str, int] = {}
+    extra_line: dict[str, tuple[str, int]] = {}
     queries: dict[str, Query] = {}
     qrels: dict[tuple[str, str], None] = {}
-    in_corpus: dict[str, tuple[str, int]] = {}  # positive id given in --corpus -> (text hash, line), checked below
+    in_corpus: dict[str, tuple[str, tuple[str, int]]] = {}  # positive id given in --corpus -> (text hash, where), checked below
     rows = 0
+    files = _record_files(path, display)
 
     def add_document(did: str, text: str, what: str, where: tuple[str, int]) -> None:
         """A document the pairs file brings (a positive, or a negative pooled without --corpus)."""
         if did in extra_docs and normalize_text(extra_docs[did].text) != normalize_text(text):
-            raise InputError(f"{what} id '{did}' appears with two different texts (first on line {extra_line[did]})", *where)
+            raise InputError(
+                f"{what} id '{did}' appears with two different texts (first on {_place(extra_line[did], where)})", *where
+            )
         if did not in extra_docs:
             extra_docs[did] = Document(did, "", text)
-            extra_line[did] = where[1]
+            extra_line[did] = where
             by_hash.setdefault(text_hash(text), did)
 
-    for lineno, obj in _iter_records(path, (QUERY_FIELDS, POSITIVE_FIELDS), display):
-        where = (name, lineno)
+    records = ((part_name, lineno, obj) for part, part_name in files
+               for lineno, obj in _iter_records(part, (QUERY_FIELDS, POSITIVE_FIELDS), part_name))
+    for part_name, lineno, obj in records:
+        where = (part_name, lineno)
         rows += 1
         qtext = _field(obj, QUERY_FIELDS, where, kind="text")
         assert qtext is not None
@@ -789,7 +866,7 @@ def load_pairs(
         for ptext, pid in positives:
             pid = pid or by_hash.get(text_hash(ptext)) or _stable_id("d", ptext)
             if pid in corpus_ids:
-                in_corpus.setdefault(pid, (text_hash(ptext), lineno))
+                in_corpus.setdefault(pid, (text_hash(ptext), where))
             else:
                 add_document(pid, ptext, "positive", where)
             qrels[(qid, pid)] = None
@@ -807,7 +884,7 @@ def load_pairs(
                 raise InputError(
                     f"field 'positive': positive id '{doc.doc_id}' is in {corpus_display or corpus} with a different text; "
                     "give the corpus text, or another id",
-                    name, expected[1],
+                    *expected[1],
                 )
     extra = list(extra_docs.values())
 
@@ -818,9 +895,9 @@ def load_pairs(
 
     # The reading rules are part of the identity: since v2 a row's negatives join the corpus, so an
     # embeddings cache of the same file read by the old rules (positives only) is not reused.
-    parts: list[Any] = ["pairs", PAIRS_READER, file_fingerprint(path)]
+    parts: list[Any] = ["pairs", PAIRS_READER, *_files_fingerprint(path)]
     if corpus is not None:
-        parts.append(file_fingerprint(corpus))
+        parts.extend(_files_fingerprint(corpus))
     return Dataset(
         description=f"pairs {name}" + (f" + corpus {corpus_display or corpus}" if corpus else ""),
         fingerprint=fingerprint(*parts),
@@ -830,6 +907,13 @@ def load_pairs(
         qrels=[(q, d, 1.0) for q, d in qrels],
         _corpus_factory=corpus_stream,
     )
+
+
+def _files_fingerprint(path: Path) -> list[str]:
+    """A file's content hash; a folder's shards by name and content (the same as before for a file)."""
+    if not path.is_dir():
+        return [file_fingerprint(path)]
+    return ["shards", *(f"{f.name}:{file_fingerprint(f)}" for f in shard_files(path))]
 
 
 def load_input(
@@ -845,15 +929,24 @@ def load_input(
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; a BEIR or MS MARCO folder has its own corpus", path)
         return load_beir(path, split) if is_beir_dir(path) else load_msmarco(path, split)
-    if path.is_dir():
+    if path.is_dir() and not shard_files(path):
+        # A dataset repository from the hub keeps each subset's shards in a subfolder (pair/, triplet/).
+        subsets = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".") and shard_files(d))
         raise InputError(
-            "not a BEIR folder (needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv), nor an MS MARCO folder "
-            "(collection.tsv, queries.<split>.tsv, qrels.<split>.tsv), nor a hardneg artifact",
+            (f"holds no data files itself; its subfolders {', '.join(subsets[:8])} do: point at one of them"
+             if subsets else
+             "not a BEIR folder (needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv), nor an MS MARCO folder "
+             "(collection.tsv, queries.<split>.tsv, qrels.<split>.tsv), nor a folder of pairs files (.parquet, "
+             ".arrow, .jsonl, .csv, .tsv: a dataset's shards), nor a hardneg artifact"),
             display or path,
         )
     if corpus is not None:
         where = corpus_display or corpus
         refuse_stream(corpus, where)
-        if not corpus.is_file():
-            raise InputError("not a file" if corpus.exists() else "no such file", where)
+        if not corpus.exists():
+            raise InputError("no such file", where)
+        if corpus.is_dir() and not shard_files(corpus):
+            raise InputError(f"a folder without data files (looked for {', '.join(SHARD_SUFFIXES)})", where)
+        if not corpus.is_file() and not corpus.is_dir():
+            raise InputError("not a file", where)
     return load_pairs(path, corpus, display, corpus_display)

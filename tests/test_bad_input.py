@@ -86,7 +86,7 @@ def test_a_directory_given_as_a_pairs_corpus_is_reported(tmp_path):
     (tmp_path / "corpus.jsonl").mkdir()
     result = runner.invoke(app, ["mine", str(pairs), "--corpus", str(tmp_path / "corpus.jsonl"), "--model", "hashing", "--out", "run"])
     assert result.exit_code == 1
-    assert "corpus.jsonl: not a file" in result.stderr
+    assert "corpus.jsonl: a folder without data files" in result.stderr  # a folder of shards would be read
 
 
 @pytest.mark.parametrize(
@@ -491,5 +491,84 @@ def test_a_bad_msmarco_file_is_one_error_naming_its_line(tmp_path, file, content
     result = runner.invoke(app, ["mine", str(folder), "--model", "hashing", "--workdir", str(tmp_path / "wd"), "--out", str(out)])
     assert result.exit_code == 1, result.output
     assert f"{file}:{line}: " in result.stderr and needle in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert not out.exists()
+
+
+def test_a_folder_of_shards_reads_as_one_file(tmp_path):
+    """A Hugging Face dataset's files, as the hub ships them (``train-0000N-of-00002.parquet``) and as
+    ``save_to_disk`` writes them (``data-00000-of-00001.arrow`` beside ``dataset_info.json`` and
+    ``state.json``), and a corpus split into JSONL shards, read as the one file they were cut from."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    rows = [{"query": f"question {i} on topic {i % 4}", "positive": f"answer {i}: topic {i % 4} explained"} for i in range(12)]
+    docs = [{"_id": f"c{i}", "text": f"pool passage {i} about topic {i % 4}"} for i in range(10)]
+    one = tmp_path / "pairs.jsonl"
+    one.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps(d) + "\n" for d in docs))
+    hub = tmp_path / "hub" / "pair"
+    hub.mkdir(parents=True)
+    for i, part in enumerate((rows[:5], rows[5:])):
+        pq.write_table(pa.Table.from_pylist(part), hub / f"train-0000{i}-of-00002.parquet")
+    (tmp_path / "hub" / "README.md").write_text("a dataset card\n")
+    saved = tmp_path / "saved"
+    saved.mkdir()
+    table = pa.Table.from_pylist(rows)
+    with pa.ipc.new_stream(str(saved / "data-00000-of-00001.arrow"), table.schema) as writer:
+        for batch in table.to_batches(max_chunksize=4):
+            writer.write_batch(batch)
+    (saved / "dataset_info.json").write_text('{"features": {}}')
+    (saved / "state.json").write_text('{"_data_files": [{"filename": "data-00000-of-00001.arrow"}]}')
+    shards = tmp_path / "corpus-shards"
+    shards.mkdir()
+    for i, part in enumerate((docs[:3], docs[3:7], docs[7:])):
+        (shards / f"part-{i}.jsonl").write_text("".join(json.dumps(d) + "\n" for d in part))
+
+    def candidates(name: str, source: Path, pool: Path) -> bytes:
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--corpus", str(pool), "--model", "hashing", "--min-rank", "0",
+                                     "--max-rank", "6", "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        return (out / "candidates.parquet").read_bytes()
+
+    expected = candidates("one", one, corpus)
+    assert candidates("hub", hub, corpus) == expected
+    assert candidates("save-to-disk", saved, corpus) == expected
+    assert candidates("corpus-shards", one, shards) == expected
+    result = runner.invoke(app, ["mine", str(tmp_path / "hub"), "--model", "hashing", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "holds no data files itself; its subfolders pair do: point at one" in result.stderr
+
+
+@pytest.mark.parametrize("case, needle", [
+    ("mixed", "holds files of several formats (.jsonl, .parquet)"),
+    ("duplicate-id", "part-1.jsonl:1: duplicate document id 'c1' (first seen on {folder}/part-0.jsonl:2)"),
+    ("bad-line", "part-1.jsonl:2: missing field 'text'"),
+    ("empty", "a folder without data files"),
+])
+def test_a_bad_folder_of_shards_names_the_file_and_line(tmp_path, case, needle):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"query": "a question", "positive": "an answer"}) + "\n")
+    folder = tmp_path / "shards"
+    folder.mkdir()
+    (folder / "part-0.jsonl").write_text('{"_id": "c0", "text": "zero"}\n{"_id": "c1", "text": "one"}\n')
+    if case == "mixed":
+        pq.write_table(pa.table({"_id": ["c9"], "text": ["nine"]}), folder / "part-1.parquet")
+    elif case == "duplicate-id":
+        (folder / "part-1.jsonl").write_text('{"_id": "c1", "text": "one again"}\n')
+    elif case == "bad-line":
+        (folder / "part-1.jsonl").write_text('{"_id": "c2", "text": "two"}\n{"_id": "c3"}\n')
+    else:
+        (folder / "part-0.jsonl").unlink()
+        (folder / "notes.txt").write_text("not data\n")
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["mine", str(pairs), "--corpus", str(folder), "--model", "hashing",
+                                 "--workdir", str(tmp_path / "wd"), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert needle.format(folder=folder) in result.stderr, result.stderr
     assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
     assert not out.exists()
