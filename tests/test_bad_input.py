@@ -33,6 +33,7 @@ CASES = [
     ("not-an-object", b'["d1", "a"]\n', None, None, "corpus.jsonl", 1, "expected a JSON object"),
     ("duplicate-id", b'{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n', None, None, "corpus.jsonl", 2, "duplicate document id 'd1'"),
     ("empty-text", b'{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "   "}\n', None, None, "corpus.jsonl", 2, "empty text"),
+    ("empty-query", GOOD_DOCS, b'{"_id": "q1", "text": " \\u200b "}\n', None, "queries.jsonl", 1, "query 'q1' has empty text"),
     ("invalid-utf8", b'{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "caf\xe9"}\n', None, None, "corpus.jsonl", 2, "not valid UTF-8"),
     ("empty-corpus", b"\n\n", None, None, "corpus.jsonl", None, "the corpus is empty"),
     ("unknown-qrels-doc", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1\td9\t1\n", "train.tsv", 2, "corpus id 'd9' is not in corpus.jsonl"),
@@ -375,6 +376,8 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_or_misnamed_files_mine_like_js
         ("csv", delimited(tmp_path / "pairs.csv", rows, ","), delimited(tmp_path / "corpus.csv", docs, ",")),
         ("tsv", delimited(tmp_path / "pairs.tsv", rows, "\t"), delimited(tmp_path / "corpus.tsv", docs, "\t")),
         ("csv-gz", csv_gz, corpus),
+        # Empty optional id cells (pandas writes a missing value so) are no ids: ids come from the texts.
+        ("csv-empty-ids", delimited(tmp_path / "ids.csv", [r | {"query_id": "", "positive_id": ""} for r in rows], ","), corpus),
         ("array", array, corpus),
         ("gz-named-jsonl", gz_named_jsonl, corpus),
         ("parquet-named-jsonl", parquet_named_jsonl, corpus),
@@ -412,6 +415,8 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_or_misnamed_files_mine_like_js
     ("no-comma.json", b'[\n {"query": "a", "positive": "b"}\n {"query": "c", "positive": "d"}\n]\n', 3, "expected ',' or ']'"),
     ("trailing.json", b'[{"query": "a", "positive": "b"}]\n[]\n', 2, "extra data after the array"),
     ("surrogate.json", b'[{"query": "a", "positive": "\\ud800"}]', 1, "malformed JSON"),
+    ("blank-query.jsonl", b'{"query": "a", "positive": "b"}\n{"query": " ", "positive": "c"}\n', 2, "field 'query' is empty"),
+    ("blank-anchor.csv", b"anchor,positive\na,b\n\"\",c\n", 3, "field 'anchor' is empty"),
     ("missing.json", b'[\n {"query": "a", "positive": "b"},\n {"query": "c"}\n]\n', 3, "missing field 'positive'"),
 ])
 def test_bad_csv_and_json_array_pairs_name_the_line(tmp_path, name, content, line, needle):
