@@ -576,6 +576,12 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                "(the NV recipe; a query the margin leaves without a negative takes a random one from ranks [10, 110) instead "
                "of losing its training pairs: the margin empties 26% of PIAF's queries)", both,
                hn_rows("nv-fallback", **nv_fallback), hn_proxy("nv-fallback", **nv_fallback), seeded_mining=True),
+        Method("hardneg-hybrid-nv-fallback", "--retriever hybrid --min-rank 0 --max-rank 110 --sampling top --relative-margin 0.05 "
+               "--fallback-min-rank 10 (the default recipe over candidates that BM25 and the dense model find together, "
+               "reciprocal-rank fusion; the margins still read the embedding cosine): lexical negatives that "
+               "mine_hard_negatives, dense only, cannot find", both,
+               hn_rows("hybrid-nv-fallback", retriever="hybrid", **nv_fallback),
+               hn_proxy("hybrid-nv-fallback", retriever="hybrid", **nv_fallback), seeded_mining=True),
         Method("hardneg-same-group", "--min-rank 10 --max-rank 110 --sampling random --same-group title (same-article "
                "negatives first: PIAF's passages share their article's title; SciFact's titles are one per document)", both,
                hn_rows("same-group", sampling="random", same_group="title", **window),
