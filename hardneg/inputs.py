@@ -422,8 +422,16 @@ def iter_arrow(
 SHARD_SUFFIXES = (".parquet", ".arrow", ".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".tsv", ".tsv.gz")
 
 
-def shard_files(folder: Path) -> list[Path]:
-    """The record files of ``folder`` (not its subfolders), sorted by name; all of one format."""
+# The hub names shards by split (``train-00000-of-00002.parquet``, ``test-00000-of-00001.parquet``),
+# often side by side in one data/ folder: a folder is never read across splits.
+_SPLIT_SHARD = re.compile(r"(?P<split>[^/]+?)-[0-9]{5}-of-[0-9]{5}\.")
+SPLIT_NAMES = {"train", "test", "dev", "validation", "valid", "val"}
+
+
+def shard_files(folder: Path, split: str | None = None) -> list[Path]:
+    """The record files of ``folder`` (not its subfolders), sorted by name; all of one format. Shards
+    named by split are those of ``split`` (a pairs folder's ``--split``); a corpus folder (``split``
+    None) must not mix splits."""
     files = sorted(
         (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(SHARD_SUFFIXES)),
         key=lambda p: p.name,
@@ -434,14 +442,28 @@ def shard_files(folder: Path) -> list[Path]:
             f"holds files of several formats ({', '.join(sorted(kinds))}); a folder is read as the shards of one "
             "dataset: point at one file, or a folder of one format", folder,
         )
+    matches = [_SPLIT_SHARD.match(p.name) for p in files]
+    if not files or not all(matches):
+        return files
+    splits = sorted({m.group("split") for m in matches if m})
+    if split is None:
+        if len(splits) > 1:
+            raise InputError(f"holds the shards of several splits ({', '.join(splits)}); point at one file", folder)
+        return files
+    if split in splits:
+        return [p for p, m in zip(files, matches) if m and m.group("split") == split]
+    if len(splits) > 1 or SPLIT_NAMES & set(splits):
+        raise InputError(
+            f"holds no shards of split '{split}'; its shards are of split {', '.join(splits)} (use --split)", folder
+        )
     return files
 
 
-def _record_files(path: Path, display: str | None) -> list[tuple[Path, str]]:
+def _record_files(path: Path, display: str | None, split: str | None = None) -> list[tuple[Path, str]]:
     """(file, its name in messages) of a records input: the file itself, or a folder's shards."""
     if not path.is_dir():
         return [(path, display or str(path))]
-    files = shard_files(path)
+    files = shard_files(path, split)
     if not files:
         raise InputError(f"no data files in this folder (looked for {', '.join(SHARD_SUFFIXES)})", display or path)
     return [(f, str(f)) for f in files]
@@ -821,7 +843,8 @@ def _stable_id(prefix: str, text: str) -> str:
 
 
 def load_pairs(
-    path: Path, corpus: Path | None = None, display: str | None = None, corpus_display: str | None = None
+    path: Path, corpus: Path | None = None, display: str | None = None, corpus_display: str | None = None,
+    split: str = "train",
 ) -> Dataset:
     """Validate a (query, positive) pairs file plus an optional corpus file.
 
@@ -842,7 +865,7 @@ def load_pairs(
     qrels: dict[tuple[str, str], None] = {}
     in_corpus: dict[str, tuple[str, tuple[str, int]]] = {}  # positive id given in --corpus -> (text hash, where), checked below
     rows = 0
-    files = _record_files(path, display)
+    files = _record_files(path, display, split)
 
     def add_document(did: str, text: str, what: str, where: tuple[str, int]) -> None:
         """A document the pairs file brings (a positive, or a negative pooled without --corpus)."""
@@ -902,7 +925,7 @@ def load_pairs(
 
     # The reading rules are part of the identity: since v2 a row's negatives join the corpus, so an
     # embeddings cache of the same file read by the old rules (positives only) is not reused.
-    parts: list[Any] = ["pairs", PAIRS_READER, *_files_fingerprint(path)]
+    parts: list[Any] = ["pairs", PAIRS_READER, *_files_fingerprint(path, [f for f, _ in files])]
     if corpus is not None:
         parts.extend(_files_fingerprint(corpus))
     return Dataset(
@@ -916,11 +939,12 @@ def load_pairs(
     )
 
 
-def _files_fingerprint(path: Path) -> list[str]:
-    """A file's content hash; a folder's shards by name and content (the same as before for a file)."""
+def _files_fingerprint(path: Path, files: list[Path] | None = None) -> list[str]:
+    """A file's content hash; a folder's shards (``files``: those read) by name and content (the
+    same as before for a file)."""
     if not path.is_dir():
         return [file_fingerprint(path)]
-    return ["shards", *(f"{f.name}:{file_fingerprint(f)}" for f in shard_files(path))]
+    return ["shards", *(f"{f.name}:{file_fingerprint(f)}" for f in (files if files is not None else shard_files(path)))]
 
 
 def load_input(
@@ -936,9 +960,10 @@ def load_input(
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; a BEIR or MS MARCO folder has its own corpus", path)
         return load_beir(path, split) if is_beir_dir(path) else load_msmarco(path, split)
-    if path.is_dir() and not shard_files(path):
+    if path.is_dir() and not shard_files(path, split):
         # A dataset repository from the hub keeps each subset's shards in a subfolder (pair/, triplet/).
-        subsets = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".") and shard_files(d))
+        subsets = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")
+                         and any(f.name.lower().endswith(SHARD_SUFFIXES) for f in d.iterdir()))
         raise InputError(
             (f"holds no data files itself; its subfolders {', '.join(subsets[:8])} do: point at one of them"
              if subsets else
@@ -956,4 +981,4 @@ def load_input(
             raise InputError(f"a folder without data files (looked for {', '.join(SHARD_SUFFIXES)})", where)
         if not corpus.is_file() and not corpus.is_dir():
             raise InputError("not a file", where)
-    return load_pairs(path, corpus, display, corpus_display)
+    return load_pairs(path, corpus, display, corpus_display, split)

@@ -544,6 +544,15 @@ def test_a_folder_of_shards_reads_as_one_file(tmp_path):
     assert candidates("corpus-shards", one, shards) == expected
     result = runner.invoke(app, ["mine", str(tmp_path / "hub"), "--model", "hashing", "--out", str(tmp_path / "x")])
     assert result.exit_code == 1 and "holds no data files itself; its subfolders pair do: point at one" in result.stderr
+    # The hub keeps splits side by side (data/train-*.parquet, data/test-*.parquet): a folder is read
+    # for --split (train by default) and never across splits.
+    pq.write_table(pa.Table.from_pylist([{"query": "a test question", "positive": "a test answer"}]),
+                   hub / "test-00000-of-00001.parquet")
+    assert candidates("hub-with-test", hub, corpus) == expected
+    result = runner.invoke(app, ["mine", str(hub), "--split", "dev", "--model", "hashing", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "holds no shards of split 'dev'; its shards are of split test, train (use --split)" in result.stderr
+    result = runner.invoke(app, ["mine", str(one), "--corpus", str(hub), "--model", "hashing", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "holds the shards of several splits (test, train); point at one file" in result.stderr
 
 
 @pytest.mark.parametrize("case, needle", [
