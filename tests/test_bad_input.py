@@ -145,6 +145,18 @@ def test_usage_errors_exit_2(tmp_path):
     assert result.exit_code == 2
 
 
+def _mine_fails_cleanly(tmp_path: Path, source: Path, *needles: str, extra: tuple[str, ...] = ()) -> None:
+    """`hardneg mine source` exits 1 with one line on stderr holding every needle, no traceback, and
+    no output directory."""
+    out = tmp_path / "run"
+    result = runner.invoke(app, ["mine", str(source), *extra, "--model", "hashing", "--workdir", str(tmp_path / "wd"),
+                                 "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    assert all(n in result.stderr for n in needles), result.stderr
+    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
+    assert not out.exists()
+
+
 def _gzip_beir(src: Path, dst: Path) -> Path:
     """A copy of the BEIR folder ``src`` with its corpus, queries and every qrels file gzipped, as the
     BEIR sets on the Hugging Face hub ship."""
@@ -209,12 +221,7 @@ def test_a_damaged_or_ambiguous_gzip_input_is_one_error_naming_the_file(tmp_path
     else:
         qrels = zipped / "qrels" / "train.tsv.gz"
         qrels.write_bytes(qrels.read_bytes()[:-12])
-    out = tmp_path / "run"
-    result = runner.invoke(app, ["mine", str(zipped), "--model", "hashing", "--workdir", str(tmp_path / "wd"), "--out", str(out)])
-    assert result.exit_code == 1
-    assert needle.format(line=line) in result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
-    assert not out.exists()
+    _mine_fails_cleanly(tmp_path, zipped, needle.format(line=line))
 
 
 def test_pairs_in_sentence_transformers_and_flagembedding_shapes_mine_the_same_queries(tmp_path):
@@ -422,13 +429,7 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_or_misnamed_files_mine_like_js
 def test_bad_csv_and_json_array_pairs_name_the_line(tmp_path, name, content, line, needle):
     pairs = tmp_path / name
     pairs.write_bytes(content)
-    out = tmp_path / "run"
-    result = runner.invoke(app, ["mine", str(pairs), "--model", "hashing", "--workdir", str(tmp_path / "wd"), "--out", str(out)])
-    assert result.exit_code == 1, result.output
-    where = f"{name}:{line}: " if line is not None else f"{name}: "
-    assert where in result.stderr and needle in result.stderr, result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
-    assert not out.exists()
+    _mine_fails_cleanly(tmp_path, pairs, f"{name}:{line}: " if line is not None else f"{name}: ", needle)
 
 
 def _msmarco(beir: Path, dest: Path, *, header: bool = False, trec: bool = True, gz: bool = False) -> Path:
@@ -492,12 +493,7 @@ def test_a_bad_msmarco_file_is_one_error_naming_its_line(tmp_path, file, content
     (folder / "queries.train.tsv").write_bytes(b"q1\twhat?\n")
     (folder / "qrels.train.tsv").write_bytes(b"q1\t0\t1\t1\n")
     (folder / file).write_bytes(content)
-    out = tmp_path / "run"
-    result = runner.invoke(app, ["mine", str(folder), "--model", "hashing", "--workdir", str(tmp_path / "wd"), "--out", str(out)])
-    assert result.exit_code == 1, result.output
-    assert f"{file}:{line}: " in result.stderr and needle in result.stderr, result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
-    assert not out.exists()
+    _mine_fails_cleanly(tmp_path, folder, f"{file}:{line}: ", needle)
 
 
 def test_a_folder_of_shards_reads_as_one_file(tmp_path):
@@ -579,10 +575,4 @@ def test_a_bad_folder_of_shards_names_the_file_and_line(tmp_path, case, needle):
     else:
         (folder / "part-0.jsonl").unlink()
         (folder / "notes.txt").write_text("not data\n")
-    out = tmp_path / "run"
-    result = runner.invoke(app, ["mine", str(pairs), "--corpus", str(folder), "--model", "hashing",
-                                 "--workdir", str(tmp_path / "wd"), "--out", str(out)])
-    assert result.exit_code == 1, result.output
-    assert needle.format(folder=folder) in result.stderr, result.stderr
-    assert result.stderr.count("\n") == 1 and "Traceback" not in result.output
-    assert not out.exists()
+    _mine_fails_cleanly(tmp_path, pairs, needle.format(folder=folder), extra=("--corpus", str(folder)))
