@@ -113,9 +113,9 @@ PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="auto (
 EncoderBackendOpt = Annotated[Optional[str], typer.Option("--backend", **choice(ENCODER_BACKENDS), help="Encoder runtime: torch, or openvino (the same graph run by OpenVINO on the CPU, ~2x faster here; pip install 'hardneg[openvino]').", rich_help_panel=EMBED)]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps [default: cuda when present].", rich_help_panel=EMBED)]
 ShardSizeOpt = Annotated[Optional[int], typer.Option("--shard-size", help="Texts per shard; a killed run resumes from the last complete shard.", rich_help_panel=EMBED)]
-SplitOpt = Annotated[Optional[str], typer.Option("--split", help="BEIR qrels split to mine for.", rich_help_panel=EMBED)]
+SplitOpt = Annotated[Optional[str], typer.Option("--split", help="qrels split to mine for (BEIR, MS MARCO); a folder of pairs shards: the split's shards.", rich_help_panel=EMBED)]
 CorpusOpt = Annotated[
-    Optional[Path], typer.Option("--corpus", help="Extra corpus for a pairs file (JSONL/Parquet with id and text).", rich_help_panel=EMBED)
+    Optional[Path], typer.Option("--corpus", help="Extra corpus for a pairs file (any pairs format, a folder of shards or collection.tsv; text, optional id and title).", rich_help_panel=EMBED)
 ]
 
 MOpt = Annotated[Optional[int], typer.Option("--m", help="HNSW links per node.", rich_help_panel=INDEX)]
