@@ -108,9 +108,19 @@ def refuse_stream(path: Path, where: str | Path, hint: str = STREAM_HINT) -> Non
 
 GZIP_MAGIC = b"\x1f\x8b"
 PARQUET_MAGIC = b"PAR1"
+# Compressed files are read through the standard library, recognised by name or by content (a
+# download saved as ``corpus.jsonl``); formats it cannot read are named, with the way out.
+_BZIP2 = re.compile(rb"BZh[1-9]1AY&SY")
+_XZ_MAGIC = b"\xfd7zXZ\x00"
+COMPRESSED_SUFFIXES = (".gz", ".bz2", ".xz")
+_UNREADABLE = (
+    (b"\x28\xb5\x2f\xfd", "zstd-compressed", "zstd -d FILE"),
+    (b"PK\x03\x04", "a zip archive", "unzip FILE"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "7z x FILE"),
+)
 
 
-def _head(path: Path, size: int = 4) -> bytes:
+def _head(path: Path, size: int = 10) -> bytes:
     try:
         with open(path, "rb") as fh:
             return fh.read(size)
@@ -118,23 +128,56 @@ def _head(path: Path, size: int = 4) -> bytes:
         return b""
 
 
-def is_gzip(path: Path) -> bool:
-    """Named ``.gz``, or gzipped whatever its name (a download saved as ``corpus.jsonl``)."""
-    return path.name.endswith(".gz") or _head(path, 2) == GZIP_MAGIC
+def plain_name(path: Path) -> str:
+    """The file's name without a compression suffix, lower-cased: what its content format is named."""
+    name = path.name.lower()
+    for suffix in COMPRESSED_SUFFIXES:
+        name = name.removesuffix(suffix)
+    return name
+
+
+def compression(path: Path) -> str | None:
+    """``gzip``, ``bzip2``, ``xz`` or None, by the file's name or its first bytes."""
+    head, name = _head(path), path.name.lower()
+    if name.endswith(".gz") or head.startswith(GZIP_MAGIC):
+        return "gzip"
+    if name.endswith(".bz2") or _BZIP2.match(head):
+        return "bzip2"
+    if name.endswith(".xz") or head.startswith(_XZ_MAGIC):
+        return "xz"
+    return None
 
 
 def _open_bytes(path: Path, name: str) -> Any:
+    """The file's bytes, decompressed when it is compressed (gzip, bzip2, xz)."""
+    import bz2
+    import lzma
+
+    kind = compression(path)
+    if kind is None:
+        head = _head(path)
+        for magic, what, command in _UNREADABLE:
+            if head.startswith(magic):
+                raise InputError(f"is {what}, which hardneg does not read; decompress it first ({command}): "
+                                 "gzip, bzip2 and xz files are read as they are", name)
+    opener: Any = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}.get(kind or "", open)
     try:
-        return gzip.open(path, "rb") if is_gzip(path) else open(path, "rb")
-    except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror})", name) from None
+        return opener(path, "rb")
+    except (OSError, EOFError) as exc:
+        raise InputError(f"cannot read file ({getattr(exc, 'strerror', None) or exc})", name) from None
 
 
-GZIP_ERRORS = (OSError, EOFError, zlib.error)  # what a truncated or non-gzip stream raises
+def _decompress_errors() -> tuple[type[BaseException], ...]:
+    import lzma
+
+    return (OSError, EOFError, zlib.error, lzma.LZMAError)
+
+
+GZIP_ERRORS = _decompress_errors()  # what a truncated or damaged compressed stream raises
 
 
 def _gzip_failure(exc: BaseException, name: str, line: int | None = None) -> InputError:
-    return InputError(f"cannot decompress ({exc or type(exc).__name__}); is it a complete gzip file?", name, line)
+    return InputError(f"cannot decompress ({exc or type(exc).__name__}); is it a complete compressed file?", name, line)
 
 
 def _lines(fh: Any, name: str) -> Iterator[tuple[int, bytes]]:
@@ -321,7 +364,7 @@ _TSV_HEADER_IDS = {"id", "_id", "pid", "qid", "docid", "doc_id", "query_id"}
 
 def is_collection_tsv(path: Path) -> bool:
     """colbert-ai's and MS MARCO's ``collection.tsv`` (``collection*.tsv``, gzipped or not)."""
-    plain = path.name.lower().removesuffix(".gz")
+    plain = plain_name(path)
     return plain.startswith("collection") and plain.endswith(".tsv")
 
 
@@ -419,7 +462,11 @@ def iter_arrow(
 # The files of a folder read as one input (a Hugging Face dataset's shards: ``train-00000-of-00002.parquet``
 # from the hub, ``data-00000-of-00001.arrow`` from ``save_to_disk``), in name order. ``.json`` files are
 # not among them: beside shards they are metadata (``dataset_info.json``, ``state.json``).
-SHARD_SUFFIXES = (".parquet", ".arrow", ".jsonl", ".jsonl.gz", ".csv", ".csv.gz", ".tsv", ".tsv.gz")
+SHARD_SUFFIXES = (".parquet", ".arrow", ".jsonl", ".csv", ".tsv")  # each of the last three may be compressed too
+
+
+def _is_shard(path: Path) -> bool:
+    return path.is_file() and not path.name.startswith(".") and plain_name(path).endswith(SHARD_SUFFIXES)
 
 
 # The hub names shards by split (``train-00000-of-00002.parquet``, ``test-00000-of-00001.parquet``),
@@ -432,11 +479,8 @@ def shard_files(folder: Path, split: str | None = None) -> list[Path]:
     """The record files of ``folder`` (not its subfolders), sorted by name; all of one format. Shards
     named by split are those of ``split`` (a pairs folder's ``--split``); a corpus folder (``split``
     None) must not mix splits."""
-    files = sorted(
-        (p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".") and p.name.lower().endswith(SHARD_SUFFIXES)),
-        key=lambda p: p.name,
-    )
-    kinds = {next(s for s in SHARD_SUFFIXES if p.name.lower().endswith(s)).removesuffix(".gz") for p in files}
+    files = sorted((p for p in folder.iterdir() if _is_shard(p)), key=lambda p: p.name)
+    kinds = {next(s for s in SHARD_SUFFIXES if plain_name(p).endswith(s)) for p in files}
     if len(kinds) > 1:
         raise InputError(
             f"holds files of several formats ({', '.join(sorted(kinds))}); a folder is read as the shards of one "
@@ -474,8 +518,8 @@ def _iter_records(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """A records file by its kind: Parquet (by name or by its magic bytes), CSV or TSV with a header
     row (by name, ``.csv``/``.tsv``, gzipped or not), otherwise JSON Lines or one JSON array."""
-    plain = path.name.lower().removesuffix(".gz")
-    if path.suffix.lower() == ".parquet" or _head(path) == PARQUET_MAGIC:
+    plain = plain_name(path)
+    if path.suffix.lower() == ".parquet" or _head(path, 4) == PARQUET_MAGIC:
         return iter_parquet(path, required, display)
     if path.suffix.lower() == ".arrow":
         return iter_arrow(path, required, display)
@@ -685,13 +729,9 @@ def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
     """Read a BEIR qrels TSV: (line, query_id, doc_id, score). The header line is optional."""
     rows: list[tuple[int, str, str, float]] = []
     name = str(path)
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"cannot read file ({exc.strerror})", name) from None
-    if is_gzip(path):
+    with _open_bytes(path, name) as fh:
         try:
-            data = gzip.decompress(data)
+            data = fh.read()
         except GZIP_ERRORS as exc:
             raise _gzip_failure(exc, name) from None
     if data.startswith(_BOM):
@@ -790,8 +830,7 @@ def load_msmarco(path: Path, split: str) -> Dataset:
 
 
 def _iter_queries(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    plain = path.name.lower().removesuffix(".gz")
-    return iter_headerless_tsv(path, QUERY_COLUMNS) if plain.endswith(".tsv") else iter_jsonl(path)
+    return iter_headerless_tsv(path, QUERY_COLUMNS) if plain_name(path).endswith(".tsv") else iter_jsonl(path)
 
 
 def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries_path: Path, qrels_path: Path) -> Dataset:
@@ -963,7 +1002,7 @@ def load_input(
     if path.is_dir() and not shard_files(path, split):
         # A dataset repository from the hub keeps each subset's shards in a subfolder (pair/, triplet/).
         subsets = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")
-                         and any(f.name.lower().endswith(SHARD_SUFFIXES) for f in d.iterdir()))
+                         and any(_is_shard(f) for f in d.iterdir()))
         raise InputError(
             (f"holds no data files itself; its subfolders {', '.join(subsets[:8])} do: point at one of them"
              if subsets else

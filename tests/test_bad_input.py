@@ -346,7 +346,7 @@ def test_a_tevatron_export_reads_back_as_pairs_with_its_passages(tmp_path, tiny_
     assert result.exit_code == 1 and "bad.jsonl:1: missing field 'positive_passages[1].text'" in result.stderr
 
 
-def test_pairs_and_corpus_as_csv_tsv_a_json_array_or_misnamed_files_mine_like_jsonl(tmp_path, tiny_beir):
+def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_like_jsonl(tmp_path, tiny_beir):
     """The same pairs and corpus as CSV or TSV with a header row (quoted commas, tabs and newlines in
     texts), as one pretty-printed JSON array, gzipped or Parquet under a .jsonl name: the same
     candidates as JSON Lines. A BEIR folder whose queries file is a JSON array reads the same too."""
@@ -366,6 +366,13 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_or_misnamed_files_mine_like_js
             writer.writeheader()
             writer.writerows(records)
         return path
+
+    def compressed(dest: Path, source: Path, how: str) -> Path:
+        import bz2
+        import lzma
+
+        dest.write_bytes(bz2.compress(source.read_bytes()) if how == "bz2" else lzma.compress(source.read_bytes()))
+        return dest
 
     jsonl = tmp_path / "pairs.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -387,6 +394,9 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_or_misnamed_files_mine_like_js
         ("csv-empty-ids", delimited(tmp_path / "ids.csv", [r | {"query_id": "", "positive_id": ""} for r in rows], ","), corpus),
         ("array", array, corpus),
         ("gz-named-jsonl", gz_named_jsonl, corpus),
+        ("bz2", compressed(tmp_path / "pairs.jsonl.bz2", jsonl, "bz2"), corpus),
+        ("xz-named-jsonl", compressed(tmp_path / "xz.jsonl", jsonl, "xz"), corpus),
+        ("csv-xz", compressed(tmp_path / "pairs.csv.xz", tmp_path / "p.csv", "xz"), compressed(tmp_path / "c.jsonl.bz2", corpus, "bz2")),
         ("parquet-named-jsonl", parquet_named_jsonl, corpus),
     ]
 
@@ -424,6 +434,9 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_or_misnamed_files_mine_like_js
     ("surrogate.json", b'[{"query": "a", "positive": "\\ud800"}]', 1, "malformed JSON"),
     ("blank-query.jsonl", b'{"query": "a", "positive": "b"}\n{"query": " ", "positive": "c"}\n', 2, "field 'query' is empty"),
     ("blank-anchor.csv", b"anchor,positive\na,b\n\"\",c\n", 3, "field 'anchor' is empty"),
+    ("pairs.jsonl.zst", b"\x28\xb5\x2f\xfd\x00\x00", None, "is zstd-compressed, which hardneg does not read; decompress it first"),
+    ("pairs.zip", b"PK\x03\x04\x14\x00", None, "is a zip archive, which hardneg does not read; decompress it first (unzip"),
+    ("cut.jsonl.bz2", b"BZh91AY&SY\x00\x01", 1, "cannot decompress"),
     ("missing.json", b'[\n {"query": "a", "positive": "b"},\n {"query": "c"}\n]\n', 3, "missing field 'positive'"),
 ])
 def test_bad_csv_and_json_array_pairs_name_the_line(tmp_path, name, content, line, needle):
