@@ -277,6 +277,8 @@ def _json_array(data: bytes, name: str, first_line: int, start_after: int) -> It
                 obj = orjson.loads(text[start:end])
             except (json.JSONDecodeError, orjson.JSONDecodeError) as exc:
                 raise broken(start, exc.msg) from None
+            except RecursionError:  # the stdlib decoder's limit; orjson says "depth limit exceeded"
+                raise broken(start, "depth limit exceeded") from None
             lineno = at(start)
             if lineno > start_after:
                 if not isinstance(obj, dict):

@@ -437,6 +437,8 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
     ("pairs.jsonl.zst", b"\x28\xb5\x2f\xfd\x00\x00", None, "is zstd-compressed, which hardneg does not read; decompress it first"),
     ("pairs.zip", b"PK\x03\x04\x14\x00", None, "is a zip archive, which hardneg does not read; decompress it first (unzip"),
     ("cut.jsonl.bz2", b"BZh91AY&SY\x00\x01", 1, "cannot decompress"),
+    ("deep.json", b"[" + b"[" * 100_000 + b"]" * 100_000 + b"]", 1, "malformed JSON (depth limit exceeded)"),
+    ("deep-field.json", b'[\n{"query": ' + b"[" * 100_000 + b"]" * 100_000 + b', "positive": "x"}]', 2, "depth limit exceeded"),
     ("missing.json", b'[\n {"query": "a", "positive": "b"},\n {"query": "c"}\n]\n', 3, "missing field 'positive'"),
 ])
 def test_bad_csv_and_json_array_pairs_name_the_line(tmp_path, name, content, line, needle):
