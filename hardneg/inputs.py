@@ -420,9 +420,24 @@ def iter_parquet(
     missing = [names for names in required if not any(c in columns for c in names)]
     if missing:
         raise InputError(f"missing column {_names(missing[0])}; found columns: {', '.join(columns) or '(none)'}", name)
+    yield from _rows_of(pf.iter_batches(batch_size=8192), "Parquet", name)
+
+
+def _rows_of(batches: Iterator[Any], kind: str, name: str) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(1-based row number, row dict) of record batches; a batch that cannot be read (a damaged or
+    cut file) is an InputError at the first row it would have held."""
+    import pyarrow as pa
+
     row = 0
-    for batch in pf.iter_batches(batch_size=8192):
-        for record in batch.to_pylist():
+    while True:
+        try:
+            batch = next(batches, None)
+            records = batch.to_pylist() if batch is not None else None
+        except (OSError, pa.ArrowException) as exc:
+            raise InputError(f"cannot read {kind} file from here on ({exc}); is it complete?", name, row + 1) from None
+        if records is None:
+            return
+        for record in records:
             row += 1
             yield row, record
 
@@ -438,27 +453,21 @@ def iter_arrow(
     try:
         source = pa.memory_map(str(path))
         try:
-            batches: Any = iter(pa.ipc.open_stream(source))
+            stream = pa.ipc.open_stream(source)
+            batches: Iterator[Any] = iter(stream)
+            schema = stream.schema
         except pa.ArrowInvalid:
             source.seek(0)
             reader = pa.ipc.open_file(source)
             batches = (reader.get_batch(i) for i in range(reader.num_record_batches))
             schema = reader.schema
-        else:
-            schema = None
-        first = next(batches, None)
-    except (OSError, pa.ArrowInvalid) as exc:
+    except (OSError, pa.ArrowException) as exc:
         raise InputError(f"cannot read Arrow file ({exc})", name) from None
-    columns = (schema or (first.schema if first is not None else pa.schema([]))).names
+    columns = schema.names
     missing = [names for names in required if not any(c in columns for c in names)]
     if missing:
         raise InputError(f"missing column {_names(missing[0])}; found columns: {', '.join(columns) or '(none)'}", name)
-    row = 0
-    while first is not None:
-        for record in first.to_pylist():
-            row += 1
-            yield row, record
-        first = next(batches, None)
+    yield from _rows_of(batches, "Arrow", name)
 
 
 # The files of a folder read as one input (a Hugging Face dataset's shards: ``train-00000-of-00002.parquet``

@@ -591,3 +591,26 @@ def test_a_bad_folder_of_shards_names_the_file_and_line(tmp_path, case, needle):
         (folder / "part-0.jsonl").unlink()
         (folder / "notes.txt").write_text("not data\n")
     _mine_fails_cleanly(tmp_path, pairs, needle.format(folder=folder), extra=("--corpus", str(folder)))
+
+
+@pytest.mark.parametrize("name", ["cut.arrow", "cut-file.arrow", "damaged.parquet"])
+def test_a_cut_or_damaged_arrow_or_parquet_file_is_one_error(tmp_path, name):
+    """A file cut short in a download (an Arrow stream past its first batches, an Arrow file) or with
+    a damaged page (Parquet) is one error naming the file, never an 'unexpected error'."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    table = pa.Table.from_pylist([{"query": f"question {i}", "positive": f"answer number {i}"} for i in range(400)])
+    path = tmp_path / name
+    if name == "damaged.parquet":
+        pq.write_table(table, path, row_group_size=100, compression="none")
+        data = bytearray(path.read_bytes())
+        data[len(data) // 2 : len(data) // 2 + 200] = b"\xff" * 200
+        path.write_bytes(bytes(data))
+    else:
+        with (pa.ipc.new_stream if name == "cut.arrow" else pa.ipc.new_file)(str(path), table.schema) as writer:
+            for batch in table.to_batches(max_chunksize=50):
+                writer.write_batch(batch)
+        path.write_bytes(path.read_bytes()[: int(path.stat().st_size * 0.7)])
+    _mine_fails_cleanly(tmp_path, path, f"{name}:" if name != "cut-file.arrow" else f"{name}: ",
+                        "cannot read Parquet file" if name.endswith(".parquet") else "cannot read Arrow file")
