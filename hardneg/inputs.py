@@ -321,7 +321,7 @@ def iter_delimited(
                 ) from None
 
     with _open_bytes(path, name) as fh:
-        reader = csv.reader(decoded(fh), delimiter=delimiter)
+        reader = csv.reader(decoded(fh), delimiter=delimiter, strict=True)  # an unclosed quote is an error
         header: list[str] | None = None
         line = 0
         while True:

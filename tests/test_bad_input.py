@@ -434,6 +434,8 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
     ("surrogate.json", b'[{"query": "a", "positive": "\\ud800"}]', 1, "malformed JSON"),
     ("blank-query.jsonl", b'{"query": "a", "positive": "b"}\n{"query": " ", "positive": "c"}\n', 2, "field 'query' is empty"),
     ("blank-anchor.csv", b"anchor,positive\na,b\n\"\",c\n", 3, "field 'anchor' is empty"),
+    ("unclosed.csv", b'query,positive\nq1,"an answer cut\nin a download', 3, "malformed CSV (unexpected end of data)"),
+    ("stray-quote.csv", b'query,positive\nq1,"p1" x\n', 2, "malformed CSV"),
     ("pairs.jsonl.zst", b"\x28\xb5\x2f\xfd\x00\x00", None, "is zstd-compressed, which hardneg does not read; decompress it first"),
     ("pairs.zip", b"PK\x03\x04\x14\x00", None, "is a zip archive, which hardneg does not read; decompress it first (unzip"),
     ("cut.jsonl.bz2", b"BZh91AY&SY\x00\x01", 1, "cannot decompress"),
