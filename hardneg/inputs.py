@@ -162,9 +162,58 @@ def _open_bytes(path: Path, name: str) -> Any:
                                  "gzip, bzip2 and xz files are read as they are", name)
     opener: Any = {"gzip": gzip.open, "bzip2": bz2.open, "xz": lzma.open}.get(kind or "", open)
     try:
-        return opener(path, "rb")
-    except (OSError, EOFError) as exc:
-        raise InputError(f"cannot read file ({getattr(exc, 'strerror', None) or exc})", name) from None
+        fh = opener(path, "rb")
+    except OSError as exc:
+        raise InputError(f"cannot read file ({exc.strerror or exc})", name) from None
+    try:
+        head = fh.peek(4)[:4]
+    except GZIP_ERRORS as exc:  # not compressed as its name says, or cut in its first block
+        fh.close()
+        raise _gzip_failure(exc, name, 1) from None
+    for bom, encoding in _UNICODE_BOMS:
+        if head.startswith(bom):
+            return _Utf8Lines(fh, encoding, name)
+    return fh
+
+
+# A spreadsheet's "Unicode text" export is UTF-16 with a byte-order mark: read as UTF-8 lines.
+_UNICODE_BOMS = ((b"\xff\xfe\x00\x00", "utf-32"), (b"\x00\x00\xfe\xff", "utf-32"), (b"\xff\xfe", "utf-16"),
+                 (b"\xfe\xff", "utf-16"))
+
+
+class _Utf8Lines:
+    """A UTF-16 or UTF-32 file (its byte-order mark says which) as the UTF-8 byte lines the readers take."""
+
+    def __init__(self, raw: Any, encoding: str, name: str) -> None:
+        import io
+
+        self._text = io.TextIOWrapper(raw, encoding=encoding, newline="")
+        self._encoding, self._name = encoding, name
+
+    def _failure(self, line: int | None) -> InputError:
+        return InputError(f"not valid {self._encoding.upper()} (the byte-order mark says it is); re-encode the file "
+                          "as UTF-8", self._name, line)
+
+    def __iter__(self) -> Iterator[bytes]:
+        done = 0
+        try:
+            for line in self._text:
+                done += 1
+                yield line.encode("utf-8")
+        except UnicodeError:
+            raise self._failure(done + 1) from None
+
+    def read(self) -> bytes:
+        try:
+            return self._text.read().encode("utf-8")
+        except UnicodeError:
+            raise self._failure(None) from None
+
+    def __enter__(self) -> _Utf8Lines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._text.close()
 
 
 def _decompress_errors() -> tuple[type[BaseException], ...]:

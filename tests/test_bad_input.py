@@ -374,6 +374,10 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
         dest.write_bytes(bz2.compress(source.read_bytes()) if how == "bz2" else lzma.compress(source.read_bytes()))
         return dest
 
+    def utf16(dest: Path, source: Path, encoding: str) -> Path:
+        dest.write_bytes(source.read_text(encoding="utf-8").replace("\n", "\r\n").encode(encoding))
+        return dest
+
     jsonl = tmp_path / "pairs.jsonl"
     jsonl.write_text("".join(json.dumps(r) + "\n" for r in rows))
     corpus = tmp_path / "corpus.jsonl"
@@ -398,6 +402,8 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
         ("xz-named-jsonl", compressed(tmp_path / "xz.jsonl", jsonl, "xz"), corpus),
         ("csv-xz", compressed(tmp_path / "pairs.csv.xz", tmp_path / "p.csv", "xz"), compressed(tmp_path / "c.jsonl.bz2", corpus, "bz2")),
         ("parquet-named-jsonl", parquet_named_jsonl, corpus),
+        # A spreadsheet's "Unicode text" export: UTF-16 with a byte-order mark, CRLF.
+        ("utf16-tsv", utf16(tmp_path / "pairs16.tsv", tmp_path / "pairs.tsv", "utf-16"), utf16(tmp_path / "c32.jsonl", corpus, "utf-32")),
     ]
 
     def candidates(name: str, source: Path, pool: Path | None = None) -> bytes:
@@ -436,6 +442,7 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
     ("blank-anchor.csv", b"anchor,positive\na,b\n\"\",c\n", 3, "field 'anchor' is empty"),
     ("unclosed.csv", b'query,positive\nq1,"an answer cut\nin a download', 3, "malformed CSV (unexpected end of data)"),
     ("stray-quote.csv", b'query,positive\nq1,"p1" x\n', 2, "malformed CSV"),
+    ("bad16.tsv", "query\tpositive\nq1\tp1\n".encode("utf-16") + b"\x00\xd8", 3, "not valid UTF-16 (the byte-order mark says it is)"),
     ("pairs.jsonl.zst", b"\x28\xb5\x2f\xfd\x00\x00", None, "is zstd-compressed, which hardneg does not read; decompress it first"),
     ("pairs.zip", b"PK\x03\x04\x14\x00", None, "is a zip archive, which hardneg does not read; decompress it first (unzip"),
     ("cut.jsonl.bz2", b"BZh91AY&SY\x00\x01", 1, "cannot decompress"),
