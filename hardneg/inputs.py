@@ -907,8 +907,6 @@ def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries
         if qid in queries:
             raise InputError(f"duplicate query id '{qid}'; ids must be unique", *where)
         if qid in wanted:
-            if is_blank(text):
-                raise InputError(f"query '{qid}' has empty text (nothing but whitespace or invisible characters)", *where)
             queries[qid] = Query(qid, text)
     qrels: list[tuple[str, str, float]] = []
     for lineno, qid, did, score in qrels_rows:
@@ -984,9 +982,6 @@ def load_pairs(
         rows += 1
         qtext = _field(obj, QUERY_FIELDS, where, kind="text")
         assert qtext is not None
-        if is_blank(qtext):
-            label = next(n for n in QUERY_FIELDS if obj.get(n) is not None)
-            raise InputError(f"field '{label}' is empty (nothing but whitespace or invisible characters); a query needs text", *where)
         positives = _positives(obj, where)
         qid = _field(obj, QUERY_ID_FIELDS, where, kind="id", required=False) or _stable_id("q", qtext)
         if qid in queries and queries[qid].text != qtext:
