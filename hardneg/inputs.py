@@ -7,9 +7,11 @@ texts are never all held in memory.
 
 from __future__ import annotations
 
+import bz2
 import csv
 import gzip
 import hashlib
+import lzma
 import math
 import re
 import stat
@@ -136,9 +138,10 @@ def plain_name(path: Path) -> str:
     return name
 
 
-def compression(path: Path) -> str | None:
-    """``gzip``, ``bzip2``, ``xz`` or None, by the file's name or its first bytes."""
-    head, name = _head(path), path.name.lower()
+def compression(path: Path, head: bytes | None = None) -> str | None:
+    """``gzip``, ``bzip2``, ``xz`` or None, by the file's name or its first bytes (``head``, read
+    here when not given)."""
+    head, name = _head(path) if head is None else head, path.name.lower()
     if name.endswith(".gz") or head.startswith(GZIP_MAGIC):
         return "gzip"
     if name.endswith(".bz2") or _BZIP2.match(head):
@@ -150,12 +153,9 @@ def compression(path: Path) -> str | None:
 
 def _open_bytes(path: Path, name: str) -> Any:
     """The file's bytes, decompressed when it is compressed (gzip, bzip2, xz)."""
-    import bz2
-    import lzma
-
-    kind = compression(path)
+    head = _head(path)
+    kind = compression(path, head)
     if kind is None:
-        head = _head(path)
         for magic, what, command in _UNREADABLE:
             if head.startswith(magic):
                 raise InputError(f"is {what}, which hardneg does not read; decompress it first ({command}): "
@@ -166,12 +166,12 @@ def _open_bytes(path: Path, name: str) -> Any:
     except OSError as exc:
         raise InputError(f"cannot read file ({exc.strerror or exc})", name) from None
     try:
-        head = fh.peek(4)[:4]
-    except GZIP_ERRORS as exc:  # not compressed as its name says, or cut in its first block
+        text_head = fh.peek(4)[:4]
+    except DECOMPRESS_ERRORS as exc:  # not compressed as its name says, or cut in its first block
         fh.close()
-        raise _gzip_failure(exc, name, 1) from None
+        raise _decompress_failure(exc, name, 1) from None
     for bom, encoding in _UNICODE_BOMS:
-        if head.startswith(bom):
+        if text_head.startswith(bom):
             return _Utf8Lines(fh, encoding, name)
     return fh
 
@@ -216,27 +216,22 @@ class _Utf8Lines:
         self._text.close()
 
 
-def _decompress_errors() -> tuple[type[BaseException], ...]:
-    import lzma
-
-    return (OSError, EOFError, zlib.error, lzma.LZMAError)
+DECOMPRESS_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)  # what a cut or damaged compressed stream raises
 
 
-GZIP_ERRORS = _decompress_errors()  # what a truncated or damaged compressed stream raises
-
-
-def _gzip_failure(exc: BaseException, name: str, line: int | None = None) -> InputError:
+def _decompress_failure(exc: BaseException, name: str, line: int | None = None) -> InputError:
     return InputError(f"cannot decompress ({exc or type(exc).__name__}); is it a complete compressed file?", name, line)
 
 
 def _lines(fh: Any, name: str) -> Iterator[tuple[int, bytes]]:
-    """(line number, raw line) of an open file; a damaged gzip stream is an InputError at its line."""
+    """(line number, raw line) of an open file, a UTF-8 BOM left out of the first; a damaged
+    compressed stream is an InputError at its line."""
     lineno = 0
     try:
         for lineno, raw in enumerate(fh, 1):
-            yield lineno, raw
-    except GZIP_ERRORS as exc:
-        raise _gzip_failure(exc, name, lineno + 1) from None
+            yield lineno, (raw[len(_BOM) :] if lineno == 1 and raw.startswith(_BOM) else raw)
+    except DECOMPRESS_ERRORS as exc:
+        raise _decompress_failure(exc, name, lineno + 1) from None
 
 
 def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -246,8 +241,6 @@ def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> 
     with _open_bytes(path, name) as fh:
         first = True
         for lineno, raw in _lines(fh, name):
-            if lineno == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM) :]
             line = raw.strip()
             if not line:
                 continue
@@ -264,12 +257,7 @@ def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> 
                     name,
                     lineno,
                 )
-            try:
-                line.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"not valid UTF-8 (byte {exc.start} of the line); re-encode the file as UTF-8", name, lineno
-                ) from None
+            _decode(line, name, lineno)  # a bad byte is named before orjson's generic message
             try:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError as exc:
@@ -279,11 +267,19 @@ def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> 
             yield lineno, obj
 
 
+def _decode(raw: bytes, name: str, lineno: int) -> str:
+    """One line as text; bad UTF-8 is an InputError naming the line and the byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid UTF-8 (byte {exc.start} of the line); re-encode the file as UTF-8", name, lineno) from None
+
+
 def _rest(fh: Any, name: str) -> bytes:
     try:
         return bytes(fh.read())
-    except GZIP_ERRORS as exc:
-        raise _gzip_failure(exc, name) from None
+    except DECOMPRESS_ERRORS as exc:
+        raise _decompress_failure(exc, name) from None
 
 
 def _json_array(data: bytes, name: str, first_line: int, start_after: int) -> Iterator[tuple[int, dict[str, Any]]]:
@@ -360,14 +356,7 @@ def iter_delimited(
         # Decoded line by line (not through a TextIOWrapper, which decodes ahead in chunks), so a
         # bad byte is reported on its own line; each line keeps its end, as csv wants (newline="").
         for lineno, raw in _lines(fh, name):
-            if lineno == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM) :]
-            try:
-                yield raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"not valid UTF-8 (byte {exc.start} of the line); re-encode the file as UTF-8", name, lineno
-                ) from None
+            yield _decode(raw, name, lineno)
 
     with _open_bytes(path, name) as fh:
         reader = csv.reader(decoded(fh), delimiter=delimiter, strict=True)  # an unclosed quote is an error
@@ -389,12 +378,7 @@ def iter_delimited(
                 repeated = next((c for i, c in enumerate(header) if c in header[:i]), None)
                 if repeated is not None:
                     raise InputError(f"the header names column '{repeated}' twice", name, start)
-                missing = [names for names in required if not any(c in header for c in names)]
-                if missing:
-                    raise InputError(
-                        f"missing column {_names(missing[0])} in the header row; found columns: {', '.join(header)} "
-                        f"(a {kind} file needs a header row naming its columns)", name, start,
-                    )
+                _require_columns(header, required, name, start, f" (a {kind} file needs a header row naming its columns)")
                 continue
             if len(row) != len(header):
                 raise InputError(
@@ -428,19 +412,12 @@ def iter_headerless_tsv(path: Path, columns: tuple[str, ...], display: str | Non
     with _open_bytes(path, name) as fh:
         first = True
         for lineno, raw in _lines(fh, name):
-            if lineno == 1 and raw.startswith(_BOM):
-                raw = raw[len(_BOM) :]
             line = raw.rstrip(b"\r\n")
             if not line.strip():
                 continue
             if len(line) > MAX_LINE_BYTES:
                 raise InputError(f"line is {len(line) / 2**20:.1f} MiB long (limit {MAX_LINE_BYTES // 2**20} MiB)", name, lineno)
-            try:
-                parts = line.decode("utf-8").split("\t")
-            except UnicodeDecodeError as exc:
-                raise InputError(
-                    f"not valid UTF-8 (byte {exc.start} of the line); re-encode the file as UTF-8", name, lineno
-                ) from None
+            parts = _decode(line, name, lineno).split("\t")
             if not 2 <= len(parts) <= len(columns):
                 raise InputError(
                     f"expected {expected} tab-separated fields ({', '.join(columns)}), found {len(parts)}", name, lineno
@@ -450,6 +427,17 @@ def iter_headerless_tsv(path: Path, columns: tuple[str, ...], display: str | Non
                 continue
             first = False
             yield lineno, dict(zip(columns, parts))
+
+
+def _require_columns(columns: list[str], required: tuple[tuple[str, ...], ...], name: str, line: int | None = None,
+                     hint: str = "") -> None:
+    """An InputError unless one column of each group of ``required`` names is among ``columns``."""
+    missing = [names for names in required if not any(c in columns for c in names)]
+    if missing:
+        raise InputError(
+            f"missing column {_names(missing[0])}{hint and ' in the header row'}; found columns: "
+            f"{', '.join(columns) or '(none)'}{hint}", name, line,
+        )
 
 
 def iter_parquet(
@@ -465,10 +453,7 @@ def iter_parquet(
         pf = pq.ParquetFile(path)
     except (OSError, pa.ArrowInvalid) as exc:
         raise InputError(f"cannot read Parquet file ({exc})", name) from None
-    columns = pf.schema_arrow.names
-    missing = [names for names in required if not any(c in columns for c in names)]
-    if missing:
-        raise InputError(f"missing column {_names(missing[0])}; found columns: {', '.join(columns) or '(none)'}", name)
+    _require_columns(pf.schema_arrow.names, required, name)
     yield from _rows_of(pf.iter_batches(batch_size=8192), "Parquet", name)
 
 
@@ -512,10 +497,7 @@ def iter_arrow(
             schema = reader.schema
     except (OSError, pa.ArrowException) as exc:
         raise InputError(f"cannot read Arrow file ({exc})", name) from None
-    columns = schema.names
-    missing = [names for names in required if not any(c in columns for c in names)]
-    if missing:
-        raise InputError(f"missing column {_names(missing[0])}; found columns: {', '.join(columns) or '(none)'}", name)
+    _require_columns(schema.names, required, name)
     yield from _rows_of(batches, "Arrow", name)
 
 
@@ -792,8 +774,8 @@ def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
     with _open_bytes(path, name) as fh:
         try:
             data = fh.read()
-        except GZIP_ERRORS as exc:
-            raise _gzip_failure(exc, name) from None
+        except DECOMPRESS_ERRORS as exc:
+            raise _decompress_failure(exc, name) from None
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
     for lineno, raw in enumerate(data.split(b"\n"), 1):
@@ -801,10 +783,7 @@ def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
         line = raw.rstrip(b" \t\r")
         if not line.strip():
             continue
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise InputError(f"not valid UTF-8 (byte {exc.start} of the line)", name, lineno) from None
+        text = _decode(line, name, lineno)
         # Tab-separated (BEIR, MS MARCO); a line without a tab is split on spaces (TREC qrels files).
         parts = text.split("\t") if "\t" in text else text.split()
         if len(parts) == 4:  # TREC style: qid iteration docid score
