@@ -91,7 +91,7 @@ def stdin() -> Any:
     from hardneg.errors import InputError
 
     if sys.stdin is None:
-        raise InputError("'-' reads JSONL pairs from standard input, but standard input is closed", "<stdin>")
+        raise InputError("'-' reads pairs from standard input, but standard input is closed", "<stdin>")
     return sys.stdin.buffer
 
 

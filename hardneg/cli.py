@@ -71,7 +71,7 @@ def _main(
 @errors
 @knobs(opt.EMBED_KNOBS, opt.ENGINE_KNOBS)
 def embed(
-    source: Annotated[str, typer.Argument(metavar="SOURCE", help="BEIR or MS MARCO folder, pairs file (JSONL, JSON array, Parquet, Arrow, CSV, TSV; or a folder of its shards), or - for JSONL pairs on stdin.")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="BEIR or MS MARCO folder, pairs file (JSONL, JSON array, Parquet, Arrow, CSV, TSV; or a folder of its shards), or - for pairs on stdin (JSONL, JSON array, Parquet, CSV or TSV with a header row; gzip too).")],
     out: opt.OutOpt, knobs: Knobs,
     corpus: opt.CorpusOpt = None,
     ray_address: opt.RayAddressOpt = None, num_shards: opt.NumShardsOpt = None, shard_index: opt.ShardIndexOpt = None,
@@ -117,7 +117,7 @@ def index(
 @errors
 @knobs(opt.MINE_KNOBS, opt.MINE_MORE_KNOBS, opt.EMBED_KNOBS, opt.INDEX_KNOBS, opt.ENGINE_KNOBS)
 def mine(
-    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Index or embeddings artifact, BEIR or MS MARCO folder, pairs file (or a folder of its shards), or - for JSONL pairs on stdin.")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Index or embeddings artifact, BEIR or MS MARCO folder, pairs file (or a folder of its shards), or - for pairs on stdin (JSONL, JSON array, Parquet, CSV or TSV with a header row; gzip too).")],
     out: opt.OutOpt, knobs: Knobs,
     corpus: opt.CorpusOpt = None,
     ray_address: opt.RayAddressOpt = None, num_shards: opt.NumShardsOpt = None, shard_index: opt.ShardIndexOpt = None,

@@ -99,7 +99,7 @@ def is_stream(path: Path) -> bool:
     return not (stat.S_ISREG(mode) or stat.S_ISDIR(mode))
 
 
-STREAM_HINT = "write it to a file first, or pipe JSONL pairs to '-' (mine and embed keep a copy of a pipe in --workdir)"
+STREAM_HINT = "write it to a file first, or pipe pairs to '-' (mine and embed keep a copy of a pipe in --workdir)"
 
 
 def refuse_stream(path: Path, where: str | Path, hint: str = STREAM_HINT) -> None:
@@ -388,6 +388,32 @@ def iter_delimited(
             yield start, dict(zip(header, row))
     if header is None:
         raise InputError(f"the {kind} file is empty; it needs a header row and at least one row", name)
+
+
+_HEADER_CELL = re.compile(r"[A-Za-z_][A-Za-z0-9_.\- ]{0,63}")
+
+
+def delimited_kind(path: Path, name: str) -> str | None:
+    """``.csv`` or ``.tsv`` when a file's first line is a header row (two or more column names, no
+    JSON), else None: how a pipe's copy is named, since a pipe has no name to say so. The first
+    line is read decompressed and decoded as the readers read it; a line that does not decode is
+    left for the reader to report."""
+    try:
+        with _open_bytes(path, name) as fh:
+            raw = fh.readline(64 * 1024)
+    except (InputError, *DECOMPRESS_ERRORS):
+        return None
+    try:
+        line = raw.removeprefix(_BOM).decode("utf-8").strip("\r\n")
+    except UnicodeDecodeError:
+        return None
+    if line.lstrip()[:1] in ("{", "[", ""):
+        return None
+    delimiter = "\t" if "\t" in line else ","
+    cells = [cell.strip() for cell in next(csv.reader([line], delimiter=delimiter))]
+    if len(cells) < 2 or not all(_HEADER_CELL.fullmatch(cell) for cell in cells):
+        return None
+    return ".tsv" if delimiter == "\t" else ".csv"
 
 
 # MS MARCO's and colbert-ai's files: headerless TSV, one record per line, ``pid<TAB>passage`` (colbert-ai

@@ -22,7 +22,7 @@ from hardneg.embed import EmbedResult, embed, embeddings_fingerprint
 from hardneg.encoders import Encoder, load_encoder
 from hardneg.errors import ArtifactError, ConfigError, InputError
 from hardneg.index import build_index, choose_backend, index_fingerprint
-from hardneg.inputs import is_stream, load_input
+from hardneg.inputs import GZIP_MAGIC, PARQUET_MAGIC, delimited_kind, is_stream, load_input
 from hardneg.mine import MineResult, mine
 from hardneg.progress import NULL_REPORTER, Reporter
 
@@ -39,8 +39,9 @@ def default_workdir() -> Path:
 
 def spool_stdin(stream: IO[bytes], workdir: Path) -> Path:
     """Copy a stream (stdin, a pipe) to a content-addressed file, so it can be validated, hashed
-    and re-read. The copy is named by what it holds: ``.jsonl.gz`` for gzip, ``.parquet`` for
-    Parquet, ``.jsonl`` otherwise."""
+    and re-read. The copy is named by what it holds: ``.parquet`` for Parquet; ``.csv`` or ``.tsv``
+    for text whose first line is a header row (``.csv.gz``, ``.tsv.gz`` when gzipped); ``.jsonl``
+    (``.jsonl.gz``) otherwise: JSON Lines or one JSON array."""
     spool = workdir / "stdin"
     tmp = spool / f"incoming-{os.getpid()}.jsonl"
     digest = hashlib.sha256()
@@ -52,7 +53,10 @@ def spool_stdin(stream: IO[bytes], workdir: Path) -> Path:
                 head = head or chunk[:4]
                 digest.update(chunk)
                 fh.write(chunk)
-        suffix = ".jsonl.gz" if head.startswith(b"\x1f\x8b") else ".parquet" if head.startswith(b"PAR1") else ".jsonl"
+        if head.startswith(PARQUET_MAGIC):
+            suffix = ".parquet"
+        else:
+            suffix = (delimited_kind(tmp, "<stdin>") or ".jsonl") + (".gz" if head.startswith(GZIP_MAGIC) else "")
         final = spool / f"{digest.hexdigest()[:16]}{suffix}"
         os.replace(tmp, final)
     except OSError as exc:
@@ -116,7 +120,7 @@ def _source(source: str | Path, stdin: IO[bytes] | None, workdir: Path) -> tuple
     if str(source) != STDIN:
         return _spooled(Path(source), workdir)
     if stdin is None:
-        raise InputError("'-' reads JSONL pairs from standard input, but none was given", "<stdin>")
+        raise InputError("'-' reads pairs from standard input, but none was given", "<stdin>")
     return spool_stdin(stdin, workdir), "<stdin>"
 
 
@@ -145,7 +149,7 @@ def run_embed(
     ray_address: str | None = None,
     reporter: Reporter = NULL_REPORTER,
 ) -> EmbedResult:
-    """`hardneg embed`: raw input (or ``-``: JSONL pairs on ``stdin``) into the embeddings artifact ``out``."""
+    """`hardneg embed`: raw input (or ``-``: pairs on ``stdin``) into the embeddings artifact ``out``."""
     workdir = workdir or default_workdir()
     path, display = _source(source, stdin, workdir)
     corpus, corpus_display = _spooled(corpus, workdir) if corpus is not None else (None, None)
@@ -199,7 +203,7 @@ def run_mine(
     reporter: Reporter = NULL_REPORTER,
 ) -> MineResult:
     """Mine from whatever ``source`` is: an index artifact, an embeddings artifact, or raw input
-    (BEIR folder, pairs file, or ``-`` for JSONL pairs on ``stdin``), running the missing stages.
+    (BEIR folder, pairs file, or ``-`` for pairs on ``stdin``), running the missing stages.
     """
     workdir = workdir or default_workdir()
     index_config = dataclasses.replace(index_config, recall_k=mine_config.max_rank)

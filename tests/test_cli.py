@@ -91,6 +91,43 @@ def test_stdin_pairs_pipeline():
     assert manifest["input"]["description"].startswith("pairs <stdin>")
 
 
+def test_csv_and_tsv_pairs_on_stdin_mine_like_the_jsonl_file(tmp_path):
+    """A pipe has no name to say its format: a first line of column names makes it CSV (or TSV),
+    gzipped or not, and it mines the same candidates as the JSONL file; a header without a positive
+    column is named as such, not as malformed JSON."""
+    import csv
+    import gzip
+    import io
+
+    rows = [json.loads(line) for line in PAIRS.read_text().splitlines() if line.strip()]
+
+    def delimited(delimiter: str) -> bytes:
+        buffer = io.StringIO(newline="")
+        writer = csv.DictWriter(buffer, fieldnames=sorted({k for r in rows for k in r}), delimiter=delimiter)
+        writer.writeheader()
+        writer.writerows(rows)
+        return buffer.getvalue().encode()
+
+    def candidates(name: str, source: str, data: bytes | None = None) -> bytes:
+        out = tmp_path / f"run-{name}"
+        args = ["mine", source, "--corpus", str(PAIRS_CORPUS), "--model", "hashing", "--min-rank", "1",
+                "--workdir", str(tmp_path / "wd"), "--out", str(out), "--quiet"]
+        result = runner.invoke(app, args, input=data)
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        return (out / "candidates.parquet").read_bytes()
+
+    expected = candidates("file", str(PAIRS))
+    assert candidates("csv", "-", delimited(",")) == expected
+    assert candidates("tsv", "-", delimited("\t")) == expected
+    assert candidates("csv-gz", "-", gzip.compress(b"\xef\xbb\xbf" + delimited(","), mtime=0)) == expected
+    assert sorted(p.suffixes[-1] for p in (tmp_path / "wd" / "stdin").iterdir()) == [".csv", ".gz", ".tsv"]
+
+    result = runner.invoke(app, ["mine", "-", "--model", "hashing", "--out", str(tmp_path / "bad")], input=b"question,text\na,b\n")
+    assert result.exit_code == 1
+    assert "<stdin>:1: missing column 'positive'" in result.output and "found columns: question, text" in result.output
+    assert not (tmp_path / "bad").exists()
+
+
 def test_pairs_positives_join_the_corpus_and_repeated_queries_merge(tmp_path):
     pairs = tmp_path / "p.jsonl"
     pairs.write_text(
