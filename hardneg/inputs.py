@@ -730,17 +730,18 @@ def _read_document(obj: dict[str, Any], where: tuple[str, int], *, ids_required:
 
 
 def beir_file(folder: Path, name: str) -> Path | None:
-    """``folder/name`` or its gzipped ``name.gz``; both at once is ambiguous, so an error."""
-    found = [p for p in (folder / name, folder / f"{name}.gz") if p.is_file()]
+    """``folder/name`` or its compressed ``name.gz`` (``.bz2``, ``.xz``); two at once is ambiguous,
+    so an error."""
+    found = [p for p in (folder / f"{name}{suffix}" for suffix in ("", *COMPRESSED_SUFFIXES)) if p.is_file()]
     if len(found) > 1:
-        raise InputError(f"both {name} and {name}.gz are here; keep one", folder)
+        raise InputError(f"both {' and '.join(p.name for p in found)} are here; keep one", folder)
     return found[0] if found else None
 
 
 def is_beir_dir(path: Path) -> bool:
-    """A folder with a corpus and queries file, each plain or gzipped."""
+    """A folder with a corpus and queries file, each plain or compressed."""
     return path.is_dir() and all(
-        (path / n).is_file() or (path / f"{n}.gz").is_file() for n in ("corpus.jsonl", "queries.jsonl")
+        any((path / f"{n}{suffix}").is_file() for suffix in ("", *COMPRESSED_SUFFIXES)) for n in ("corpus.jsonl", "queries.jsonl")
     )
 
 
@@ -849,13 +850,13 @@ def is_qrels_header(parts: list[str]) -> bool:
 
 
 def load_beir(path: Path, split: str) -> Dataset:
-    """Validate a BEIR folder's corpus, queries and ``qrels/<split>.tsv`` (each may be gzipped)."""
+    """Validate a BEIR folder's corpus, queries and ``qrels/<split>.tsv`` (each may be compressed)."""
     corpus_path, queries_path = beir_file(path, "corpus.jsonl"), beir_file(path, "queries.jsonl")
     assert corpus_path is not None and queries_path is not None  # load_input checked is_beir_dir
     qrels_path = beir_file(path / "qrels", f"{split}.tsv")
     if qrels_path is None:
         available = (
-            sorted({p.name.removesuffix(".gz").removesuffix(".tsv") for p in (path / "qrels").iterdir() if p.name.endswith((".tsv", ".tsv.gz"))})
+            sorted({plain_name(p).removesuffix(".tsv") for p in (path / "qrels").iterdir() if plain_name(p).endswith(".tsv")})
             if (path / "qrels").is_dir() else []
         )
         raise InputError(
@@ -867,7 +868,7 @@ def load_beir(path: Path, split: str) -> Dataset:
 
 def is_msmarco_dir(path: Path) -> bool:
     """MS MARCO's and colbert-ai's layout: a folder with ``collection.tsv`` (plain or gzipped)."""
-    return path.is_dir() and any((path / n).is_file() for n in ("collection.tsv", "collection.tsv.gz"))
+    return path.is_dir() and any((path / f"collection.tsv{suffix}").is_file() for suffix in ("", *COMPRESSED_SUFFIXES))
 
 
 def load_msmarco(path: Path, split: str) -> Dataset:
@@ -881,11 +882,11 @@ def load_msmarco(path: Path, split: str) -> Dataset:
         beir_file(path / "qrels", f"{split}.tsv") if (path / "qrels").is_dir() else None
     )
     if queries_path is None or qrels_path is None:
-        names = [p.name.removesuffix(".gz") for p in path.iterdir()]
+        names = [plain_name(p) for p in path.iterdir()]
         with_queries = {n[len("queries."):-len(".tsv")] for n in names if n.startswith("queries.") and n.endswith(".tsv")}
         with_qrels = {n[len("qrels."):-len(".tsv")] for n in names if n.startswith("qrels.") and n.endswith(".tsv")}
         if (path / "qrels").is_dir():
-            with_qrels |= {q.name.removesuffix(".gz").removesuffix(".tsv") for q in (path / "qrels").iterdir()}
+            with_qrels |= {plain_name(q).removesuffix(".tsv") for q in (path / "qrels").iterdir()}
         missing = f"queries.{split}.tsv" if queries_path is None else f"qrels.{split}.tsv"
         raise InputError(
             f"an MS MARCO folder (collection.tsv) without {missing}; available splits: "

@@ -156,15 +156,18 @@ def _mine_fails_cleanly(tmp_path: Path, source: Path, *needles: str, extra: tupl
     assert not out.exists()
 
 
-def _gzip_beir(src: Path, dst: Path) -> Path:
+def _gzip_beir(src: Path, dst: Path, how: str = "gz") -> Path:
     """A copy of the BEIR folder ``src`` with its corpus, queries and every qrels file gzipped, as the
-    BEIR sets on the Hugging Face hub ship."""
+    BEIR sets on the Hugging Face hub ship (or compressed with ``how`` = bz2 or xz)."""
+    import bz2
     import gzip
+    import lzma
     import shutil
 
+    compress = {"gz": lambda data: gzip.compress(data, mtime=0), "bz2": bz2.compress, "xz": lzma.compress}[how]
     shutil.copytree(src, dst)
     for path in [dst / "corpus.jsonl", dst / "queries.jsonl", *(dst / "qrels").glob("*.tsv")]:
-        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes(), mtime=0))
+        path.with_name(f"{path.name}.{how}").write_bytes(compress(path.read_bytes()))
         path.unlink()
     return dst
 
@@ -177,17 +180,20 @@ def test_gzipped_beir_files_and_pairs_mine_exactly_like_plain_ones(tmp_path, tin
     pairs.write_text("".join(json.dumps({"query": f"query {i}", "positive": f"passage {i} text"}) + "\n" for i in range(12)))
     (tmp_path / "pairs.jsonl.gz").write_bytes(gzip.compress(pairs.read_bytes(), mtime=0))
     outputs = {}
-    for name, source in [("plain", tiny_beir), ("zipped", zipped), ("pairs", pairs), ("pairs-gz", tmp_path / "pairs.jsonl.gz")]:
+    sources = [("plain", tiny_beir), ("zipped", zipped), ("pairs", pairs), ("pairs-gz", tmp_path / "pairs.jsonl.gz"),
+               ("bz2", _gzip_beir(tiny_beir, tmp_path / "bz2", "bz2")), ("xz", _gzip_beir(tiny_beir, tmp_path / "xz", "xz"))]
+    for name, source in sources:
         out = tmp_path / f"run-{name}"
         result = runner.invoke(app, ["mine", str(source), "--model", "hashing", "--min-rank", "0", "--max-rank", "5",
                                      "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out), "--quiet"])
         assert result.exit_code == 0, result.output
         outputs[name] = (out / "candidates.parquet").read_bytes()
-    assert outputs["zipped"] == outputs["plain"]
+    assert outputs["zipped"] == outputs["bz2"] == outputs["xz"] == outputs["plain"]
     assert outputs["pairs-gz"] == outputs["pairs"]
-    result = runner.invoke(app, ["mine", str(zipped), "--split", "dev", "--model", "hashing", "--out", str(tmp_path / "x")])
-    assert result.exit_code == 1
-    assert "available splits: test, train" in result.stderr
+    for folder in (zipped, tmp_path / "xz"):
+        result = runner.invoke(app, ["mine", str(folder), "--split", "dev", "--model", "hashing", "--out", str(tmp_path / "x")])
+        assert result.exit_code == 1
+        assert "available splits: test, train" in result.stderr
 
 
 @pytest.mark.parametrize("damage, needle", [
