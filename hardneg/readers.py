@@ -37,6 +37,28 @@ def read_table(path: Path, columns: list[str] | None = None, **kwargs: Any) -> p
         raise ArtifactError(f"{path}: unreadable ({exc}); rebuild it (with --force)") from None
 
 
+def read_schema(path: Path) -> pa.Schema:
+    """``pq.read_schema`` for a file inside an artifact, with ``read_table``'s errors."""
+    try:
+        return pq.read_schema(path)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing; the artifact is incomplete: rebuild it (with --force)") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise ArtifactError(f"{path}: unreadable ({exc}); rebuild it (with --force)") from None
+
+
+def iter_batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
+    """The record batches of a Parquet file inside an artifact, streamed; a missing or damaged file
+    (also one damaged past its first batch) is an ArtifactError naming it."""
+    try:
+        with pq.ParquetFile(path) as reader:
+            yield from reader.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns)
+    except FileNotFoundError:
+        raise ArtifactError(f"{path}: missing; the artifact is incomplete: rebuild it (with --force)") from None
+    except (OSError, pa.ArrowException) as exc:
+        raise ArtifactError(f"{path}: unreadable ({exc}); rebuild it (with --force)") from None
+
+
 def load_vectors(path: Path) -> np.ndarray:
     """A memory-mapped ``vectors.npy``; a missing, truncated or foreign file is an ArtifactError."""
     try:
@@ -79,6 +101,13 @@ def iter_shard_batches(artifact: Path, sub: str, columns: list[str] | None = Non
 UNIT_TOLERANCE = 1e-2
 """How far from 1 a stored vector's norm may be: bf16/fp16 encoders normalise in reduced precision
 (|norm - 1| up to ~4e-3 measured); anything further is not a cosine embedding."""
+
+
+def _num_rows(shard: Path) -> int:
+    try:
+        return int(pq.read_metadata(shard).num_rows)
+    except (OSError, pa.ArrowException) as exc:
+        raise ArtifactError(f"{shard}: unreadable shard ({exc}); rebuild the embeddings with --force") from None
 
 
 def bad_vectors(vectors: np.ndarray, blank: Sequence[bool] | None = None) -> np.ndarray:
@@ -196,7 +225,7 @@ class DocTextLookup:
         total = 0
         for shard in self.shards:
             self.starts.append(total)
-            total += pq.ParquetFile(shard).metadata.num_rows
+            total += _num_rows(shard)
         self.size = total
         self.keep = keep
         self._cache: dict[int, list[str]] = {}

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
+import pyarrow as pa
 
 from hardneg.artifacts import (
     KIND_EXPORT,
@@ -59,7 +59,7 @@ from hardneg.export import PYLATE_DOCUMENTS, PYLATE_QUERIES, PYLATE_TRAIN, ST_FI
 from hardneg.losses import labelled_pairs, minmax_rows, model_and_loss  # noqa: F401 - minmax_rows re-exported
 from hardneg.models import require_training_sentence_transformers, resolve_model, weights_fingerprint
 from hardneg.progress import NULL_REPORTER, Reporter
-from hardneg.readers import read_table
+from hardneg.readers import iter_batches, read_schema, read_table
 from hardneg.writes import atomic_dir, prepare_out, writing
 
 TRAIN_VERSION = "train-v2"
@@ -86,7 +86,7 @@ def training_columns(export_dir: Path, negatives: int) -> tuple[Path, list[str]]
             f"(hardneg export RUN --format sentence-transformers --out DIR)"
         )
     path = export_dir / ST_FILE
-    names = pq.read_schema(path).names
+    names = _require_columns(path, ["query", "positive"])
     available = [c for c in names if c.startswith("negative_")]
     if negatives > len(available):
         raise ConfigError(
@@ -94,6 +94,19 @@ def training_columns(export_dir: Path, negatives: int) -> tuple[Path, list[str]]
             "export with a larger --nway or lower --negatives-per-row"
         )
     return path, ["query", "positive"] + available[:negatives]
+
+
+def _require_columns(path: Path, wanted: list[str]) -> list[str]:
+    """The column names of an export's Parquet file; an ArtifactError when one of ``wanted`` is missing
+    (a file written by hand, or by another tool, under an export's manifest)."""
+    names = read_schema(path).names
+    missing = [c for c in wanted if c not in names]
+    if missing:
+        raise ArtifactError(
+            f"{path}: no column {', '.join(repr(c) for c in missing)} (it has {', '.join(names) or 'none'}); "
+            "re-export it with hardneg export"
+        )
+    return list(names)
 
 
 def seen_queries(model_dir: str | Path | None) -> set[str]:
@@ -121,15 +134,22 @@ def kd_rows(export_dir: Path) -> tuple[dict[str, list[Any]], list[str], dict[str
             f"{export_dir}: a '{fmt}' export; distillation reads a pylate-kd export "
             f"(hardneg export RUN --format pylate-kd --out DIR)"
         )
-    train_rows = read_table(export_dir / PYLATE_TRAIN).to_pylist()
+    _require_columns(export_dir / PYLATE_TRAIN, ["query_id", "document_ids", "scores"])
+    _require_columns(export_dir / PYLATE_QUERIES, ["query_id", "text"])
+    _require_columns(export_dir / PYLATE_DOCUMENTS, ["document_id", "text"])
+    train_rows = read_table(export_dir / PYLATE_TRAIN, columns=["query_id", "document_ids", "scores"]).to_pylist()
     if not train_rows:
         raise ArtifactError(f"{export_dir / PYLATE_TRAIN}: no training rows")
-    queries = dict(zip(*read_table(export_dir / PYLATE_QUERIES, columns=["query_id", "text"]).to_pydict().values()))
+    queries = {qid: text for qid, text in zip(*read_table(export_dir / PYLATE_QUERIES, columns=["query_id", "text"]).to_pydict().values())
+               if isinstance(text, str)}
+    for number, row in enumerate(train_rows, 1):
+        if not isinstance(row["document_ids"], list) or not isinstance(row["scores"], list):
+            raise ArtifactError(f"{export_dir / PYLATE_TRAIN}: row {number}: fields 'document_ids' and 'scores' must be lists")
     wanted = {d for row in train_rows for d in row["document_ids"]}
     documents: dict[str, str] = {}
-    for batch in pq.ParquetFile(export_dir / PYLATE_DOCUMENTS).iter_batches(columns=["document_id", "text"]):
+    for batch in iter_batches(export_dir / PYLATE_DOCUMENTS, columns=["document_id", "text"]):
         for did, text in zip(*batch.to_pydict().values()):
-            if did in wanted:
+            if did in wanted and isinstance(text, str):  # a null text counts as missing
                 documents[did] = text
     width = max(len(row["document_ids"]) for row in train_rows)
     if width < 2:
@@ -144,8 +164,8 @@ def kd_rows(export_dir: Path) -> tuple[dict[str, list[Any]], list[str], dict[str
             continue
         missing = [d for d in ids if d not in documents]
         if row["query_id"] not in queries or missing or len(scores) != len(ids):
-            raise ArtifactError(f"{export_dir / PYLATE_TRAIN}: row {number}: ids missing from queries/documents or scores of another length")
-        if not all(np.isfinite(scores)):
+            raise ArtifactError(f"{export_dir / PYLATE_TRAIN}: row {number}: ids missing from queries/documents (or their text is null), or scores of another length")
+        if not all(isinstance(x, (int, float)) and np.isfinite(x) for x in scores):
             raise ArtifactError(f"{export_dir / PYLATE_TRAIN}: row {number}: field 'scores' holds a non-finite value")
         data["query"].append(queries[row["query_id"]])
         for name, did in zip(names, ids):
@@ -168,6 +188,13 @@ def _training_data(export_dir: Path, config: TrainConfig) -> tuple[Path, dict[st
     table = read_table(path, columns=columns)
     if table.num_rows == 0:
         raise ArtifactError(f"{path}: no training rows")
+    for name in columns:
+        column = table.column(name)
+        if not pa.types.is_string(column.type) and not pa.types.is_large_string(column.type):
+            raise ArtifactError(f"{path}: column '{name}' holds {column.type}, not text; re-export it with hardneg export")
+        if column.null_count:
+            row = column.is_null().to_pylist().index(True) + 1
+            raise ArtifactError(f"{path}: row {row}: field '{name}' is null; re-export it with hardneg export")
     return path, table.to_pydict(), columns, {}
 
 

@@ -89,6 +89,56 @@ def test_wrong_inputs_are_refused_before_training(exports, tmp_path):
         TrainConfig(batch_size=1)
 
 
+@pytest.mark.parametrize("damage, needle", [
+    ("st-cut", "st/train.parquet: unreadable"),
+    ("st-foreign", "st/train.parquet: no column 'query', 'positive' (it has anchor, negative_1)"),
+    ("st-null", "st/train.parquet: row 2: field 'positive' is null"),
+    ("st-int", "st/train.parquet: column 'query' holds int64, not text"),
+    ("kd-cut-documents", "kd/documents.parquet: unreadable"),
+    ("kd-foreign", "kd/train.parquet: no column 'document_ids', 'scores' (it has query_id, docs)"),
+    ("kd-null-ids", "kd/train.parquet: row 1: fields 'document_ids' and 'scores' must be lists"),
+    ("kd-null-score", "kd/train.parquet: row 1: field 'scores' holds a non-finite value"),
+])
+def test_a_damaged_or_hand_written_export_is_one_error_before_training(exports, tmp_path, damage, needle):
+    """An export's Parquet files cut, or replaced by a file of other columns, nulls or types (written by
+    hand or by another tool under hardneg's manifest): one error naming the file (and row), exit 1,
+    before a model is loaded; no checkpoint directory."""
+    import shutil
+
+    import pyarrow as pa
+
+    kind = damage.split("-")[0]
+    export_dir = shutil.copytree(exports[kind], tmp_path / kind)
+    train_file = export_dir / "train.parquet"
+    rows = pq.read_table(train_file).to_pylist()
+    if damage.endswith("-cut") or damage == "kd-cut-documents":
+        target = export_dir / ("documents.parquet" if damage == "kd-cut-documents" else "train.parquet")
+        target.write_bytes(target.read_bytes()[:200])
+    elif damage == "st-foreign":
+        pq.write_table(pa.table({"anchor": ["a"], "negative_1": ["b"]}), train_file)
+    elif damage == "st-null":
+        rows[1]["positive"] = None
+        pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(train_file)), train_file)
+    elif damage == "st-int":
+        pq.write_table(pa.table({"query": [1, 2], "positive": ["a", "b"], "negative_1": ["c", "d"]}), train_file)
+    elif damage == "kd-foreign":
+        pq.write_table(pa.table({"query_id": ["q"], "docs": [["d"]]}), train_file)
+    elif damage == "kd-null-ids":
+        rows[0]["document_ids"] = None
+        pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(train_file)), train_file)
+    else:
+        rows[0]["scores"] = [None] * len(rows[0]["scores"])
+        pq.write_table(pa.Table.from_pylist(rows, schema=pq.read_schema(train_file)), train_file)
+    args = ["train", str(export_dir), "--model", "minilm", "--out", str(tmp_path / "m"), "--negatives-per-row", "1"]
+    if kind == "kd":
+        args += ["--architecture", "colbert", "--loss", "distillation"]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1, result.output
+    err = result.stderr.strip().splitlines()[-1]
+    assert err.startswith("Error: ") and needle in err and "Traceback" not in result.output, err
+    assert not (tmp_path / "m").exists()
+
+
 def test_train_cli_in_batch_only_with_cached_loss(exports, tmp_path):
     out = runner.invoke(
         app,
