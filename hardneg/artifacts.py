@@ -246,8 +246,8 @@ def _how_to_get(kind: str | None, found: str | None = None) -> str:
     if kind in _PIPELINE and (found is None or found in _PIPELINE):
         start = 0 if found is None else _PIPELINE.index(found) + 1
         steps = [WRITER[k] for k in _PIPELINE[start : _PIPELINE.index(kind) + 1]]
-        if steps and kind in (KIND_INDEX, KIND_MINE) and found is None:
-            steps = ["mine"] if kind == KIND_MINE else steps  # the one-liner embeds and indexes itself
+        if found is None and kind in (KIND_MINE, KIND_EXPORT):  # the one-liner embeds and indexes itself
+            steps = steps[steps.index("mine"):]
         if steps:
             return "; make one with " + " then ".join(f"`hardneg {s} ... --out DIR`" for s in steps)
     return f"; `hardneg {WRITER[kind]}` writes one"
@@ -257,14 +257,14 @@ def read_manifest(path: str | Path, kind: str | None = None) -> dict[str, Any]:
     """Load and check an artifact's manifest. Raises ArtifactError naming what is wrong and which
     command makes the artifact that is wanted."""
     directory = Path(path)
-    what = f"a '{kind}' artifact" if kind else "a hardneg artifact"
+    what = f"{_a(kind)} '{kind}' artifact" if kind else "a hardneg artifact"
     if not directory.exists():
         raise ArtifactError(f"{directory}: does not exist; expected {what}{_how_to_get(kind)}")
     if not directory.is_dir():
         raise ArtifactError(f"{directory}: is a file, not {what}{_how_to_get(kind)}")
     manifest_path = manifest_file(directory)
     if not manifest_path.is_file():
-        if any((directory / n).is_file() for n in ("corpus.jsonl", "corpus.jsonl.gz", "collection.tsv", "collection.tsv.gz")):
+        if any((directory / f"{n}{suffix}").is_file() for n in ("corpus.jsonl", "collection.tsv") for suffix in ("", ".gz", ".bz2", ".xz")):
             raise ArtifactError(f"{directory}: is raw input (a BEIR or MS MARCO folder), not {what}{_how_to_get(kind)}")
         raise ArtifactError(
             f"{directory}: no {MANIFEST}; this is not a complete hardneg artifact "
