@@ -107,7 +107,7 @@ def audit(
     reporter.log(f"audit: {len(candidates)} candidates of {len(chosen)} queries to judge")
     items = [(by_id[r["query_id"]]["text"], [text_of[label_of[p]] for p in by_id[r["query_id"]]["positive_ids"] if p in label_of],
               text_of[label_of[r["doc_id"]]]) for r in candidates]
-    verdicts = judge.judge(items)
+    verdicts = judge.judge(items, progress=lambda n: reporter.progress("Judging", n, len(items)))
     groups: dict[str, Group] = {}
     for row, verdict in zip(candidates, verdicts):
         group = groups.setdefault(group_of(row), Group(group_of(row)))

@@ -304,11 +304,12 @@ def audit(
     bands: Annotated[int, typer.Option("--bands", help="Rank bands the window is split into.")] = 5,
     seed: opt.SeedOpt = None,
     out: Annotated[Optional[Path], typer.Option("--out", "-o", help="Audit directory [default: RUN-audit next to RUN].")] = None,
-    force: opt.ForceOpt = False, json: opt.JsonOpt = False,
+    force: opt.ForceOpt = False, quiet: opt.QuietOpt = False, json: opt.JsonOpt = False,
 ) -> None:
     """Estimate a run's false-negative rate per rank band and per filter with an LLM judge (Wilson 95% intervals)."""
     from hardneg.audit import audit as run_audit
     from hardneg.llm import connect_judge
+    from hardneg.progress import cli_reporter
 
     url = llm_url or os.environ.get("HARDNEG_LLM_URL")
     if not url or not llm_model:
@@ -316,7 +317,9 @@ def audit(
     if llm_concurrency is not None and llm_concurrency < 1:
         raise ConfigError(f"--llm-concurrency must be >= 1, got {llm_concurrency}")
     judge = connect_judge(url, llm_model, llm_concurrency or 8)
-    result = run_audit(run, out or run.with_name(run.name + "-audit"), judge, sample=sample, seed=seed or 0, bands=bands, force=force)
+    with cli_reporter(quiet or json) as reporter:
+        result = run_audit(run, out or run.with_name(run.name + "-audit"), judge, sample=sample, seed=seed or 0, bands=bands,
+                           force=force, reporter=reporter)
     summary(json, {"path": str(result.path), "queries": result.queries, "groups": result.groups, "usage": result.usage},
             lambda c: render.render_audit(c, result, llm_model))
 

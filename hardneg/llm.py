@@ -25,8 +25,8 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -222,12 +222,26 @@ class Judge:
         self.usage.add(unjudged=1)
         return Verdict(None, None)
 
-    def judge(self, items: Sequence[tuple[str, Sequence[str], str]]) -> list[Verdict]:
-        """Verdicts for (query, positives, candidate) items, in order."""
-        if not items:
-            return []
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda item: self._one(*item), items))
+    def judge(self, items: Sequence[tuple[str, Sequence[str], str]], progress: Progress | None = None) -> list[Verdict]:
+        """Verdicts for (query, positives, candidate) items, in order; ``progress(n)`` after each
+        ``n`` answers (cached ones included)."""
+        return _ordered_map(lambda item: self._one(*item), items, self.concurrency, progress)
+
+
+Progress = Callable[[int], None]
+
+
+def _ordered_map(fn: Callable[[Any], Any], items: Sequence[Any], workers: int, progress: Progress | None) -> list[Any]:
+    """``[fn(item) for item in items]`` on ``workers`` threads, in order; ``progress`` is called
+    on the calling thread as answers come in (a progress bar need not be thread-safe)."""
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        if progress is not None:
+            for _ in as_completed(futures):
+                progress(1)
+        return [f.result() for f in futures]
 
 
 def llm_settings() -> dict[str, Any]:
@@ -301,10 +315,7 @@ class Synthesizer:
         self.usage.add(unjudged=1)
         return []
 
-    def generate(self, items: Sequence[tuple[str, str]], count: int) -> list[list[tuple[str, str]]]:
+    def generate(self, items: Sequence[tuple[str, str]], count: int, progress: Progress | None = None) -> list[list[tuple[str, str]]]:
         """For each (query, positive), up to ``count`` (violates, text) negatives (none if the model
-        never gave a usable answer), in order."""
-        if not items:
-            return []
-        with ThreadPoolExecutor(max_workers=self.concurrency) as pool:
-            return list(pool.map(lambda item: self._one(item[0], item[1], count), items))
+        never gave a usable answer), in order; ``progress(n)`` after each ``n`` answers."""
+        return _ordered_map(lambda item: self._one(item[0], item[1], count), items, self.concurrency, progress)

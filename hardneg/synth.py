@@ -114,7 +114,8 @@ def synth(
             reporter.log(f"synthetic negatives at {out} are up to date; reusing them")
             return SynthResult(out, existing, reused=True)
         reporter.log(f"synth: {len(pairs)} (query, positive) pairs, {config.per_positive} passage(s) each")
-        generated = synthesizer.generate([(q.text, texts[p]) for q, p in pairs], config.per_positive)
+        generated = synthesizer.generate([(q.text, texts[p]) for q, p in pairs], config.per_positive,
+                                         progress=lambda n: reporter.progress("Generating", n, len(pairs)))
         own = encoder is None
         encoder = encoder or run_encoder(emb_manifest)
         try:

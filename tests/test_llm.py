@@ -155,8 +155,36 @@ def test_audit_estimates_false_negative_rates_per_rank_band_and_filter(tmp_path,
     again = runner.invoke(app, ["audit", str(tmp_path / "run"), "--llm-url", url, "--llm-model", "scripted", "--sample", "5",
                                 "--bands", "3", "--json", "--force", "--llm-concurrency", "1"])
     assert json.loads(again.stdout)["usage"]["requests"] == 0
+    # Without --json the status line goes to stderr; --quiet silences it; the results stay on stdout.
+    loud = runner.invoke(app, ["audit", str(tmp_path / "run"), "--llm-url", url, "--llm-model", "scripted", "--sample", "5", "--force"])
+    quiet = runner.invoke(app, ["audit", str(tmp_path / "run"), "--llm-url", url, "--llm-model", "scripted", "--sample", "5", "--force", "-q"])
+    assert loud.exit_code == quiet.exit_code == 0, loud.output + quiet.output
+    assert "candidates of 5 queries to judge" in loud.stderr and quiet.stderr == "" and quiet.stdout == loud.stdout
     bad = runner.invoke(app, ["audit", str(tmp_path / "run"), "--llm-url", url, "--llm-model", "scripted", "--llm-concurrency", "0"])
     assert bad.exit_code != 0 and "--llm-concurrency must be >= 1" in bad.output
+
+
+def test_llm_answers_come_back_in_order_with_one_progress_tick_each():
+    """Answers finish out of order on the threads; they are returned in the items' order, and
+    progress (for the bar of audit, synth) is called on the calling thread once per answer."""
+    import threading
+    import time
+
+    from hardneg.llm import _ordered_map
+
+    caller, ticks = threading.get_ident(), []
+
+    def slow_first(item: int) -> int:
+        time.sleep(0.02 * (5 - item))  # the first items finish last
+        return item * 10
+
+    def tick(n: int) -> None:
+        assert threading.get_ident() == caller
+        ticks.append(n)
+
+    assert _ordered_map(slow_first, list(range(6)), 6, tick) == [0, 10, 20, 30, 40, 50]
+    assert ticks == [1] * 6
+    assert _ordered_map(slow_first, [], 2, tick) == [] and ticks == [1] * 6
 
 
 def test_wilson_interval():
