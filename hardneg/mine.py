@@ -351,7 +351,8 @@ class _Miner:
                 for cand in [c for c in window if not c.filter and not c.confirmed][: config.judge_top]]
         rows = sorted({c.row for _, c, _ in todo} | {p for _, _, pos in todo for p in pos})
         text_of = dict(zip(rows, self.texts.get(rows)))
-        verdicts = self.judge.judge([(self.query_texts[qi], [text_of[p] for p in pos], text_of[c.row]) for qi, c, pos in todo])
+        verdicts = self.judge.judge([(self.query_texts[qi], [text_of[p] for p in pos], text_of[c.row]) for qi, c, pos in todo],
+                                    progress=lambda n: self.reporter.progress("LLM judge (answers)", n))
         action = FILTER_PSEUDO_POSITIVE if config.judge_action == "promote" else FILTER_LLM
         for (_, cand, _), verdict in zip(todo, verdicts):
             if verdict.relevant:
