@@ -64,7 +64,7 @@ from hardneg.mine_stats import ELIGIBLE_SAMPLE, MineResult, MineStats, Tally
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import DocTextLookup, iter_shard_tables, read_qrels, read_queries
 from hardneg.sampling import SAMPLERS, doc_keys, sample_negatives, smallest_draws
-from hardneg.search import Retriever, Searcher, load_doc_ids
+from hardneg.search import LEXICAL_TERMS, Retriever, Searcher, load_doc_ids
 from hardneg.teachers import PairScorer, load_teacher
 from hardneg.writes import (
     check_writable_parent,
@@ -95,9 +95,12 @@ def mine_fingerprint(
     # What the run computes: execution knobs (batch sizes, chunking) are left out, so changing them
     # reuses the run (the output does not depend on them; see config.EXECUTION_FIELDS).
     # ``labels`` is the judgments' content fingerprint: new judgments at the same path re-mine.
-    return fingerprint(
-        MINE_VERSION, index_manifest["fingerprint"], identity(config), scorer.fingerprint if scorer else None, labels
-    )
+    # A lexical ranking also depends on how texts are cut into terms (LEXICAL_TERMS); dense runs'
+    # fingerprints are unchanged by it.
+    parts: list[Any] = [MINE_VERSION, index_manifest["fingerprint"], identity(config), scorer.fingerprint if scorer else None, labels]
+    if config.retriever != "dense":
+        parts.append(LEXICAL_TERMS)
+    return fingerprint(*parts)
 
 
 def mine(

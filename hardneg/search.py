@@ -6,6 +6,10 @@ ties broken by the lower document label, so rankings are deterministic.
 
 from __future__ import annotations
 
+import functools
+import re
+import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
@@ -171,22 +175,63 @@ def load_doc_ids(index_dir: str | Path) -> tuple[list[str], np.ndarray]:
     return ids, hashes
 
 
+# Scripts written without spaces between words: Han, Hiragana, Katakana, Hangul (as Lucene's
+# CJKBigramFilter), Thai, Lao, Myanmar and Khmer. A run of them is indexed as overlapping bigrams.
+_UNSEGMENTED = re.compile(
+    "([\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf"
+    "\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]+)"
+)
+
+
+@functools.cache
+def _word() -> re.Pattern[str]:
+    """A word: ``\\w`` characters and combining marks (``\\w`` alone leaves out Devanagari's and
+    Thai's vowel signs, cutting नमस्ते into four terms)."""
+    marks, start = [], None
+    for code in range(sys.maxunicode + 2):
+        is_mark = code <= sys.maxunicode and unicodedata.category(chr(code)).startswith("M")
+        if is_mark and start is None:
+            start = code
+        elif not is_mark and start is not None:
+            marks.append(f"{re.escape(chr(start))}-{re.escape(chr(code - 1))}")
+            start = None
+    return re.compile(f"[\\w{''.join(marks)}]+")
+
+
+LEXICAL_TERMS = "terms-v2"  # v2: lexical_tokens (CJK bigrams, combining marks); v1 was bm25s.tokenize
+
+
+def lexical_tokens(text: str) -> list[str]:
+    """BM25 terms of a text: NFKC, case-folded words of two or more characters (bm25s' own rule),
+    and in scripts written without spaces (Chinese, Japanese, Korean, Thai, ...) the overlapping
+    character bigrams of each run (a lone character is its own term). bm25s' tokenizer took a whole
+    Chinese sentence as one term, so BM25 matched almost nothing in Chinese."""
+    terms: list[str] = []
+    for word in _word().findall(unicodedata.normalize("NFKC", text).casefold()):
+        for i, part in enumerate(_UNSEGMENTED.split(word)):
+            if i % 2:  # a run of an unsegmented script
+                terms.extend([part] if len(part) == 1 else [part[j : j + 2] for j in range(len(part) - 1)])
+            elif len(part) >= 2:
+                terms.append(part)
+    return terms
+
+
 class LexicalSearcher:
-    """BM25 (bm25s) over document texts, labels = corpus row numbers; ties broken by lower label."""
+    """BM25 (bm25s) over document texts (terms: ``lexical_tokens``), labels = corpus row numbers;
+    ties broken by lower label."""
 
     def __init__(self, texts: list[str]) -> None:
         import bm25s
 
-        self._bm25s = bm25s
         self.size = len(texts)
         self.retriever = bm25s.BM25()
-        self.retriever.index(bm25s.tokenize(texts, stopwords=None, show_progress=False), show_progress=False)
+        self.retriever.index([lexical_tokens(t) for t in texts], show_progress=False)
 
     def search(self, queries: list[str], k: int) -> np.ndarray:
         """Top-``k`` labels per query, best first (documents sharing no term with the query follow,
         in label order)."""
         k = min(k, self.size)
-        tokens = self._bm25s.tokenize(queries, stopwords=None, return_ids=False, show_progress=False)
+        tokens = [lexical_tokens(q) for q in queries]
         labels, scores = self.retriever.retrieve(tokens, k=k, show_progress=False, n_threads=1)
         labels = np.asarray(labels, dtype=np.int64)
         return sort_topk(labels, np.asarray(scores, dtype=np.float32))[0]
