@@ -183,7 +183,9 @@ def _read_csv(path: Path) -> tuple[list[Judgment], list[str], int]:
     rows = 0
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            reader = csv.DictReader(fh)
+            delimiter = _delimiter(fh.readline())
+            fh.seek(0)  # the decoder restarts too, and leaves the BOM out again
+            reader = csv.DictReader(fh, delimiter=delimiter)
             missing = [c for c in ("query_id", "doc_id", "label") if c not in (reader.fieldnames or [])]
             if missing:
                 raise InputError(f"header: missing column(s) {', '.join(missing)}; found {reader.fieldnames}", path, 1)
@@ -195,10 +197,23 @@ def _read_csv(path: Path) -> tuple[list[Judgment], list[str], int]:
                 qid, did, label = (csv_value(v) if isinstance(v, str) else v for v in (row["query_id"], row["doc_id"], row["label"]))
                 _judgment(qid, did, label, str(path), reader.line_num, "", judgments, problems)
     except UnicodeDecodeError as exc:
-        raise InputError(f"not valid UTF-8 ({exc.reason} at byte {exc.start})", path) from None
+        raise InputError(
+            f"not valid UTF-8 ({exc.reason} at byte {exc.start}); a spreadsheet saves UTF-8 as 'CSV UTF-8' "
+            "(Excel: File > Save As > CSV UTF-8 (Comma delimited))", path,
+        ) from None
     except csv.Error as exc:
         raise InputError(f"malformed CSV ({exc})", path) from None
     return judgments, problems, rows
+
+
+def _delimiter(header: str) -> str:
+    """The delimiter of a labelled CSV, from its header row: ``,`` as written, ``;`` as Excel saves
+    CSV where the decimal separator is a comma (French, German, ...), or a tab (Excel's 'Text (Tab
+    delimited)')."""
+    for delimiter in (",", ";", "\t"):
+        if "label" in next(csv.reader([header], delimiter=delimiter), []):
+            return delimiter
+    return ","
 
 
 def _run_ids(run: Path) -> tuple[set[str], dict[str, set[str]], set[str]]:

@@ -216,7 +216,8 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
             with open(tmp / JSONL_FILE, "wb") as fh:
                 for item in chosen:
                     fh.write(orjson.dumps(item, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
-            with open(tmp / CSV_FILE, "w", encoding="utf-8", newline="") as fh:
+            # With a BOM: Excel reads a CSV without one in the system code page (accents, CJK garbled).
+            with open(tmp / CSV_FILE, "w", encoding="utf-8-sig", newline="") as fh:
                 writer = csv.writer(fh)
                 writer.writerow(CSV_COLUMNS)
                 for item in chosen:

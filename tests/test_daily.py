@@ -28,10 +28,10 @@ def run(tmp_path, tiny_beir) -> Path:
 def test_reselecting_over_annotated_files_is_refused_and_keeps_the_labels(tmp_path, run):
     sel = tmp_path / "sel"
     assert runner.invoke(app, ["select", str(run), "--budget", "2", "--out", str(sel)]).exit_code == 0
-    rows = list(csv.reader(open(sel / "to_label.csv", encoding="utf-8", newline="")))
+    rows = list(csv.reader(open(sel / "to_label.csv", encoding="utf-8-sig", newline="")))
     rows[1][-1] = "relevant"
     rows[2][-1] = "not_relevant"
-    with open(sel / "to_label.csv", "w", encoding="utf-8", newline="") as fh:
+    with open(sel / "to_label.csv", "w", encoding="utf-8-sig", newline="") as fh:
         csv.writer(fh).writerows(rows)
     before = (sel / "to_label.csv").read_bytes()
     result = runner.invoke(app, ["select", str(run), "--budget", "2", "--out", str(sel)])

@@ -91,12 +91,12 @@ def _short_examples(source: Path, dest: Path) -> None:
 
 def _fill_labels(csv_path: Path) -> None:
     """The annotator: the first candidate relevant, the others not."""
-    with open(csv_path, encoding="utf-8", newline="") as fh:
+    with open(csv_path, encoding="utf-8-sig", newline="") as fh:
         rows = list(csv.reader(fh))
     column = rows[0].index("label")
     for i, row in enumerate(rows[1:]):
         row[column] = "relevant" if i == 0 else "not_relevant"
-    with open(csv_path, "w", encoding="utf-8", newline="") as fh:
+    with open(csv_path, "w", encoding="utf-8-sig", newline="") as fh:
         csv.writer(fh).writerows(rows)
 
 

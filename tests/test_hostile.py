@@ -299,7 +299,7 @@ def test_to_label_csv_neutralises_formulas_and_label_import_round_trips_the_ids(
     _ok(["mine", str(root), "--model", "hashing", "--min-rank", "0", "--max-rank", "6", "--num-negatives", "3",
          "--out", str(tmp_path / "run"), "--quiet"])
     _ok(["select", str(tmp_path / "run"), "--budget", "1", "--out", str(tmp_path / "sel")])
-    rows = list(csv.reader(open(tmp_path / "sel" / "to_label.csv", encoding="utf-8", newline="")))
+    rows = list(csv.reader(open(tmp_path / "sel" / "to_label.csv", encoding="utf-8-sig", newline="")))
     for row in rows[1:]:
         for cell in row:
             assert not cell.startswith(("=", "+", "-", "@", "\t", "\r")), row

@@ -262,12 +262,12 @@ def test_select_label_import_mine_round_trip_through_the_cli(planes, tmp_path):
     out = runner.invoke(app, ["select", str(run), "--budget", "2", "--candidates", "4", "--out", str(tmp_path / "sel")])
     assert out.exit_code == 0, out.output
     csv_path = tmp_path / "sel" / "to_label.csv"
-    lines = csv_path.read_text().splitlines()
+    lines = csv_path.read_text(encoding="utf-8-sig").splitlines()
     assert lines[0] == "query_id,query,rank,doc_id,score,in_run,document,positive,label"
     assert len(lines) == 1 + 2 * 4
     lines[1] = lines[1] + "relevant"
     lines[2] = lines[2] + "not relevant"
-    csv_path.write_text("\n".join(lines) + "\n")
+    csv_path.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")
     bad = runner.invoke(app, ["label", "import", str(tmp_path / "sel" / "to_label.jsonl"), "--run", str(tmp_path / "nowhere")])
     assert bad.exit_code == 1 and "Error:" in bad.output
     ok = runner.invoke(app, ["label", "import", str(csv_path), "--run", str(run)])
@@ -278,3 +278,35 @@ def test_select_label_import_mine_round_trip_through_the_cli(planes, tmp_path):
                                 "--min-rank", "10", "--max-rank", "25", "-n", "3", "--sampling", "top"])
     assert mined.exit_code == 0, mined.output
     assert json.loads(mined.output)["stats"]["labels"]["positives_added"] == 1
+
+
+def test_a_csv_resaved_by_a_spreadsheet_imports_the_same_labels(planes, tmp_path):
+    """Excel saves CSV with ';' where the decimal separator is a comma (French, German), and 'Text'
+    with tabs; both import as the file hardneg wrote. A file saved in a legacy code page is one
+    error saying how to save it as UTF-8."""
+    import csv
+
+    _, run = planes
+    assert runner.invoke(app, ["select", str(run), "--budget", "2", "--candidates", "3", "--out", str(tmp_path / "sel")]).exit_code == 0
+    with open(tmp_path / "sel" / "to_label.csv", encoding="utf-8-sig", newline="") as fh:
+        rows = list(csv.reader(fh))
+    label = rows[0].index("label")
+    for i, row in enumerate(rows[1:]):
+        row[label] = "relevant" if i == 0 else "not_relevant"
+    rows[1][rows[0].index("document")] = "Café; à la crème, \"très\" bon"  # delimiters and quotes inside a cell
+    counts = {}
+    for name, delimiter, encoding in [("comma", ",", "utf-8-sig"), ("semicolon", ";", "utf-8-sig"), ("tab", "\t", "utf-8"),
+                                      ("semicolon-no-bom", ";", "utf-8")]:
+        path = tmp_path / f"{name}.csv"
+        with open(path, "w", encoding=encoding, newline="") as fh:
+            csv.writer(fh, delimiter=delimiter).writerows(rows)
+        result = runner.invoke(app, ["label", "import", str(path), "--run", str(run), "--into", str(tmp_path / f"labels-{name}"), "--json"])
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        counts[name] = json.loads(result.stdout)["stats"]
+    assert all(c == counts["comma"] for c in counts.values()) and counts["comma"]["relevant"] == 1
+    legacy = tmp_path / "legacy.csv"
+    with open(legacy, "w", encoding="cp1252", newline="") as fh:
+        csv.writer(fh, delimiter=";").writerows(rows)
+    result = runner.invoke(app, ["label", "import", str(legacy), "--run", str(run), "--into", str(tmp_path / "labels-legacy")])
+    assert result.exit_code == 1 and "not valid UTF-8" in result.stderr and "CSV UTF-8" in result.stderr
+    assert not (tmp_path / "labels-legacy").exists()

@@ -86,7 +86,8 @@ def test_labelling_files_hold_candidates_from_rank_zero_without_positives(uneven
     q0 = next(r for r in rows if r["query_id"] == "q0")
     assert "q0d03" not in [c["doc_id"] for c in q0["candidates"]]  # the positive is never a candidate
     assert [c["rank"] for c in q0["candidates"]] == [0, 1, 2, 4, 5]
-    with open(tmp_path / "sel" / "to_label.csv", newline="") as fh:
+    assert (tmp_path / "sel" / "to_label.csv").read_bytes().startswith(b"\xef\xbb\xbfquery_id,")  # Excel reads it as UTF-8
+    with open(tmp_path / "sel" / "to_label.csv", encoding="utf-8-sig", newline="") as fh:
         table = list(csv.DictReader(fh))
     assert len(table) == 4 * 5
     assert {r["label"] for r in table} == {""}
