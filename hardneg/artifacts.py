@@ -160,6 +160,18 @@ def csv_value(cell: str) -> str:
     return cell[1:] if cell.startswith("'") else cell
 
 
+def csv_delimiter(header: str, column: str = "label") -> str:
+    """The delimiter of a labelling CSV, from its header row: ``,`` as hardneg writes it, ``;`` as
+    Excel saves CSV where the decimal separator is a comma (French, German, ...), or a tab (Excel's
+    'Text (Tab delimited)'): the first that makes ``column`` a column."""
+    import csv
+
+    for delimiter in (",", ";", "\t"):
+        if column in next(csv.reader([header], delimiter=delimiter), []):
+            return delimiter
+    return ","
+
+
 def text_hash(text: str) -> str:
     """Stable hash of a text's normalised form (hex, 128 bits)."""
     return hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=16).hexdigest()

@@ -35,6 +35,7 @@ from hardneg.artifacts import (
     KIND_MINE,
     RUN_QUERIES_FILE,
     artifact_kind,
+    csv_delimiter,
     csv_value,
     fingerprint,
     input_ref,
@@ -183,7 +184,7 @@ def _read_csv(path: Path) -> tuple[list[Judgment], list[str], int]:
     rows = 0
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            delimiter = _delimiter(fh.readline())
+            delimiter = csv_delimiter(fh.readline())
             fh.seek(0)  # the decoder restarts too, and leaves the BOM out again
             reader = csv.DictReader(fh, delimiter=delimiter)
             missing = [c for c in ("query_id", "doc_id", "label") if c not in (reader.fieldnames or [])]
@@ -205,15 +206,6 @@ def _read_csv(path: Path) -> tuple[list[Judgment], list[str], int]:
         raise InputError(f"malformed CSV ({exc})", path) from None
     return judgments, problems, rows
 
-
-def _delimiter(header: str) -> str:
-    """The delimiter of a labelled CSV, from its header row: ``,`` as written, ``;`` as Excel saves
-    CSV where the decimal separator is a comma (French, German, ...), or a tab (Excel's 'Text (Tab
-    delimited)')."""
-    for delimiter in (",", ";", "\t"):
-        if "label" in next(csv.reader([header], delimiter=delimiter), []):
-            return delimiter
-    return ","
 
 
 def _run_ids(run: Path) -> tuple[set[str], dict[str, set[str]], set[str]]:

@@ -38,6 +38,7 @@ from hardneg.artifacts import (
     RUN_QUERIES_FILE,
     Artifact,
     csv_cell,
+    csv_delimiter,
     input_ref,
     read_manifest,
     upstream,
@@ -102,7 +103,9 @@ def count_annotations(out: Path) -> int:
     in_csv = in_jsonl = 0
     try:
         with open(out / CSV_FILE, encoding="utf-8-sig", newline="") as fh:
-            in_csv = sum(1 for row in csv.DictReader(fh) if (row.get("label") or "").strip())
+            delimiter = csv_delimiter(fh.readline())  # as label import reads it: re-saved by a spreadsheet too
+            fh.seek(0)
+            in_csv = sum(1 for row in csv.DictReader(fh, delimiter=delimiter) if (row.get("label") or "").strip())
     except (OSError, csv.Error, UnicodeDecodeError):
         pass
     try:

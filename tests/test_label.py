@@ -304,6 +304,10 @@ def test_a_csv_resaved_by_a_spreadsheet_imports_the_same_labels(planes, tmp_path
         assert result.exit_code == 0, f"{name}: {result.output}"
         counts[name] = json.loads(result.stdout)["stats"]
     assert all(c == counts["comma"] for c in counts.values()) and counts["comma"]["relevant"] == 1
+    # Annotations re-saved with ';' in place are annotations: select does not wipe them.
+    (tmp_path / "sel" / "to_label.csv").write_bytes((tmp_path / "semicolon.csv").read_bytes())
+    again = runner.invoke(app, ["select", str(run), "--budget", "2", "--candidates", "3", "--out", str(tmp_path / "sel")])
+    assert again.exit_code == 1 and f"{len(rows) - 1} annotation" in again.stderr, again.output
     legacy = tmp_path / "legacy.csv"
     with open(legacy, "w", encoding="cp1252", newline="") as fh:
         csv.writer(fh, delimiter=";").writerows(rows)
