@@ -75,9 +75,15 @@ def model_name_for(config: EmbedConfig) -> str:
     if config.model:
         return config.model
     if config.lang:
-        table = LANG_MODELS.get(config.lang.lower(), LANG_MODELS["*"])
+        table = LANG_MODELS.get(language_code(config.lang), LANG_MODELS["*"])
         return table[config.model_size]
     return BUNDLED_MODEL
+
+
+def language_code(lang: str) -> str:
+    """The primary language of a tag as users write it: ``zh-CN``, ``zh_Hans``, ``FR``, ``en-US`` ->
+    ``zh``, ``fr``, ``en`` (so a regional tag picks its language's model, not the multilingual one)."""
+    return lang.strip().lower().replace("_", "-").split("-")[0]
 
 
 def default_prompts(name: str) -> tuple[str, str]:

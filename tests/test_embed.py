@@ -117,6 +117,11 @@ def test_weights_fingerprint_tells_checkpoints_apart_by_content(tmp_path):
         ("fr", "small", "OrdalieTech/Solon-embeddings-base-0.1", "query : ", ""),
         ("fr", "large", "OrdalieTech/Solon-embeddings-large-0.1", "query : ", ""),
         ("de", "small", "intfloat/multilingual-e5-small", "query: ", "passage: "),
+        # Regional and script tags pick their language's model.
+        ("zh-CN", "base", "thenlper/gte-base-zh", "", ""),
+        ("zh_Hans", "small", "thenlper/gte-small-zh", "", ""),
+        ("FR-ca", "small", "OrdalieTech/Solon-embeddings-base-0.1", "query : ", ""),
+        ("en-US", "base", "BAAI/bge-base-en-v1.5", "Represent this sentence for searching relevant passages: ", ""),
     ],
 )
 def test_language_picks_model_and_prompts(lang, size, model, query_prompt, corpus_prompt):
