@@ -8,6 +8,7 @@ that a live process is writing (its lock is held) is never removed.
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import time
@@ -48,7 +49,7 @@ def parse_size(text: str) -> int:
         amount = float(number)
     except ValueError:
         raise ConfigError(f"size {text!r}: expected a number with an optional unit (K, M, G, T), e.g. 10G") from None
-    if unit not in _UNITS or amount < 0:
+    if unit not in _UNITS or not math.isfinite(amount) or amount < 0:
         raise ConfigError(f"size {text!r}: expected a number with an optional unit (K, M, G, T), e.g. 10G")
     return int(amount * _UNITS[unit])
 
@@ -62,6 +63,8 @@ def parse_age(text: str) -> float:
         amount = float(number)
     except ValueError:
         raise ConfigError(f"age {text!r}: expected a number with a unit (s, m, h, d, w), e.g. 7d") from None
+    if not math.isfinite(amount):
+        raise ConfigError(f"age {text!r}: must be a finite number, e.g. 7d")
     if amount < 0:
         raise ConfigError(f"age {text!r}: must not be negative")
     return amount * _AGES[unit]

@@ -288,6 +288,16 @@ def test_cache_lists_and_prunes_least_recently_used_entries_but_never_a_busy_one
     assert runner.invoke(app, ["cache", "prune"]).exit_code == 2
 
 
+@pytest.mark.parametrize("args, needle", [
+    (["--max-size", "1e400G"], "size '1e400G'"), (["--max-size", "inf"], "size 'inf'"), (["--max-size", "-1G"], "size '-1G'"),
+    (["--older-than", "nan"], "age 'nan': must be a finite number"), (["--older-than", "infd"], "must be a finite number"),
+    (["--older-than", "-3d"], "must not be negative"), (["--older-than", "7x"], "expected a number with a unit"),
+])
+def test_cache_prune_refuses_sizes_and_ages_that_are_not_finite(tmp_path, args, needle):
+    result = runner.invoke(app, ["cache", "prune", *args, "--dry-run", "--workdir", str(tmp_path)])
+    assert result.exit_code == 2 and needle in result.stderr and "unexpected" not in result.output, result.output
+
+
 def test_prepare_out_is_one_policy_for_what_may_be_at_out(tmp_path):
     from hardneg.artifacts import write_manifest
     from hardneg.errors import ArtifactError
