@@ -191,6 +191,7 @@ TripletRowsOpt = Annotated[Optional[str], typer.Option("--triplet-rows", **choic
 TrainBatchOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Training batch size: in-batch negatives per query.", rich_help_panel=TRAIN)]
 LoopTrainBatchOpt = Annotated[Optional[int], typer.Option("--train-batch-size", help="Training batch size (--batch-size is the encoder's).", rich_help_panel=TRAIN)]
 GradientCheckpointingOpt = Annotated[Optional[bool], typer.Option("--gradient-checkpointing/--no-gradient-checkpointing", help="Recompute activations in the backward pass: the same weights in a fraction of the memory (7.1 -> 2.0 GB for MiniLM, batch 32), ~1.4x the time [default: on for CPU, off on GPUs].", rich_help_panel=TRAIN)]
+CheckpointMinutesOpt = Annotated[Optional[float], typer.Option("--checkpoint-minutes", help="Save the training state in OUT.partial/ at most this often; a killed train resumes from it (0: never) [default: 10].", rich_help_panel=TRAIN)]
 MiniBatchOpt = Annotated[Optional[int], typer.Option("--mini-batch-size", help="cached-mnrl: texts per forward pass.", rich_help_panel=TRAIN)]
 WarmupOpt = Annotated[Optional[float], typer.Option("--warmup-ratio", help="Share of the steps with a rising learning rate.", rich_help_panel=TRAIN)]
 TrainSeedHereOpt = Annotated[Optional[int], typer.Option("--seed", help="Training seed.", rich_help_panel=TRAIN)]
@@ -373,6 +374,7 @@ TRAIN_KNOBS = _TRAIN_COMMON | {
     "architecture": K(ArchitectureOpt, "train.architecture"), "kd_normalize": K(KdNormalizeOpt, "train.kd_normalize"),
     "kd_temperature": K(KdTemperatureOpt, "train.kd_temperature"), "batch_size": K(TrainBatchOpt, "train.batch_size"),
     "mini_batch_size": K(MiniBatchOpt, "train.mini_batch_size"), "gradient_checkpointing": K(GradientCheckpointingOpt, "train.gradient_checkpointing"), "seed": K(TrainSeedHereOpt, "train.seed"),
+    "checkpoint_minutes": K(CheckpointMinutesOpt, "train.checkpoint_minutes"),
     "max_length": K(MaxLengthOpt, "train.max_length"), "device": K(DeviceOpt, "train.device"),
 }
 LOOP_KNOBS = _TRAIN_COMMON | {

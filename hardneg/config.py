@@ -345,10 +345,14 @@ class TrainConfig:
     fraction of the memory (activations dominate: batch x texts x tokens x layers). Measured on the
     sample: 7.1 GB -> 2.0 GB peak RSS, 1.44x the time. None: on for CPU training (where a 22M-parameter
     model otherwise takes 7 GB), off on GPUs (where time matters more)."""
+    checkpoint_minutes: float = 10.0
+    """Save the training state (weights, optimizer, schedule, random state) in ``<out>.partial/``
+    at most this often, so a killed `train` resumes from the last save instead of step 0. 0: never."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)
         _one_of(self, "architecture", ARCHITECTURES)
+        _check(self.checkpoint_minutes >= 0, f"checkpoint-minutes must be >= 0, got {self.checkpoint_minutes}")
         allowed = LOSSES_BY_ARCHITECTURE.get(self.architecture, ())
         _check(
             self.loss is None or self.loss in allowed,

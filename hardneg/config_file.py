@@ -146,7 +146,7 @@ def as_dict(config: Any) -> dict[str, Any]:
 EXECUTION_FIELDS: dict[str, frozenset[str]] = {
     "EmbedConfig": frozenset({"batch_size", "workers", "device", "engine"}),
     "SynthConfig": frozenset({"llm_url", "llm_concurrency"}),
-    "TrainConfig": frozenset({"device", "gradient_checkpointing"}),
+    "TrainConfig": frozenset({"device", "gradient_checkpointing", "checkpoint_minutes"}),
     "MineConfig": frozenset({"query_batch", "search_chunk", "chunk_queries", "ce_batch_size", "engine", "llm_url", "llm_concurrency"}),
 }
 """Per config class (by name), the fields that say how a stage runs, not what it computes (batch

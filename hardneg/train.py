@@ -60,7 +60,7 @@ from hardneg.losses import labelled_pairs, minmax_rows, model_and_loss  # noqa: 
 from hardneg.models import require_training_sentence_transformers, resolve_model, weights_fingerprint
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import iter_batches, read_schema, read_table
-from hardneg.writes import atomic_dir, prepare_out, writing
+from hardneg.writes import atomic_dir, prepare_out, prepare_partial, remove_path, writing
 
 TRAIN_VERSION = "train-v2"
 SEEN_QUERIES_FILE = "hardneg_seen_queries.txt"
@@ -240,8 +240,13 @@ def train(
         rows = len(data["query"])
         export_manifest = read_manifest(export_dir, KIND_EXPORT)
         started = time.perf_counter()
+        # Resumable state of a training that was killed: kept beside --out, named by what it trains.
+        partial = out.with_name(out.name + ".partial")
+        if config.checkpoint_minutes > 0 or partial.exists():
+            prepare_partial(partial, fp, [TRAINER_DIR])
         with atomic_dir(out) as tmp:
-            st, summary = _fit(spec.path, spec.query_prompt, spec.corpus_prompt, data, columns, config, max_length, tmp, reporter)
+            trainer_dir = partial / TRAINER_DIR if partial.exists() else tmp / TRAINER_DIR
+            st, summary = _fit(spec.path, spec.query_prompt, spec.corpus_prompt, data, columns, config, max_length, trainer_dir, reporter)
             if (spec.query_prompt or spec.corpus_prompt) and config.architecture != "cross-encoder":
                 st.prompts = {"query": spec.query_prompt, "document": spec.corpus_prompt}
             st.save(str(tmp), create_model_card=False)
@@ -271,7 +276,21 @@ def train(
                 max_length=max_length,
                 training={**summary, "seconds": round(time.perf_counter() - started, 1)},
             )
+        if partial.exists():
+            remove_path(partial)
         return TrainResult(out, manifest, reused=False)
+
+
+TRAINER_DIR = "trainer"
+SAVED_MARK = "hardneg-complete"
+"""Written into a trainer checkpoint once it is whole: a kill while the trainer writes one leaves it
+without the mark, and resuming skips it for the one before (two are kept)."""
+
+
+def _resumable_checkpoint(trainer_dir: Path) -> Path | None:
+    """The latest whole checkpoint (``checkpoint-<step>`` with the mark) under ``trainer_dir``."""
+    saved = [p for p in trainer_dir.glob("checkpoint-*") if (p / SAVED_MARK).is_file() and p.name.split("-")[-1].isdigit()]
+    return max(saved, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 def _fit(
@@ -282,11 +301,12 @@ def _fit(
     columns: list[str],
     config: TrainConfig,
     max_length: int | None,
-    tmp: Path,
+    trainer_dir: Path,
     reporter: Reporter,
 ) -> tuple[Any, dict[str, Any]]:
     """Run sentence-transformers' trainer for the architecture; returns the trained model and a
-    loss/steps summary."""
+    loss/steps summary. The trainer's state is saved in ``trainer_dir`` every
+    ``config.checkpoint_minutes``, and a whole state found there is resumed from."""
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
@@ -327,20 +347,41 @@ def _fit(
             if logs and "loss" in logs:
                 reporter.log(f"training: step {state.global_step}/{steps_total}, loss {float(logs['loss']):.4f}")
 
+    class _Checkpoints(TrainerCallback):
+        """A save of the whole training state every ``checkpoint_minutes`` (not at the last step: the
+        model itself is saved then), and the mark that says a save is whole."""
+
+        def __init__(self) -> None:
+            self.last = time.monotonic()
+
+        def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            due = time.monotonic() - self.last >= config.checkpoint_minutes * 60
+            if config.checkpoint_minutes > 0 and due and state.global_step < state.max_steps:
+                control.should_save = True
+
+        def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            saved = trainer_dir / f"checkpoint-{state.global_step}"
+            if saved.is_dir():
+                (saved / SAVED_MARK).write_text(f"{state.global_step}\n", encoding="utf-8")
+            self.last = time.monotonic()
+
     # transformers 5 renamed gradient to activation checkpointing, but SentenceTransformer still only
     # has gradient_checkpointing_enable: keep the old name and its deprecation notices off stderr.
     warnings.filterwarnings("ignore", message=".*(gradient|activation)_checkpointing.*", category=FutureWarning)
     checkpointing = config.gradient_checkpointing if config.gradient_checkpointing is not None else device == "cpu"
     extra = {"batch_sampler": batch_sampler} if batch_sampler is not None else {}
     args = args_cls(
-        output_dir=str(tmp / "_trainer"),
+        output_dir=str(trainer_dir),
         num_train_epochs=config.epochs,
         per_device_train_batch_size=config.batch_size,
         learning_rate=config.learning_rate,
         warmup_steps=int(config.warmup_ratio * steps_total),  # warmup_ratio is deprecated in transformers 5
         seed=config.seed,
         data_seed=config.seed,
-        save_strategy="no",
+        save_strategy="steps",  # only when _Checkpoints asks
+        save_steps=10**12,
+        save_total_limit=2,  # the last whole save survives a kill during the next one
+        save_only_model=False,
         report_to="none",
         logging_steps=max(1, steps_total // 10),
         use_cpu=device == "cpu",
@@ -359,12 +400,15 @@ def _fit(
     for callback in (PrinterCallback, ProgressCallback, *_model_card_callbacks()):
         trainer.remove_callback(callback)
     trainer.add_callback(_Progress())
+    trainer.add_callback(_Checkpoints())
+    resume = _resumable_checkpoint(trainer_dir)
     reporter.log(f"training {config.architecture} ({config.resolved_loss}) on {device}: {rows:,} rows, {steps_total:,} steps "
-                 f"of {config.batch_size}{', gradient checkpointing' if checkpointing else ''}")
-    reporter.progress(label, 0, steps_total)
-    output = trainer.train()
+                 f"of {config.batch_size}{', gradient checkpointing' if checkpointing else ''}"
+                 f"{f', resuming after step {resume.name.split(chr(45))[-1]} ({resume.parent.parent})' if resume else ''}")
+    reporter.progress(label, int(resume.name.split("-")[-1]) if resume else 0, steps_total)
+    output = trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     losses = [round(float(entry["loss"]), 5) for entry in trainer.state.log_history if "loss" in entry]
-    shutil.rmtree(tmp / "_trainer", ignore_errors=True)
+    shutil.rmtree(trainer_dir, ignore_errors=True)
     summary = {
         "steps": int(output.global_step),
         "training_loss": round(float(output.training_loss), 5),
@@ -372,6 +416,8 @@ def _fit(
         "device": device,
         "rows": rows,
     }
+    if resume is not None:
+        summary["resumed_after_step"] = int(resume.name.split("-")[-1])
     if config.architecture == "cross-encoder":
         from hardneg.losses import bce_chance_loss, stayed_at_chance
 

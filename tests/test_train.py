@@ -139,6 +139,48 @@ def test_a_damaged_or_hand_written_export_is_one_error_before_training(exports, 
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.slow
+def test_a_killed_training_resumes_from_its_last_save_and_ends_with_the_same_weights(exports, tmp_path):
+    """SIGKILL in the middle of `hardneg train` (saving its state at every step here): the rerun
+    resumes after the last whole save, not from step 0, and its checkpoint has the same weights as a
+    training that was never stopped; the resumable state is removed once the checkpoint is written."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from hardneg.train import SAVED_MARK
+
+    env = {**os.environ, "HARDNEG_DISABLE_PROGRESS": "1", "HF_HUB_OFFLINE": "1"}
+    base = [sys.executable, "-m", "hardneg", "train", str(exports["st"]), "--model", "minilm", "--batch-size", "4",
+            "--epochs", "4", "--seed", "3"]
+    out = tmp_path / "m"
+    marks = out.with_name("m.partial") / "trainer"
+    proc = subprocess.Popen([*base, "--out", str(out), "--checkpoint-minutes", "0.000001"], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.time() + 300
+        while time.time() < deadline and proc.poll() is None and len(list(marks.glob(f"checkpoint-*/{SAVED_MARK}"))) < 2:
+            time.sleep(0.02)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+    saved = sorted(int(p.parent.name.split("-")[1]) for p in marks.glob(f"checkpoint-*/{SAVED_MARK}"))
+    assert saved and not out.exists(), "the training was not killed mid-way"
+
+    rerun = subprocess.run([*base, "--out", str(out), "--json"], env=env, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert not out.with_name("m.partial").exists()
+    clean = subprocess.run([*base, "--out", str(tmp_path / "clean"), "--checkpoint-minutes", "0", "--json"],
+                           env=env, capture_output=True, text=True)
+    assert clean.returncode == 0, clean.stderr
+    resumed, straight = (json.loads(r.stdout)["manifest"] for r in (rerun, clean))
+    assert resumed["training"]["resumed_after_step"] == saved[-1] and "resumed_after_step" not in straight["training"]
+    assert resumed["training"]["steps"] == straight["training"]["steps"]
+    assert resumed["weights_fingerprint"] == straight["weights_fingerprint"]
+
+
 def test_train_cli_in_batch_only_with_cached_loss(exports, tmp_path):
     out = runner.invoke(
         app,
