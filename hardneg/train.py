@@ -288,9 +288,15 @@ without the mark, and resuming skips it for the one before (two are kept)."""
 
 
 def _resumable_checkpoint(trainer_dir: Path) -> Path | None:
-    """The latest whole checkpoint (``checkpoint-<step>`` with the mark) under ``trainer_dir``."""
-    saved = [p for p in trainer_dir.glob("checkpoint-*") if (p / SAVED_MARK).is_file() and p.name.split("-")[-1].isdigit()]
-    return max(saved, key=lambda p: int(p.name.split("-")[-1]), default=None)
+    """The latest whole checkpoint (``checkpoint-<step>`` with the mark) under ``trainer_dir``; a
+    save the kill cut short is removed, so the trainer's rotation and its next saves never meet it."""
+    whole = []
+    for path in trainer_dir.glob("checkpoint-*"):
+        if (path / SAVED_MARK).is_file() and path.name.split("-")[-1].isdigit():
+            whole.append(path)
+        else:
+            remove_path(path)
+    return max(whole, key=lambda p: int(p.name.split("-")[-1]), default=None)
 
 
 def _fit(

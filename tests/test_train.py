@@ -168,6 +168,9 @@ def test_a_killed_training_resumes_from_its_last_save_and_ends_with_the_same_wei
         proc.wait()
     saved = sorted(int(p.parent.name.split("-")[1]) for p in marks.glob(f"checkpoint-*/{SAVED_MARK}"))
     assert saved and not out.exists(), "the training was not killed mid-way"
+    cut = marks / "checkpoint-999"  # a save the kill cut short: no completion mark
+    cut.mkdir(exist_ok=True)
+    (cut / "model.safetensors").write_bytes(b"half")
 
     rerun = subprocess.run([*base, "--out", str(out), "--json"], env=env, capture_output=True, text=True)
     assert rerun.returncode == 0, rerun.stderr
