@@ -22,6 +22,7 @@ seeded draws. Queries are mined in chunks by `mine_runner` (resumable; the unit 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -64,7 +65,7 @@ from hardneg.mine_stats import ELIGIBLE_SAMPLE, MineResult, MineStats, Tally
 from hardneg.progress import NULL_REPORTER, Reporter
 from hardneg.readers import DocTextLookup, iter_shard_tables, read_qrels, read_queries
 from hardneg.sampling import SAMPLERS, doc_keys, sample_negatives, smallest_draws
-from hardneg.search import LEXICAL_TERMS, Retriever, Searcher, load_doc_ids
+from hardneg.search import LEXICAL_TERMS, UNSEGMENTED_SCRIPTS, Retriever, Searcher, load_doc_ids
 from hardneg.teachers import PairScorer, load_teacher
 from hardneg.writes import (
     check_writable_parent,
@@ -188,6 +189,26 @@ def check_window(config: MineConfig, docs: int, allow_empty: bool, reporter: Rep
                      f"the window is [{min(config.min_rank, docs)}, {docs})")
 
 
+_ENGLISH_MODELS = re.compile(r"(^|/)(minilm$|all-minilm|bge-[a-z]+-en)", re.I)
+
+
+def language_hint(query_texts: list[str], model_name: str) -> str | None:
+    """A note when most query characters are in a script written without spaces (Chinese, Japanese,
+    Korean, Thai) and the model is an English one (the bundled MiniLM, bge-*-en): its dense ranking
+    is weak there, and BM25 over character bigrams is not (measured on xquad_zh, README)."""
+    if not _ENGLISH_MODELS.search(model_name) or "multilingual" in model_name.lower():
+        return None
+    sample = query_texts[:: max(1, len(query_texts) // 1000)]
+    letters = sum(ch.isalpha() for text in sample for ch in text)
+    unsegmented = sum(len(run) for text in sample for run in UNSEGMENTED_SCRIPTS.findall(text))
+    if not letters or unsegmented / letters < 0.5:
+        return None
+    return (f"note: {unsegmented / letters:.0%} of the queries' letters are Chinese, Japanese, Korean or Thai, and "
+            f"'{model_name}' is an English model: its dense ranking is weak on such text (on xquad_zh the positive "
+            "ranked in its top 10 for 34% of queries, against 99.6% with --retriever hybrid). Give a model trained "
+            "for the language (--model DIR), or add --retriever hybrid")
+
+
 class _Miner:
     """One mining run: loads what it needs once, then mines query chunks into ``<out>.partial/``.
 
@@ -222,6 +243,8 @@ class _Miner:
             corpus_texts = lookup.get(list(range(lookup.size)))
         self.retriever = Retriever(self.searcher, config.retriever, config.max_rank, texts=corpus_texts, rrf_k=config.rrf_k)
         self.query_ids, self.query_texts, self.query_vectors = read_queries(emb_path)
+        if config.retriever == "dense" and (hint := language_hint(self.query_texts, str(emb.get("model", {}).get("name", "")))):
+            reporter.log(hint)
         self.positives: dict[str, list[str]] = {}
         for qid, did, score in read_qrels(emb_path):
             if score > 0 and did not in self.positives.setdefault(qid, []):

@@ -177,7 +177,7 @@ def load_doc_ids(index_dir: str | Path) -> tuple[list[str], np.ndarray]:
 
 # Scripts written without spaces between words: Han, Hiragana, Katakana, Hangul (as Lucene's
 # CJKBigramFilter), Thai, Lao, Myanmar and Khmer. A run of them is indexed as overlapping bigrams.
-_UNSEGMENTED = re.compile(
+UNSEGMENTED_SCRIPTS = re.compile(
     "([\u0e00-\u0eff\u1000-\u109f\u1780-\u17ff\u1100-\u11ff\u3040-\u30ff\u3130-\u318f\u3400-\u4dbf"
     "\u4e00-\u9fff\ua960-\ua97f\uac00-\ud7af\uf900-\ufaff\U00020000-\U0003134f]+)"
 )
@@ -208,7 +208,7 @@ def lexical_tokens(text: str) -> list[str]:
     Chinese sentence as one term, so BM25 matched almost nothing in Chinese."""
     terms: list[str] = []
     for word in _word().findall(unicodedata.normalize("NFKC", text).casefold()):
-        for i, part in enumerate(_UNSEGMENTED.split(word)):
+        for i, part in enumerate(UNSEGMENTED_SCRIPTS.split(word)):
             if i % 2:  # a run of an unsegmented script
                 terms.extend([part] if len(part) == 1 else [part[j : j + 2] for j in range(len(part) - 1)])
             elif len(part) >= 2:

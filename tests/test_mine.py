@@ -324,6 +324,18 @@ def test_bm25_terms_in_scripts_without_spaces_are_character_bigrams():
     assert searcher.search(["德国的首都在哪里？", "日本的首都", "เมืองหลวงของไทย"], 2)[:, 0].tolist() == [1, 2, 3]
 
 
+def test_mining_chinese_with_an_english_model_says_so():
+    from hardneg.mine import language_hint
+
+    chinese = ["德国的首都在哪里？", "日本的首都", "Which city? 东京塔有多高"]
+    hint = language_hint(chinese, "minilm")
+    assert hint is not None and "--retriever hybrid" in hint and "'minilm' is an English model" in hint
+    assert language_hint(chinese, "/models/BAAI/bge-small-en-v1.5") is not None
+    assert language_hint(chinese, "thenlper/gte-small-zh") is None  # a model for the language
+    assert language_hint(chinese, "paraphrase-multilingual-MiniLM-L12-v2") is None
+    assert language_hint(["where is the capital of Germany", "北京"], "minilm") is None  # mostly English
+
+
 def test_hybrid_retriever_runs_through_the_cli(tmp_path):
     from typer.testing import CliRunner
 
