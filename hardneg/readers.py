@@ -4,6 +4,7 @@ finiteness and unit norm, queries, qrels and document texts of an embeddings art
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import mmap
 from collections.abc import Callable, Iterator, Sequence
@@ -29,8 +30,16 @@ def vectors_of(table: pa.Table) -> np.ndarray:
 def read_table(path: Path, columns: list[str] | None = None, **kwargs: Any) -> pa.Table:
     """``pq.read_table`` for a file inside an artifact: a missing or damaged file is an
     ArtifactError naming it (not a pyarrow traceback)."""
-    try:
+    with _artifact_file(path):
         return pq.read_table(path, columns=columns, **kwargs)
+
+
+@contextlib.contextmanager
+def _artifact_file(path: Path) -> Iterator[None]:
+    """Reading a Parquet file inside an artifact: a missing or damaged file is an ArtifactError
+    naming it (not a pyarrow traceback)."""
+    try:
+        yield
     except FileNotFoundError:
         raise ArtifactError(f"{path}: missing; the artifact is incomplete: rebuild it (with --force)") from None
     except (OSError, pa.ArrowException) as exc:
@@ -39,24 +48,15 @@ def read_table(path: Path, columns: list[str] | None = None, **kwargs: Any) -> p
 
 def read_schema(path: Path) -> pa.Schema:
     """``pq.read_schema`` for a file inside an artifact, with ``read_table``'s errors."""
-    try:
+    with _artifact_file(path):
         return pq.read_schema(path)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: missing; the artifact is incomplete: rebuild it (with --force)") from None
-    except (OSError, pa.ArrowException) as exc:
-        raise ArtifactError(f"{path}: unreadable ({exc}); rebuild it (with --force)") from None
 
 
 def iter_batches(path: Path, columns: list[str] | None = None) -> Iterator[pa.RecordBatch]:
     """The record batches of a Parquet file inside an artifact, streamed; a missing or damaged file
     (also one damaged past its first batch) is an ArtifactError naming it."""
-    try:
-        with pq.ParquetFile(path) as reader:
-            yield from reader.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns)
-    except FileNotFoundError:
-        raise ArtifactError(f"{path}: missing; the artifact is incomplete: rebuild it (with --force)") from None
-    except (OSError, pa.ArrowException) as exc:
-        raise ArtifactError(f"{path}: unreadable ({exc}); rebuild it (with --force)") from None
+    with _artifact_file(path), pq.ParquetFile(path) as reader:
+        yield from reader.iter_batches(batch_size=READ_BATCH_ROWS, columns=columns)
 
 
 def load_vectors(path: Path) -> np.ndarray:
