@@ -160,16 +160,17 @@ def csv_value(cell: str) -> str:
     return cell[1:] if cell.startswith("'") else cell
 
 
-def csv_delimiter(header: str, column: str = "label") -> str:
-    """The delimiter of a labelling CSV, from its header row: ``,`` as hardneg writes it, ``;`` as
-    Excel saves CSV where the decimal separator is a comma (French, German, ...), or a tab (Excel's
-    'Text (Tab delimited)'): the first that makes ``column`` a column."""
+def labelling_csv(fh: Any, column: str = "label") -> Any:
+    """A ``csv.DictReader`` over a labelling CSV opened as text, its delimiter taken from the header
+    row: ``,`` as hardneg writes it, ``;`` as Excel saves CSV where the decimal separator is a comma
+    (French, German, ...), or a tab (Excel's 'Text (Tab delimited)'): the first that makes ``column``
+    a column."""
     import csv
 
-    for delimiter in (",", ";", "\t"):
-        if column in next(csv.reader([header], delimiter=delimiter), []):
-            return delimiter
-    return ","
+    header = fh.readline()
+    fh.seek(0)  # the decoder restarts too (utf-8-sig leaves the BOM out again)
+    delimiter = next((d for d in (",", ";", "\t") if column in next(csv.reader([header], delimiter=d), [])), ",")
+    return csv.DictReader(fh, delimiter=delimiter)
 
 
 def text_hash(text: str) -> str:

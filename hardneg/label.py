@@ -35,10 +35,10 @@ from hardneg.artifacts import (
     KIND_MINE,
     RUN_QUERIES_FILE,
     artifact_kind,
-    csv_delimiter,
     csv_value,
     fingerprint,
     input_ref,
+    labelling_csv,
     read_manifest,
     resolve_ref,
     write_manifest,
@@ -184,9 +184,7 @@ def _read_csv(path: Path) -> tuple[list[Judgment], list[str], int]:
     rows = 0
     try:
         with open(path, encoding="utf-8-sig", newline="") as fh:
-            delimiter = csv_delimiter(fh.readline())
-            fh.seek(0)  # the decoder restarts too, and leaves the BOM out again
-            reader = csv.DictReader(fh, delimiter=delimiter)
+            reader = labelling_csv(fh)
             missing = [c for c in ("query_id", "doc_id", "label") if c not in (reader.fieldnames or [])]
             if missing:
                 raise InputError(f"header: missing column(s) {', '.join(missing)}; found {reader.fieldnames}", path, 1)

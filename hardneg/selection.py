@@ -38,8 +38,8 @@ from hardneg.artifacts import (
     RUN_QUERIES_FILE,
     Artifact,
     csv_cell,
-    csv_delimiter,
     input_ref,
+    labelling_csv,
     read_manifest,
     upstream,
     write_manifest,
@@ -103,9 +103,8 @@ def count_annotations(out: Path) -> int:
     in_csv = in_jsonl = 0
     try:
         with open(out / CSV_FILE, encoding="utf-8-sig", newline="") as fh:
-            delimiter = csv_delimiter(fh.readline())  # as label import reads it: re-saved by a spreadsheet too
-            fh.seek(0)
-            in_csv = sum(1 for row in csv.DictReader(fh, delimiter=delimiter) if (row.get("label") or "").strip())
+            # As label import reads it: a file re-saved by a spreadsheet counts too.
+            in_csv = sum(1 for row in labelling_csv(fh) if (row.get("label") or "").strip())
     except (OSError, csv.Error, UnicodeDecodeError):
         pass
     try:
