@@ -240,6 +240,8 @@ def embed(
     """
     out = Path(out)
     select = unit_selector(shard)
+    if line := dataset.left_out_line():
+        reporter.log(f"warning: {line}")
     own_encoder = encoder is None
     encoder = encoder or load_encoder(config)
     with writing(out, wait=shared, log=reporter.log, lock="shared" if shard else "exclusive") as out:
@@ -458,7 +460,8 @@ def _embed(
             "normalized": True,
             "metric": "cosine",
         },
-        input={"description": dataset.description, "fingerprint": dataset.fingerprint, "corpus_fingerprint": dataset.corpus_fingerprint},
+        input={"description": dataset.description, "fingerprint": dataset.fingerprint, "corpus_fingerprint": dataset.corpus_fingerprint,
+               **({"left_out": dataset.left_out} if dataset.left_out else {})},
         counts={
             "docs": counts["docs"],
             "queries": counts["queries"],

@@ -260,6 +260,8 @@ def evaluate_colbert(
     if embed_config.backend != "torch":
         raise ModelError(f"--backend {embed_config.backend} runs single-vector encoders; ColBERT evaluation runs on torch (use --backend torch)")
     dataset = load_input(source, config.split)
+    if line := dataset.left_out_line():
+        reporter.log(f"warning: {line}")
     qrels = relevance_by_query(dataset.qrels)
     queries = [q for q in dataset.queries if any(r > 0 for r in qrels.get(q.query_id, {}).values())]
     refuse_seen_queries(spec.path, [(q.query_id, q.text) for q in queries], config.split, config)

@@ -81,6 +81,27 @@ class Dataset:
     queries: list[Query]
     qrels: list[tuple[str, str, float]]
     _corpus_factory: Any = field(repr=False)
+    left_out: dict[str, Any] = field(default_factory=dict)
+    """What the input holds that is not used, counted: ``empty_documents`` (documents with neither
+    title nor text: never a candidate, never a negative; BEIR's FiQA has such rows), their first ids,
+    ``judgments_on_empty_documents`` (qrels rows naming them, dropped with them) and a pairs
+    file's ``empty_positives`` (blank positive texts: its query is not mined if it has no other)."""
+
+    def left_out_line(self) -> str | None:
+        """One line for the log saying what was left out, or None."""
+        parts = []
+        if empty := self.left_out.get("empty_documents", 0):
+            ids = self.left_out.get("empty_document_ids", [])
+            shown = ", ".join(ids[:5]) + (", ..." if empty > len(ids[:5]) else "")
+            judged = self.left_out.get("judgments_on_empty_documents", 0)
+            parts.append(
+                f"{empty} document{'s' if empty != 1 else ''} with no text left out of the corpus ({shown}): never a candidate "
+                "nor a negative" + (f"; {judged} judgment{'s' if judged != 1 else ''} on them dropped" if judged else "")
+            )
+        if positives := self.left_out.get("empty_positives", 0):
+            parts.append(f"{positives} empty positive{'s' if positives != 1 else ''} left out (a query left without one is "
+                         "reported no-positive)")
+        return "; ".join(parts) or None
 
     def iter_corpus(self) -> Iterator[Document]:
         """Stream the corpus in input order (positives added by a pairs file come last)."""
@@ -635,7 +656,8 @@ def _names(names: tuple[str, ...]) -> str:
 
 def _positives(obj: dict[str, Any], where: tuple[str, int]) -> list[tuple[str, str | None]]:
     """(text, id or None) of a pairs row's positives: one text, a list of texts (FlagEmbedding's
-    ``pos``) with, optionally, a list of as many ids, or Tevatron's passage objects."""
+    ``pos``) with, optionally, a list of as many ids, or Tevatron's passage objects. Blank texts are
+    returned too: the caller leaves them out and counts them."""
     name = next((n for n in POSITIVE_FIELDS if obj.get(n) is not None), None)
     if name is None:
         _field(obj, POSITIVE_FIELDS, where, kind="text")  # raises: the field is missing or null
@@ -643,9 +665,6 @@ def _positives(obj: dict[str, Any], where: tuple[str, int]) -> list[tuple[str, s
     docs = _documents_of(obj, name, where)
     if not docs:
         raise InputError(f"field '{name}' is an empty list; give at least one positive", *where)
-    for text, _, label in docs:
-        if is_blank(text):
-            raise InputError(f"field '{label}' is empty (nothing but whitespace or invisible characters)", *where)
     value = obj[name]
     if not isinstance(value, list):
         return [(docs[0][0], _field(obj, POSITIVE_ID_FIELDS, where, kind="id", required=False))]
@@ -718,12 +737,13 @@ def _read_document(obj: dict[str, Any], where: tuple[str, int], *, ids_required:
     made = doc_id is None
     if doc_id is None:
         doc_id = _stable_id("d", doc_text(title, text))
-    if is_blank(text) and is_blank(title):
-        raise InputError(
-            f"document '{doc_id}' has empty text (nothing but whitespace or invisible characters); remove it or give it text",
-            *where,
-        )
     return Document(doc_id, title, text), made
+
+
+def is_empty_document(doc: Document) -> bool:
+    """Neither title nor text (nothing but whitespace or invisible characters): nothing to embed or
+    to train on. Such a document is left out of the corpus and counted (``Dataset.left_out``)."""
+    return is_blank(doc.text) and is_blank(doc.title)
 
 
 # --------------------------------------------------------------------------- BEIR
@@ -758,6 +778,8 @@ def _iter_documents(
         )
         for lineno, obj in records:
             doc, made = _read_document(obj, (name, lineno), ids_required=ids_required)
+            if made and is_empty_document(doc):
+                continue  # no id and no text: nothing to name, nothing to leave out
             if made:
                 if doc.doc_id in made_ids:
                     continue
@@ -770,28 +792,57 @@ def _place(first: tuple[str, int], where: tuple[str, int]) -> str:
     return f"line {first[1]}" if first[0] == where[0] else f"{first[0]}:{first[1]}"
 
 
-def _scan_corpus(path: Path, display: str | None = None, *, ids_required: bool = True) -> tuple[set[str], dict[str, str], int]:
-    """Validate a corpus in one streaming pass: returns its ids, text-hash -> id, and size."""
+@dataclass
+class _Corpus:
+    """What one validating pass over a corpus found."""
+
+    ids: set[str]
+    by_hash: dict[str, str]
+    """Text hash -> the first id with that text (a pairs file's positives find their document by text)."""
+    empty_ids: list[str]
+    """Documents with neither title nor text, in input order: left out, and counted."""
+
+
+def _scan_corpus(path: Path, display: str | None = None, *, ids_required: bool = True) -> _Corpus:
+    """Validate a corpus in one streaming pass: its ids, text hashes and empty documents."""
     ids: set[str] = set()
+    empty: list[str] = []
     by_hash: dict[str, str] = {}
     first_seen: dict[str, tuple[str, int]] = {}
     for where, doc in _iter_documents(path, display, ids_required=ids_required):
-        if doc.doc_id in ids:
+        if doc.doc_id in first_seen:
             raise InputError(
                 f"duplicate document id '{doc.doc_id}' (first seen on {_place(first_seen[doc.doc_id], where)}); ids must be unique",
                 *where,
             )
-        ids.add(doc.doc_id)
         first_seen[doc.doc_id] = where
+        if is_empty_document(doc):
+            empty.append(doc.doc_id)
+            continue
+        ids.add(doc.doc_id)
         by_hash.setdefault(text_hash(doc.text), doc.doc_id)
     if not ids:
-        raise InputError("the corpus is empty; it needs at least one document", display or path)
-    return ids, by_hash, len(ids)
+        raise InputError(
+            f"the corpus has no document with text ({len(empty)} empty)" if empty else "the corpus is empty; it needs at least one document",
+            display or path,
+        )
+    return _Corpus(ids, by_hash, empty)
 
 
 def _stream_corpus(path: Path, display: str | None = None, *, ids_required: bool = True) -> Iterator[Document]:
+    """The corpus's documents with text, in input order (``_scan_corpus`` validated it)."""
     for _, doc in _iter_documents(path, display, ids_required=ids_required):
-        yield doc
+        if not is_empty_document(doc):
+            yield doc
+
+
+def _left_out(empty_ids: list[str], judgments: int = 0, empty_positives: int = 0) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    if empty_ids:
+        out |= {"empty_documents": len(empty_ids), "empty_document_ids": empty_ids[:20], "judgments_on_empty_documents": judgments}
+    if empty_positives:
+        out["empty_positives"] = empty_positives
+    return out
 
 
 def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
@@ -901,7 +952,8 @@ def _iter_queries(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 
 def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries_path: Path, qrels_path: Path) -> Dataset:
     """A corpus, queries and qrels files (BEIR's or MS MARCO's), validated against each other."""
-    doc_ids, _, num_docs = _scan_corpus(corpus_path)
+    scanned = _scan_corpus(corpus_path)
+    doc_ids, empty_ids = scanned.ids, set(scanned.empty_ids)
     qrels_rows = read_qrels(qrels_path)
     wanted = {qid for _, qid, _, _ in qrels_rows}
     queries: dict[str, Query] = {}
@@ -915,14 +967,21 @@ def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries
         if qid in wanted:
             queries[qid] = Query(qid, text)
     qrels: list[tuple[str, str, float]] = []
+    on_empty = 0
     for lineno, qid, did, score in qrels_rows:
         if qid not in queries:
             raise InputError(f"query id '{qid}' is not in {queries_path.name}", qrels_path, lineno)
+        if did in empty_ids:
+            on_empty += 1  # a judgment on a document with no text: nothing to train on, dropped with it
+            continue
         if did not in doc_ids:
             raise InputError(f"corpus id '{did}' is not in {corpus_path.name}", qrels_path, lineno)
         qrels.append((qid, did, score))
+    num_docs = len(doc_ids)
     del doc_ids
-    ordered = [queries[q] for q in dict.fromkeys(qid for qid, _, _ in qrels)]
+    # Every judged query stays, in qrels order: one whose judgments were all on empty documents is
+    # counted by mine as having no positive, not dropped unseen.
+    ordered = [queries[q] for q in dict.fromkeys(qid for _, qid, _, _ in qrels_rows)]
     fp = fingerprint(
         "beir" if layout == "BEIR" else layout, split, file_fingerprint(corpus_path), file_fingerprint(queries_path),
         file_fingerprint(qrels_path),
@@ -935,6 +994,7 @@ def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries
         queries=ordered,
         qrels=qrels,
         _corpus_factory=lambda: _stream_corpus(corpus_path),
+        left_out=_left_out(scanned.empty_ids, on_empty),
     )
 
 
@@ -959,15 +1019,18 @@ def load_pairs(
     name = display or str(path)
     corpus_ids: set[str] = set()
     by_hash: dict[str, str] = {}
-    num_corpus = 0
+    empty_ids: list[str] = []
     if corpus is not None:
-        corpus_ids, by_hash, num_corpus = _scan_corpus(corpus, corpus_display, ids_required=False)
+        scanned = _scan_corpus(corpus, corpus_display, ids_required=False)
+        corpus_ids, by_hash, empty_ids = scanned.ids, scanned.by_hash, scanned.empty_ids
+    num_corpus = len(corpus_ids)
     extra_docs: dict[str, Document] = {}
     extra_line: dict[str, tuple[str, int]] = {}
     queries: dict[str, Query] = {}
     qrels: dict[tuple[str, str], None] = {}
     in_corpus: dict[str, tuple[str, tuple[str, int]]] = {}  # positive id given in --corpus -> (text hash, where), checked below
     rows = 0
+    empty_positives = 0
     files = _record_files(path, display, split)
 
     def add_document(did: str, text: str, what: str, where: tuple[str, int]) -> None:
@@ -994,6 +1057,12 @@ def load_pairs(
             raise InputError(f"query id '{qid}' appears with two different texts", *where)
         queries.setdefault(qid, Query(qid, qtext))
         for ptext, pid in positives:
+            if is_blank(ptext):
+                if pid is not None and pid in corpus_ids:
+                    qrels[(qid, pid)] = None  # named by id: the --corpus document of that id is the positive
+                    continue
+                empty_positives += 1  # nothing to train on; the query is reported no-positive if it has no other
+                continue
             pid = pid or by_hash.get(text_hash(ptext)) or _stable_id("d", ptext)
             if pid in corpus_ids:
                 in_corpus.setdefault(pid, (text_hash(ptext), where))
@@ -1036,6 +1105,7 @@ def load_pairs(
         queries=list(queries.values()),
         qrels=[(q, d, 1.0) for q, d in qrels],
         _corpus_factory=corpus_stream,
+        left_out=_left_out(empty_ids, empty_positives=empty_positives),
     )
 
 

@@ -32,7 +32,9 @@ CASES = [
     ("wrong-type", b'{"_id": "d1", "text": ["a"]}\n', None, None, "corpus.jsonl", 1, "field 'text' must be a string"),
     ("not-an-object", b'["d1", "a"]\n', None, None, "corpus.jsonl", 1, "expected a JSON object"),
     ("duplicate-id", b'{"_id": "d1", "text": "a"}\n{"_id": "d1", "text": "b"}\n', None, None, "corpus.jsonl", 2, "duplicate document id 'd1'"),
-    ("empty-text", b'{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "   "}\n', None, None, "corpus.jsonl", 2, "empty text"),
+    ("no-text-at-all", b'{"_id": "d1", "text": ""}\n{"_id": "d2", "title": " ", "text": "   "}\n', None, None, "corpus.jsonl", None,
+     "the corpus has no document with text (2 empty)"),
+    ("empty-duplicate-id", b'{"_id": "d1", "text": ""}\n{"_id": "d1", "text": "b"}\n', None, None, "corpus.jsonl", 2, "duplicate document id 'd1'"),
     ("invalid-utf8", b'{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": "caf\xe9"}\n', None, None, "corpus.jsonl", 2, "not valid UTF-8"),
     ("empty-corpus", b"\n\n", None, None, "corpus.jsonl", None, "the corpus is empty"),
     ("unknown-qrels-doc", GOOD_DOCS, None, b"query-id\tcorpus-id\tscore\nq1\td9\t1\n", "train.tsv", 2, "corpus id 'd9' is not in corpus.jsonl"),
@@ -67,6 +69,108 @@ def test_bom_and_crlf_are_accepted(tmp_path):
     assert result.exit_code == 0, result.output
 
 
+def test_empty_documents_are_left_out_and_counted(tmp_path, tiny_beir):
+    """A corpus row with neither title nor text (BEIR's FiQA has several: ``{"_id": "7915", "title": "",
+    "text": ""}``) is left out: never a candidate nor a negative, judgments on it dropped, a query
+    judged only on such rows not mined (no positive). The rest mines exactly as without them, and
+    the count reaches the log and the manifests. The same holds in MS MARCO's collection.tsv and in
+    a pairs file's --corpus."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    def mine(name: str, source: Path, *extra: str) -> tuple[bytes, str]:
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--model", "hashing", "--min-rank", "0", "--max-rank", "6",
+                                     "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out), *extra])
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        return (out / "candidates.parquet").read_bytes(), result.stderr
+
+    expected, _ = mine("clean", tiny_beir)
+    fiqa = shutil.copytree(tiny_beir, tmp_path / "fiqa-like")
+    docs = (tiny_beir / "corpus.jsonl").read_text().splitlines()
+    empty = [json.dumps({"_id": "7915", "title": "", "text": "", "metadata": {}}),
+             json.dumps({"_id": "12229", "text": " \u200b"})]
+    (fiqa / "corpus.jsonl").write_text("\n".join([empty[0], *docs, empty[1]]) + "\n")
+    with open(fiqa / "queries.jsonl", "a") as fh:
+        fh.write(json.dumps({"_id": "q-empty", "text": "a question judged on an empty row only"}) + "\n")
+    with open(fiqa / "qrels" / "train.tsv", "a") as fh:
+        fh.write("q1\t7915\t1\nq-empty\t12229\t1\n")
+    got, err = mine("fiqa-like", fiqa)
+    assert got == expected
+    assert "warning: 2 documents with no text left out of the corpus (7915, 12229): never a candidate nor a negative; " \
+           "2 judgments on them dropped" in err
+    run = tmp_path / "run-fiqa-like"
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["input"]["left_out"] == {"empty_documents": 2, "empty_document_ids": ["7915", "12229"],
+                                             "judgments_on_empty_documents": 2}
+    statuses = {r["query_id"]: r["status"] for r in pq.read_table(run / "queries.parquet").to_pylist()}
+    assert statuses["q-empty"] == "no-positive" and statuses["q1"] == "mined"
+
+    ms = tmp_path / "ms"
+    ms.mkdir()
+    rows = [json.loads(line) for line in docs]
+    (ms / "collection.tsv").write_text("7915\t\n" + "".join(f"{d['_id']}\t{d['text']}\t{d['title']}\n" for d in rows) + "12229\t \t \n")
+    (ms / "queries.train.tsv").write_text("".join(f"{q['_id']}\t{q['text']}\n" for q in map(json.loads, (tiny_beir / "queries.jsonl").read_text().splitlines())))
+    qrels = [line.split("\t") for line in (tiny_beir / "qrels" / "train.tsv").read_text().splitlines()[1:]]
+    (ms / "qrels.train.tsv").write_text("".join(f"{q}\t0\t{d}\t{s}\n" for q, d, s in qrels) + "q1\t0\t7915\t1\n")
+    assert mine("ms-clean", _msmarco(tiny_beir, tmp_path / "ms-clean"))[0] == mine("ms", ms)[0]
+
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"query": "capital of France?", "positive": "Paris is the capital of France."}) + "\n")
+    pool = tmp_path / "pool.jsonl"
+    pool.write_text("\n".join([empty[0], *docs, empty[1]]) + "\n")
+    clean, _ = mine("pairs-clean", pairs, "--corpus", str(tiny_beir / "corpus.jsonl"))
+    with_empty, err = mine("pairs-empty", pairs, "--corpus", str(pool))
+    assert with_empty == clean and "2 documents with no text left out" in err
+
+
+def test_empty_positives_are_left_out_and_counted(tmp_path):
+    """A pairs row whose positive is blank (a hub dataset's missing answer) gives its query no
+    positive: the rest mines exactly as without it, the query is reported `no-positive` if it has no
+    other positive, and the count reaches the log and the manifest, in every pairs format."""
+    import pyarrow.parquet as pq
+
+    clean = (Path(__file__).parent / "data" / "pairs.jsonl").read_text()
+    first = json.loads(clean.splitlines()[0])
+
+    def mine(name: str, content: str, suffix: str = ".jsonl") -> tuple[bytes, str, Path]:
+        source = tmp_path / f"{name}{suffix}"
+        source.write_text(content, encoding="utf-8")
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--model", "hashing", "--min-rank", "0", "--max-rank", "6",
+                                     "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out)])
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        return (out / "candidates.parquet").read_bytes(), result.stderr, out
+
+    expected, _, _ = mine("clean", clean)
+    blank_rows = [{"query": "a question without an answer", "answer": " "},
+                  {"query": first["query"], "pos": [first["positive"], "\u200b"]},
+                  {"query": "another unanswered question", "positive": ""}]
+    got, err, out = mine("blanks", clean + "".join(json.dumps(r) + "\n" for r in blank_rows))
+    assert got == expected
+    assert "warning: 3 empty positives left out (a query left without one is reported no-positive)" in err
+    assert json.loads((out / "manifest.json").read_text())["input"]["left_out"] == {"empty_positives": 3}
+    statuses = {r["query_id"]: r["status"] for r in pq.read_table(out / "queries.parquet").to_pylist()}
+    assert sorted(statuses.values()).count("no-positive") == 2
+    # A blank positive named by the id of a --corpus document is that document.
+    corpus = Path(__file__).parent / "data" / "tiny_beir" / "corpus.jsonl"
+    by_text = clean.splitlines()[0] + "\n"
+    by_id = json.dumps({"query": first["query"], "positive": "", "positive_id": "d01"}) + "\n"
+    assert first["positive"] in corpus.read_text()
+    runs = {}
+    for name, content in (("by-text", by_text), ("by-id", by_id)):
+        (tmp_path / f"{name}.jsonl").write_text(content)
+        result = runner.invoke(app, ["mine", str(tmp_path / f"{name}.jsonl"), "--corpus", str(corpus), "--model", "hashing",
+                                     "--min-rank", "0", "--max-rank", "6", "--workdir", str(tmp_path / "wd-id"),
+                                     "--out", str(tmp_path / f"run-{name}")])
+        assert result.exit_code == 0 and "empty positive" not in result.stderr, result.output
+        runs[name] = pq.read_table(tmp_path / f"run-{name}" / "candidates.parquet").to_pylist()
+    assert runs["by-id"] == runs["by-text"] and runs["by-id"]
+    tsv = "query\tpositive\n" + "".join(f"{r['query']}\t{r['positive']}\n" for r in map(json.loads, clean.splitlines()))
+    assert mine("blank-tsv", tsv + "q1\t \n", ".tsv")[0] == mine("clean-tsv", tsv, ".tsv")[0]
+
+
 def test_missing_split_lists_the_available_ones(tmp_path):
     root = _beir(tmp_path / "data", GOOD_DOCS)
     result = runner.invoke(app, ["mine", str(root), "--split", "dev", "--model", "hashing", "--out", "run"])
@@ -94,13 +198,10 @@ def test_a_directory_given_as_a_pairs_corpus_is_reported(tmp_path):
     [
         (b'{"query": "a"}\n', "missing field 'positive' (or 'pos', 'answer', 'positive_passages'); found fields: query"),
         (b'{"query": "a", "positive": 3}\n', "field 'positive' must be a string"),
-        (b'{"query": "a", "positive": ""}\n', "field 'positive' is empty"),
-        (b'{"query": "a", "answer": " "}\n', "field 'answer' is empty"),
         (b'{"query": "a", "pos": []}\n', "field 'pos' is an empty list; give at least one positive"),
         (b'{"query": "a", "pos": ["b", 3]}\n', "field 'pos[1]' must be a string, got int"),
         (b'{"query": "a", "pos": ["b", null]}\n', "field 'pos[1]' is null"),
         (b'{"query": null, "positive": "b"}\n', "field 'query' is null"),
-        (b'{"query": "a", "pos": ["b", "\\u200b"]}\n', "field 'pos[1]' is empty"),
         (b'{"query": "a", "pos": ["b", "c"], "pid": "p1"}\n', "field 'pid' must be a list of 2 ids, one per text of 'pos'"),
         (b'{"query": "a", "pos": ["b", "c"], "pid": ["p1", "p\\tx"]}\n', "field 'pid[1]' contains a tab"),
         (b'{"text": "a", "pos": ["b"]}\n', "missing field 'query' (or 'anchor', 'question'); found fields: text, pos"),
@@ -437,7 +538,6 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
     ("latin1.csv", b"query,positive\nq1,p1\nq2,caf\xe9\n", 3, "not valid UTF-8"),
     ("header-twice.csv", b"query,query,positive\na,b,c\n", 1, "the header names column 'query' twice"),
     ("empty.csv", b"\n", None, "the CSV file is empty"),
-    ("blank.tsv", b"query\tpositive\nq1\t \n", 2, "field 'positive' is empty"),
     ("number.json", b'[\n {"query": "a", "positive": "b"},\n 3\n]\n', 3, "expected a JSON object in the array, found int"),
     ("broken.json", b'[\n {"query": "a", "positive": "b"},\n {"query": }\n]\n', 3, "malformed JSON"),
     ("no-comma.json", b'[\n {"query": "a", "positive": "b"}\n {"query": "c", "positive": "d"}\n]\n', 3, "expected ',' or ']'"),
@@ -508,7 +608,7 @@ def test_an_msmarco_folder_mines_like_the_same_data_in_beir_layout(tmp_path, tin
     ("collection.tsv", b"1\tone passage\n2\n", 2, "expected 2 to 3 tab-separated fields (_id, text, title), found 1"),
     ("collection.tsv", b"1\tone passage\n2\ta\tb\tc\n", 2, "found 4"),
     ("collection.tsv", b"1\tone passage\n1\tother passage\n", 2, "duplicate document id '1'"),
-    ("collection.tsv", b"1\tone passage\n2\t  \n", 2, "has empty text"),
+    ("collection.tsv", b"1\t\n2\t  \n", None, "the corpus has no document with text (2 empty)"),
     ("collection.tsv", b"1\tone passage\n2\tcaf\xe9\n", 2, "not valid UTF-8"),
     ("queries.train.tsv", b"q1\twhat?\nq2 what\n", 2, "expected 2 tab-separated fields (_id, text), found 1"),
     ("qrels.train.tsv", b"q1\t0\t9\t1\n", 1, "corpus id '9' is not in collection.tsv"),
@@ -520,7 +620,7 @@ def test_a_bad_msmarco_file_is_one_error_naming_its_line(tmp_path, file, content
     (folder / "queries.train.tsv").write_bytes(b"q1\twhat?\n")
     (folder / "qrels.train.tsv").write_bytes(b"q1\t0\t1\t1\n")
     (folder / file).write_bytes(content)
-    _mine_fails_cleanly(tmp_path, folder, f"{file}:{line}: ", needle)
+    _mine_fails_cleanly(tmp_path, folder, f"{file}:{line}: " if line is not None else f"{file}: ", needle)
 
 
 def test_a_folder_of_shards_reads_as_one_file(tmp_path):

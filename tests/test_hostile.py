@@ -266,10 +266,17 @@ def test_a_positive_id_with_another_text_than_the_corpus_is_an_error(tmp_path):
 
 @pytest.mark.parametrize("text", ["\u200b", "\u200b\u200c\ufeff ", "\u00ad\n\t"])
 def test_a_document_of_invisible_characters_is_empty(tmp_path, tiny_beir, text):
+    """Left out of the corpus as an empty document is (see test_empty_documents_are_left_out_and_counted)."""
     assert is_blank(text)
+    before = load_input(tiny_beir).num_docs
     with open(tiny_beir / "corpus.jsonl", "a") as fh:
         fh.write(json.dumps({"_id": "ghost", "title": "", "text": text}) + "\n")
-    _error(["embed", str(tiny_beir), "--model", "hashing", "--out", str(tmp_path / "emb")], "ghost", "empty text")
+    result = runner.invoke(app, ["embed", str(tiny_beir), "--model", "hashing", "--out", str(tmp_path / "emb")])
+    assert result.exit_code == 0, result.output
+    assert "1 document with no text left out of the corpus (ghost)" in result.stderr
+    manifest = json.loads((tmp_path / "emb" / "manifest.json").read_text())
+    assert manifest["counts"]["docs"] == before
+    assert manifest["input"]["left_out"] == {"empty_documents": 1, "empty_document_ids": ["ghost"], "judgments_on_empty_documents": 0}
 
 
 def test_nul_bytes_are_refused_in_ids_and_texts(tmp_path, tiny_beir):
