@@ -43,7 +43,7 @@ _BOM = b"\xef\xbb\xbf"
 # the same way); they are never judged negatives. Tevatron's rows ({"query_id", "query",
 # "positive_passages": [{"docid", "title", "text"}], "negative_passages": [...]}) read the same way.
 QUERY_FIELDS = ("query", "anchor", "question")
-POSITIVE_FIELDS = ("positive", "pos", "answer", "positive_passages")
+POSITIVE_FIELDS = ("positive", "pos", "answer", "positive_passages", "context")  # context: SQuAD-style rows (question, context)
 NEGATIVE_FIELDS = ("negative", "neg", "negative_passages")
 _NTUPLE_NEGATIVE = re.compile(r"negative_[0-9]+")
 PAIRS_READER = "v2"  # bumped when the same pairs file reads as another corpus or other queries

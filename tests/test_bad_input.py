@@ -196,7 +196,7 @@ def test_a_directory_given_as_a_pairs_corpus_is_reported(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        (b'{"query": "a"}\n', "missing field 'positive' (or 'pos', 'answer', 'positive_passages'); found fields: query"),
+        (b'{"query": "a"}\n', "missing field 'positive' (or 'pos', 'answer', 'positive_passages', 'context'); found fields: query"),
         (b'{"query": "a", "positive": 3}\n', "field 'positive' must be a string"),
         (b'{"query": "a", "pos": []}\n', "field 'pos' is an empty list; give at least one positive"),
         (b'{"query": "a", "pos": ["b", 3]}\n', "field 'pos[1]' must be a string, got int"),
@@ -222,7 +222,7 @@ def test_parquet_pairs_with_wrong_columns(tmp_path):
     result = runner.invoke(app, ["mine", str(tmp_path / "pairs.parquet"), "--model", "hashing", "--out", "run"])
     assert result.exit_code == 1
     assert (
-        "pairs.parquet: missing column 'positive' (or 'pos', 'answer', 'positive_passages'); found columns: question, reply" in result.stderr
+        "pairs.parquet: missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'context'); found columns: question, reply" in result.stderr
     )
 
 
@@ -331,7 +331,7 @@ def test_a_damaged_or_ambiguous_gzip_input_is_one_error_naming_the_file(tmp_path
 
 
 def test_pairs_in_sentence_transformers_and_flagembedding_shapes_mine_the_same_queries(tmp_path):
-    """(anchor, positive), (question, answer), FlagEmbedding's {query, pos: [...], neg: [...]} with
+    """(anchor, positive), (question, answer), SQuAD's (question, context), FlagEmbedding's {query, pos: [...], neg: [...]} with
     an id-less candidate pool, Pyserini and Tevatron corpus lines read as the same queries, positives
     and corpus as hardneg's own pairs + corpus: the same candidates."""
     import pyarrow as pa
@@ -365,7 +365,13 @@ def test_pairs_in_sentence_transformers_and_flagembedding_shapes_mine_the_same_q
 
     own_rows, own_summary = mine("own", own, corpus)
     assert (own_summary["queries"], own_summary["positives"]) == (len(topics), 2 * len(topics))
-    for name, source in [("anchor", anchor), ("qa", qa)]:
+    # SQuAD's rows (id, title, context, question, answers: a struct), a context per question.
+    squad = tmp_path / "squad.parquet"
+    pq.write_table(pa.Table.from_pylist([
+        {"id": f"s{i}", "title": "T", "context": p, "question": q, "answers": {"text": ["x"], "answer_start": [0]}}
+        for i, (q, p) in enumerate((q, p) for q, ps in zip(queries, positives) for p in ps)
+    ]), squad)
+    for name, source in [("anchor", anchor), ("qa", qa), ("squad", squad)]:
         assert mine(name, source, corpus)[0] == own_rows, name
     # Pyserini's {"id", "contents"} and Tevatron's {"docid", "title", "text"} corpus lines.
     for name, key_id, key_text in [("pyserini", "id", "contents"), ("tevatron", "docid", "text")]:
@@ -534,7 +540,7 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
 
 @pytest.mark.parametrize("name, content, line, needle", [
     ("ragged.csv", b"query,positive\nq1,p1\nq2,p2,extra\n", 3, "3 fields, but the header has 2; quote a field"),
-    ("nocolumn.csv", b"question,text\nq1,p1\n", 1, "missing column 'positive' (or 'pos', 'answer', 'positive_passages') in the header row"),
+    ("nocolumn.csv", b"question,text\nq1,p1\n", 1, "missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'context') in the header row"),
     ("latin1.csv", b"query,positive\nq1,p1\nq2,caf\xe9\n", 3, "not valid UTF-8"),
     ("header-twice.csv", b"query,query,positive\na,b,c\n", 1, "the header names column 'query' twice"),
     ("empty.csv", b"\n", None, "the CSV file is empty"),
