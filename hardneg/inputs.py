@@ -268,6 +268,19 @@ def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> 
             if first and line.startswith(b"["):
                 yield from _json_array(raw + _rest(fh, name), name, lineno, start_after)
                 return
+            if first and line.startswith(b"{") and _may_be_one_document(line):
+                # One JSON object for the whole file: SQuAD's {"version", "data": [...]} (pretty-printed
+                # or on one line), read as its (question, context) rows.
+                rest = _rest(fh, name)
+                whole = _one_document(raw + rest, name, lineno) if rest.strip() or _is_squad_line(line) else None
+                if whole is not None:
+                    yield from (row for row in _squad_rows(whole, raw + rest, name, lineno) if row[0] > start_after)
+                    return
+                if rest.strip():
+                    raise InputError(
+                        "one JSON object spread over several lines; hardneg reads JSON Lines (one object per line), "
+                        "a JSON array of objects, or a SQuAD file ({\"data\": [{\"paragraphs\": [...]}]})", name, lineno,
+                    )
             first = False
             if lineno <= start_after:
                 continue
@@ -286,6 +299,83 @@ def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> 
             if not isinstance(obj, dict):
                 raise InputError(f"expected a JSON object, found {type(obj).__name__}", name, lineno)
             yield lineno, obj
+
+
+def _may_be_one_document(line: bytes) -> bool:
+    """A first line that is not a whole JSON object (a pretty-printed file's ``{``), or one holding
+    SQuAD's ``data`` list."""
+    try:
+        obj = orjson.loads(line)
+    except orjson.JSONDecodeError:
+        return True
+    return _is_squad(obj)
+
+
+def _is_squad_line(line: bytes) -> bool:
+    try:
+        return _is_squad(orjson.loads(line))
+    except orjson.JSONDecodeError:
+        return False
+
+
+def _is_squad(obj: Any) -> bool:
+    """SQuAD's layout (v1.1 and v2.0, and what PIAF, FQuAD, XQuAD and many QA sets ship):
+    ``{"data": [{"title", "paragraphs": [{"context", "qas": [{"id", "question", "answers"}]}]}]}``."""
+    data = obj.get("data") if isinstance(obj, dict) else None
+    return isinstance(data, list) and bool(data) and all(isinstance(a, dict) and "paragraphs" in a for a in data)
+
+
+def _one_document(data: bytes, name: str, first_line: int) -> dict[str, Any] | None:
+    """The file as one JSON document when it is SQuAD's, else None (the caller says what it is)."""
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        _decode_all(data, name, first_line)
+        raise InputError(
+            f"malformed JSON ({exc.msg}); a file whose first line opens an object must be one JSON document "
+            "(a SQuAD file) or JSON Lines (one object per line)", name, first_line + data.count(b"\n", 0, exc.pos),
+        ) from None
+    return obj if _is_squad(obj) else None
+
+
+def _decode_all(data: bytes, name: str, first_line: int) -> str:
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError("not valid UTF-8; re-encode the file as UTF-8", name, first_line + data.count(b"\n", 0, exc.start)) from None
+
+
+_SQUAD_QUESTION = re.compile(r'(?<!\\)"question"\s*:')
+
+
+def _squad_rows(doc: dict[str, Any], data: bytes, name: str, first_line: int) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(line, row) of a SQuAD file: one row per question, ``{"query_id", "question", "context"}``
+    (the paragraph it was written on is its positive; questions on one paragraph share it). An
+    unanswerable SQuAD 2.0 question (``is_impossible``) has no positive: its row's positive is
+    blank (left out and counted, the query reported no-positive) and its paragraph still joins the
+    corpus. Each row's line is the line of its ``"question"`` key."""
+    text = _decode_all(data, name, first_line)
+    lines = [first_line + text.count("\n", 0, m.start()) for m in _SQUAD_QUESTION.finditer(text)]
+    k = 0
+    for a, article in enumerate(doc["data"]):
+        paragraphs = article["paragraphs"]
+        if not isinstance(paragraphs, list):
+            raise InputError(f"SQuAD field 'data[{a}].paragraphs' must be a list, got {type(paragraphs).__name__}", name)
+        for p, paragraph in enumerate(paragraphs):
+            where = f"data[{a}].paragraphs[{p}]"
+            if not isinstance(paragraph, dict) or not isinstance(paragraph.get("qas"), list):
+                raise InputError(f"SQuAD field '{where}' must be an object with 'context' and a 'qas' list", name)
+            for i, qa in enumerate(paragraph["qas"]):
+                line = lines[k] if k < len(lines) else first_line
+                k += 1
+                if not isinstance(qa, dict):
+                    raise InputError(f"SQuAD field '{where}.qas[{i}]' must be an object, got {type(qa).__name__}", name, line)
+                row: dict[str, Any] = {"question": qa.get("question"), "context": paragraph.get("context")}
+                if qa.get("id") is not None:
+                    row["query_id"] = qa["id"]
+                if qa.get("is_impossible") is True:
+                    row["positive"], row["negative"] = "", row.pop("context")
+                yield line, row
 
 
 def _decode(raw: bytes, name: str, lineno: int) -> str:

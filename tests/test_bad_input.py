@@ -171,6 +171,83 @@ def test_empty_positives_are_left_out_and_counted(tmp_path):
     assert mine("blank-tsv", tsv + "q1\t \n", ".tsv")[0] == mine("clean-tsv", tsv, ".tsv")[0]
 
 
+def _squad(rows: list[tuple[str, str, str]], impossible: tuple[tuple[str, str, str], ...] = ()) -> dict:
+    """SQuAD's layout for (id, question, context) rows, a paragraph per distinct context, an article
+    per two paragraphs; ``impossible``: SQuAD 2.0's unanswerable questions."""
+    contexts = list(dict.fromkeys(c for _, _, c in rows + list(impossible)))
+    paragraphs = [{"context": c,
+                   "qas": [{"id": i, "question": q, "answers": [{"text": c[:5], "answer_start": 0}], "is_impossible": False}
+                           for i, q, cc in rows if cc == c]
+                   + [{"id": i, "question": q, "answers": [], "plausible_answers": [], "is_impossible": True}
+                      for i, q, cc in impossible if cc == c]}
+                  for c in contexts]
+    return {"version": "v2.0", "data": [{"title": f"Article {k}", "paragraphs": paragraphs[k:k + 2]}
+                                        for k in range(0, len(paragraphs), 2)]}
+
+
+def test_a_squad_file_reads_as_its_question_context_pairs(tmp_path):
+    """SQuAD's JSON (what PIAF, FQuAD, XQuAD and most QA sets ship; pretty-printed, on one line or
+    gzipped) reads as (question, context) pairs with the question ids: the same candidates as the
+    same pairs in JSON Lines. An unanswerable SQuAD 2.0 question has no positive (not mined) and
+    its paragraph is still a candidate for the others."""
+    import gzip
+
+    import pyarrow.parquet as pq
+
+    rows = [(f"q{i}", f"question {i} about topic {i % 4}?", f"paragraph on topic {i % 4}: facts and figures {i % 4}")
+            for i in range(10)]
+    lonely = ("q-x", "a question its paragraph cannot answer?", "a paragraph only an unanswerable question was written on")
+
+    def mine(name: str, source: Path) -> tuple[list, str, Path]:
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--model", "hashing", "--min-rank", "0", "--max-rank", "6",
+                                     "--sampling", "top", "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out)])
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        return pq.read_table(out / "candidates.parquet").to_pylist(), result.stderr, out
+
+    doc = _squad(rows, (lonely,))
+    pairs = tmp_path / "pairs.jsonl"  # the same rows in the file's order: paragraph by paragraph
+    pairs.write_text("".join(
+        json.dumps({"query_id": qa["id"], "query": qa["question"]}
+                   | ({"positive": "", "negative": par["context"]} if qa["is_impossible"] else {"positive": par["context"]})) + "\n"
+        for article in doc["data"] for par in article["paragraphs"] for qa in par["qas"]
+    ))
+    expected = mine("pairs", pairs)[0]
+    pretty = tmp_path / "squad.json"
+    pretty.write_text(json.dumps(doc, indent=2, ensure_ascii=False))
+    one_line = tmp_path / "squad-line.json"
+    one_line.write_text(json.dumps(doc))
+    packed = tmp_path / "squad.json.gz"
+    packed.write_bytes(gzip.compress(pretty.read_bytes(), mtime=0))
+    for name, source in (("pretty", pretty), ("one-line", one_line), ("gz", packed)):
+        got, err, out = mine(name, source)
+        assert got == expected, name
+        statuses = {r["query_id"]: r["status"] for r in pq.read_table(out / "queries.parquet").to_pylist()}
+        assert statuses["q-x"] == "no-positive" and statuses["q3"] == "mined", name
+        assert "1 empty positive left out" in err
+        assert _stable_id_of(lonely[2], "d") in {r["doc_id"] for r in got}, name  # a candidate for the others
+
+
+def _stable_id_of(text: str, prefix: str = "q") -> str:
+    from hardneg.inputs import _stable_id
+
+    return _stable_id(prefix, text)
+
+
+@pytest.mark.parametrize(("content", "line", "needle"), [
+    (b'{\n  "version": "1.1",\n  "data": [{"paragraphs": [{"context": "c", "qas": [\n    {"id": "a", "question": "q?"},\n'
+     b'    {"id": "b", "question": null}\n  ]}]}]\n}\n', 5, "field 'question' is null"),
+    (b'{"data": [{"paragraphs": {"context": "c"}}]}\n', None, "SQuAD field 'data[0].paragraphs' must be a list, got dict"),
+    (b'{"data": [{"paragraphs": [{"context": "c"}]}]}\n', None, "SQuAD field 'data[0].paragraphs[0]' must be an object with"),
+    (b'{\n  "query": "q?",\n  "positive": "p"\n}\n', 1, "one JSON object spread over several lines"),
+    (b'{\n  "data": [\n', 3, "malformed JSON (unexpected end of data)"),
+    (b'{\n  "data": [{"paragraphs": [{"context": "caf\xe9", "qas": []}]}]}\n', 2, "not valid UTF-8"),
+])
+def test_a_broken_squad_file_is_one_error(tmp_path, content, line, needle):
+    (tmp_path / "squad.json").write_bytes(content)
+    _mine_fails_cleanly(tmp_path, tmp_path / "squad.json", f"squad.json:{line}: " if line else "squad.json: ", needle)
+
+
 def test_missing_split_lists_the_available_ones(tmp_path):
     root = _beir(tmp_path / "data", GOOD_DOCS)
     result = runner.invoke(app, ["mine", str(root), "--split", "dev", "--model", "hashing", "--out", "run"])
