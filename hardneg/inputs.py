@@ -766,6 +766,20 @@ def _positives(obj: dict[str, Any], where: tuple[str, int]) -> list[tuple[str, s
     return list(zip([text for text, _, _ in docs], _list_field(obj, id_name, where, kind="id")))
 
 
+def _is_squad_row(obj: dict[str, Any]) -> bool:
+    """A row whose positive is its ``context`` (SQuAD's rows, as the Hugging Face ``squad`` and
+    ``squad_v2`` datasets have them): its ``id`` is the question's."""
+    return next((n for n in POSITIVE_FIELDS if obj.get(n) is not None), None) == "context"
+
+
+def _unanswerable(obj: dict[str, Any]) -> bool:
+    """A SQuAD 2.0 row as the Hugging Face ``squad_v2`` dataset has it (``question``, ``context``,
+    ``answers: {"text": [], "answer_start": []}``): the question has no answer in its context, so
+    the context is no positive (it stays a corpus document)."""
+    answers = obj.get("answers")
+    return isinstance(answers, dict) and answers.get("text") == [] and isinstance(obj["context"], str)
+
+
 def _pool_documents(obj: dict[str, Any], where: tuple[str, int]) -> list[tuple[str, str | None]]:
     """(text, id or None) of a pairs row's negatives: ``negative``/``neg`` (one text or a list),
     Tevatron's ``negative_passages`` and the n-tuple columns ``negative_1``, ``negative_2``, ... of
@@ -1141,8 +1155,12 @@ def load_pairs(
         rows += 1
         qtext = _field(obj, QUERY_FIELDS, where, kind="text")
         assert qtext is not None
+        squad_row = _is_squad_row(obj)
+        if squad_row and _unanswerable(obj):
+            obj = {**obj, "context": "", "negative": obj["context"]}
         positives = _positives(obj, where)
-        qid = _field(obj, QUERY_ID_FIELDS, where, kind="id", required=False) or _stable_id("q", qtext)
+        qid = (_field(obj, QUERY_ID_FIELDS + (("id",) if squad_row else ()), where, kind="id", required=False)
+               or _stable_id("q", qtext))  # a SQuAD row's id is its question's
         if qid in queries and queries[qid].text != qtext:
             raise InputError(f"query id '{qid}' appears with two different texts", *where)
         queries.setdefault(qid, Query(qid, qtext))

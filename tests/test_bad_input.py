@@ -187,8 +187,8 @@ def _squad(rows: list[tuple[str, str, str]], impossible: tuple[tuple[str, str, s
 
 def test_a_squad_file_reads_as_its_question_context_pairs(tmp_path):
     """SQuAD's JSON (what PIAF, FQuAD, XQuAD and most QA sets ship; pretty-printed, on one line or
-    gzipped) reads as (question, context) pairs with the question ids: the same candidates as the
-    same pairs in JSON Lines. An unanswerable SQuAD 2.0 question has no positive (not mined) and
+    gzipped; or the hub's squad_v2 rows) reads as (question, context) pairs with the question ids:
+    the same candidates as the same pairs in JSON Lines. An unanswerable SQuAD 2.0 question has no positive (not mined) and
     its paragraph is still a candidate for the others."""
     import gzip
 
@@ -219,7 +219,15 @@ def test_a_squad_file_reads_as_its_question_context_pairs(tmp_path):
     one_line.write_text(json.dumps(doc))
     packed = tmp_path / "squad.json.gz"
     packed.write_bytes(gzip.compress(pretty.read_bytes(), mtime=0))
-    for name, source in (("pretty", pretty), ("one-line", one_line), ("gz", packed)):
+    import pyarrow as pa
+
+    hub = tmp_path / "squad_v2.parquet"  # the hub's squad_v2 rows: unanswerable = no answer text
+    pq.write_table(pa.Table.from_pylist([
+        {"id": qa["id"], "title": article["title"], "context": par["context"], "question": qa["question"],
+         "answers": {"text": [a["text"] for a in qa["answers"]], "answer_start": [a["answer_start"] for a in qa["answers"]]}}
+        for article in doc["data"] for par in article["paragraphs"] for qa in par["qas"]
+    ]), hub)
+    for name, source in (("pretty", pretty), ("one-line", one_line), ("gz", packed), ("hub-squad-v2", hub)):
         got, err, out = mine(name, source)
         assert got == expected, name
         statuses = {r["query_id"]: r["status"] for r in pq.read_table(out / "queries.parquet").to_pylist()}
@@ -440,16 +448,20 @@ def test_pairs_in_sentence_transformers_and_flagembedding_shapes_mine_the_same_q
         assert result.exit_code == 0, result.output
         return pq.read_table(out / "candidates.parquet").to_pylist(), json.loads(result.stdout)["stats"]
 
+    from hardneg.inputs import _stable_id
+
     own_rows, own_summary = mine("own", own, corpus)
     assert (own_summary["queries"], own_summary["positives"]) == (len(topics), 2 * len(topics))
     # SQuAD's rows (id, title, context, question, answers: a struct), a context per question.
     squad = tmp_path / "squad.parquet"
     pq.write_table(pa.Table.from_pylist([
-        {"id": f"s{i}", "title": "T", "context": p, "question": q, "answers": {"text": ["x"], "answer_start": [0]}}
-        for i, (q, p) in enumerate((q, p) for q, ps in zip(queries, positives) for p in ps)
+        {"id": f"s{k}", "title": "T", "context": p, "question": q, "answers": {"text": ["x"], "answer_start": [0]}}
+        for k, (q, ps) in enumerate(zip(queries, positives)) for p in ps
     ]), squad)
-    for name, source in [("anchor", anchor), ("qa", qa), ("squad", squad)]:
+    for name, source in [("anchor", anchor), ("qa", qa)]:
         assert mine(name, source, corpus)[0] == own_rows, name
+    ids = {_stable_id("q", q): f"s{k}" for k, q in enumerate(queries)}  # a SQuAD row's id is its question's
+    assert mine("squad", squad, corpus)[0] == [{**r, "query_id": ids[r["query_id"]]} for r in own_rows]
     # Pyserini's {"id", "contents"} and Tevatron's {"docid", "title", "text"} corpus lines.
     for name, key_id, key_text in [("pyserini", "id", "contents"), ("tevatron", "docid", "text")]:
         other = tmp_path / f"corpus-{name}.jsonl"
@@ -457,8 +469,6 @@ def test_pairs_in_sentence_transformers_and_flagembedding_shapes_mine_the_same_q
         assert mine(name, own, other)[0] == own_rows, name
     # Id-less pool documents get ids made from their text, so compare what they are, not their ids.
     # The stale "neg" is not a document, and the pool's repeated texts are read once.
-    from hardneg.inputs import _stable_id
-
     flag_rows, flag_summary = mine("flag", flag, flag_pool)
     assert (flag_summary["queries"], flag_summary["positives"]) == (own_summary["queries"], own_summary["positives"])
 
