@@ -41,16 +41,21 @@ _BOM = b"\xef\xbb\xbf"
 # ({"query", "pos": [...], "neg": [...]}). Without --corpus, "neg" texts (and sentence-transformers'
 # n-tuple columns negative_1..n) join the corpus as documents (FlagEmbedding's hn_mine pools pos + neg
 # the same way); they are never judged negatives. Tevatron's rows ({"query_id", "query",
-# "positive_passages": [{"docid", "title", "text"}], "negative_passages": [...]}) read the same way.
+# "positive_passages": [{"docid", "title", "text"}], "negative_passages": [...]}) read the same way, and
+# DPR's ({"question", "answers", "positive_ctxs": [{"title", "text", "passage_id"}], "negative_ctxs",
+# "hard_negative_ctxs"}: both negative lists join the pool).
 QUERY_FIELDS = ("query", "anchor", "question")
-POSITIVE_FIELDS = ("positive", "pos", "answer", "positive_passages", "context")  # context: SQuAD-style rows (question, context)
+POSITIVE_FIELDS = ("positive", "pos", "answer", "positive_passages", "positive_ctxs",
+                   "context")  # context: SQuAD-style rows (question, context)
 NEGATIVE_FIELDS = ("negative", "neg", "negative_passages")
+DPR_NEGATIVE_FIELDS = ("hard_negative_ctxs", "negative_ctxs")
 _NTUPLE_NEGATIVE = re.compile(r"negative_[0-9]+")
 PAIRS_READER = "v2"  # bumped when the same pairs file reads as another corpus or other queries
 QUERY_ID_FIELDS = ("query_id", "qid")
 POSITIVE_ID_FIELDS = ("positive_id", "pid", "doc_id")
 # Corpus lines: BEIR's, Pyserini's ({"id", "contents"}) and Tevatron's ({"docid", "title", "text"}).
 DOC_ID_FIELDS = ("_id", "id", "doc_id", "docid")
+PASSAGE_ID_FIELDS = (*DOC_ID_FIELDS, "passage_id", "psg_id")  # a pairs row's passage objects: DPR's name their ids so
 DOC_TEXT_FIELDS = ("text", "contents")
 MAX_LINE_BYTES = 8 * 1024 * 1024  # one record; longer usually means a file that is not JSON Lines
 
@@ -754,7 +759,7 @@ def _positives(obj: dict[str, Any], where: tuple[str, int]) -> list[tuple[str, s
         raise AssertionError("unreachable")
     docs = _documents_of(obj, name, where)
     if not docs:
-        raise InputError(f"field '{name}' is an empty list; give at least one positive", *where)
+        return [("", None)]  # no positive in this row (DPR's rows may have none): left out and counted, as a blank one
     value = obj[name]
     if not isinstance(value, list):
         return [(docs[0][0], _field(obj, POSITIVE_ID_FIELDS, where, kind="id", required=False))]
@@ -785,6 +790,7 @@ def _pool_documents(obj: dict[str, Any], where: tuple[str, int]) -> list[tuple[s
     Tevatron's ``negative_passages`` and the n-tuple columns ``negative_1``, ``negative_2``, ... of
     sentence-transformers' datasets."""
     names = [n for n in NEGATIVE_FIELDS if obj.get(n) is not None][:1]
+    names += [n for n in DPR_NEGATIVE_FIELDS if obj.get(n) is not None]
     names += sorted((n for n in obj if _NTUPLE_NEGATIVE.fullmatch(n) and obj[n] is not None), key=lambda n: int(n[9:]))
     docs = [doc for name in names for doc in _documents_of(obj, name, where)]
     return [(text, did) for text, did, _ in docs if not is_blank(text)]  # an empty negative is no document
@@ -814,7 +820,7 @@ def _passages(obj: dict[str, Any], name: str, where: tuple[str, int]) -> list[tu
         text = _field(fields, tuple(f"{label}.{n}" for n in DOC_TEXT_FIELDS), where, kind="text")
         title = _field(fields, (f"{label}.title",), where, kind="text", required=False) or ""
         assert text is not None
-        out.append((doc_text(title, text), _field(fields, tuple(f"{label}.{n}" for n in DOC_ID_FIELDS), where, kind="id", required=False)))
+        out.append((doc_text(title, text), _field(fields, tuple(f"{label}.{n}" for n in PASSAGE_ID_FIELDS), where, kind="id", required=False)))
     return out
 
 

@@ -146,13 +146,14 @@ def test_empty_positives_are_left_out_and_counted(tmp_path):
     expected, _, _ = mine("clean", clean)
     blank_rows = [{"query": "a question without an answer", "answer": " "},
                   {"query": first["query"], "pos": [first["positive"], "\u200b"]},
-                  {"query": "another unanswered question", "positive": ""}]
+                  {"query": "another unanswered question", "positive": ""},
+                  {"query": "a question with an empty list", "pos": []}]
     got, err, out = mine("blanks", clean + "".join(json.dumps(r) + "\n" for r in blank_rows))
     assert got == expected
-    assert "warning: 3 empty positives left out (a query left without one is reported no-positive)" in err
-    assert json.loads((out / "manifest.json").read_text())["input"]["left_out"] == {"empty_positives": 3}
+    assert "warning: 4 empty positives left out (a query left without one is reported no-positive)" in err
+    assert json.loads((out / "manifest.json").read_text())["input"]["left_out"] == {"empty_positives": 4}
     statuses = {r["query_id"]: r["status"] for r in pq.read_table(out / "queries.parquet").to_pylist()}
-    assert sorted(statuses.values()).count("no-positive") == 2
+    assert sorted(statuses.values()).count("no-positive") == 3
     # A blank positive named by the id of a --corpus document is that document.
     corpus = Path(__file__).parent / "data" / "tiny_beir" / "corpus.jsonl"
     by_text = clean.splitlines()[0] + "\n"
@@ -236,6 +237,47 @@ def test_a_squad_file_reads_as_its_question_context_pairs(tmp_path):
         assert _stable_id_of(lonely[2], "d") in {r["doc_id"] for r in got}, name  # a candidate for the others
 
 
+def test_dpr_rows_read_as_the_same_tevatron_rows(tmp_path):
+    """DPR's training file (a JSON array, indented: {"question", "answers", "positive_ctxs":
+    [{"title", "text", "passage_id"}], "negative_ctxs", "hard_negative_ctxs"}) reads as the Tevatron
+    rows holding the same passages: passage ids kept, both negative lists in the pool, a row with
+    no positive_ctxs counted and not mined."""
+    import pyarrow.parquet as pq
+
+    topics = ["rivers", "volcanoes", "glaciers", "deserts", "forests"]
+
+    def ctx(kind: str, t: str, j: int) -> dict:
+        return {"title": t.title(), "text": f"{kind} passage {j} on {t}", "score": 1.5, "title_score": 0, "passage_id": f"{kind}-{t}-{j}"}
+
+    dpr = [{"dataset": "nq_train_psgs_w100", "question": f"what shapes {t}?", "answers": ["water"],
+            "positive_ctxs": [ctx("pos", t, 0)], "negative_ctxs": [ctx("neg", t, j) for j in range(2)],
+            "hard_negative_ctxs": [ctx("hard", t, j) for j in range(3)]} for t in topics]
+    dpr.append({"question": "a question DPR found no passage for", "answers": ["x"], "positive_ctxs": [],
+                "negative_ctxs": [], "hard_negative_ctxs": [ctx("hard", "nothing", 0)]})
+
+    def passages(items: list) -> list:
+        return [{"docid": c["passage_id"], "title": c["title"], "text": c["text"]} for c in items]
+
+    tevatron = [{"query": r["question"], "positive_passages": passages(r["positive_ctxs"]),
+                 "negative_passages": passages(r["hard_negative_ctxs"] + r["negative_ctxs"])} for r in dpr]
+    (tmp_path / "dpr.json").write_text(json.dumps(dpr, indent=4))
+    (tmp_path / "tevatron.jsonl").write_text("".join(json.dumps(r) + "\n" for r in tevatron))
+    runs = {}
+    for name in ("dpr.json", "tevatron.jsonl"):
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(tmp_path / name), "--model", "hashing", "--min-rank", "0", "--max-rank", "8",
+                                     "--sampling", "top", "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert "1 empty positive left out" in result.stderr
+        assert ": 31 documents, 6 queries" in result.stderr  # 5 x (1 + 3 + 2) passages and the row without positive's
+        runs[name] = pq.read_table(out / "candidates.parquet").to_pylist()
+        statuses = [r["status"] for r in pq.read_table(out / "queries.parquet").to_pylist()]
+        assert statuses == ["mined"] * 5 + ["no-positive"]
+    assert runs["dpr.json"] == runs["tevatron.jsonl"]
+    ids = {r["doc_id"] for r in runs["dpr.json"]}
+    assert {"pos-rivers-0", "hard-rivers-2", "neg-rivers-1"} <= ids
+
+
 def _stable_id_of(text: str, prefix: str = "q") -> str:
     from hardneg.inputs import _stable_id
 
@@ -281,9 +323,8 @@ def test_a_directory_given_as_a_pairs_corpus_is_reported(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        (b'{"query": "a"}\n', "missing field 'positive' (or 'pos', 'answer', 'positive_passages', 'context'); found fields: query"),
+        (b'{"query": "a"}\n', "missing field 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context'); found fields: query"),
         (b'{"query": "a", "positive": 3}\n', "field 'positive' must be a string"),
-        (b'{"query": "a", "pos": []}\n', "field 'pos' is an empty list; give at least one positive"),
         (b'{"query": "a", "pos": ["b", 3]}\n', "field 'pos[1]' must be a string, got int"),
         (b'{"query": "a", "pos": ["b", null]}\n', "field 'pos[1]' is null"),
         (b'{"query": null, "positive": "b"}\n', "field 'query' is null"),
@@ -307,7 +348,7 @@ def test_parquet_pairs_with_wrong_columns(tmp_path):
     result = runner.invoke(app, ["mine", str(tmp_path / "pairs.parquet"), "--model", "hashing", "--out", "run"])
     assert result.exit_code == 1
     assert (
-        "pairs.parquet: missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'context'); found columns: question, reply" in result.stderr
+        "pairs.parquet: missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context'); found columns: question, reply" in result.stderr
     )
 
 
@@ -627,7 +668,7 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
 
 @pytest.mark.parametrize("name, content, line, needle", [
     ("ragged.csv", b"query,positive\nq1,p1\nq2,p2,extra\n", 3, "3 fields, but the header has 2; quote a field"),
-    ("nocolumn.csv", b"question,text\nq1,p1\n", 1, "missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'context') in the header row"),
+    ("nocolumn.csv", b"question,text\nq1,p1\n", 1, "missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context') in the header row"),
     ("latin1.csv", b"query,positive\nq1,p1\nq2,caf\xe9\n", 3, "not valid UTF-8"),
     ("header-twice.csv", b"query,query,positive\na,b,c\n", 1, "the header names column 'query' twice"),
     ("empty.csv", b"\n", None, "the CSV file is empty"),
