@@ -50,7 +50,7 @@ POSITIVE_FIELDS = ("positive", "pos", "answer", "positive_passages", "positive_c
 NEGATIVE_FIELDS = ("negative", "neg", "negative_passages")
 DPR_NEGATIVE_FIELDS = ("hard_negative_ctxs", "negative_ctxs")
 _NTUPLE_NEGATIVE = re.compile(r"negative_[0-9]+")
-PAIRS_READER = "v2"  # bumped when the same pairs file reads as another corpus or other queries
+PAIRS_READER = "v3"  # bumped when the same pairs file reads as another corpus or other queries (v3: DPR fields, passage_id)
 QUERY_ID_FIELDS = ("query_id", "qid")
 POSITIVE_ID_FIELDS = ("positive_id", "pid", "doc_id")
 # Corpus lines: BEIR's, Pyserini's ({"id", "contents"}) and Tevatron's ({"docid", "title", "text"}).
