@@ -955,8 +955,39 @@ def _left_out(empty_ids: list[str], judgments: int = 0, empty_positives: int = 0
     return out
 
 
+QRELS_QUERY_FIELDS = ("query-id", "query_id", "qid")
+QRELS_DOC_FIELDS = ("corpus-id", "corpus_id", "doc_id", "docid", "pid")
+
+
+def _read_qrels_jsonl(path: Path) -> list[tuple[int, str, str, float]]:
+    """MTEB's qrels (``qrels/<split>.jsonl``: ``{"query-id", "corpus-id", "score"}`` per line)."""
+    name = str(path)
+    rows: list[tuple[int, str, str, float]] = []
+    for lineno, obj in iter_jsonl(path):
+        where = (name, lineno)
+        qid = _field(obj, QRELS_QUERY_FIELDS, where, kind="id")
+        did = _field(obj, QRELS_DOC_FIELDS, where, kind="id")
+        assert qid is not None and did is not None
+        value = obj.get("score")
+        if value is None:
+            raise InputError("missing field 'score'" if "score" not in obj else "field 'score' is null", *where)
+        try:
+            score = float(value) if not isinstance(value, bool) else math.nan
+        except (TypeError, ValueError):
+            raise InputError(f"field 'score': {value!r} is not a number", *where) from None
+        if not math.isfinite(score):
+            raise InputError(f"field 'score': {value!r} is not a finite number", *where)
+        rows.append((lineno, qid, did, score))
+    if not rows:
+        raise InputError("no judgments: the file is empty", name)
+    return rows
+
+
 def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
-    """Read a BEIR qrels TSV: (line, query_id, doc_id, score). The header line is optional."""
+    """Read a BEIR qrels TSV (or MTEB's JSONL): (line, query_id, doc_id, score). The TSV's header
+    line is optional."""
+    if plain_name(path).endswith(".jsonl"):
+        return _read_qrels_jsonl(path)
     rows: list[tuple[int, str, str, float]] = []
     name = str(path)
     with _open_bytes(path, name) as fh:
@@ -1011,13 +1042,18 @@ def is_qrels_header(parts: list[str]) -> bool:
 
 
 def load_beir(path: Path, split: str) -> Dataset:
-    """Validate a BEIR folder's corpus, queries and ``qrels/<split>.tsv`` (each may be compressed)."""
+    """Validate a BEIR folder's corpus, queries and ``qrels/<split>.tsv`` (MTEB's copies on the hub:
+    ``qrels/<split>.jsonl``; each may be compressed)."""
     corpus_path, queries_path = beir_file(path, "corpus.jsonl"), beir_file(path, "queries.jsonl")
     assert corpus_path is not None and queries_path is not None  # load_input checked is_beir_dir
-    qrels_path = beir_file(path / "qrels", f"{split}.tsv")
+    tsv, jsonl = beir_file(path / "qrels", f"{split}.tsv"), beir_file(path / "qrels", f"{split}.jsonl")  # BEIR's, MTEB's
+    if tsv is not None and jsonl is not None:
+        raise InputError(f"both {tsv.name} and {jsonl.name} are here; keep one", path / "qrels")
+    qrels_path = tsv or jsonl
     if qrels_path is None:
         available = (
-            sorted({plain_name(p).removesuffix(".tsv") for p in (path / "qrels").iterdir() if plain_name(p).endswith(".tsv")})
+            sorted({plain_name(p).rsplit(".", 1)[0] for p in (path / "qrels").iterdir()
+                    if plain_name(p).endswith((".tsv", ".jsonl"))})
             if (path / "qrels").is_dir() else []
         )
         raise InputError(

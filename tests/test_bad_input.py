@@ -298,6 +298,39 @@ def test_a_broken_squad_file_is_one_error(tmp_path, content, line, needle):
     _mine_fails_cleanly(tmp_path, tmp_path / "squad.json", f"squad.json:{line}: " if line else "squad.json: ", needle)
 
 
+def test_mteb_qrels_in_json_lines_read_as_beirs(tmp_path, tiny_beir):
+    """MTEB's copies of the BEIR sets on the hub keep qrels as ``qrels/<split>.jsonl``
+    (``{"query-id", "corpus-id", "score"}``, ids as text or numbers): the same input as the TSV."""
+    import shutil
+
+    def mine(name: str, source: Path) -> bytes:
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--model", "hashing", "--min-rank", "0", "--max-rank", "6",
+                                     "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        return (out / "candidates.parquet").read_bytes()
+
+    mteb = shutil.copytree(tiny_beir, tmp_path / "mteb")
+    rows = [line.split("\t") for line in (mteb / "qrels" / "train.tsv").read_text().splitlines()[1:] if line.strip()]
+    (mteb / "qrels" / "train.tsv").unlink()
+    (mteb / "qrels" / "train.jsonl").write_text("".join(
+        json.dumps({"query-id": q, "corpus-id": d, "score": int(sc)}) + "\n" for q, d, sc in rows))
+    assert mine("mteb", mteb) == mine("beir", tiny_beir)
+
+    (mteb / "qrels" / "test.tsv").rename(mteb / "qrels" / "test.jsonl.gz")  # a name is enough to be listed
+    result = runner.invoke(app, ["mine", str(mteb), "--split", "dev", "--model", "hashing", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "no qrels for split 'dev'; available splits: test, train" in result.stderr
+    (mteb / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n")
+    _mine_fails_cleanly(tmp_path, mteb, "qrels: both train.tsv and train.jsonl are here; keep one")
+    (mteb / "qrels" / "train.tsv").unlink()
+    for line, needle in ((json.dumps({"query-id": "q1", "corpus-id": "d01"}), "missing field 'score'"),
+                         (json.dumps({"query-id": "q1", "corpus-id": "d01", "score": "high"}), "field 'score': 'high' is not a number"),
+                         (json.dumps({"query-id": "q1", "corpus-id": "d99", "score": 1}), "corpus id 'd99' is not in corpus.jsonl"),
+                         (json.dumps({"query-id": "q1", "score": 1}), "missing field 'corpus-id'")):
+        (mteb / "qrels" / "train.jsonl").write_text(json.dumps({"query-id": "q1", "corpus-id": "d01", "score": 1}) + "\n" + line + "\n")
+        _mine_fails_cleanly(tmp_path, mteb, "train.jsonl:2: ", needle)
+
+
 def test_missing_split_lists_the_available_ones(tmp_path):
     root = _beir(tmp_path / "data", GOOD_DOCS)
     result = runner.invoke(app, ["mine", str(root), "--split", "dev", "--model", "hashing", "--out", "run"])
