@@ -331,6 +331,27 @@ def test_mteb_qrels_in_json_lines_read_as_beirs(tmp_path, tiny_beir):
         _mine_fails_cleanly(tmp_path, mteb, "train.jsonl:2: ", needle)
 
 
+def test_a_query_that_is_a_corpus_document_is_never_its_own_negative(tmp_path):
+    """ArguAna and Quora put every query in the corpus too (ArguAna: the query is the document's
+    title and text joined by two spaces, under the same id). That document is the query itself:
+    filtered as a duplicate, never a negative, though it ranks first."""
+    import pyarrow.parquet as pq
+
+    args = [(f"arg-{i}", f"Claim {i} about topic {i % 3}", f"Because reasons {i} on topic {i % 3} hold.") for i in range(9)]
+    root = _beir(
+        tmp_path / "arguana",
+        "".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in args).encode(),
+        "".join(json.dumps({"_id": i, "text": f"{t}  {x}"}) + "\n" for i, t, x in args[:3]).encode(),
+        b"query-id\tcorpus-id\tscore\n" + b"".join(f"{i}\targ-{int(i[4:]) + 3}\t1\n".encode() for i, _, _ in args[:3]),
+    )
+    result = runner.invoke(app, ["mine", str(root), "--model", "hashing", "--min-rank", "0", "--max-rank", "9",
+                                 "--out", str(tmp_path / "run"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist()
+    own = [r for r in rows if r["doc_id"] == r["query_id"]]
+    assert len(own) == 3 and all(r["rank"] == 0 and r["filter"] == "duplicate" and not r["selected"] for r in own)
+
+
 def test_missing_split_lists_the_available_ones(tmp_path):
     root = _beir(tmp_path / "data", GOOD_DOCS)
     result = runner.invoke(app, ["mine", str(root), "--split", "dev", "--model", "hashing", "--out", "run"])
