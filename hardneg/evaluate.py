@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hardneg.artifacts import KIND_EMBEDDINGS, artifact_kind, read_manifest
+from hardneg.artifacts import KIND_EMBEDDINGS, artifact_kind, read_manifest, text_hash
 from hardneg.config import EmbedConfig, EvalConfig, IndexConfig
 from hardneg.encoders import Encoder
 from hardneg.errors import ConfigError, ModelError
@@ -42,6 +42,9 @@ class EvalResult:
     per_query: dict[str, dict[str, float]] = field(default_factory=dict)
     rankings: dict[str, list[str]] = field(default_factory=dict, repr=False)
     """Each query's retrieved document ids, best first (not in the summary)."""
+    self_matches: int = 0
+    """Retrieved documents whose text is their query's (ArguAna and Quora put every query in the
+    corpus), left out of that query's ranking, as BEIR's evaluation leaves out the query's own id."""
 
     def to_dict(self, per_query: bool = False) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -95,25 +98,42 @@ def mean_metrics(per_query: dict[str, dict[str, float]], k: int) -> dict[str, fl
     return {n: round(float(np.mean([m[n] for m in per_query.values()])), 6) if per_query else 0.0 for n in names}
 
 
+def text_key(text: str) -> int:
+    """The 64-bit prefix of a text's normalised hash, as the index stores each document's."""
+    return int(text_hash(text)[:16], 16)
+
+
+def without_self(labels: Iterable[int], doc_keys: Sequence[int] | np.ndarray, query_key: int, depth: int) -> tuple[list[int], int]:
+    """A query's retrieved labels without the documents whose text is the query's (the query itself,
+    where the corpus holds it: ArguAna, Quora), cut at ``depth``; and how many were left out.
+    Searches ask for one more than ``depth`` so that a left-out document does not shorten the list."""
+    kept = [j for j in labels if j >= 0]
+    mine = [j for j in kept if int(doc_keys[j]) == query_key]
+    return [j for j in kept if int(doc_keys[j]) != query_key][:depth], len(mine)
+
+
 def evaluate_embeddings(embeddings: Path, index: Path, k: int, reporter: Reporter = NULL_REPORTER) -> EvalResult:
     """Metrics of the queries of an embeddings artifact against its qrels, searching ``index``."""
     from hardneg.search import Searcher, load_doc_ids
 
     manifest = read_manifest(embeddings, KIND_EMBEDDINGS)
     qrels = relevance_by_query(read_qrels(embeddings))
-    query_ids, _, vectors = read_queries(embeddings)
+    query_ids, query_texts, vectors = read_queries(embeddings)
     wanted = [i for i, q in enumerate(query_ids) if any(r > 0 for r in qrels.get(q, {}).values())]
     searcher = Searcher(index)
-    doc_ids, _ = load_doc_ids(index)
+    doc_ids, doc_keys = load_doc_ids(index)
     depth = min(max(10, k), searcher.size)
     rankings: dict[str, list[str]] = {}
+    self_matches = 0
     label = "Evaluating"
     reporter.progress(label, 0, len(wanted))
     for start in range(0, len(wanted), QUERY_BATCH):
         batch = wanted[start : start + QUERY_BATCH]
-        labels, _ = searcher.search(vectors[batch], depth)
+        labels, _ = searcher.search(vectors[batch], min(depth + 1, searcher.size))
         for row, qi in enumerate(batch):
-            rankings[query_ids[qi]] = [doc_ids[j] for j in labels[row] if j >= 0]
+            kept, dropped = without_self(labels[row].tolist(), doc_keys, text_key(query_texts[qi]), depth)
+            rankings[query_ids[qi]] = [doc_ids[j] for j in kept]
+            self_matches += dropped
         reporter.progress(label, len(batch))
     per_query = score_rankings(rankings, qrels, k)
     return EvalResult(
@@ -126,6 +146,7 @@ def evaluate_embeddings(embeddings: Path, index: Path, k: int, reporter: Reporte
         embeddings=embeddings,
         per_query=per_query,
         rankings=rankings,
+        self_matches=self_matches,
     )
 
 
@@ -278,17 +299,26 @@ def evaluate_colbert(
     if embed_config.max_length:
         model.max_seq_length = embed_config.max_length
     doc_ids: list[str] = []
+    doc_keys: list[int] = []
 
     def texts() -> Any:
         for doc in dataset.iter_corpus():
             doc_ids.append(doc.doc_id)
-            yield doc_text(doc.title, doc.text)
+            text = doc_text(doc.title, doc.text)
+            doc_keys.append(text_key(text))
+            yield text
 
     depth = min(max(10, config.k), dataset.num_docs)
     labels, _ = colbert_search(
-        model, [q.text for q in queries], texts(), dataset.num_docs, depth, batch_size=embed_config.batch_size, reporter=reporter
+        model, [q.text for q in queries], texts(), dataset.num_docs, min(depth + 1, dataset.num_docs),
+        batch_size=embed_config.batch_size, reporter=reporter,
     )
-    rankings = {q.query_id: [doc_ids[j] for j in row] for q, row in zip(queries, labels.tolist())}
+    rankings: dict[str, list[str]] = {}
+    self_matches = 0
+    for q, row in zip(queries, labels.tolist()):
+        kept, dropped = without_self(row, doc_keys, text_key(q.text), depth)
+        rankings[q.query_id] = [doc_ids[j] for j in kept]
+        self_matches += dropped
     per_query = score_rankings(rankings, qrels, config.k)
     return EvalResult(
         metrics=mean_metrics(per_query, config.k),
@@ -301,6 +331,7 @@ def evaluate_colbert(
         embeddings=source,
         per_query=per_query,
         rankings=rankings,
+        self_matches=self_matches,
     )
 
 

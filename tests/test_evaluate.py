@@ -100,3 +100,36 @@ def test_rerank_needs_the_texts_not_an_embeddings_artifact(tmp_path):
         evaluate(emb, EmbedConfig(model="hashing:32"), EvalConfig(rerank="minilm"), workdir=tmp_path)
     with pytest.raises(ConfigError, match="rerank-depth must be >= 1"):
         EvalConfig(rerank_depth=0)
+
+
+def test_a_query_found_in_the_corpus_is_not_its_own_result(tmp_path):
+    """ArguAna and Quora put every query in the corpus: retrieved first, that document is the query
+    itself, not a wrong answer. It is left out of the query's ranking (and counted), so the metrics
+    are those of the same corpus without it, as BEIR's evaluation leaves out the query's own id."""
+    from hardneg.evaluate import without_self
+
+    assert without_self([4, 7, 2, -1], [0, 0, 9, 0, 5, 0, 0, 5], 5, 2) == ([2], 2)
+    assert without_self([4, 7, 2], [0, 0, 9, 0, 5, 0, 0, 1], 3, 2) == ([4, 7], 0)
+
+    def beir(root, with_self: bool):
+        (root / "qrels").mkdir(parents=True)
+        args = [(f"arg-{i}", f"Claim {i} about topic {i % 3}", f"Because reasons {i} on topic {i % 3} hold.") for i in range(12)]
+        docs = args if with_self else args[3:]
+        (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
+        (root / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": f"{t}  {x}"}) + "\n" for i, t, x in args[:3]))
+        (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n"
+                                                 + "".join(f"arg-{i}\targ-{i + 3}\t1\n" for i in range(3)))
+        return root
+
+    results = {}
+    for name, with_self in (("arguana", True), ("without", False)):
+        out = runner.invoke(app, ["eval", str(beir(tmp_path / name, with_self)), "--model", "hashing", "--split", "test",
+                                  "--k", "5", "--workdir", str(tmp_path / f"wd-{name}"), "--json", "--per-query"])
+        assert out.exit_code == 0, out.output
+        results[name] = json.loads(out.output)
+    assert results["arguana"]["self_matches"] == 3 and results["without"]["self_matches"] == 0
+    assert results["arguana"]["per_query"] == results["without"]["per_query"]
+    assert results["arguana"]["metrics"] == results["without"]["metrics"]
+    table = runner.invoke(app, ["eval", str(tmp_path / "arguana"), "--model", "hashing", "--split", "test",
+                                "--workdir", str(tmp_path / "wd-arguana")])
+    assert "3 retrieved documents whose text is their query's" in table.output
