@@ -307,12 +307,12 @@ def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> 
 
 
 def _may_be_one_document(line: bytes) -> bool:
-    """A first line that is not a whole JSON object (a pretty-printed file's ``{``), or one holding
-    SQuAD's ``data`` list."""
+    """A first line that stops before its object ends (a pretty-printed file's ``{``), or one
+    holding SQuAD's ``data`` list. A line broken in its middle is a JSON Lines error, reported as such."""
     try:
         obj = orjson.loads(line)
-    except orjson.JSONDecodeError:
-        return True
+    except orjson.JSONDecodeError as exc:
+        return exc.pos >= len(line.rstrip()) or "end of data" in exc.msg or "EOF" in exc.msg
     return _is_squad(obj)
 
 
@@ -337,8 +337,8 @@ def _one_document(data: bytes, name: str, first_line: int) -> dict[str, Any] | N
     except orjson.JSONDecodeError as exc:
         _decode_all(data, name, first_line)
         raise InputError(
-            f"malformed JSON ({exc.msg}); a file whose first line opens an object must be one JSON document "
-            "(a SQuAD file) or JSON Lines (one object per line)", name, first_line + data.count(b"\n", 0, exc.pos),
+            f"malformed JSON ({exc.msg}); each line must be one JSON object (or the whole file one SQuAD document)",
+            name, first_line + data.count(b"\n", 0, exc.pos),
         ) from None
     return obj if _is_squad(obj) else None
 

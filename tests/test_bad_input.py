@@ -26,6 +26,9 @@ GOOD_DOCS = b'{"_id": "d1", "text": "alpha beta"}\n{"_id": "d2", "text": "gamma 
 # (name, corpus bytes, queries bytes or None, qrels bytes or None, file, line, message part)
 CASES = [
     ("malformed-json", b'{"_id": "d1", "text": "a"}\n{"_id": "d2", "text": \n', None, None, "corpus.jsonl", 2, "malformed JSON"),
+    ("first-line-broken", b'{"_id": "d1", "text": NaN}\n{"_id": "d2", "text": "b"}\n', None, None, "corpus.jsonl", 1,
+     "malformed JSON (unexpected character, expected a JSON value); each line must be one JSON object"),
+    ("first-line-cut", b'{"_id": "d1", "te\n{"_id": "d2", "text": "b"}\n', None, None, "corpus.jsonl", 1, "malformed JSON"),
     ("truncated-json", b'{"_id": "d1", "text": "a"}\n{"_id": "d2", "te', None, None, "corpus.jsonl", 2, "malformed JSON"),
     ("missing-field", b'{"_id": "d1", "text": "a"}\n{"_id": "d2"}\n', None, None, "corpus.jsonl", 2, "missing field 'text'"),
     ("missing-id", b'{"text": "a"}\n', None, None, "corpus.jsonl", 1, "missing field '_id'"),
