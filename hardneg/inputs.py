@@ -311,8 +311,10 @@ def _may_be_one_document(line: bytes) -> bool:
     holding SQuAD's ``data`` list. A line broken in its middle is a JSON Lines error, reported as such."""
     try:
         obj = orjson.loads(line)
-    except orjson.JSONDecodeError as exc:
-        return exc.pos >= len(line.rstrip()) or "end of data" in exc.msg or "EOF" in exc.msg
+    except orjson.JSONDecodeError:
+        # A pretty-printer ends a line after an opening bracket or a comma; a JSON Lines record cut
+        # short (a truncated download) ends anywhere, and is not read whole into memory to find out.
+        return line.rstrip().endswith((b"{", b"[", b","))
     return _is_squad(obj)
 
 
