@@ -80,10 +80,17 @@ def model_name_for(config: EmbedConfig) -> str:
     return BUNDLED_MODEL
 
 
+# ISO 639-2/3 codes and English names of the languages with a model of their own.
+_LANGUAGE_ALIASES = {"eng": "en", "english": "en", "zho": "zh", "chi": "zh", "cmn": "zh", "chinese": "zh",
+                     "fra": "fr", "fre": "fr", "french": "fr", "francais": "fr", "français": "fr"}
+
+
 def language_code(lang: str) -> str:
-    """The primary language of a tag as users write it: ``zh-CN``, ``zh_Hans``, ``FR``, ``en-US`` ->
-    ``zh``, ``fr``, ``en`` (so a regional tag picks its language's model, not the multilingual one)."""
-    return lang.strip().lower().replace("_", "-").split("-")[0]
+    """The primary language of a tag as users write it: ``zh-CN``, ``zh_Hans``, ``FR``, ``en-US``,
+    ``fra``, ``French`` -> ``zh``, ``fr``, ``en``, ``fr``, ``fr`` (so a regional tag or a three-letter
+    code picks its language's model, not the multilingual one)."""
+    primary = lang.strip().lower().replace("_", "-").split("-")[0]
+    return _LANGUAGE_ALIASES.get(primary, primary)
 
 
 def default_prompts(name: str) -> tuple[str, str]:

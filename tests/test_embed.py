@@ -122,6 +122,12 @@ def test_weights_fingerprint_tells_checkpoints_apart_by_content(tmp_path):
         ("zh_Hans", "small", "thenlper/gte-small-zh", "", ""),
         ("FR-ca", "small", "OrdalieTech/Solon-embeddings-base-0.1", "query : ", ""),
         ("en-US", "base", "BAAI/bge-base-en-v1.5", "Represent this sentence for searching relevant passages: ", ""),
+        # ISO 639-2/3 codes and English names too.
+        ("fra", "small", "OrdalieTech/Solon-embeddings-base-0.1", "query : ", ""),
+        ("French", "small", "OrdalieTech/Solon-embeddings-base-0.1", "query : ", ""),
+        ("zho", "small", "thenlper/gte-small-zh", "", ""),
+        ("eng", "small", "BAAI/bge-small-en-v1.5", "Represent this sentence for searching relevant passages: ", ""),
+        ("deu", "small", "intfloat/multilingual-e5-small", "query: ", "passage: "),
     ],
 )
 def test_language_picks_model_and_prompts(lang, size, model, query_prompt, corpus_prompt):
