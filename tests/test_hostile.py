@@ -425,3 +425,17 @@ def test_export_refuses_a_nan_score_in_a_run_naming_the_query_and_document(tmp_p
         _error(["export", str(tmp_path / "run"), "--format", fmt, "--out", str(tmp_path / f"e-{fmt}")], "candidates.parquet",
                table["query_id"][first].as_py(), "not a finite number")
         assert not (tmp_path / f"e-{fmt}").exists()
+
+
+def test_many_empty_documents_are_named_by_their_first_ids(tmp_path, tiny_beir):
+    """Thirty empty rows: the warning names five and says there are more; the manifest keeps twenty."""
+    with open(tiny_beir / "corpus.jsonl", "a") as fh:
+        for i in range(30):
+            fh.write(json.dumps({"_id": f"empty-{i}", "title": "", "text": ""}) + "\n")
+    dataset = load_input(tiny_beir)
+    assert dataset.left_out["empty_documents"] == 30 and len(dataset.left_out["empty_document_ids"]) == 20
+    assert dataset.left_out_line() == (
+        "30 documents with no text left out of the corpus (empty-0, empty-1, empty-2, empty-3, empty-4, ...): "
+        "never a candidate nor a negative"
+    )
+    assert all(not d.doc_id.startswith("empty-") for d in dataset.iter_corpus())
