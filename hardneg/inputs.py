@@ -89,8 +89,9 @@ class Dataset:
     left_out: dict[str, Any] = field(default_factory=dict)
     """What the input holds that is not used, counted: ``empty_documents`` (documents with neither
     title nor text: never a candidate, never a negative; BEIR's FiQA has such rows), their first ids,
-    ``judgments_on_empty_documents`` (qrels rows naming them, dropped with them) and a pairs
-    file's ``empty_positives`` (blank positive texts: its query is not mined if it has no other)."""
+    ``judgments_on_empty_documents`` (qrels rows naming them, dropped with them),
+    ``judgments_on_missing_documents`` (a few qrels rows naming documents the corpus lacks, see
+    MISSING_JUDGED_SHARE) and a pairs file's ``empty_positives`` (blank positive texts: its query is not mined if it has no other)."""
 
     def left_out_line(self) -> str | None:
         """One line for the log saying what was left out, or None."""
@@ -103,6 +104,10 @@ class Dataset:
                 f"{empty} document{'s' if empty != 1 else ''} with no text left out of the corpus ({shown}): never a candidate "
                 "nor a negative" + (f"; {judged} judgment{'s' if judged != 1 else ''} on them dropped" if judged else "")
             )
+        if missing := self.left_out.get("judgments_on_missing_documents", 0):
+            ids = self.left_out.get("missing_document_ids", [])
+            parts.append(f"{missing} judgment{'s' if missing != 1 else ''} on documents not in the corpus left out "
+                         f"({', '.join(ids[:5])}{', ...' if len(ids) > 5 else ''})")
         if positives := self.left_out.get("empty_positives", 0):
             parts.append(f"{positives} empty positive{'s' if positives != 1 else ''} left out (a query left without one is "
                          "reported no-positive)")
@@ -1098,6 +1103,12 @@ def _iter_queries(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
     return iter_headerless_tsv(path, QUERY_COLUMNS) if plain_name(path).endswith(".tsv") else iter_jsonl(path)
 
 
+MISSING_JUDGED_SHARE = 0.01
+"""Up to this share of a split's judgments may name documents the corpus lacks (BEIR's ArguAna
+judges one, test-free-speech-debate-yfsdfkhbwu-con03b, that its corpus does not hold): they are
+left out and counted, as pytrec_eval ignores them. More means the qrels do not belong to this corpus."""
+
+
 def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries_path: Path, qrels_path: Path) -> Dataset:
     """A corpus, queries and qrels files (BEIR's or MS MARCO's), validated against each other."""
     scanned = _scan_corpus(corpus_path)
@@ -1116,6 +1127,7 @@ def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries
             queries[qid] = Query(qid, text)
     qrels: list[tuple[str, str, float]] = []
     on_empty = 0
+    missing: list[tuple[int, str]] = []  # (line, id): judgments on documents the corpus does not have
     for lineno, qid, did, score in qrels_rows:
         if qid not in queries:
             raise InputError(f"query id '{qid}' is not in {queries_path.name}", qrels_path, lineno)
@@ -1123,8 +1135,17 @@ def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries
             on_empty += 1  # a judgment on a document with no text: nothing to train on, dropped with it
             continue
         if did not in doc_ids:
-            raise InputError(f"corpus id '{did}' is not in {corpus_path.name}", qrels_path, lineno)
+            missing.append((lineno, did))
+            continue
         qrels.append((qid, did, score))
+    if len(missing) > MISSING_JUDGED_SHARE * len(qrels_rows):
+        lineno, did = missing[0]
+        raise InputError(
+            f"corpus id '{did}' is not in {corpus_path.name}"
+            + (f" (nor are the documents of {len(missing) - 1} more judgments: is this the corpus these qrels judge?)"
+               if len(missing) > 1 else ""),
+            qrels_path, lineno,
+        )
     num_docs = len(doc_ids)
     del doc_ids
     # Every judged query stays, in qrels order: one whose judgments were all on empty documents is
@@ -1142,7 +1163,10 @@ def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries
         queries=ordered,
         qrels=qrels,
         _corpus_factory=lambda: _stream_corpus(corpus_path),
-        left_out=_left_out(scanned.empty_ids, on_empty),
+        left_out=_left_out(scanned.empty_ids, on_empty) | (
+            {"judgments_on_missing_documents": len(missing), "missing_document_ids": sorted({d for _, d in missing})[:20]}
+            if missing else {}
+        ),
     )
 
 

@@ -355,6 +355,29 @@ def test_a_query_that_is_a_corpus_document_is_never_its_own_negative(tmp_path):
     assert len(own) == 3 and all(r["rank"] == 0 and r["filter"] == "duplicate" and not r["selected"] for r in own)
 
 
+def test_a_few_judgments_on_documents_the_corpus_lacks_are_left_out(tmp_path):
+    """BEIR's ArguAna judges one document its corpus does not hold: up to 1% of a split's judgments
+    may name such documents; they are left out and counted (pytrec_eval ignores them) and a query
+    judged only on them is not mined. More than that is an error: the qrels are not this corpus's."""
+    import pyarrow.parquet as pq
+
+    docs = "".join(json.dumps({"_id": f"d{i}", "text": f"passage {i} on topic {i % 7}"}) + "\n" for i in range(200))
+    queries = "".join(json.dumps({"_id": f"q{i}", "text": f"question on topic {i % 7}"}) + "\n" for i in range(150))
+    qrels = "query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(149)) + "q149\tgone-con03b\t1\n"
+    root = _beir(tmp_path / "arguana", docs.encode(), queries.encode(), qrels.encode())
+    result = runner.invoke(app, ["mine", str(root), "--model", "hashing", "--out", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert "warning: 1 judgment on documents not in the corpus left out (gone-con03b)" in result.stderr
+    left_out = json.loads((tmp_path / "run" / "manifest.json").read_text())["input"]["left_out"]
+    assert left_out == {"judgments_on_missing_documents": 1, "missing_document_ids": ["gone-con03b"]}
+    statuses = {r["query_id"]: r["status"] for r in pq.read_table(tmp_path / "run" / "queries.parquet").to_pylist()}
+    assert statuses["q149"] == "no-positive" and statuses["q0"] == "mined"
+    (root / "qrels" / "train.tsv").write_text(qrels.replace("q0\td0\t1", "q0\tgone-1\t1").replace("q1\td1\t1", "q1\tgone-2\t1"))
+    (tmp_path / "again").mkdir()
+    _mine_fails_cleanly(tmp_path / "again", root, "train.tsv:2: corpus id 'gone-1' is not in corpus.jsonl (nor are the documents of "
+                        "2 more judgments: is this the corpus these qrels judge?)")
+
+
 def test_missing_split_lists_the_available_ones(tmp_path):
     root = _beir(tmp_path / "data", GOOD_DOCS)
     result = runner.invoke(app, ["mine", str(root), "--split", "dev", "--model", "hashing", "--out", "run"])
