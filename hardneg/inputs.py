@@ -501,7 +501,7 @@ def iter_delimited(
                 repeated = next((c for i, c in enumerate(header) if c in header[:i]), None)
                 if repeated is not None:
                     raise InputError(f"the header names column '{repeated}' twice", name, start)
-                _require_columns(header, required, name, start, f" (a {kind} file needs a header row naming its columns)")
+                _require_columns(header, required, name, start, _header_hint(header, required, kind, delimiter))
                 continue
             if len(row) != len(header):
                 raise InputError(
@@ -576,6 +576,20 @@ def iter_headerless_tsv(path: Path, columns: tuple[str, ...], display: str | Non
                 continue
             first = False
             yield lineno, dict(zip(columns, parts))
+
+
+def _header_hint(header: list[str], required: tuple[tuple[str, ...], ...], kind: str, delimiter: str) -> str:
+    """What a delimited file without the right header is told: when no cell of its first row is a
+    column name hardneg knows (MS MARCO's triples.train.small.tsv has no header at all), how to give
+    it one without rewriting the file."""
+    hint = f" (a {kind} file needs a header row naming its columns"
+    known = {n for names in required for n in names} | set(NEGATIVE_FIELDS) | set(QUERY_ID_FIELDS) | set(POSITIVE_ID_FIELDS)
+    if required and required[0] == QUERY_FIELDS and 2 <= len(header) <= 3 and not known & set(header):
+        names = ("query", "positive", "negative")[: len(header)]
+        sep = "\\t" if delimiter == "\t" else delimiter
+        hint += (f"; this one's first row looks like data: give the columns' names ahead of it, as in "
+                 f"(printf '{sep.join(names)}\\n'; cat FILE) | hardneg mine - ...")
+    return hint + ")"
 
 
 def _require_columns(columns: list[str], required: tuple[tuple[str, ...], ...], name: str, line: int | None = None,
