@@ -1004,9 +1004,32 @@ def _read_qrels_jsonl(path: Path) -> list[tuple[int, str, str, float]]:
     return rows
 
 
+def _read_lotte_qas(path: Path) -> list[tuple[int, str, str, float]]:
+    """LoTTE's judgments (``qas.<search|forum>.jsonl``: ``{"qid", "query", "answer_pids": [...]}``
+    per line): every answer passage is a positive."""
+    name = str(path)
+    rows: list[tuple[int, str, str, float]] = []
+    for lineno, obj in iter_jsonl(path):
+        where = (name, lineno)
+        qid = _field(obj, ("qid",), where, kind="id")
+        assert qid is not None
+        pids = obj.get("answer_pids")
+        if not isinstance(pids, list):
+            raise InputError(f"field 'answer_pids' must be a list of passage ids, got {type(pids).__name__}", *where)
+        for i, pid in enumerate(pids):
+            did = _field({f"answer_pids[{i}]": pid}, (f"answer_pids[{i}]",), where, kind="id")
+            assert did is not None
+            rows.append((lineno, qid, did, 1.0))
+    if not rows:
+        raise InputError("no judgments: no line has an answer passage", name)
+    return rows
+
+
 def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
     """Read a BEIR qrels TSV (or MTEB's JSONL): (line, query_id, doc_id, score). The TSV's header
     line is optional."""
+    if plain_name(path).startswith("qas.") and plain_name(path).endswith(".jsonl"):
+        return _read_lotte_qas(path)
     if plain_name(path).endswith(".jsonl"):
         return _read_qrels_jsonl(path)
     rows: list[tuple[int, str, str, float]] = []
@@ -1092,19 +1115,28 @@ def is_msmarco_dir(path: Path) -> bool:
 def load_msmarco(path: Path, split: str) -> Dataset:
     """Validate an MS MARCO folder: ``collection.tsv`` (``pid<TAB>passage[<TAB>title]``),
     ``queries.<split>.tsv`` (``qid<TAB>query``) and ``qrels.<split>.tsv`` (TREC's ``qid 0 pid 1``,
-    or ``qrels/<split>.tsv``), as MS MARCO ships them and colbert-ai reads them; each may be gzipped."""
+    or ``qrels/<split>.tsv``), as MS MARCO ships them and colbert-ai reads them; or LoTTE's
+    ``questions.<split>.tsv`` and ``qas.<split>.jsonl`` (splits ``search`` and ``forum``); each may be
+    gzipped."""
     corpus_path = beir_file(path, "collection.tsv")
     assert corpus_path is not None  # load_input checked is_msmarco_dir
     queries_path = beir_file(path, f"queries.{split}.tsv")
     qrels_path = beir_file(path, f"qrels.{split}.tsv") or (
         beir_file(path / "qrels", f"{split}.tsv") if (path / "qrels").is_dir() else None
     )
+    if queries_path is None and qrels_path is None:  # LoTTE's: questions.search.tsv + qas.search.jsonl
+        queries_path, qrels_path = beir_file(path, f"questions.{split}.tsv"), beir_file(path, f"qas.{split}.jsonl")
+        if queries_path is not None and qrels_path is not None:
+            return _load_judged("LoTTE", path, split, corpus_path, queries_path, qrels_path)
+        queries_path = qrels_path = None
     if queries_path is None or qrels_path is None:
         names = [plain_name(p) for p in path.iterdir()]
         with_queries = {n[len("queries."):-len(".tsv")] for n in names if n.startswith("queries.") and n.endswith(".tsv")}
         with_qrels = {n[len("qrels."):-len(".tsv")] for n in names if n.startswith("qrels.") and n.endswith(".tsv")}
         if (path / "qrels").is_dir():
             with_qrels |= {plain_name(q).removesuffix(".tsv") for q in (path / "qrels").iterdir()}
+        with_queries |= {n[len("questions."):-len(".tsv")] for n in names if n.startswith("questions.") and n.endswith(".tsv")}
+        with_qrels |= {n[len("qas."):-len(".jsonl")] for n in names if n.startswith("qas.") and n.endswith(".jsonl")}
         missing = f"queries.{split}.tsv" if queries_path is None else f"qrels.{split}.tsv"
         raise InputError(
             f"an MS MARCO folder (collection.tsv) without {missing}; available splits: "

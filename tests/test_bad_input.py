@@ -821,6 +821,39 @@ def test_an_msmarco_folder_mines_like_the_same_data_in_beir_layout(tmp_path, tin
     assert "without queries.dev.tsv; available splits: train (use --split)" in result.stderr
 
 
+def test_a_lotte_folder_mines_like_the_same_data_in_ms_marco_layout(tmp_path, tiny_beir):
+    """LoTTE (ColBERTv2's benchmark: collection.tsv, questions.<search|forum>.tsv and
+    qas.<search|forum>.jsonl with each question's answer_pids) is read as the MS MARCO folder holding
+    the same data, with --split search or forum."""
+    import shutil
+
+    def candidates(name: str, source: Path, split: str) -> bytes:
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--split", split, "--model", "hashing", "--min-rank", "0",
+                                     "--max-rank", "6", "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        return (out / "candidates.parquet").read_bytes()
+
+    ms = _msmarco(tiny_beir, tmp_path / "ms")
+    lotte = tmp_path / "lotte" / "dev"
+    lotte.mkdir(parents=True)
+    shutil.copy(ms / "collection.tsv", lotte / "collection.tsv")
+    shutil.copy(ms / "queries.train.tsv", lotte / "questions.search.tsv")
+    answers: dict[str, list[str]] = {}
+    for line in (ms / "qrels.train.tsv").read_text().splitlines():
+        qid, _, pid, _ = line.split("\t")
+        answers.setdefault(qid, []).append(pid)
+    texts = dict(line.split("\t", 1) for line in (ms / "queries.train.tsv").read_text().splitlines())
+    (lotte / "qas.search.jsonl").write_text("".join(
+        json.dumps({"qid": q, "query": texts[q], "username": "u", "score": 3, "url": "https://x", "answer_pids": pids}) + "\n"
+        for q, pids in answers.items()))
+    assert candidates("lotte", lotte, "search") == candidates("ms", ms, "train")
+    result = runner.invoke(app, ["mine", str(lotte), "--model", "hashing", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "available splits: search (use --split)" in result.stderr
+    (lotte / "qas.search.jsonl").write_text(json.dumps({"qid": "q1", "answer_pids": "d01"}) + "\n")
+    _mine_fails_cleanly(tmp_path / "lotte", lotte, "qas.search.jsonl:1: field 'answer_pids' must be a list", extra=("--split", "search"))
+
+
 @pytest.mark.parametrize("file, content, line, needle", [
     ("collection.tsv", b"1\tone passage\n2\n", 2, "expected 2 to 3 tab-separated fields (_id, text, title), found 1"),
     ("collection.tsv", b"1\tone passage\n2\ta\tb\tc\n", 2, "found 4"),
