@@ -112,12 +112,16 @@ def without_self(labels: Iterable[int], doc_keys: Sequence[int] | np.ndarray, qu
     return [j for j in kept if int(doc_keys[j]) != query_key][:depth], len(mine)
 
 
-def evaluate_embeddings(embeddings: Path, index: Path, k: int, reporter: Reporter = NULL_REPORTER) -> EvalResult:
-    """Metrics of the queries of an embeddings artifact against its qrels, searching ``index``."""
+def evaluate_embeddings(
+    embeddings: Path, index: Path, k: int, reporter: Reporter = NULL_REPORTER, unavailable: Sequence[tuple[str, str, float]] = ()
+) -> EvalResult:
+    """Metrics of the queries of an embeddings artifact against its qrels, searching ``index``.
+    ``unavailable``: judgments on documents the corpus lacks or holds empty (Dataset.unavailable_qrels),
+    counted as pytrec_eval counts them: relevant, never retrieved."""
     from hardneg.search import Searcher, load_doc_ids
 
     manifest = read_manifest(embeddings, KIND_EMBEDDINGS)
-    qrels = relevance_by_query(read_qrels(embeddings))
+    qrels = relevance_by_query([*read_qrels(embeddings), *unavailable])
     query_ids, query_texts, vectors = read_queries(embeddings)
     wanted = [i for i, q in enumerate(query_ids) if any(r > 0 for r in qrels.get(q, {}).values())]
     searcher = Searcher(index)
@@ -202,15 +206,21 @@ def evaluate(
     elif encoder is None and embed_config.model is not None:
         queries = [(q.query_id, q.text) for q in load_input(source, config.split).queries]
         refuse_seen_queries(resolve_model(embed_config).path, queries, config.split, config)
+    unavailable: list[tuple[str, str, float]] = []
     if artifact_kind(source) == KIND_EMBEDDINGS:
         embeddings, index = source, ensure_index(source, exact, workdir, reporter=reporter)
     elif embeddings_out is not None:
-        embeddings = embed(load_input(source, config.split), embeddings_out, cfg, encoder=encoder, reuse=reuse, reporter=reporter).path
+        dataset = load_input(source, config.split)
+        unavailable = dataset.unavailable_qrels
+        embeddings = embed(dataset, embeddings_out, cfg, encoder=encoder, reuse=reuse, reporter=reporter).path
         index = build_index(embeddings, embeddings_out.with_name(embeddings_out.name + "-index"), exact, reporter=reporter).path
     else:
         embeddings = ensure_embeddings(source, cfg, workdir, encoder=encoder, reuse=reuse, reporter=reporter)
         index = ensure_index(embeddings, exact, workdir, reporter=reporter)
-    return evaluate_embeddings(embeddings, index, config.k, reporter)
+        left_out = read_manifest(embeddings, KIND_EMBEDDINGS).get("input", {}).get("left_out", {})
+        if left_out.get("judgments_on_empty_documents") or left_out.get("judgments_on_missing_documents"):
+            unavailable = load_input(source, config.split).unavailable_qrels  # read again only when there are some
+    return evaluate_embeddings(embeddings, index, config.k, reporter, unavailable)
 
 
 def eval_precision(embed_config: EmbedConfig) -> str:
@@ -283,7 +293,7 @@ def evaluate_colbert(
     dataset = load_input(source, config.split)
     if line := dataset.left_out_line():
         reporter.log(f"warning: {line}")
-    qrels = relevance_by_query(dataset.qrels)
+    qrels = relevance_by_query([*dataset.qrels, *dataset.unavailable_qrels])  # as pytrec_eval: relevant, never retrieved
     queries = [q for q in dataset.queries if any(r > 0 for r in qrels.get(q.query_id, {}).values())]
     refuse_seen_queries(spec.path, [(q.query_id, q.text) for q in queries], config.split, config)
     tune_child_allocators()
@@ -348,7 +358,7 @@ def rerank(
 
     assert config.rerank is not None
     dataset = load_input(source, config.split)
-    qrels = relevance_by_query(dataset.qrels)
+    qrels = relevance_by_query([*dataset.qrels, *dataset.unavailable_qrels])
     texts = {q.query_id: q.text for q in dataset.queries}
     refuse_seen_queries(resolve_path_or_hub(config.rerank), [(q, texts[q]) for q in retrieved.rankings], config.split, config)
     wanted = {d for ranked in retrieved.rankings.values() for d in ranked[: config.rerank_depth]}

@@ -87,6 +87,9 @@ class Dataset:
     qrels: list[tuple[str, str, float]]
     _corpus_factory: Any = field(repr=False)
     left_out: dict[str, Any] = field(default_factory=dict)
+    unavailable_qrels: list[tuple[str, str, float]] = field(default_factory=list)
+    """Judgments left out of ``qrels`` because their document is empty or missing: no use to mining,
+    but an evaluation counts them as pytrec_eval does (relevant, never retrievable)."""
     """What the input holds that is not used, counted: ``empty_documents`` (documents with neither
     title nor text: never a candidate, never a negative; BEIR's FiQA has such rows), their first ids,
     ``judgments_on_empty_documents`` (qrels rows naming them, dropped with them),
@@ -1174,14 +1177,17 @@ def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries
     qrels: list[tuple[str, str, float]] = []
     on_empty = 0
     missing: list[tuple[int, str]] = []  # (line, id): judgments on documents the corpus does not have
+    unavailable: list[tuple[str, str, float]] = []
     for lineno, qid, did, score in qrels_rows:
         if qid not in queries:
             raise InputError(f"query id '{qid}' is not in {queries_path.name}", qrels_path, lineno)
         if did in empty_ids:
             on_empty += 1  # a judgment on a document with no text: nothing to train on, dropped with it
+            unavailable.append((qid, did, score))
             continue
         if did not in doc_ids:
             missing.append((lineno, did))
+            unavailable.append((qid, did, score))
             continue
         qrels.append((qid, did, score))
     if len(missing) > MISSING_JUDGED_SHARE * len(qrels_rows):
@@ -1213,6 +1219,7 @@ def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries
             {"judgments_on_missing_documents": len(missing), "missing_document_ids": sorted({d for _, d in missing})[:20]}
             if missing else {}
         ),
+        unavailable_qrels=unavailable,
     )
 
 

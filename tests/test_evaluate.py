@@ -133,3 +133,27 @@ def test_a_query_found_in_the_corpus_is_not_its_own_result(tmp_path):
     table = runner.invoke(app, ["eval", str(tmp_path / "arguana"), "--model", "hashing", "--split", "test",
                                 "--workdir", str(tmp_path / "wd-arguana")])
     assert "3 retrieved documents whose text is their query's" in table.output
+
+
+def test_judgments_on_documents_the_corpus_lacks_count_as_pytrec_eval_counts_them(tmp_path):
+    """A judged document that is missing from the corpus (BEIR's ArguAna has one) or empty (FiQA's
+    rows with no text) cannot be retrieved, but it is still relevant: it counts in the ideal DCG and
+    in Recall's denominator, and a query judged only on such documents scores 0, as pytrec_eval and
+    BEIR's published numbers count them."""
+    root = tmp_path / "beir"
+    (root / "qrels").mkdir(parents=True)
+    docs = [{"_id": f"d{i}", "text": f"passage {i} on topic {i % 5}"} for i in range(200)] + [{"_id": "blank", "text": " "}]
+    (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
+    (root / "queries.jsonl").write_text("".join(json.dumps({"_id": f"q{i}", "text": f"which passage is {i} on topic {i % 5}?"}) + "\n"
+                                                for i in range(120)))
+    rows = [f"q{i}\td{i}\t1" for i in range(118)] + ["q118\tgone\t1", "q119\td119\t1", "q119\tblank\t1"]
+    (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n" + "\n".join(rows) + "\n")
+    out = runner.invoke(app, ["eval", str(root), "--model", "hashing", "--split", "test", "--workdir", str(tmp_path / "wd"),
+                              "--json", "--per-query"])
+    assert out.exit_code == 0, out.output
+    data = json.loads(out.stdout)
+    assert data["queries"] == 120 and data["skipped"] == 0
+    assert data["per_query"]["q118"] == {"ndcg@10": 0.0, "mrr@10": 0.0, "recall@10": 0.0, "recall@100": 0.0}
+    q119 = data["per_query"]["q119"]
+    assert q119["recall@10"] == 0.5 and q119["ndcg@10"] < 1.0 and q119["mrr@10"] == 1.0  # d119 first, blank never
+    assert q119["ndcg@10"] == pytest.approx(1.0 / (1.0 + 1.0 / math.log2(3)))
