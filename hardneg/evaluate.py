@@ -103,13 +103,18 @@ def text_key(text: str) -> int:
     return int(text_hash(text)[:16], 16)
 
 
-def without_self(labels: Iterable[int], doc_keys: Sequence[int] | np.ndarray, query_key: int, depth: int) -> tuple[list[int], int]:
+def without_self(
+    labels: Iterable[int], doc_keys: Sequence[int] | np.ndarray, query_key: int, depth: int, judged: Iterable[int] = ()
+) -> tuple[list[int], int]:
     """A query's retrieved labels without the documents whose text is the query's (the query itself,
-    where the corpus holds it: ArguAna, Quora), cut at ``depth``; and how many were left out.
-    Searches ask for one more than ``depth`` so that a left-out document does not shorten the list."""
+    where the corpus holds it: ArguAna, Quora), cut at ``depth``; and how many were left out. A
+    document judged relevant to the query (``judged``: its labels) stays, whatever its text: the
+    qrels say it is an answer. Searches ask for one more than ``depth`` so that a left-out document
+    does not shorten the list."""
+    keep = set(judged)
     kept = [j for j in labels if j >= 0]
-    mine = [j for j in kept if int(doc_keys[j]) == query_key]
-    return [j for j in kept if int(doc_keys[j]) != query_key][:depth], len(mine)
+    own = {j for j in kept if int(doc_keys[j]) == query_key and j not in keep}
+    return [j for j in kept if j not in own][:depth], len(own)
 
 
 def evaluate_embeddings(
@@ -135,7 +140,9 @@ def evaluate_embeddings(
         batch = wanted[start : start + QUERY_BATCH]
         labels, _ = searcher.search(vectors[batch], min(depth + 1, searcher.size))
         for row, qi in enumerate(batch):
-            kept, dropped = without_self(labels[row].tolist(), doc_keys, text_key(query_texts[qi]), depth)
+            ranked = labels[row].tolist()
+            judged = [j for j in ranked if j >= 0 and qrels[query_ids[qi]].get(doc_ids[j], 0.0) > 0]
+            kept, dropped = without_self(ranked, doc_keys, text_key(query_texts[qi]), depth, judged)
             rankings[query_ids[qi]] = [doc_ids[j] for j in kept]
             self_matches += dropped
         reporter.progress(label, len(batch))
@@ -326,7 +333,8 @@ def evaluate_colbert(
     rankings: dict[str, list[str]] = {}
     self_matches = 0
     for q, row in zip(queries, labels.tolist()):
-        kept, dropped = without_self(row, doc_keys, text_key(q.text), depth)
+        judged = [j for j in row if j >= 0 and qrels[q.query_id].get(doc_ids[j], 0.0) > 0]
+        kept, dropped = without_self(row, doc_keys, text_key(q.text), depth, judged)
         rankings[q.query_id] = [doc_ids[j] for j in kept]
         self_matches += dropped
     per_query = score_rankings(rankings, qrels, config.k)

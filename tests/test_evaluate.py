@@ -110,6 +110,7 @@ def test_a_query_found_in_the_corpus_is_not_its_own_result(tmp_path):
 
     assert without_self([4, 7, 2, -1], [0, 0, 9, 0, 5, 0, 0, 5], 5, 2) == ([2], 2)
     assert without_self([4, 7, 2], [0, 0, 9, 0, 5, 0, 0, 1], 3, 2) == ([4, 7], 0)
+    assert without_self([4, 7, 2], [0, 0, 9, 0, 5, 0, 0, 5], 5, 2, judged=[7]) == ([7, 2], 1)  # judged relevant: an answer
 
     def beir(root, with_self: bool):
         (root / "qrels").mkdir(parents=True)
