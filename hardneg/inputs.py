@@ -1155,7 +1155,8 @@ def _iter_queries(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
 MISSING_JUDGED_SHARE = 0.01
 """Up to this share of a split's judgments may name documents the corpus lacks (BEIR's ArguAna
 judges one, test-free-speech-debate-yfsdfkhbwu-con03b, that its corpus does not hold): they are
-left out and counted, as pytrec_eval ignores them. More means the qrels do not belong to this corpus."""
+left out of mining and counted (an evaluation still counts them, as pytrec_eval does: relevant, never
+retrieved). More means the qrels do not belong to this corpus."""
 
 
 def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries_path: Path, qrels_path: Path) -> Dataset:
