@@ -87,14 +87,14 @@ class Dataset:
     qrels: list[tuple[str, str, float]]
     _corpus_factory: Any = field(repr=False)
     left_out: dict[str, Any] = field(default_factory=dict)
-    unavailable_qrels: list[tuple[str, str, float]] = field(default_factory=list)
-    """Judgments left out of ``qrels`` because their document is empty or missing: no use to mining,
-    but an evaluation counts them as pytrec_eval does (relevant, never retrievable)."""
     """What the input holds that is not used, counted: ``empty_documents`` (documents with neither
     title nor text: never a candidate, never a negative; BEIR's FiQA has such rows), their first ids,
     ``judgments_on_empty_documents`` (qrels rows naming them, dropped with them),
     ``judgments_on_missing_documents`` (a few qrels rows naming documents the corpus lacks, see
     MISSING_JUDGED_SHARE) and a pairs file's ``empty_positives`` (blank positive texts: its query is not mined if it has no other)."""
+    unavailable_qrels: list[tuple[str, str, float]] = field(default_factory=list)
+    """Judgments left out of ``qrels`` because their document is empty or missing: no use to mining,
+    but an evaluation counts them as pytrec_eval does (relevant, never retrievable)."""
 
     def left_out_line(self) -> str | None:
         """One line for the log saying what was left out, or None."""
