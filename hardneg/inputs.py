@@ -284,16 +284,15 @@ def iter_jsonl(path: Path, display: str | None = None, start_after: int = 0) -> 
             if first and line.startswith(b"{") and _may_be_one_document(line):
                 # One JSON object for the whole file: SQuAD's {"version", "data": [...]} (pretty-printed
                 # or on one line), read as its (question, context) rows.
-                rest = _rest(fh, name)
-                whole = _one_document(raw + rest, name, lineno) if rest.strip() or _is_squad_line(line) else None
-                if whole is not None:
-                    yield from (row for row in _squad_rows(whole, raw + rest, name, lineno) if row[0] > start_after)
-                    return
-                if rest.strip():
+                data = raw + _rest(fh, name)
+                whole = _one_document(data, name, lineno)  # malformed: an error; a one-line object is SQuAD's here
+                if whole is None:
                     raise InputError(
                         "one JSON object spread over several lines; hardneg reads JSON Lines (one object per line), "
                         "a JSON array of objects, or a SQuAD file ({\"data\": [{\"paragraphs\": [...]}]})", name, lineno,
                     )
+                yield from (row for row in _squad_rows(whole, data, name, lineno) if row[0] > start_after)
+                return
             first = False
             if lineno <= start_after:
                 continue
@@ -326,13 +325,6 @@ def _may_be_one_document(line: bytes) -> bool:
     return _is_squad(obj)
 
 
-def _is_squad_line(line: bytes) -> bool:
-    try:
-        return _is_squad(orjson.loads(line))
-    except orjson.JSONDecodeError:
-        return False
-
-
 def _is_squad(obj: Any) -> bool:
     """SQuAD's layout (v1.1 and v2.0, and what PIAF, FQuAD, XQuAD and many QA sets ship):
     ``{"data": [{"title", "paragraphs": [{"context", "qas": [{"id", "question", "answers"}]}]}]}``."""
@@ -354,6 +346,7 @@ def _one_document(data: bytes, name: str, first_line: int) -> dict[str, Any] | N
 
 
 def _decode_all(data: bytes, name: str, first_line: int) -> str:
+    """A whole file (from ``first_line`` on) as text; bad UTF-8 is an InputError naming its line."""
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -415,10 +408,7 @@ def _json_array(data: bytes, name: str, first_line: int, start_after: int) -> It
     located by the standard library's decoder, for its line, and parsed by orjson, as a JSON line is."""
     import json
 
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise InputError("not valid UTF-8; re-encode the file as UTF-8", name, first_line + data.count(b"\n", 0, exc.start)) from None
+    text = _decode_all(data, name, first_line)
     decoder = json.JSONDecoder()
     line, counted = first_line, 0
 
