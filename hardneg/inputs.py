@@ -960,10 +960,15 @@ def _stream_corpus(path: Path, display: str | None = None, *, ids_required: bool
             yield doc
 
 
-def _left_out(empty_ids: list[str], judgments: int = 0, empty_positives: int = 0) -> dict[str, Any]:
+def _left_out(empty_ids: list[str], judgments: int = 0, missing_ids: list[str] | None = None,
+              empty_positives: int = 0) -> dict[str, Any]:
+    """``Dataset.left_out``: only the counts that are not zero. ``missing_ids``: one per judgment
+    naming a document the corpus lacks."""
     out: dict[str, Any] = {}
     if empty_ids:
         out |= {"empty_documents": len(empty_ids), "empty_document_ids": empty_ids[:20], "judgments_on_empty_documents": judgments}
+    if missing_ids:
+        out |= {"judgments_on_missing_documents": len(missing_ids), "missing_document_ids": sorted(set(missing_ids))[:20]}
     if empty_positives:
         out["empty_positives"] = empty_positives
     return out
@@ -1166,15 +1171,13 @@ def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries
         if qid in wanted:
             queries[qid] = Query(qid, text)
     qrels: list[tuple[str, str, float]] = []
-    on_empty = 0
     missing: list[tuple[int, str]] = []  # (line, id): judgments on documents the corpus does not have
-    unavailable: list[tuple[str, str, float]] = []
+    unavailable: list[tuple[str, str, float]] = []  # those and the judgments on empty documents
     for lineno, qid, did, score in qrels_rows:
         if qid not in queries:
             raise InputError(f"query id '{qid}' is not in {queries_path.name}", qrels_path, lineno)
         if did in empty_ids:
-            on_empty += 1  # a judgment on a document with no text: nothing to train on, dropped with it
-            unavailable.append((qid, did, score))
+            unavailable.append((qid, did, score))  # a document with no text: nothing to train on, dropped with it
             continue
         if did not in doc_ids:
             missing.append((lineno, did))
@@ -1206,10 +1209,7 @@ def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries
         queries=ordered,
         qrels=qrels,
         _corpus_factory=lambda: _stream_corpus(corpus_path),
-        left_out=_left_out(scanned.empty_ids, on_empty) | (
-            {"judgments_on_missing_documents": len(missing), "missing_document_ids": sorted({d for _, d in missing})[:20]}
-            if missing else {}
-        ),
+        left_out=_left_out(scanned.empty_ids, len(unavailable) - len(missing), [d for _, d in missing]),
         unavailable_qrels=unavailable,
     )
 
