@@ -178,6 +178,16 @@ def text_hash(text: str) -> str:
     return hashlib.blake2b(normalize_text(text).encode("utf-8"), digest_size=16).hexdigest()
 
 
+def hash_key(hex_digest: str) -> int:
+    """The 64-bit prefix of a ``text_hash``, as the index keeps each document's (duplicate checks)."""
+    return int(hex_digest[:16], 16)
+
+
+def text_key(text: str) -> int:
+    """``hash_key`` of a text's ``text_hash``: equal for texts equal once normalised."""
+    return hash_key(text_hash(text))
+
+
 def doc_text(title: str, text: str) -> str:
     """The text a document is encoded and exported as: ``title text`` (BEIR convention)."""
     title = title.strip()

@@ -40,7 +40,7 @@ from hardneg.artifacts import (
     fingerprint,
     is_blank,
     open_artifact,
-    text_hash,
+    text_key,
     upstream,
     write_bytes_atomic,
 )
@@ -84,10 +84,6 @@ MINE_VERSION = "mine-v3"  # v3: per-document sampling draws (doc_keys); v2 runs 
 STATUS_MINED = "mined"
 STATUS_EMPTY = "empty-text"
 STATUS_NO_POSITIVE = "no-positive"
-
-
-def _hash64(hex_digest: str) -> int:
-    return int(hex_digest[:16], 16)
 
 
 def mine_fingerprint(
@@ -341,7 +337,7 @@ class _Miner:
             confirmed = self.confirmed.get(self.query_ids[qi], ())
             window = [Candidate(rank, row, score) for rank, (row, score) in enumerate(zip(ranked[i].tolist(), scores[i].tolist()))
                       if rank >= config.min_rank or row in confirmed]
-            mark_duplicates(window, pos_rows_of[i], self.doc_hashes, _hash64(text_hash(self.query_texts[qi])))
+            mark_duplicates(window, pos_rows_of[i], self.doc_hashes, text_key(self.query_texts[qi]))
             windows.append(window)
         if config.dedup_threshold is not None:
             mark_near_duplicates(windows, pos_rows_of, self.searcher, config.dedup_threshold)

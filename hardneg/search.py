@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from hardneg.artifacts import DOC_IDS_FILE, HNSW_FILE, KIND_INDEX, VECTORS_FILE, read_manifest
+from hardneg.artifacts import DOC_IDS_FILE, HNSW_FILE, KIND_INDEX, VECTORS_FILE, hash_key, read_manifest
 from hardneg.errors import ArtifactError
 from hardneg.readers import gather_rows, load_vectors, read_table, release_pages
 
@@ -171,7 +171,7 @@ def load_doc_ids(index_dir: str | Path) -> tuple[list[str], np.ndarray]:
 
     table = read_table(Path(index_dir) / DOC_IDS_FILE, columns=["doc_id", "text_hash"])
     ids = table.column("doc_id").to_pylist()
-    hashes = np.array([int(h[:16], 16) for h in table.column("text_hash").to_pylist()], dtype=np.uint64)
+    hashes = np.array([hash_key(h) for h in table.column("text_hash").to_pylist()], dtype=np.uint64)
     return ids, hashes
 
 
