@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from hardneg.artifacts import KIND_EMBEDDINGS, artifact_kind, read_manifest, text_hash
+from hardneg.artifacts import KIND_EMBEDDINGS, artifact_kind, read_manifest, text_key
 from hardneg.config import EmbedConfig, EvalConfig, IndexConfig
 from hardneg.encoders import Encoder
 from hardneg.errors import ConfigError, ModelError
@@ -98,11 +98,6 @@ def mean_metrics(per_query: dict[str, dict[str, float]], k: int) -> dict[str, fl
     return {n: round(float(np.mean([m[n] for m in per_query.values()])), 6) if per_query else 0.0 for n in names}
 
 
-def text_key(text: str) -> int:
-    """The 64-bit prefix of a text's normalised hash, as the index stores each document's."""
-    return int(text_hash(text)[:16], 16)
-
-
 def without_self(
     labels: Iterable[int], doc_keys: Sequence[int] | np.ndarray, query_key: int, depth: int, judged: Iterable[int] = ()
 ) -> tuple[list[int], int]:
@@ -115,6 +110,15 @@ def without_self(
     kept = [j for j in labels if j >= 0]
     own = {j for j in kept if int(doc_keys[j]) == query_key and j not in keep}
     return [j for j in kept if j not in own][:depth], len(own)
+
+
+def _ranking(labels: Sequence[int], doc_ids: Sequence[str], doc_keys: Sequence[int] | np.ndarray, query: str,
+             relevance: dict[str, float], depth: int) -> tuple[list[str], int]:
+    """One query's ranked document ids (``without_self``, the documents its qrels judge relevant
+    kept), and how many documents were left out as the query itself."""
+    judged = [j for j in labels if j >= 0 and relevance.get(doc_ids[j], 0.0) > 0]
+    kept, dropped = without_self(labels, doc_keys, text_key(query), depth, judged)
+    return [doc_ids[j] for j in kept], dropped
 
 
 def evaluate_embeddings(
@@ -140,10 +144,8 @@ def evaluate_embeddings(
         batch = wanted[start : start + QUERY_BATCH]
         labels, _ = searcher.search(vectors[batch], min(depth + 1, searcher.size))
         for row, qi in enumerate(batch):
-            ranked = labels[row].tolist()
-            judged = [j for j in ranked if j >= 0 and qrels[query_ids[qi]].get(doc_ids[j], 0.0) > 0]
-            kept, dropped = without_self(ranked, doc_keys, text_key(query_texts[qi]), depth, judged)
-            rankings[query_ids[qi]] = [doc_ids[j] for j in kept]
+            qid = query_ids[qi]
+            rankings[qid], dropped = _ranking(labels[row].tolist(), doc_ids, doc_keys, query_texts[qi], qrels[qid], depth)
             self_matches += dropped
         reporter.progress(label, len(batch))
     per_query = score_rankings(rankings, qrels, k)
@@ -333,9 +335,7 @@ def evaluate_colbert(
     rankings: dict[str, list[str]] = {}
     self_matches = 0
     for q, row in zip(queries, labels.tolist()):
-        judged = [j for j in row if j >= 0 and qrels[q.query_id].get(doc_ids[j], 0.0) > 0]
-        kept, dropped = without_self(row, doc_keys, text_key(q.text), depth, judged)
-        rankings[q.query_id] = [doc_ids[j] for j in kept]
+        rankings[q.query_id], dropped = _ranking(row, doc_ids, doc_keys, q.text, qrels[q.query_id], depth)
         self_matches += dropped
     per_query = score_rankings(rankings, qrels, config.k)
     return EvalResult(
