@@ -287,7 +287,9 @@ def read_manifest(path: str | Path, kind: str | None = None) -> dict[str, Any]:
         raise ArtifactError(f"{directory}: is a file, not {what}{_how_to_get(kind)}")
     manifest_path = manifest_file(directory)
     if not manifest_path.is_file():
-        if any((directory / f"{n}{suffix}").is_file() for n in ("corpus.jsonl", "collection.tsv") for suffix in ("", ".gz", ".bz2", ".xz")):
+        if any((directory / f"{n}{suffix}").is_file() for n in ("corpus.jsonl", "collection.tsv") for suffix in ("", ".gz", ".bz2", ".xz")) or (
+            (directory / "corpus").is_dir() and (directory / "queries").is_dir()  # the hub's BEIR layout: a folder per part
+        ):
             raise ArtifactError(f"{directory}: is raw input (a BEIR or MS MARCO folder), not {what}{_how_to_get(kind)}")
         raise ArtifactError(
             f"{directory}: no {MANIFEST}; this is not a complete hardneg artifact "

@@ -673,10 +673,8 @@ _SPLIT_SHARD = re.compile(r"(?P<split>[^/]+?)-[0-9]{5}-of-[0-9]{5}\.")
 SPLIT_NAMES = {"train", "test", "dev", "validation", "valid", "val"}
 
 
-def shard_files(folder: Path, split: str | None = None) -> list[Path]:
-    """The record files of ``folder`` (not its subfolders), sorted by name; all of one format. Shards
-    named by split are those of ``split`` (a pairs folder's ``--split``); a corpus folder (``split``
-    None) must not mix splits."""
+def _folder_shards(folder: Path) -> list[Path]:
+    """The record files of ``folder`` (not its subfolders), sorted by name; all of one format."""
     files = sorted((p for p in folder.iterdir() if _is_shard(p)), key=lambda p: p.name)
     kinds = {next(s for s in SHARD_SUFFIXES if plain_name(p).endswith(s)) for p in files}
     if len(kinds) > 1:
@@ -684,6 +682,14 @@ def shard_files(folder: Path, split: str | None = None) -> list[Path]:
             f"holds files of several formats ({', '.join(sorted(kinds))}); a folder is read as the shards of one "
             "dataset: point at one file, or a folder of one format", folder,
         )
+    return files
+
+
+def shard_files(folder: Path, split: str | None = None) -> list[Path]:
+    """The record files of ``folder`` (not its subfolders), sorted by name; all of one format. Shards
+    named by split are those of ``split`` (a pairs folder's ``--split``); a corpus folder (``split``
+    None) must not mix splits."""
+    files = _folder_shards(folder)
     matches = [_SPLIT_SHARD.match(p.name) for p in files]
     if not files or not all(matches):
         return files
@@ -701,11 +707,14 @@ def shard_files(folder: Path, split: str | None = None) -> list[Path]:
     return files
 
 
-def _record_files(path: Path, display: str | None, split: str | None = None) -> list[tuple[Path, str]]:
-    """(file, its name in messages) of a records input: the file itself, or a folder's shards."""
+def _record_files(
+    path: Path, display: str | None, split: str | None = None, files: list[Path] | None = None
+) -> list[tuple[Path, str]]:
+    """(file, its name in messages) of a records input: the file itself, or a folder's shards (``files``
+    when the caller chose them)."""
     if not path.is_dir():
         return [(path, display or str(path))]
-    files = shard_files(path, split)
+    files = shard_files(path, split) if files is None else files
     if not files:
         raise InputError(f"no data files in this folder (looked for {', '.join(SHARD_SUFFIXES)})", display or path)
     return [(f, str(f)) for f in files]
@@ -882,20 +891,67 @@ def beir_file(folder: Path, name: str) -> Path | None:
     return found[0] if found else None
 
 
+def _shard_dirs(folder: Path) -> dict[str, Path]:
+    """The subfolders of ``folder`` that hold shards, by name."""
+    return {d.name: d for d in sorted(folder.iterdir()) if d.is_dir() and not d.name.startswith(".")
+            and any(_is_shard(f) for f in d.iterdir())}
+
+
+def _part_dir(path: Path, name: str, split: str | None = None) -> Path | None:
+    """The folder form of a BEIR part, as the hub keeps it: ``name/`` holding its shards
+    (BeIR/<set>: ``corpus/corpus-00000-of-00001.parquet``; mteb/<set>: ``queries/test-00000-of-00001.parquet``),
+    or one level deeper, as the hub's Parquet conversion writes it (``corpus/corpus/0000.parquet``):
+    the only subfolder with shards, or the one named ``split``."""
+    folder = path / name
+    if not folder.is_dir():
+        return None
+    if any(_is_shard(f) for f in folder.iterdir()):
+        return folder
+    subs = _shard_dirs(folder)
+    if split is not None and split in subs:
+        return subs[split]
+    return next(iter(subs.values())) if len(subs) == 1 else None
+
+
+def beir_part(path: Path, name: str, split: str | None = None) -> Path | None:
+    """A BEIR folder's ``corpus`` or ``queries``: ``name.jsonl`` (plain or compressed), or a folder of
+    its shards (``_part_dir``); both at once is ambiguous, so an error."""
+    file, folder = beir_file(path, f"{name}.jsonl"), _part_dir(path, name, split)
+    if file is not None and folder is not None:
+        raise InputError(f"both {file.name} and the folder {name}/ are here; keep one", path)
+    return file or folder
+
+
+def _part_files(path: Path, split: str | None) -> list[Path] | None:
+    """The shards of a BEIR part to read (None for a file): those of ``split`` when the shards are
+    named by split and it is among them, otherwise all of them. Which queries a split has is said by
+    its judgments, so the queries of other splits are read and not used (mteb names its queries'
+    shards by split, BeIR by part: ``queries-00000-of-00001.parquet``)."""
+    if not path.is_dir():
+        return None
+    files = _folder_shards(path)
+    matches = [_SPLIT_SHARD.match(f.name) for f in files]
+    if split is not None and all(matches) and split in {m.group("split") for m in matches if m}:
+        return [f for f, m in zip(files, matches) if m and m.group("split") == split]
+    return files
+
+
 def is_beir_dir(path: Path) -> bool:
-    """A folder with a corpus and queries file, each plain or compressed."""
+    """A folder with a corpus and queries, each a file (plain or compressed) or a folder of shards."""
     return path.is_dir() and all(
-        any((path / f"{n}{suffix}").is_file() for suffix in ("", *COMPRESSED_SUFFIXES)) for n in ("corpus.jsonl", "queries.jsonl")
+        any((path / f"{n}.jsonl{suffix}").is_file() for suffix in ("", *COMPRESSED_SUFFIXES)) or _part_dir(path, n) is not None
+        for n in ("corpus", "queries")
     )
 
 
 def _iter_documents(
-    path: Path, display: str | None = None, *, ids_required: bool = True
+    path: Path, display: str | None = None, *, ids_required: bool = True, files: list[Path] | None = None
 ) -> Iterator[tuple[tuple[str, int], Document]]:
-    """((file, line), document) of a corpus file or a folder of corpus shards. A document without an
-    id whose text came before is the same document (its id is made from the text) and is read once."""
+    """((file, line), document) of a corpus file or a folder of corpus shards (``files``, when the
+    caller chose them). A document without an id whose text came before is the same document (its id
+    is made from the text) and is read once."""
     made_ids: set[str] = set()
-    for part, name in _record_files(path, display):
+    for part, name in _record_files(path, display, files=files):
         records = (
             iter_headerless_tsv(part, COLLECTION_COLUMNS, name) if is_collection_tsv(part)
             else _iter_records(part, (DOC_TEXT_FIELDS,), name)
@@ -927,13 +983,13 @@ class _Corpus:
     """Documents with neither title nor text, in input order: left out, and counted."""
 
 
-def _scan_corpus(path: Path, display: str | None = None, *, ids_required: bool = True) -> _Corpus:
+def _scan_corpus(path: Path, display: str | None = None, *, ids_required: bool = True, files: list[Path] | None = None) -> _Corpus:
     """Validate a corpus in one streaming pass: its ids, text hashes and empty documents."""
     ids: set[str] = set()
     empty: list[str] = []
     by_hash: dict[str, str] = {}
     first_seen: dict[str, tuple[str, int]] = {}
-    for where, doc in _iter_documents(path, display, ids_required=ids_required):
+    for where, doc in _iter_documents(path, display, ids_required=ids_required, files=files):
         if doc.doc_id in first_seen:
             raise InputError(
                 f"duplicate document id '{doc.doc_id}' (first seen on {_place(first_seen[doc.doc_id], where)}); ids must be unique",
@@ -953,9 +1009,11 @@ def _scan_corpus(path: Path, display: str | None = None, *, ids_required: bool =
     return _Corpus(ids, by_hash, empty)
 
 
-def _stream_corpus(path: Path, display: str | None = None, *, ids_required: bool = True) -> Iterator[Document]:
+def _stream_corpus(
+    path: Path, display: str | None = None, *, ids_required: bool = True, files: list[Path] | None = None
+) -> Iterator[Document]:
     """The corpus's documents with text, in input order (``_scan_corpus`` validated it)."""
-    for _, doc in _iter_documents(path, display, ids_required=ids_required):
+    for _, doc in _iter_documents(path, display, ids_required=ids_required, files=files):
         if not is_empty_document(doc):
             yield doc
 
@@ -978,11 +1036,14 @@ QRELS_QUERY_FIELDS = ("query-id", "query_id", "qid")
 QRELS_DOC_FIELDS = ("corpus-id", "corpus_id", "doc_id", "docid", "pid")
 
 
-def _read_qrels_jsonl(path: Path) -> list[tuple[int, str, str, float]]:
-    """MTEB's qrels (``qrels/<split>.jsonl``: ``{"query-id", "corpus-id", "score"}`` per line)."""
+def _read_qrels_records(path: Path) -> list[tuple[int, str, str, float]]:
+    """MTEB's qrels (``qrels/<split>.jsonl``: ``{"query-id", "corpus-id", "score"}`` per line), or
+    the same records in Parquet or Arrow shards (the hub's copies: ``qrels/test-00000-of-00001.parquet``)."""
     name = str(path)
     rows: list[tuple[int, str, str, float]] = []
-    for lineno, obj in iter_jsonl(path):
+    records = (iter_jsonl(path) if plain_name(path).endswith(".jsonl")
+               else _iter_records(path, (QRELS_QUERY_FIELDS, QRELS_DOC_FIELDS, ("score",)), name))
+    for lineno, obj in records:
         where = (name, lineno)
         qid = _field(obj, QRELS_QUERY_FIELDS, where, kind="id")
         did = _field(obj, QRELS_DOC_FIELDS, where, kind="id")
@@ -1028,8 +1089,8 @@ def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
     line is optional."""
     if plain_name(path).startswith("qas.") and plain_name(path).endswith(".jsonl"):
         return _read_lotte_qas(path)
-    if plain_name(path).endswith(".jsonl"):
-        return _read_qrels_jsonl(path)
+    if plain_name(path).endswith((".jsonl", ".parquet", ".arrow")) or _head(path, 4) == PARQUET_MAGIC:
+        return _read_qrels_records(path)
     rows: list[tuple[int, str, str, float]] = []
     name = str(path)
     with _open_bytes(path, name) as fh:
@@ -1083,26 +1144,72 @@ def is_qrels_header(parts: list[str]) -> bool:
     return sum(p.strip().lower() in QRELS_HEADER_WORDS for p in parts) >= 2
 
 
+QRELS_DIRS = ("qrels", "default")
+"""Where a BEIR folder keeps its judgments: ``qrels/`` (BEIR's, MTEB's), or ``default/`` (the hub's
+name for a dataset's unnamed configuration: mteb's uploads whose corpus and queries are configurations
+of their own)."""
+
+
+def _qrels_forms(path: Path, split: str) -> list[list[Path]]:
+    """Every form the judgments of ``split`` take in a BEIR folder: ``qrels/<split>.tsv`` (BEIR's),
+    ``qrels/<split>.jsonl`` (MTEB's), shards named by split (``qrels/test-00000-of-00001.parquet``), or a
+    subfolder of shards named by split (the hub's Parquet conversion: ``default/test/0000.parquet``)."""
+    forms: list[list[Path]] = []
+    for folder in (path / d for d in QRELS_DIRS):
+        if not folder.is_dir():
+            continue
+        forms.extend([f] for f in (beir_file(folder, f"{split}.tsv"), beir_file(folder, f"{split}.jsonl")) if f is not None)
+        shards = [f for f in sorted(folder.iterdir(), key=lambda p: p.name)
+                  if _is_shard(f) and (m := _SPLIT_SHARD.match(f.name)) and m.group("split") == split]
+        if shards:
+            forms.append(shards)
+        if (folder / split).is_dir() and (files := shard_files(folder / split)):
+            forms.append(files)
+    return forms
+
+
+def _qrels_splits(path: Path) -> list[str]:
+    """The splits a BEIR folder has judgments for, in any of ``_qrels_forms``."""
+    splits: set[str] = set()
+    for folder in (path / d for d in QRELS_DIRS):
+        if not folder.is_dir():
+            continue
+        for f in folder.iterdir():
+            if _is_shard(f) and (m := _SPLIT_SHARD.match(f.name)):
+                splits.add(m.group("split"))
+            elif f.is_file() and plain_name(f).endswith((".tsv", ".jsonl")):
+                splits.add(plain_name(f).rsplit(".", 1)[0])
+            elif f.is_dir() and not f.name.startswith(".") and any(_is_shard(g) for g in f.iterdir()):
+                splits.add(f.name)
+    return sorted(splits)
+
+
+def _display(files: list[Path]) -> str:
+    return files[0].name if len(files) == 1 else f"{files[0].parent.name}/ ({len(files)} shards)"
+
+
 def load_beir(path: Path, split: str) -> Dataset:
-    """Validate a BEIR folder's corpus, queries and ``qrels/<split>.tsv`` (MTEB's copies on the hub:
-    ``qrels/<split>.jsonl``; each may be compressed)."""
-    corpus_path, queries_path = beir_file(path, "corpus.jsonl"), beir_file(path, "queries.jsonl")
-    assert corpus_path is not None and queries_path is not None  # load_input checked is_beir_dir
-    tsv, jsonl = beir_file(path / "qrels", f"{split}.tsv"), beir_file(path / "qrels", f"{split}.jsonl")  # BEIR's, MTEB's
-    if tsv is not None and jsonl is not None:
-        raise InputError(f"both {tsv.name} and {jsonl.name} are here; keep one", path / "qrels")
-    qrels_path = tsv or jsonl
-    if qrels_path is None:
-        available = (
-            sorted({plain_name(p).rsplit(".", 1)[0] for p in (path / "qrels").iterdir()
-                    if plain_name(p).endswith((".tsv", ".jsonl"))})
-            if (path / "qrels").is_dir() else []
+    """Validate a BEIR folder's corpus, queries and judgments of ``split``: ``qrels/<split>.tsv`` as
+    BEIR ships them (MTEB's: ``qrels/<split>.jsonl``; each may be compressed), or as the hub keeps
+    them, each part a folder of Parquet (or JSON Lines, Arrow) shards (``_part_dir``, ``_qrels_forms``)."""
+    forms = _qrels_forms(path, split)
+    if len(forms) > 1:
+        raise InputError(
+            f"the judgments of split '{split}' are here in {len(forms)} forms ({', '.join(_display(f) for f in forms)}); keep one",
+            forms[0][0].parent,
+        )
+    if not forms:
+        hint = "" if any((path / d).is_dir() for d in QRELS_DIRS) else (
+            "; BEIR's copies on the hub keep them in a dataset of their own (BeIR/<name>-qrels): put its <split>.tsv "
+            "files in qrels/"
         )
         raise InputError(
-            f"no qrels for split '{split}'; available splits: {', '.join(available) or '(none)'} (use --split)",
+            f"no qrels for split '{split}'; available splits: {', '.join(_qrels_splits(path)) or '(none)'} (use --split){hint}",
             path / "qrels",
         )
-    return _load_judged("BEIR", path, split, corpus_path, queries_path, qrels_path)
+    corpus_path, queries_path = beir_part(path, "corpus"), beir_part(path, "queries", split)
+    assert corpus_path is not None and queries_path is not None  # load_input checked is_beir_dir
+    return _load_judged("BEIR", path, split, corpus_path, queries_path, forms[0])
 
 
 def is_msmarco_dir(path: Path) -> bool:
@@ -1125,7 +1232,7 @@ def load_msmarco(path: Path, split: str) -> Dataset:
     if queries_path is None and qrels_path is None:  # LoTTE's: questions.search.tsv + qas.search.jsonl
         queries_path, qrels_path = beir_file(path, f"questions.{split}.tsv"), beir_file(path, f"qas.{split}.jsonl")
         if queries_path is not None and qrels_path is not None:
-            return _load_judged("LoTTE", path, split, corpus_path, queries_path, qrels_path)
+            return _load_judged("LoTTE", path, split, corpus_path, queries_path, [qrels_path])
         queries_path = qrels_path = None
     if queries_path is None or qrels_path is None:
         names = [plain_name(p) for p in path.iterdir()]
@@ -1140,11 +1247,24 @@ def load_msmarco(path: Path, split: str) -> Dataset:
             f"an MS MARCO folder (collection.tsv) without {missing}; available splits: "
             f"{', '.join(sorted(with_queries & with_qrels)) or '(none)'} (use --split)", path,
         )
-    return _load_judged("MS MARCO", path, split, corpus_path, queries_path, qrels_path)
+    return _load_judged("MS MARCO", path, split, corpus_path, queries_path, [qrels_path])
 
 
-def _iter_queries(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
-    return iter_headerless_tsv(path, QUERY_COLUMNS) if plain_name(path).endswith(".tsv") else iter_jsonl(path)
+BEIR_QUERY_ID_FIELDS = ("_id", "id", "query_id", "qid")
+BEIR_QUERY_TEXT_FIELDS = ("text", "query")  # BEIR's, or Tevatron's {"query_id", "query"}
+
+
+def _iter_queries(path: Path, files: list[Path] | None) -> Iterator[tuple[tuple[str, int], dict[str, Any]]]:
+    """((file, line), record) of a queries file (BEIR's JSON Lines, MS MARCO's TSV) or folder of shards
+    (``files``)."""
+    if not path.is_dir() and plain_name(path).endswith(".tsv"):
+        records: Iterator[tuple[int, dict[str, Any]]] = iter_headerless_tsv(path, QUERY_COLUMNS)
+        yield from (((str(path), lineno), obj) for lineno, obj in records)
+        return
+    for part, name in _record_files(path, None, files=files):
+        records = iter_jsonl(part, name) if plain_name(part).endswith(".jsonl") else _iter_records(
+            part, (BEIR_QUERY_ID_FIELDS, BEIR_QUERY_TEXT_FIELDS), name)
+        yield from (((name, lineno), obj) for lineno, obj in records)
 
 
 MISSING_JUDGED_SHARE = 0.01
@@ -1154,61 +1274,66 @@ left out of mining and counted (an evaluation still counts them, as pytrec_eval 
 retrieved). More means the qrels do not belong to this corpus."""
 
 
-def _load_judged(layout: str, path: Path, split: str, corpus_path: Path, queries_path: Path, qrels_path: Path) -> Dataset:
-    """A corpus, queries and qrels files (BEIR's or MS MARCO's), validated against each other."""
-    scanned = _scan_corpus(corpus_path)
+def _load_judged(
+    layout: str, path: Path, split: str, corpus_path: Path, queries_path: Path, qrels_files: list[Path]
+) -> Dataset:
+    """A corpus, queries and judgments (BEIR's or MS MARCO's; each a file, or a folder of shards),
+    validated against each other."""
+    corpus_files, queries_files = _part_files(corpus_path, None), _part_files(queries_path, split)
+    scanned = _scan_corpus(corpus_path, files=corpus_files)
     doc_ids, empty_ids = scanned.ids, set(scanned.empty_ids)
-    qrels_rows = read_qrels(qrels_path)
+    qrels_rows = [((str(f), lineno), qid, did, score) for f in qrels_files for lineno, qid, did, score in read_qrels(f)]
     wanted = {qid for _, qid, _, _ in qrels_rows}
     queries: dict[str, Query] = {}
-    for lineno, obj in _iter_queries(queries_path):
-        where = (str(queries_path), lineno)
-        qid = _field(obj, ("_id", "id", "query_id", "qid"), where, kind="id")
-        text = _field(obj, ("text", "query"), where, kind="text")  # BEIR's, or Tevatron's {"query_id", "query"}
+    for where, obj in _iter_queries(queries_path, queries_files):
+        qid = _field(obj, BEIR_QUERY_ID_FIELDS, where, kind="id")
+        text = _field(obj, BEIR_QUERY_TEXT_FIELDS, where, kind="text")
         assert qid is not None and text is not None
         if qid in queries:
             raise InputError(f"duplicate query id '{qid}'; ids must be unique", *where)
         if qid in wanted:
             queries[qid] = Query(qid, text)
     qrels: list[tuple[str, str, float]] = []
-    missing: list[tuple[int, str]] = []  # (line, id): judgments on documents the corpus does not have
+    missing: list[tuple[tuple[str, int], str]] = []  # (where, id): judgments on documents the corpus does not have
     unavailable: list[tuple[str, str, float]] = []  # those and the judgments on empty documents
-    for lineno, qid, did, score in qrels_rows:
+    for where, qid, did, score in qrels_rows:
         if qid not in queries:
-            raise InputError(f"query id '{qid}' is not in {queries_path.name}", qrels_path, lineno)
+            raise InputError(f"query id '{qid}' is not in {queries_path.name}", *where)
         if did in empty_ids:
             unavailable.append((qid, did, score))  # a document with no text: nothing to train on, dropped with it
             continue
         if did not in doc_ids:
-            missing.append((lineno, did))
+            missing.append((where, did))
             unavailable.append((qid, did, score))
             continue
         qrels.append((qid, did, score))
     if len(missing) > MISSING_JUDGED_SHARE * len(qrels_rows):
-        lineno, did = missing[0]
+        where, did = missing[0]
         raise InputError(
             f"corpus id '{did}' is not in {corpus_path.name}"
             + (f" (nor are the documents of {len(missing) - 1} more judgments: is this the corpus these qrels judge?)"
                if len(missing) > 1 else ""),
-            qrels_path, lineno,
+            *where,
         )
     num_docs = len(doc_ids)
     del doc_ids
     # Every judged query stays, in qrels order: one whose judgments were all on empty documents is
     # counted by mine as having no positive, not dropped unseen.
     ordered = [queries[q] for q in dict.fromkeys(qid for _, qid, _, _ in qrels_rows)]
+    qrels_fp = [file_fingerprint(qrels_files[0])] if len(qrels_files) == 1 else _files_fingerprint(qrels_files[0].parent, qrels_files)
     fp = fingerprint(
-        "beir" if layout == "BEIR" else layout, split, file_fingerprint(corpus_path), file_fingerprint(queries_path),
-        file_fingerprint(qrels_path),
+        "beir" if layout == "BEIR" else layout, split, *_files_fingerprint(corpus_path, corpus_files),
+        *_files_fingerprint(queries_path, queries_files),
+        *qrels_fp,
     )
     return Dataset(
         description=f"{layout} {path} (split {split})",
         fingerprint=fp,
-        corpus_fingerprint=fingerprint("corpus", file_fingerprint(corpus_path)),
+        corpus_fingerprint=fingerprint("corpus", *_files_fingerprint(corpus_path, corpus_files)),
         num_docs=num_docs,
         queries=ordered,
         qrels=qrels,
-        _corpus_factory=lambda: _stream_corpus(corpus_path),
+        _corpus_factory=lambda: _stream_corpus(corpus_path, files=corpus_files),
         left_out=_left_out(scanned.empty_ids, len(unavailable) - len(missing), [d for _, d in missing]),
         unavailable_qrels=unavailable,
     )
@@ -1357,7 +1482,8 @@ def load_input(
         raise InputError(
             (f"holds no data files itself; its subfolders {', '.join(subsets[:8])} do: point at one of them"
              if subsets else
-             "not a BEIR folder (needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv), nor an MS MARCO folder "
+             "not a BEIR folder (needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv, or corpus/ and queries/ folders "
+             "of shards as the hub keeps them), nor an MS MARCO folder "
              "(collection.tsv, queries.<split>.tsv, qrels.<split>.tsv), nor a folder of pairs files (.parquet, "
              ".arrow, .jsonl, .csv, .tsv: a dataset's shards), nor a hardneg artifact"),
             display or path,

@@ -324,7 +324,7 @@ def test_mteb_qrels_in_json_lines_read_as_beirs(tmp_path, tiny_beir):
     result = runner.invoke(app, ["mine", str(mteb), "--split", "dev", "--model", "hashing", "--out", str(tmp_path / "x")])
     assert result.exit_code == 1 and "no qrels for split 'dev'; available splits: test, train" in result.stderr
     (mteb / "qrels" / "train.tsv").write_text("query-id\tcorpus-id\tscore\n")
-    _mine_fails_cleanly(tmp_path, mteb, "qrels: both train.tsv and train.jsonl are here; keep one")
+    _mine_fails_cleanly(tmp_path, mteb, "qrels: the judgments of split 'train' are here in 2 forms (train.tsv, train.jsonl); keep one")
     (mteb / "qrels" / "train.tsv").unlink()
     for line, needle in ((json.dumps({"query-id": "q1", "corpus-id": "d01"}), "missing field 'score'"),
                          (json.dumps({"query-id": "q1", "corpus-id": "d01", "score": "high"}), "field 'score': 'high' is not a number"),
@@ -376,6 +376,89 @@ def test_a_few_judgments_on_documents_the_corpus_lacks_are_left_out(tmp_path):
     (tmp_path / "again").mkdir()
     _mine_fails_cleanly(tmp_path / "again", root, "train.tsv:2: corpus id 'gone-1' is not in corpus.jsonl (nor are the documents of "
                         "2 more judgments: is this the corpus these qrels judge?)")
+
+
+def _hub_beir(src: Path, dst: Path, layout: str) -> Path:
+    """``src`` (a BEIR folder) as the Hugging Face hub keeps the BEIR sets, each part a folder of Parquet shards:
+    ``beir`` (BeIR/<set>: corpus/corpus-00000-of-00001.parquet, queries/queries-…; its judgments, in a dataset of
+    their own, put in qrels/ as they come), ``mteb`` (corpus/, queries/ and default/<split>-00000-of-00001.parquet
+    with query-id, corpus-id, score), ``converted`` (the hub's Parquet conversion: corpus/corpus/0000.parquet,
+    default/train/0000.parquet), ``jsonl`` (the same as mteb's, in JSON Lines shards)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    def write(rows: list[dict], file: Path) -> None:
+        file.parent.mkdir(parents=True, exist_ok=True)
+        if file.suffix == ".jsonl":
+            file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        else:
+            pq.write_table(pa.Table.from_pylist(rows), file)
+
+    def records(name: str) -> list[dict]:
+        return [json.loads(line) for line in (src / name).read_text().splitlines() if line.strip()]
+
+    ext = ".jsonl" if layout == "jsonl" else ".parquet"
+    shard = "{}-00000-of-00001" + ext
+    for part in ("corpus", "queries"):
+        file = f"{part}/{part}/0000{ext}" if layout == "converted" else f"{part}/" + shard.format(part if layout == "beir" else "test")
+        write(records(f"{part}.jsonl"), dst / file)
+    for qrels in sorted((src / "qrels").glob("*.tsv")):
+        split = qrels.stem
+        if layout == "beir":
+            (dst / "qrels").mkdir(parents=True, exist_ok=True)
+            (dst / "qrels" / qrels.name).write_bytes(qrels.read_bytes())
+            continue
+        rows = [line.split("\t") for line in qrels.read_text().splitlines()[1:] if line.strip()]
+        write([{"query-id": q, "corpus-id": d, "score": int(sc)} for q, d, sc in rows],
+              dst / ("default/" + (f"{split}/0000{ext}" if layout == "converted" else shard.format(split))))
+    return dst
+
+
+@pytest.mark.parametrize("layout", ["beir", "mteb", "converted", "jsonl"])
+def test_the_hubs_beir_layouts_mine_like_the_files(tmp_path, tiny_beir, layout):
+    """The BEIR sets as the hub keeps them (a folder of shards per part, the judgments in shards named
+    by split) are the same input as BEIR's files: byte-identical candidates, for either split."""
+    def mine(name: str, source: Path, split: str) -> bytes:
+        out = tmp_path / f"run-{name}-{split}"
+        result = runner.invoke(app, ["mine", str(source), "--split", split, "--model", "hashing", "--min-rank", "0",
+                                     "--max-rank", "6", "--allow-empty", "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out),
+                                     "--quiet"])
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        return (out / "candidates.parquet").read_bytes()
+
+    hub = _hub_beir(tiny_beir, tmp_path / layout, layout)
+    for split in ("train", "test"):
+        assert mine(layout, hub, split) == mine("files", tiny_beir, split), split
+    result = runner.invoke(app, ["mine", str(hub), "--split", "dev", "--model", "hashing", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "no qrels for split 'dev'; available splits: test, train" in result.stderr
+
+
+def test_the_hubs_beir_layouts_fail_cleanly(tmp_path, tiny_beir):
+    """Each wrong or ambiguous form of the hub's layout is one error line naming the place."""
+    import shutil
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    hub = _hub_beir(tiny_beir, tmp_path / "hub", "beir")
+    shutil.rmtree(hub / "qrels")  # BeIR/<set> without its -qrels dataset
+    _mine_fails_cleanly(tmp_path, hub, "no qrels for split 'train'; available splits: (none)", "BeIR/<name>-qrels")
+    mteb = _hub_beir(tiny_beir, tmp_path / "mteb", "mteb")
+    (mteb / "default" / "train.tsv").write_bytes((tiny_beir / "qrels" / "train.tsv").read_bytes())
+    _mine_fails_cleanly(tmp_path, mteb, "judgments of split 'train' are here in 2 forms (train.tsv, train-00000-of-00001.parquet); keep one")
+    (mteb / "default" / "train.tsv").unlink()
+    shutil.copy(tiny_beir / "corpus.jsonl", mteb / "corpus.jsonl")
+    _mine_fails_cleanly(tmp_path, mteb, "both corpus.jsonl and the folder corpus/ are here; keep one")
+    (mteb / "corpus.jsonl").unlink()
+    train = mteb / "default" / "train-00000-of-00001.parquet"
+    pq.write_table(pa.Table.from_pylist([{"query-id": "q1", "corpus-id": "nope", "score": 1}] * 2), train)
+    _mine_fails_cleanly(tmp_path, mteb, "train-00000-of-00001.parquet:1: corpus id 'nope' is not in corpus")
+    pq.write_table(pa.Table.from_pylist([{"query-id": "q1", "corpus-id": "d01"}]), train)
+    _mine_fails_cleanly(tmp_path, mteb, "train-00000-of-00001.parquet: ", "score")
+    (mteb / "queries" / "test-00000-of-00001.parquet").rename(mteb / "queries" / "test-00000-of-00001.txt")
+    assert (mteb / "queries").is_dir()
+    result = runner.invoke(app, ["mine", str(mteb), "--model", "hashing", "--out", str(tmp_path / "y")])
+    assert result.exit_code == 1 and "Traceback" not in result.output and result.stderr.count("\n") == 1, result.output
 
 
 def test_missing_split_lists_the_available_ones(tmp_path):
