@@ -864,7 +864,10 @@ def _read_document(obj: dict[str, Any], where: tuple[str, int], *, ids_required:
     """The document of a corpus line, and whether its id was made from its text (a pairs file's
     corpus may leave ids out, as FlagEmbedding's candidate pool does: ``d-`` + a hash of the text)."""
     doc_id = _field(obj, DOC_ID_FIELDS, where, kind="id", required=ids_required)
-    text = _field(obj, DOC_TEXT_FIELDS, where, kind="text")
+    # A null text is no text (a Parquet corpus's missing value; FiQA's empty rows as the hub converts
+    # them): the document is its title, or empty and left out. A text field missing altogether is an error.
+    null_text = any(n in obj for n in DOC_TEXT_FIELDS) and all(obj.get(n) is None for n in DOC_TEXT_FIELDS)
+    text = "" if null_text else _field(obj, DOC_TEXT_FIELDS, where, kind="text")
     title = _field(obj, ("title",), where, kind="text", required=False) or ""
     assert text is not None
     made = doc_id is None

@@ -93,19 +93,20 @@ def test_empty_documents_are_left_out_and_counted(tmp_path, tiny_beir):
     fiqa = shutil.copytree(tiny_beir, tmp_path / "fiqa-like")
     docs = (tiny_beir / "corpus.jsonl").read_text().splitlines()
     empty = [json.dumps({"_id": "7915", "title": "", "text": "", "metadata": {}}),
-             json.dumps({"_id": "12229", "text": " \u200b"})]
-    (fiqa / "corpus.jsonl").write_text("\n".join([empty[0], *docs, empty[1]]) + "\n")
+             json.dumps({"_id": "12229", "text": " \u200b"}),
+             json.dumps({"_id": "null-text", "title": None, "text": None})]  # a Parquet corpus's missing values
+    (fiqa / "corpus.jsonl").write_text("\n".join([empty[0], *docs, empty[1], empty[2]]) + "\n")
     with open(fiqa / "queries.jsonl", "a") as fh:
         fh.write(json.dumps({"_id": "q-empty", "text": "a question judged on an empty row only"}) + "\n")
     with open(fiqa / "qrels" / "train.tsv", "a") as fh:
         fh.write("q1\t7915\t1\nq-empty\t12229\t1\n")
     got, err = mine("fiqa-like", fiqa)
     assert got == expected
-    assert "warning: 2 documents with no text left out of the corpus (7915, 12229): never a candidate nor a negative; " \
-           "2 judgments on them dropped" in err
+    assert "warning: 3 documents with no text left out of the corpus (7915, 12229, null-text): never a candidate nor a " \
+           "negative; 2 judgments on them dropped" in err
     run = tmp_path / "run-fiqa-like"
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["input"]["left_out"] == {"empty_documents": 2, "empty_document_ids": ["7915", "12229"],
+    assert manifest["input"]["left_out"] == {"empty_documents": 3, "empty_document_ids": ["7915", "12229", "null-text"],
                                              "judgments_on_empty_documents": 2}
     statuses = {r["query_id"]: r["status"] for r in pq.read_table(run / "queries.parquet").to_pylist()}
     assert statuses["q-empty"] == "no-positive" and statuses["q1"] == "mined"
