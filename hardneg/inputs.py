@@ -766,6 +766,16 @@ def _field(obj: dict[str, Any], names: tuple[str, ...], where: tuple[str, int], 
     return None
 
 
+def _text_or_blank(obj: dict[str, Any], names: tuple[str, ...], where: tuple[str, int]) -> str:
+    """A text field that may be null: null is no text (a Parquet file's missing value), which the
+    callers leave out and count as they do a blank text. A field missing altogether is an error."""
+    if any(n in obj for n in names) and all(obj.get(n) is None for n in names):
+        return ""
+    text = _field(obj, names, where, kind="text")
+    assert text is not None
+    return text
+
+
 def _names(names: tuple[str, ...]) -> str:
     """'query' or 'query' (or 'anchor', 'question'): a field and the other names it may have."""
     rest = ", ".join(f"'{n}'" for n in names[1:])
@@ -778,8 +788,8 @@ def _positives(obj: dict[str, Any], where: tuple[str, int]) -> list[tuple[str, s
     returned too: the caller leaves them out and counts them."""
     name = next((n for n in POSITIVE_FIELDS if obj.get(n) is not None), None)
     if name is None:
-        _field(obj, POSITIVE_FIELDS, where, kind="text")  # raises: the field is missing or null
-        raise AssertionError("unreachable")
+        _text_or_blank(obj, POSITIVE_FIELDS, where)  # raises when the field is missing
+        return [("", _field(obj, POSITIVE_ID_FIELDS, where, kind="id", required=False))]  # null: as a blank positive
     docs = _documents_of(obj, name, where)
     if not docs:
         return [("", None)]  # no positive in this row (DPR's rows may have none): left out and counted, as a blank one
@@ -864,12 +874,8 @@ def _read_document(obj: dict[str, Any], where: tuple[str, int], *, ids_required:
     """The document of a corpus line, and whether its id was made from its text (a pairs file's
     corpus may leave ids out, as FlagEmbedding's candidate pool does: ``d-`` + a hash of the text)."""
     doc_id = _field(obj, DOC_ID_FIELDS, where, kind="id", required=ids_required)
-    # A null text is no text (a Parquet corpus's missing value; FiQA's empty rows as the hub converts
-    # them): the document is its title, or empty and left out. A text field missing altogether is an error.
-    null_text = any(n in obj for n in DOC_TEXT_FIELDS) and all(obj.get(n) is None for n in DOC_TEXT_FIELDS)
-    text = "" if null_text else _field(obj, DOC_TEXT_FIELDS, where, kind="text")
+    text = _text_or_blank(obj, DOC_TEXT_FIELDS, where)  # null: the document is its title, or empty and left out
     title = _field(obj, ("title",), where, kind="text", required=False) or ""
-    assert text is not None
     made = doc_id is None
     if doc_id is None:
         doc_id = _stable_id("d", doc_text(title, text))
@@ -1290,8 +1296,8 @@ def _load_judged(
     queries: dict[str, Query] = {}
     for where, obj in _iter_queries(queries_path, queries_files):
         qid = _field(obj, BEIR_QUERY_ID_FIELDS, where, kind="id")
-        text = _field(obj, BEIR_QUERY_TEXT_FIELDS, where, kind="text")
-        assert qid is not None and text is not None
+        text = _text_or_blank(obj, BEIR_QUERY_TEXT_FIELDS, where)  # blank or null: reported empty-text, not mined
+        assert qid is not None
         if qid in queries:
             raise InputError(f"duplicate query id '{qid}'; ids must be unique", *where)
         if qid in wanted:
@@ -1393,8 +1399,7 @@ def load_pairs(
     for part_name, lineno, obj in records:
         where = (part_name, lineno)
         rows += 1
-        qtext = _field(obj, QUERY_FIELDS, where, kind="text")
-        assert qtext is not None
+        qtext = _text_or_blank(obj, QUERY_FIELDS, where)  # blank or null: reported empty-text, not mined
         squad_row = _is_squad_row(obj)
         if squad_row and _unanswerable(obj):
             obj = {**obj, "context": "", "negative": obj["context"]}

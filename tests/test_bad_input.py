@@ -151,13 +151,15 @@ def test_empty_positives_are_left_out_and_counted(tmp_path):
     blank_rows = [{"query": "a question without an answer", "answer": " "},
                   {"query": first["query"], "pos": [first["positive"], "\u200b"]},
                   {"query": "another unanswered question", "positive": ""},
-                  {"query": "a question with an empty list", "pos": []}]
+                  {"query": "a question with an empty list", "pos": []},
+                  {"query": "a null answer (a Parquet file's missing value)", "positive": None},
+                  {"query": None, "positive": first["positive"]}]  # no question: reported empty-text
     got, err, out = mine("blanks", clean + "".join(json.dumps(r) + "\n" for r in blank_rows))
     assert got == expected
-    assert "warning: 4 empty positives left out (a query left without one is reported no-positive)" in err
-    assert json.loads((out / "manifest.json").read_text())["input"]["left_out"] == {"empty_positives": 4}
+    assert "warning: 5 empty positives left out (a query left without one is reported no-positive)" in err
+    assert json.loads((out / "manifest.json").read_text())["input"]["left_out"] == {"empty_positives": 5}
     statuses = {r["query_id"]: r["status"] for r in pq.read_table(out / "queries.parquet").to_pylist()}
-    assert sorted(statuses.values()).count("no-positive") == 3
+    assert sorted(statuses.values()).count("no-positive") == 4 and sorted(statuses.values()).count("empty-text") == 1
     # A blank positive named by the id of a --corpus document is that document.
     corpus = Path(__file__).parent / "data" / "tiny_beir" / "corpus.jsonl"
     by_text = clean.splitlines()[0] + "\n"
@@ -290,7 +292,7 @@ def _stable_id_of(text: str, prefix: str = "q") -> str:
 
 @pytest.mark.parametrize(("content", "line", "needle"), [
     (b'{\n  "version": "1.1",\n  "data": [{"paragraphs": [{"context": "c", "qas": [\n    {"id": "a", "question": "q?"},\n'
-     b'    {"id": "b", "question": null}\n  ]}]}]\n}\n', 5, "field 'question' is null"),
+     b'    {"id": "b", "question": 7}\n  ]}]}]\n}\n', 5, "field 'question' must be a string, got int"),
     (b'{"data": [{"paragraphs": {"context": "c"}}]}\n', None, "SQuAD field 'data[0].paragraphs' must be a list, got dict"),
     (b'{"data": [{"paragraphs": [{"context": "c"}]}]}\n', None, "SQuAD field 'data[0].paragraphs[0]' must be an object with"),
     (b'{\n  "query": "q?",\n  "positive": "p"\n}\n', 1, "one JSON object spread over several lines"),
@@ -434,6 +436,32 @@ def test_the_hubs_beir_layouts_mine_like_the_files(tmp_path, tiny_beir, layout):
     assert result.exit_code == 1 and "no qrels for split 'dev'; available splits: test, train" in result.stderr
 
 
+def test_a_null_query_text_is_a_blank_query(tmp_path, tiny_beir):
+    """A query whose text is null (a Parquet file's missing value) is reported `empty-text`, exactly as
+    a blank one; a query record without a text field is still an error."""
+    import shutil
+
+    import pyarrow.parquet as pq
+
+    def mine(name: str, text: object) -> bytes:
+        beir = shutil.copytree(tiny_beir, tmp_path / name)
+        lines = (beir / "queries.jsonl").read_text().splitlines()
+        lines[0] = json.dumps({**json.loads(lines[0]), "text": text})
+        (beir / "queries.jsonl").write_text("\n".join(lines) + "\n")
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(beir), "--model", "hashing", "--min-rank", "0", "--max-rank", "6",
+                                     "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, result.output
+        assert {r["status"] for r in pq.read_table(out / "queries.parquet").to_pylist() if r["query_id"] == "q1"} == {"empty-text"}
+        return (out / "candidates.parquet").read_bytes()
+
+    assert mine("null", None) == mine("blank", " ")
+    beir = tmp_path / "null"
+    lines = (beir / "queries.jsonl").read_text().splitlines()
+    (beir / "queries.jsonl").write_text("\n".join([json.dumps({"_id": "q1"}), *lines[1:]]) + "\n")
+    _mine_fails_cleanly(tmp_path, beir, "queries.jsonl:1: missing field 'text' (or 'query'); found fields: _id")
+
+
 def test_the_hubs_beir_layouts_fail_cleanly(tmp_path, tiny_beir):
     """Each wrong or ambiguous form of the hub's layout is one error line naming the place."""
     import shutil
@@ -491,7 +519,7 @@ def test_a_directory_given_as_a_pairs_corpus_is_reported(tmp_path):
         (b'{"query": "a", "positive": 3}\n', "field 'positive' must be a string"),
         (b'{"query": "a", "pos": ["b", 3]}\n', "field 'pos[1]' must be a string, got int"),
         (b'{"query": "a", "pos": ["b", null]}\n', "field 'pos[1]' is null"),
-        (b'{"query": null, "positive": "b"}\n', "field 'query' is null"),
+        (b'{"query": ["a"], "positive": "b"}\n', "field 'query' must be a string, got list"),
         (b'{"query": "a", "pos": ["b", "c"], "pid": "p1"}\n', "field 'pid' must be a list of 2 ids, one per text of 'pos'"),
         (b'{"query": "a", "pos": ["b", "c"], "pid": ["p1", "p\\tx"]}\n', "field 'pid[1]' contains a tab"),
         (b'{"text": "a", "pos": ["b"]}\n', "missing field 'query' (or 'anchor', 'question'); found fields: text, pos"),
