@@ -56,7 +56,8 @@ class EvalResult:
 
 
 def ndcg_at(ranked: Sequence[str], relevance: dict[str, float], k: int = 10) -> float:
-    dcg = sum(relevance.get(d, 0.0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
+    # A negative judgment (Touché's -2: spam) gains nothing, as trec_eval counts it; it takes nothing away.
+    dcg = sum(max(relevance.get(d, 0.0), 0.0) / math.log2(i + 2) for i, d in enumerate(ranked[:k]))
     ideal = sorted((r for r in relevance.values() if r > 0), reverse=True)[:k]
     idcg = sum(r / math.log2(i + 2) for i, r in enumerate(ideal))
     return dcg / idcg if idcg > 0 else 0.0

@@ -28,6 +28,9 @@ def test_ndcg_uses_graded_gains_and_the_ideal_order():
     assert ndcg_at(ranked_ids, relevance) == pytest.approx(dcg / idcg)
     assert ndcg_at(["a", "b", "z"], relevance) == pytest.approx(1.0)
     assert ndcg_at(["x"] * 10 + ["a"], relevance) == 0.0  # beyond the cut-off
+    # A negative judgment (Touché's -2) gains nothing and takes nothing away, here or through the qrels.
+    assert ndcg_at(["s", "a"], {**relevance, "s": -2.0}) == ndcg_at(["x", "a"], relevance) > 0
+    assert relevance_by_query([("q", "s", -2.0), ("q", "a", 1.0)]) == {"q": {"s": 0.0, "a": 1.0}}
 
 
 def test_mrr_and_recall():
