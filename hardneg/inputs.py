@@ -1483,12 +1483,16 @@ def load_input(
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; a BEIR or MS MARCO folder has its own corpus", path)
         return load_beir(path, split) if is_beir_dir(path) else load_msmarco(path, split)
+    if path.is_dir() and not shard_files(path, split) and (path / split).is_dir() and shard_files(path / split):
+        # The hub's Parquet conversion keeps a subset's splits in subfolders (pair/train/0000.parquet).
+        path, display = path / split, str(Path(display) / split) if display else None
     if path.is_dir() and not shard_files(path, split):
         # A dataset repository from the hub keeps each subset's shards in a subfolder (pair/, triplet/).
         subsets = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")
                          and any(_is_shard(f) for f in d.iterdir()))
         raise InputError(
             (f"holds no data files itself; its subfolders {', '.join(subsets[:8])} do: point at one of them"
+             + (" (or name a split with --split)" if SPLIT_NAMES & set(subsets) else "")
              if subsets else
              "not a BEIR folder (needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv, or corpus/ and queries/ folders "
              "of shards as the hub keeps them), nor an MS MARCO folder "

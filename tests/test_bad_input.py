@@ -1029,6 +1029,14 @@ def test_a_folder_of_shards_reads_as_one_file(tmp_path):
     assert candidates("corpus-shards", one, shards) == expected
     result = runner.invoke(app, ["mine", str(tmp_path / "hub"), "--model", "hashing", "--out", str(tmp_path / "x")])
     assert result.exit_code == 1 and "holds no data files itself; its subfolders pair do: point at one" in result.stderr
+    # The hub's Parquet conversion keeps a subset's splits in subfolders (pair/train/0000.parquet): --split picks one.
+    converted = tmp_path / "converted" / "pair"
+    for split, part in (("train", rows), ("test", rows[:2])):
+        (converted / split).mkdir(parents=True)
+        pq.write_table(pa.Table.from_pylist(part), converted / split / "0000.parquet")
+    assert candidates("converted", converted, corpus) == expected
+    result = runner.invoke(app, ["mine", str(converted), "--split", "dev", "--model", "hashing", "--out", str(tmp_path / "x")])
+    assert result.exit_code == 1 and "its subfolders test, train do: point at one" in result.stderr
     # The hub keeps splits side by side (data/train-*.parquet, data/test-*.parquet): a folder is read
     # for --split (train by default) and never across splits.
     pq.write_table(pa.Table.from_pylist([{"query": "a test question", "positive": "a test answer"}]),
