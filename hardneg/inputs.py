@@ -923,12 +923,10 @@ def _part_dir(path: Path, name: str, split: str | None = None) -> Path | None:
 
 
 def beir_part(path: Path, name: str, split: str | None = None) -> Path | None:
-    """A BEIR folder's ``corpus`` or ``queries``: ``name.jsonl`` (plain or compressed), or a folder of
-    its shards (``_part_dir``); both at once is ambiguous, so an error."""
-    file, folder = beir_file(path, f"{name}.jsonl"), _part_dir(path, name, split)
-    if file is not None and folder is not None:
-        raise InputError(f"both {file.name} and the folder {name}/ are here; keep one", path)
-    return file or folder
+    """A BEIR folder's ``corpus`` or ``queries``: ``name.jsonl`` (plain or compressed), or else a
+    folder of its shards (``_part_dir``). A download of BeIR/<set> holds both, the same data twice
+    (``corpus.jsonl.gz`` beside the Parquet copy the hub added): the file, BEIR's own, is read."""
+    return beir_file(path, f"{name}.jsonl") or _part_dir(path, name, split)
 
 
 def _part_files(path: Path, split: str | None) -> list[Path] | None:

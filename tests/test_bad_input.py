@@ -432,6 +432,18 @@ def test_the_hubs_beir_layouts_mine_like_the_files(tmp_path, tiny_beir, layout):
     hub = _hub_beir(tiny_beir, tmp_path / layout, layout)
     for split in ("train", "test"):
         assert mine(layout, hub, split) == mine("files", tiny_beir, split), split
+    if layout == "beir":  # a download of BeIR/<set> holds corpus.jsonl.gz beside its Parquet copy: the file is read
+        import gzip
+
+        for part in ("corpus", "queries"):
+            (hub / f"{part}.jsonl.gz").write_bytes(gzip.compress((tiny_beir / f"{part}.jsonl").read_bytes()))
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        rows = [json.loads(line) for line in (tiny_beir / "corpus.jsonl").read_text().splitlines() if line.strip()]
+        extra = {"_id": "only-in-parquet", "title": "", "text": rows[0]["text"] + " and more"}  # would be a candidate
+        pq.write_table(pa.Table.from_pylist([*rows, extra]), hub / "corpus" / "corpus-00000-of-00001.parquet")
+        assert mine("both", hub, "train") == mine("files", tiny_beir, "train")
     result = runner.invoke(app, ["mine", str(hub), "--split", "dev", "--model", "hashing", "--out", str(tmp_path / "x")])
     assert result.exit_code == 1 and "no qrels for split 'dev'; available splits: test, train" in result.stderr
 
@@ -476,9 +488,6 @@ def test_the_hubs_beir_layouts_fail_cleanly(tmp_path, tiny_beir):
     (mteb / "default" / "train.tsv").write_bytes((tiny_beir / "qrels" / "train.tsv").read_bytes())
     _mine_fails_cleanly(tmp_path, mteb, "judgments of split 'train' are here in 2 forms (train.tsv, train-00000-of-00001.parquet); keep one")
     (mteb / "default" / "train.tsv").unlink()
-    shutil.copy(tiny_beir / "corpus.jsonl", mteb / "corpus.jsonl")
-    _mine_fails_cleanly(tmp_path, mteb, "both corpus.jsonl and the folder corpus/ are here; keep one")
-    (mteb / "corpus.jsonl").unlink()
     train = mteb / "default" / "train-00000-of-00001.parquet"
     pq.write_table(pa.Table.from_pylist([{"query-id": "q1", "corpus-id": "nope", "score": 1}] * 2), train)
     _mine_fails_cleanly(tmp_path, mteb, "train-00000-of-00001.parquet:1: corpus id 'nope' is not in corpus")
