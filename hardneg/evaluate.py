@@ -213,24 +213,21 @@ def evaluate(
     if artifact_kind(source) == KIND_EMBEDDINGS:
         ids, texts, _ = read_queries(source)
         refuse_seen_queries(read_manifest(source, KIND_EMBEDDINGS)["model"].get("path"), list(zip(ids, texts)), config.split, config)
-    elif encoder is None and embed_config.model is not None:
-        queries = [(q.query_id, q.text) for q in load_input(source, config.split).queries]
-        refuse_seen_queries(resolve_model(embed_config).path, queries, config.split, config)
-    unavailable: list[tuple[str, str, float]] = []
-    if artifact_kind(source) == KIND_EMBEDDINGS:
-        embeddings, index = source, ensure_index(source, exact, workdir, reporter=reporter)
-    elif embeddings_out is not None:
-        dataset = load_input(source, config.split)
-        unavailable = dataset.unavailable_qrels
+        index = ensure_index(source, exact, workdir, reporter=reporter)
+        return evaluate_embeddings(source, index, config.k, reporter)
+    # A model that cannot be found fails before the input is read; the input is read once, for the
+    # leakage check, the embeddings and the judgments on documents the corpus lacks.
+    model_path = resolve_model(embed_config).path if encoder is None and embed_config.model is not None else None
+    dataset = load_input(source, config.split)
+    if model_path is not None:
+        refuse_seen_queries(model_path, [(q.query_id, q.text) for q in dataset.queries], config.split, config)
+    if embeddings_out is not None:
         embeddings = embed(dataset, embeddings_out, cfg, encoder=encoder, reuse=reuse, reporter=reporter).path
         index = build_index(embeddings, embeddings_out.with_name(embeddings_out.name + "-index"), exact, reporter=reporter).path
     else:
-        embeddings = ensure_embeddings(source, cfg, workdir, encoder=encoder, reuse=reuse, reporter=reporter)
+        embeddings = ensure_embeddings(source, cfg, workdir, encoder=encoder, reuse=reuse, reporter=reporter, dataset=dataset)
         index = ensure_index(embeddings, exact, workdir, reporter=reporter)
-        left_out = read_manifest(embeddings, KIND_EMBEDDINGS).get("input", {}).get("left_out", {})
-        if left_out.get("judgments_on_empty_documents") or left_out.get("judgments_on_missing_documents"):
-            unavailable = load_input(source, config.split).unavailable_qrels  # read again only when there are some
-    return evaluate_embeddings(embeddings, index, config.k, reporter, unavailable)
+    return evaluate_embeddings(embeddings, index, config.k, reporter, dataset.unavailable_qrels)
 
 
 def eval_precision(embed_config: EmbedConfig) -> str:

@@ -22,7 +22,7 @@ from hardneg.embed import EmbedResult, embed, embeddings_fingerprint
 from hardneg.encoders import Encoder, load_encoder
 from hardneg.errors import ArtifactError, ConfigError, InputError
 from hardneg.index import build_index, choose_backend, index_fingerprint
-from hardneg.inputs import GZIP_MAGIC, PARQUET_MAGIC, delimited_kind, is_stream, load_input
+from hardneg.inputs import GZIP_MAGIC, PARQUET_MAGIC, Dataset, delimited_kind, is_stream, load_input
 from hardneg.mine import MineResult, mine
 from hardneg.progress import NULL_REPORTER, Reporter
 
@@ -81,13 +81,16 @@ def ensure_embeddings(
     reuse: Sequence[Path] = (),
     ray_address: str | None = None,
     reporter: Reporter = NULL_REPORTER,
+    dataset: Dataset | None = None,
 ) -> Path:
     """An embeddings artifact for a raw input, from the workdir cache when its fingerprint matches.
-    ``reuse``: embeddings artifacts whose vectors (same model, same text) need not be encoded again."""
+    ``reuse``: embeddings artifacts whose vectors (same model, same text) need not be encoded again.
+    ``dataset``: the input (split ``config.split``) when the caller has read it already."""
     own = encoder is None
     encoder = encoder or load_encoder(config)  # first: a missing model fails before reading any input
     try:
-        dataset = load_input(input_path, config.split, corpus, display, corpus_display)
+        if dataset is None:
+            dataset = load_input(input_path, config.split, corpus, display, corpus_display)
         reporter.log(f"input: {dataset.description}: {dataset.num_docs} documents, {len(dataset.queries)} queries")
         fp = embeddings_fingerprint(encoder, dataset, config)
         out = workdir / "embeddings" / fp[:16]

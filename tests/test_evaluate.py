@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -161,3 +162,30 @@ def test_judgments_on_documents_the_corpus_lacks_count_as_pytrec_eval_counts_the
     q119 = data["per_query"]["q119"]
     assert q119["recall@10"] == 0.5 and q119["ndcg@10"] < 1.0 and q119["mrr@10"] == 1.0  # d119 first, blank never
     assert q119["ndcg@10"] == pytest.approx(1.0 / (1.0 + 1.0 / math.log2(3)))
+
+
+def test_eval_reads_its_input_once(tmp_path, tiny_beir, monkeypatch):
+    """The leakage check, the embeddings and the judgments on unavailable documents share one read of
+    the input (a big corpus is scanned once), with a cold cache and with a warm one."""
+    import hardneg.inputs
+    import hardneg.pipeline
+
+    calls: list[Path] = []
+    real = hardneg.inputs.load_input
+
+    def counting(path, *args, **kwargs):
+        calls.append(Path(path))
+        return real(path, *args, **kwargs)
+
+    monkeypatch.setattr(hardneg.inputs, "load_input", counting)
+    monkeypatch.setattr(hardneg.pipeline, "load_input", counting)
+    with open(tiny_beir / "corpus.jsonl", "a") as fh:
+        fh.write(json.dumps({"_id": "blank", "text": " "}) + "\n")
+    with open(tiny_beir / "qrels" / "test.tsv", "a") as fh:
+        fh.write("q9\tblank\t1\n")  # a judgment on an empty document: its query's metrics count it
+    for _ in range(2):
+        calls.clear()
+        out = runner.invoke(app, ["eval", str(tiny_beir), "--model", "hashing", "--split", "test", "--workdir", str(tmp_path / "wd"), "--json"])
+        assert out.exit_code == 0, out.output
+        assert calls == [tiny_beir]
+        assert json.loads(out.stdout)["metrics"]["recall@100"] == 0.5  # d29 found, the empty document never
