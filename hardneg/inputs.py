@@ -1481,6 +1481,15 @@ def load_input(
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; a BEIR or MS MARCO folder has its own corpus", path)
         return load_beir(path, split) if is_beir_dir(path) else load_msmarco(path, split)
+    if path.is_dir():
+        half = {n: beir_part(path, n) is not None for n in ("corpus", "queries")}
+        if any(half.values()):  # one part of a BEIR folder found, the other not (both: is_beir_dir above)
+            have = next(n for n in half if half[n])
+            lack = next(n for n in half if not half[n])
+            raise InputError(
+                f"a BEIR folder with {have} but no {lack}: it needs {lack}.jsonl (or .jsonl.gz), or a {lack}/ folder holding "
+                f"its data files (.parquet, .jsonl, .arrow)", display or path,
+            )
     if path.is_dir() and not shard_files(path, split) and (path / split).is_dir() and shard_files(path / split):
         # The hub's Parquet conversion keeps a subset's splits in subfolders (pair/train/0000.parquet).
         path, display = path / split, str(Path(display) / split) if display else None

@@ -494,9 +494,12 @@ def test_the_hubs_beir_layouts_fail_cleanly(tmp_path, tiny_beir):
     pq.write_table(pa.Table.from_pylist([{"query-id": "q1", "corpus-id": "d01"}]), train)
     _mine_fails_cleanly(tmp_path, mteb, "train-00000-of-00001.parquet: ", "score")
     (mteb / "queries" / "test-00000-of-00001.parquet").rename(mteb / "queries" / "test-00000-of-00001.txt")
-    assert (mteb / "queries").is_dir()
-    result = runner.invoke(app, ["mine", str(mteb), "--model", "hashing", "--out", str(tmp_path / "y")])
-    assert result.exit_code == 1 and "Traceback" not in result.output and result.stderr.count("\n") == 1, result.output
+    _mine_fails_cleanly(tmp_path, mteb, "a BEIR folder with corpus but no queries: it needs queries.jsonl (or .jsonl.gz), "
+                                        "or a queries/ folder holding its data files")
+    half = tmp_path / "half"  # BEIR's files, one of them missing: not read as a pairs folder of two files
+    half.mkdir()
+    shutil.copy(tiny_beir / "queries.jsonl", half / "queries.jsonl")
+    _mine_fails_cleanly(tmp_path, half, "a BEIR folder with queries but no corpus: it needs corpus.jsonl")
 
 
 def test_missing_split_lists_the_available_ones(tmp_path):
