@@ -919,7 +919,9 @@ def _part_dir(path: Path, name: str, split: str | None = None) -> Path | None:
     subs = _shard_dirs(folder)
     if split is not None and split in subs:
         return subs[split]
-    return next(iter(subs.values())) if len(subs) == 1 else None
+    if len(subs) > 1 and split is not None:
+        raise InputError(f"holds the data files of {', '.join(subs)} in subfolders, none for split '{split}' (use --split)", folder)
+    return next(iter(subs.values()), None)  # the only one (or, finding whether there is a part at all, the first)
 
 
 def beir_part(path: Path, name: str, split: str | None = None) -> Path | None:

@@ -386,7 +386,8 @@ def _hub_beir(src: Path, dst: Path, layout: str) -> Path:
     ``beir`` (BeIR/<set>: corpus/corpus-00000-of-00001.parquet, queries/queries-…; its judgments, in a dataset of
     their own, put in qrels/ as they come), ``mteb`` (corpus/, queries/ and default/<split>-00000-of-00001.parquet
     with query-id, corpus-id, score), ``converted`` (the hub's Parquet conversion: corpus/corpus/0000.parquet,
-    default/train/0000.parquet), ``jsonl`` (the same as mteb's, in JSON Lines shards)."""
+    default/train/0000.parquet; ``converted-split``: the queries too by split, queries/train/0000.parquet),
+    ``jsonl`` (the same as mteb's, in JSON Lines shards)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -403,7 +404,11 @@ def _hub_beir(src: Path, dst: Path, layout: str) -> Path:
     ext = ".jsonl" if layout == "jsonl" else ".parquet"
     shard = "{}-00000-of-00001" + ext
     for part in ("corpus", "queries"):
-        file = f"{part}/{part}/0000{ext}" if layout == "converted" else f"{part}/" + shard.format(part if layout == "beir" else "test")
+        if layout == "converted-split" and part == "queries":  # a configuration with splits: queries/train/0000.parquet
+            for split in ("train", "test"):
+                write(records("queries.jsonl"), dst / f"queries/{split}/0000{ext}")
+            continue
+        file = f"{part}/{part}/0000{ext}" if layout.startswith("converted") else f"{part}/" + shard.format(part if layout == "beir" else "test")
         write(records(f"{part}.jsonl"), dst / file)
     for qrels in sorted((src / "qrels").glob("*.tsv")):
         split = qrels.stem
@@ -413,11 +418,11 @@ def _hub_beir(src: Path, dst: Path, layout: str) -> Path:
             continue
         rows = [line.split("\t") for line in qrels.read_text().splitlines()[1:] if line.strip()]
         write([{"query-id": q, "corpus-id": d, "score": int(sc)} for q, d, sc in rows],
-              dst / ("default/" + (f"{split}/0000{ext}" if layout == "converted" else shard.format(split))))
+              dst / ("default/" + (f"{split}/0000{ext}" if layout.startswith("converted") else shard.format(split))))
     return dst
 
 
-@pytest.mark.parametrize("layout", ["beir", "mteb", "converted", "jsonl"])
+@pytest.mark.parametrize("layout", ["beir", "mteb", "converted", "converted-split", "jsonl"])
 def test_the_hubs_beir_layouts_mine_like_the_files(tmp_path, tiny_beir, layout):
     """The BEIR sets as the hub keeps them (a folder of shards per part, the judgments in shards named
     by split) are the same input as BEIR's files: byte-identical candidates, for either split."""
