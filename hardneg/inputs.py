@@ -1484,8 +1484,11 @@ def load_input(
             raise InputError("--corpus applies to a pairs file; a BEIR or MS MARCO folder has its own corpus", path)
         return load_beir(path, split) if is_beir_dir(path) else load_msmarco(path, split)
     if path.is_dir():
-        half = {n: beir_part(path, n) is not None for n in ("corpus", "queries")}
-        if any(half.values()):  # one part of a BEIR folder found, the other not (both: is_beir_dir above)
+        # One part of a BEIR folder found, the other not (both: is_beir_dir above). A corpus/ folder
+        # alone may be one subset of a dataset repository (corpus/, triplet/): BEIR's only with qrels.
+        half = {n: beir_file(path, f"{n}.jsonl") is not None
+                or (_part_dir(path, n) is not None and any((path / d).is_dir() for d in QRELS_DIRS)) for n in ("corpus", "queries")}
+        if any(half.values()):
             have = next(n for n in half if half[n])
             lack = next(n for n in half if not half[n])
             raise InputError(

@@ -505,6 +505,10 @@ def test_the_hubs_beir_layouts_fail_cleanly(tmp_path, tiny_beir):
     half.mkdir()
     shutil.copy(tiny_beir / "queries.jsonl", half / "queries.jsonl")
     _mine_fails_cleanly(tmp_path, half, "a BEIR folder with queries but no corpus: it needs corpus.jsonl")
+    repo = tmp_path / "repo"  # a dataset repository whose subsets are corpus/ and triplet/: not a BEIR set
+    shutil.copytree(mteb / "corpus", repo / "corpus")
+    shutil.copytree(mteb / "default", repo / "triplet")
+    _mine_fails_cleanly(tmp_path, repo, "holds no data files itself; its subfolders corpus, triplet do: point at one of them")
 
 
 def test_missing_split_lists_the_available_ones(tmp_path):
