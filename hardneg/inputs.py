@@ -1188,8 +1188,7 @@ def _qrels_splits(path: Path) -> list[str]:
                 splits.add(m.group("split"))
             elif f.is_file() and plain_name(f).endswith((".tsv", ".jsonl")):
                 splits.add(plain_name(f).rsplit(".", 1)[0])
-            elif f.is_dir() and not f.name.startswith(".") and any(_is_shard(g) for g in f.iterdir()):
-                splits.add(f.name)
+        splits.update(_shard_dirs(folder))  # the hub's conversion: default/test/0000.parquet
     return sorted(splits)
 
 
@@ -1500,8 +1499,7 @@ def load_input(
         path, display = path / split, str(Path(display) / split) if display else None
     if path.is_dir() and not shard_files(path, split):
         # A dataset repository from the hub keeps each subset's shards in a subfolder (pair/, triplet/).
-        subsets = sorted(d.name for d in path.iterdir() if d.is_dir() and not d.name.startswith(".")
-                         and any(_is_shard(f) for f in d.iterdir()))
+        subsets = list(_shard_dirs(path))
         raise InputError(
             (f"holds no data files itself; its subfolders {', '.join(subsets[:8])} do: point at one of them"
              + (" (or name a split with --split)" if SPLIT_NAMES & set(subsets) else "")
