@@ -11,6 +11,7 @@ import bz2
 import csv
 import gzip
 import hashlib
+import itertools
 import lzma
 import math
 import re
@@ -571,6 +572,9 @@ def iter_headerless_tsv(path: Path, columns: tuple[str, ...], display: str | Non
             yield lineno, dict(zip(columns, parts))
 
 
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")  # a name as datasets spell them: no spaces, unlike data
+
+
 def _header_hint(header: list[str], required: tuple[tuple[str, ...], ...], kind: str, delimiter: str) -> str:
     """What a delimited file without the right header is told: when no cell of its first row is a
     column name hardneg knows (MS MARCO's triples.train.small.tsv has no header at all), how to give
@@ -580,8 +584,13 @@ def _header_hint(header: list[str], required: tuple[tuple[str, ...], ...], kind:
     if required and required[0] == QUERY_FIELDS and 2 <= len(header) <= 3 and not known & set(header):
         names = ("query", "positive", "negative")[: len(header)]
         sep = "\\t" if delimiter == "\t" else delimiter
-        hint += (f"; this one's first row looks like data: give the columns' names ahead of it, as in "
-                 f"(printf '{sep.join(names)}\\n'; cat FILE) | hardneg mine - ...")
+        ahead = f"(printf '{sep.join(names)}\\n'; cat FILE) | hardneg mine - ..."
+        if all(_COLUMN_NAME.fullmatch(cell) for cell in header):  # names hardneg does not know, or short data
+            hint += (f"; if this first row names the columns, rename them {', '.join(names)}, in that order: "
+                     f"sed '1s/.*/{sep.join(names)}/' FILE | hardneg mine - ...; if it is data, give the names ahead of it: "
+                     f"{ahead}")
+        else:
+            hint += f"; this one's first row looks like data: give the columns' names ahead of it, as in {ahead}"
     return hint + ")"
 
 
@@ -725,14 +734,24 @@ def _iter_records(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """A records file by its kind: Parquet (by name or by its magic bytes), CSV or TSV with a header
     row (by name, ``.csv``/``.tsv``, gzipped or not), otherwise JSON Lines or one JSON array."""
-    plain = plain_name(path)
-    if path.suffix.lower() == ".parquet" or _head(path, 4) == PARQUET_MAGIC:
+    kind = _record_kind(path)
+    if kind == "parquet":
         return iter_parquet(path, required, display)
-    if path.suffix.lower() == ".arrow":
+    if kind == "arrow":
         return iter_arrow(path, required, display)
-    if plain.endswith((".csv", ".tsv")):
-        return iter_delimited(path, required, display, "\t" if plain.endswith(".tsv") else ",")
+    if kind in ("csv", "tsv"):
+        return iter_delimited(path, required, display, "\t" if kind == "tsv" else ",")
     return iter_jsonl(path, display)
+
+
+def _record_kind(path: Path) -> str:
+    """How ``_iter_records`` reads a file: parquet, arrow, csv, tsv or json (JSON Lines or an array)."""
+    if path.suffix.lower() == ".parquet" or _head(path, 4) == PARQUET_MAGIC:
+        return "parquet"
+    if path.suffix.lower() == ".arrow":
+        return "arrow"
+    plain = plain_name(path)
+    return plain[-3:] if plain.endswith((".csv", ".tsv")) else "json"
 
 
 def _field(obj: dict[str, Any], names: tuple[str, ...], where: tuple[str, int], *, kind: str, required: bool = True) -> str | None:
@@ -1350,6 +1369,65 @@ def _load_judged(
 # --------------------------------------------------------------------------- pairs
 
 
+PAIR_COLUMNS = (QUERY_FIELDS, POSITIVE_FIELDS)
+# Columns that are never a query's or a positive's text: a two-column file naming one of them is no pair.
+_NOT_PAIR_TEXT = {*NEGATIVE_FIELDS, *DPR_NEGATIVE_FIELDS, *QUERY_ID_FIELDS, *POSITIVE_ID_FIELDS, *PASSAGE_ID_FIELDS,
+                  "score", "label", "labels", "relevance", "answers"}
+
+
+def pair_roles(row: dict[str, Any]) -> tuple[str, str] | None:
+    """The (query, positive) columns of a file with exactly two text columns whose names hardneg
+    does not both know (sentence1/sentence2, title/abstract, query/document): as sentence-transformers'
+    ``mine_hard_negatives`` reads a dataset, the first column is the query and the second the positive,
+    unless one of them has a name hardneg knows, which keeps its role. None when the row's columns name
+    a query and a positive already, or are not two texts."""
+    columns = list(row)
+    if any(c in QUERY_FIELDS for c in columns) and any(c in POSITIVE_FIELDS for c in columns):
+        return None
+    if len(columns) != 2 or _NOT_PAIR_TEXT & set(columns) or not all(isinstance(row[c], str) for c in columns):
+        return None
+    first, second = columns
+    if second in QUERY_FIELDS or first in POSITIVE_FIELDS:
+        return second, first
+    return first, second
+
+
+def _pair_records(part: Path, name: str, roles_read: dict[str, tuple[str, str]]) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The rows of one pairs file, a two-column file's renamed to query and positive (see
+    ``pair_roles``, decided on its first row; every row must have both columns); any other file is
+    read as it is, its columns checked. Not for CSV or TSV: there, two unknown names may be a
+    headerless file's first row, which would be lost without a word; the reader's error says how to
+    name the columns."""
+    kind = _record_kind(part)
+    if kind in ("csv", "tsv"):
+        yield from _iter_records(part, PAIR_COLUMNS, name)
+        return
+    rows = _iter_records(part, (), name)
+    first = next(rows, None)
+    if first is None:
+        yield from _iter_records(part, PAIR_COLUMNS, name)  # an empty file: its reader says so
+        return
+    roles = pair_roles(first[1])
+    if roles is None:
+        if kind == "json" or all(any(c in first[1] for c in names) for names in PAIR_COLUMNS):
+            yield first  # JSON rows are checked one by one, as they are read
+            yield from rows
+        else:
+            yield from _iter_records(part, PAIR_COLUMNS, name)  # a table without the columns: its reader says which
+        return
+    roles_read[name] = roles
+    query, positive = roles
+    for lineno, obj in itertools.chain([first], rows):
+        missing = next((c for c in roles if c not in obj), None)
+        if missing is not None:
+            raise InputError(
+                f"missing field '{missing}'; found fields: {', '.join(list(obj)[:12]) or '(none)'} (the first row's two "
+                f"fields, '{query}' and '{positive}', were read as the query and the positive: every row needs both)",
+                name, lineno,
+            )
+        yield lineno, {"query": obj[query], "positive": obj[positive]}
+
+
 def _stable_id(prefix: str, text: str) -> str:
     return f"{prefix}-{hashlib.blake2b(normalize_text(text).encode(), digest_size=8).hexdigest()}"
 
@@ -1393,8 +1471,9 @@ def load_pairs(
             extra_line[did] = where
             by_hash.setdefault(text_hash(text), did)
 
+    roles_read: dict[str, tuple[str, str]] = {}  # file -> (query column, positive column), for two-column files
     records = ((part_name, lineno, obj) for part, part_name in files
-               for lineno, obj in _iter_records(part, (QUERY_FIELDS, POSITIVE_FIELDS), part_name))
+               for lineno, obj in _pair_records(part, part_name, roles_read))
     for part_name, lineno, obj in records:
         where = (part_name, lineno)
         rows += 1
@@ -1449,8 +1528,10 @@ def load_pairs(
     parts: list[Any] = ["pairs", PAIRS_READER, *_files_fingerprint(path, [f for f, _ in files])]
     if corpus is not None:
         parts.extend(_files_fingerprint(corpus))
+    roles = sorted(set(roles_read.values()))
     return Dataset(
-        description=f"pairs {name}" + (f" + corpus {corpus_display or corpus}" if corpus else ""),
+        description=f"pairs {name}" + (f" + corpus {corpus_display or corpus}" if corpus else "")
+        + "".join(f" (two columns: '{q}' read as the query, '{p}' as the positive)" for q, p in roles),
         fingerprint=fingerprint(*parts),
         corpus_fingerprint=fingerprint(*parts),  # the pairs file adds documents of its own
         num_docs=num_corpus + len(extra),

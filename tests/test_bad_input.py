@@ -557,11 +557,13 @@ def test_parquet_pairs_with_wrong_columns(tmp_path):
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    pq.write_table(pa.table({"question": ["a"], "reply": ["b"]}), tmp_path / "pairs.parquet")
+    # Three columns, one of them no text hardneg knows: no pair (two columns would be read in order).
+    pq.write_table(pa.table({"question": ["a"], "reply": ["b"], "source": ["c"]}), tmp_path / "pairs.parquet")
     result = runner.invoke(app, ["mine", str(tmp_path / "pairs.parquet"), "--model", "hashing", "--out", "run"])
     assert result.exit_code == 1
     assert (
-        "pairs.parquet: missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context'); found columns: question, reply" in result.stderr
+        "pairs.parquet: missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context'); "
+        "found columns: question, reply, source" in result.stderr
     )
 
 
@@ -772,6 +774,73 @@ def test_flagembedding_rows_without_a_pool_mine_from_their_pos_and_neg_texts(tmp
         assert seen[r["pos"][0]] == "positive"
         # rivers' positive is a neg text of every other row: it is a document, and a candidate for them.
         assert all(seen[t] != "positive" for t in r["neg"] if t not in r["pos"])
+
+
+def test_a_two_column_file_reads_its_columns_in_order_as_sentence_transformers_does(tmp_path):
+    """A dataset of two text columns whose names hardneg does not both know (sentence1/sentence2,
+    title/abstract, question/reply) is (query, positive) in column order, as sentence-transformers'
+    mine_hard_negatives reads it; a known name keeps its role wherever it stands. The manifest says
+    which column was read as what. Not for CSV or TSV (a headerless file's first row would be lost)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    queries = [f"what shapes {t}?" for t in ("rivers", "volcanoes", "glaciers", "deserts")]
+    positives = [f"{q[12:-1]} are shaped by water and time" for q in queries]
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"_id": f"c{i}", "text": f"{q[12:-1]} and their {w}"}) + "\n"
+                              for i, (q, w) in enumerate((q, w) for q in queries for w in ("animals", "climate"))))
+
+    def mine(name, source):
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--corpus", str(corpus), "--model", "hashing", "--min-rank", "0",
+                                     "--max-rank", "6", "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out), "--quiet"])
+        return result, out
+
+    own = tmp_path / "own.jsonl"
+    own.write_text("".join(json.dumps({"query": q, "positive": p}) + "\n" for q, p in zip(queries, positives)))
+    result, out = mine("own", own)
+    assert result.exit_code == 0, result.output
+    expected = pq.read_table(out / "candidates.parquet").to_pylist()
+    sts = tmp_path / "sts.parquet"
+    pq.write_table(pa.table({"sentence1": queries, "sentence2": positives}), sts)
+    abstracts = tmp_path / "abstracts.jsonl"
+    abstracts.write_text("".join(json.dumps({"title": q, "abstract": p}) + "\n" for q, p in zip(queries, positives)))
+    flipped = tmp_path / "flipped.jsonl"  # a known name keeps its role: the positive comes first
+    flipped.write_text("".join(json.dumps({"positive": p, "prompt": q}) + "\n" for q, p in zip(queries, positives)))
+    reply = tmp_path / "reply.parquet"
+    pq.write_table(pa.table({"question": queries, "reply": positives}), reply)
+    for name, source, roles in [("sts", sts, ("sentence1", "sentence2")), ("abstracts", abstracts, ("title", "abstract")),
+                                ("flipped", flipped, ("prompt", "positive")), ("reply", reply, ("question", "reply"))]:
+        result, out = mine(name, source)
+        assert result.exit_code == 0, result.output
+        assert pq.read_table(out / "candidates.parquet").to_pylist() == expected, name
+        description = json.loads((out / "manifest.json").read_text())["input"]["description"]
+        assert f"two columns: '{roles[0]}' read as the query, '{roles[1]}' as the positive" in description, description
+    own_description = json.loads((tmp_path / "run-own" / "manifest.json").read_text())["input"]["description"]
+    assert "two columns" not in own_description
+
+    # Every row needs the two columns the first row named: a row without them is an error, not a blank query.
+    mixed = tmp_path / "mixed.jsonl"
+    mixed.write_text(json.dumps({"a": queries[0], "b": positives[0]}) + "\n" + json.dumps({"query": queries[1], "positive": positives[1]}) + "\n")
+    # Not two texts, or one of them no text (an id, a score): the usual errors.
+    three = tmp_path / "three.parquet"
+    pq.write_table(pa.table({"sentence1": queries, "sentence2": positives, "score": [1.0] * 4}), three)
+    ids = tmp_path / "ids.jsonl"
+    ids.write_text("".join(json.dumps({"query_id": str(i), "positive": p}) + "\n" for i, p in enumerate(positives)))
+    numbers = tmp_path / "numbers.jsonl"
+    numbers.write_text("".join(json.dumps({"text": q, "year": 2020}) + "\n" for q in queries))
+    csv_file = tmp_path / "pairs.csv"
+    csv_file.write_text("text1,text2\n" + "".join(f"{q},{p}\n" for q, p in zip(queries, positives)))
+    for name, source, needle in [
+        ("mixed", mixed, "mixed.jsonl:2: missing field 'a'; found fields: query, positive (the first row's two fields"),
+        ("three", three, "missing column 'query' (or 'anchor', 'question'); found columns: sentence1, sentence2, score"),
+        ("ids", ids, "ids.jsonl:1: missing field 'query'"),
+        ("numbers", numbers, "numbers.jsonl:1: missing field 'query'"),
+        ("csv", csv_file, "if this first row names the columns, rename them query, positive, in that order"),
+    ]:
+        result, out = mine(name, source)
+        assert result.exit_code == 1 and needle in result.stderr, (name, result.stderr)
+        assert not out.exists()
 
 
 def test_a_tevatron_export_reads_back_as_pairs_with_its_passages(tmp_path, tiny_beir):
