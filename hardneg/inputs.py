@@ -1062,6 +1062,7 @@ def _left_out(empty_ids: list[str], judgments: int = 0, missing_ids: list[str] |
 
 QRELS_QUERY_FIELDS = ("query-id", "query_id", "qid")
 QRELS_DOC_FIELDS = ("corpus-id", "corpus_id", "doc_id", "docid", "pid")
+QRELS_SCORE_FIELDS = ("score", "relevance", "rel", "label", "grade", "judgment")  # BEIR's and mteb's, then other datasets'
 
 
 def _read_qrels_records(path: Path) -> list[tuple[int, str, str, float]]:
@@ -1070,21 +1071,22 @@ def _read_qrels_records(path: Path) -> list[tuple[int, str, str, float]]:
     name = str(path)
     rows: list[tuple[int, str, str, float]] = []
     records = (iter_jsonl(path) if plain_name(path).endswith(".jsonl")
-               else _iter_records(path, (QRELS_QUERY_FIELDS, QRELS_DOC_FIELDS, ("score",)), name))
+               else _iter_records(path, (QRELS_QUERY_FIELDS, QRELS_DOC_FIELDS, QRELS_SCORE_FIELDS), name))
     for lineno, obj in records:
         where = (name, lineno)
         qid = _field(obj, QRELS_QUERY_FIELDS, where, kind="id")
         did = _field(obj, QRELS_DOC_FIELDS, where, kind="id")
         assert qid is not None and did is not None
-        value = obj.get("score")
+        key = next((n for n in QRELS_SCORE_FIELDS if n in obj), None)
+        value = obj.get(key) if key is not None else None
         if value is None:
-            raise InputError("missing field 'score'" if "score" not in obj else "field 'score' is null", *where)
+            raise InputError(f"missing field {_names(QRELS_SCORE_FIELDS)}" if key is None else f"field '{key}' is null", *where)
         try:
             score = float(value) if not isinstance(value, bool) else math.nan
         except (TypeError, ValueError):
-            raise InputError(f"field 'score': {value!r} is not a number", *where) from None
+            raise InputError(f"field '{key}': {value!r} is not a number", *where) from None
         if not math.isfinite(score):
-            raise InputError(f"field 'score': {value!r} is not a finite number", *where)
+            raise InputError(f"field '{key}': {value!r} is not a finite number", *where)
         rows.append((lineno, qid, did, score))
     if not rows:
         raise InputError("no judgments: the file is empty", name)
@@ -1128,6 +1130,8 @@ def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
             raise _decompress_failure(exc, name) from None
     if data.startswith(_BOM):
         data = data[len(_BOM) :]
+    order: tuple[int, int, int] | None = None  # (query, document, score) columns, when a header row names them
+    width = 0
     for lineno, raw in enumerate(data.split(b"\n"), 1):
         # Trailing whitespace (a tab at the end of every line, CRLF) is not a field.
         line = raw.rstrip(b" \t\r")
@@ -1136,15 +1140,20 @@ def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
         text = _decode(line, name, lineno)
         # Tab-separated (BEIR, MS MARCO); a line without a tab is split on spaces (TREC qrels files).
         parts = text.split("\t") if "\t" in text else text.split()
-        if len(parts) == 4:  # TREC style: qid iteration docid score
-            parts = [parts[0], parts[2], parts[3]]
-        if len(parts) != 3:
+        if len(parts) not in (3, 4):
             raise InputError(
                 f"expected 3 tab-separated fields (query-id, corpus-id, score) or 4 (TREC: query-id, iteration, "
                 f"corpus-id, score), found {len(parts)}", name, lineno
             )
-        if not rows and is_qrels_header(parts):
-            continue  # a header is recognised by what it says, never by a failed parse
+        if not rows and order is None and is_qrels_header(parts):
+            # A header is recognised by what it says, never by a failed parse; the columns it names
+            # are read by name (a corpus-id column first is still the document), the rest by position.
+            order, width = qrels_header_order(parts), len(parts)
+            continue
+        if order is not None and len(parts) != width:
+            raise InputError(f"{len(parts)} fields, but the header row has {width}", name, lineno)
+        # TREC style without a header: qid iteration docid score.
+        parts = [parts[i] for i in (order or ((0, 2, 3) if len(parts) == 4 else (0, 1, 2)))]
         try:
             score = float(parts[2])
         except ValueError:
@@ -1170,6 +1179,25 @@ QRELS_HEADER_WORDS = {"query-id", "query_id", "queryid", "qid", "query", "topic"
 def is_qrels_header(parts: list[str]) -> bool:
     """A header line names its columns: at least two of its fields are known column names."""
     return sum(p.strip().lower() in QRELS_HEADER_WORDS for p in parts) >= 2
+
+
+_QRELS_ROLES = (
+    {"query-id", "query_id", "queryid", "qid", "query", "topic"},
+    {"corpus-id", "corpus_id", "doc-id", "doc_id", "docid", "docno", "pid"},
+    {"score", "relevance", "rel", "label", "grade", "judgment"},
+)
+
+
+def qrels_header_order(parts: list[str]) -> tuple[int, int, int]:
+    """The (query, document, score) columns of a qrels header row: each role's named column, else
+    its place in BEIR's order (three columns) or TREC's (four: query, iteration, document, score)."""
+    names = [p.strip().lower() for p in parts]
+    default = (0, 2, 3) if len(parts) == 4 else (0, 1, 2)
+    found = [next((i for i, n in enumerate(names) if n in role), None) for role in _QRELS_ROLES]
+    order = tuple(f if f is not None else d for f, d in zip(found, default))
+    if len(set(order)) < 3:  # a role named where another is expected by position: positions, as before
+        return default
+    return order  # type: ignore[return-value]
 
 
 QRELS_DIRS = ("qrels", "default")

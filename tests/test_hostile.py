@@ -17,7 +17,7 @@ from hardneg.artifacts import CORPUS_DIR, QUERIES_DIR, csv_cell, csv_value, is_b
 from hardneg.cli import app
 from hardneg.config import EmbedConfig
 from hardneg.embed import embed
-from hardneg.errors import ModelError
+from hardneg.errors import InputError, ModelError
 from hardneg.inputs import load_input
 from hardneg.writes import list_shards
 
@@ -149,6 +149,29 @@ def test_space_separated_trec_qrels_read_as_the_tab_separated_ones(tmp_path, tin
     assert load_input(tiny_beir).qrels == expected
     _beir_with_qrels(tmp_path, tiny_beir, trec.replace(" 0 ", " ", 1).encode())  # 3 fields, no iteration
     assert load_input(tiny_beir).qrels == expected
+
+
+def test_a_qrels_header_row_is_read_by_its_column_names(tmp_path, tiny_beir):
+    """A header row says which column is which: corpus-id before query-id, or TREC's four columns
+    under names, read the same judgments as BEIR's order; a row of another width than its header's
+    is an error naming its line. Judgments kept as records may call their grade relevance or label."""
+    expected = load_input(tiny_beir).qrels
+    rows = [line.split("\t") for line in (tiny_beir / "qrels" / "train.tsv").read_text().splitlines()[1:]]
+    for header, line in [("corpus-id\tquery-id\tscore", "{d}\t{q}\t{g}"), ("score\tqid\tdocid", "{g}\t{q}\t{d}"),
+                         ("qid iter docno rel", "{q} 0 {d} {g}"), ("docid\tQ0\tqid\trelevance", "{d}\t0\t{q}\t{g}")]:
+        _beir_with_qrels(tmp_path, tiny_beir, (header + "\n" + "".join(line.format(q=q, d=d, g=g) + "\n" for q, d, g in rows)).encode())
+        assert load_input(tiny_beir).qrels == expected, header
+    _beir_with_qrels(tmp_path, tiny_beir, b"corpus-id\tquery-id\tscore\nd01\tq1\t1\nq2\t0\td16\t1\n")
+    with pytest.raises(InputError, match="train.tsv:3: 4 fields, but the header row has 3"):
+        load_input(tiny_beir)
+    (tiny_beir / "qrels" / "train.tsv").unlink()
+    for name in ("relevance", "label"):
+        (tiny_beir / "qrels" / "train.jsonl").write_text("".join(json.dumps({"query-id": q, "corpus-id": d, name: int(g)}) + "\n"
+                                                                 for q, d, g in rows))
+        assert load_input(tiny_beir).qrels == expected, name
+    (tiny_beir / "qrels" / "train.jsonl").write_text(json.dumps({"query-id": "q1", "corpus-id": "d01", "grade": None}) + "\n")
+    with pytest.raises(InputError, match="train.jsonl:1: field 'grade' is null"):
+        load_input(tiny_beir)
 
 
 def _pipe(tmp_path: Path, name: str, data: bytes) -> Path:
