@@ -51,13 +51,15 @@ POSITIVE_FIELDS = ("positive", "pos", "answer", "positive_passages", "positive_c
 NEGATIVE_FIELDS = ("negative", "neg", "negative_passages")
 DPR_NEGATIVE_FIELDS = ("hard_negative_ctxs", "negative_ctxs")
 _NTUPLE_NEGATIVE = re.compile(r"negative_[0-9]+")
-PAIRS_READER = "v3"  # bumped when the same pairs file reads as another corpus or other queries (v3: DPR fields, passage_id)
+PAIRS_READER = "v4"  # bumped when the same pairs file reads as another corpus or other queries (v3: DPR fields, passage_id;
+# v4: a --corpus line's pid, passage_id or corpus-id is its id, no longer a hash of its text)
 QUERY_ID_FIELDS = ("query_id", "qid")
 POSITIVE_ID_FIELDS = ("positive_id", "pid", "doc_id")
-# Corpus lines: BEIR's, Pyserini's ({"id", "contents"}) and Tevatron's ({"docid", "title", "text"}).
-DOC_ID_FIELDS = ("_id", "id", "doc_id", "docid")
-PASSAGE_ID_FIELDS = (*DOC_ID_FIELDS, "passage_id", "psg_id")  # a pairs row's passage objects: DPR's name their ids so
-DOC_TEXT_FIELDS = ("text", "contents")
+# Corpus lines: BEIR's, Pyserini's ({"id", "contents"}) and Tevatron's ({"docid", "title", "text"}), then the
+# names other datasets give a passage's id (MS MARCO's pid, corpus-id as qrels call it) and its text.
+DOC_ID_FIELDS = ("_id", "id", "doc_id", "docid", "pid", "passage_id", "corpus-id", "corpus_id")
+PASSAGE_ID_FIELDS = (*DOC_ID_FIELDS, "psg_id")  # a pairs row's passage objects: DPR's name their ids passage_id
+DOC_TEXT_FIELDS = ("text", "contents", "passage", "content", "body", "document")
 MAX_LINE_BYTES = 8 * 1024 * 1024  # one record; longer usually means a file that is not JSON Lines
 
 

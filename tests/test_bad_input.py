@@ -843,6 +843,34 @@ def test_a_two_column_file_reads_its_columns_in_order_as_sentence_transformers_d
         assert not out.exists()
 
 
+@pytest.mark.parametrize("id_name,text_name", [("pid", "passage"), ("id", "content"), ("doc_id", "body"),
+                                               ("corpus-id", "document"), ("passage_id", "text")])
+def test_corpus_lines_name_their_id_and_text_as_other_datasets_do(tmp_path, tiny_beir, id_name, text_name):
+    """MS MARCO's pid, a passage_id or corpus-id, and passage/content/body/document texts: the same
+    documents, under their own ids (a pairs --corpus line's id was once a hash of its text when its
+    id field had another name), in a BEIR folder and as a pairs file's corpus."""
+    import pyarrow.parquet as pq
+
+    lines = [json.loads(line) for line in (tiny_beir / "corpus.jsonl").read_text().splitlines()]
+    renamed = "".join(json.dumps({id_name: d["_id"], "title": d["title"], text_name: d["text"]}) + "\n" for d in lines)
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"query": "What is the capital of France?", "positive_id": "d01", "positive": ""}) + "\n")
+
+    def mine(name, *source):
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", *source, "--model", "hashing", "--workdir", str(tmp_path / f"wd-{name}"),
+                                     "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, result.output
+        return pq.read_table(out / "candidates.parquet").to_pylist()
+
+    expected_beir = mine("beir", str(tiny_beir))
+    expected_pairs = mine("pairs", str(pairs), "--corpus", str(tiny_beir / "corpus.jsonl"))
+    (tmp_path / "corpus.jsonl").write_text(renamed)
+    (tiny_beir / "corpus.jsonl").write_text(renamed)
+    assert mine("beir-renamed", str(tiny_beir)) == expected_beir
+    assert mine("pairs-renamed", str(pairs), "--corpus", str(tmp_path / "corpus.jsonl")) == expected_pairs
+
+
 def test_a_tevatron_export_reads_back_as_pairs_with_its_passages(tmp_path, tiny_beir):
     """Tevatron rows ({query_id, query, positive_passages, negative_passages}) are pairs input: the
     same queries and positives (ids kept), the negative passages pooled as documents."""
