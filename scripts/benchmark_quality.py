@@ -55,6 +55,7 @@ KD_DEPTH = 8
 # Distillation rows are KD_DEPTH documents wide: a KD step encodes batch x KD_DEPTH documents, so
 # the batch is smaller and documents are cut at ColBERTv2's doc_maxlen to fit 2 CPU cores and
 # 24 GB (32-way rows at batch 32 were killed for memory; 8-way at batch 8 peaks at ~7 GB).
+MULTI_NEGATIVES = 4  # hard negatives per row of the n-way rows (ColBERT recipes train n-way, not on triples)
 KD_TRAIN_ARGS = ["--batch-size", "8", "--max-length", "180"]
 PROXY_NEGATIVES = 10
 LOOP_ROUNDS = 3
@@ -245,20 +246,21 @@ class STMiner:
             got += [by_text[row[k]] for k in row if k.startswith("negative") and by_text[row[k]] not in got]
         return out
 
-    def pair_negatives(self, seed: int, **st_args: Any) -> dict[tuple[str, str], str]:
-        """The one negative ST picked for each (query text, positive text) training row."""
-        result, _, _ = self._mine("full", 1, seed, **st_args)
-        return {(row["query"], row["positive"]): row["negative_1"] for row in result}
+    def pair_negatives(self, seed: int, num_negatives: int = 1, **st_args: Any) -> dict[tuple[str, str], list[str]]:
+        """The negatives ST picked for each (query text, positive text) training row (its n-tuple
+        rows: ST keeps a row only with all ``num_negatives``)."""
+        result, _, _ = self._mine("full", num_negatives, seed, **st_args)
+        return {(row["query"], row["positive"]): [row[f"negative_{i + 1}"] for i in range(num_negatives)] for row in result}
 
 
 # --------------------------------------------------------------------------- exports
 
 
-def write_st_export(data: Data, negative_for: Callable[[str, int, str], str | None] | None, dest: Path) -> Path:
+def write_st_export(data: Data, negative_for: Callable[[str, int, str], list[str] | None] | None, dest: Path) -> Path:
     """A sentence-transformers export (hardneg's format and manifest) of one row per training
     (query, positive) pair: ``negative_for(query id, positive index, positive id)`` gives the row's
-    negative text (None: the row is dropped, as the miner found none); no ``negative_for``:
-    (query, positive) rows only, for in-batch negatives."""
+    negative texts, all rows as many (None: the row is dropped, as the miner found none); no
+    ``negative_for``: (query, positive) rows only, for in-batch negatives."""
     import pyarrow as pa
 
     from hardneg.artifacts import KIND_EXPORT, artifact_kind, write_manifest
@@ -266,16 +268,18 @@ def write_st_export(data: Data, negative_for: Callable[[str, int, str], str | No
 
     if artifact_kind(dest) is not None:
         return dest
-    columns: dict[str, list[str]] = {"query": [], "positive": []} | ({"negative_1": []} if negative_for else {})
+    columns: dict[str, list[str]] = {"query": [], "positive": []}
     for q, positives in sorted(data.train_rows.items()):
         for i, p in enumerate(positives):
-            negative = negative_for(q, i, p) if negative_for else None
-            if negative_for and negative is None:
+            negatives = negative_for(q, i, p) if negative_for else None
+            if negative_for and negatives is None:
                 continue
             columns["query"].append(data.queries[q])
             columns["positive"].append(data.corpus[p])
-            if negative is not None:
-                columns["negative_1"].append(negative)
+            for k, negative in enumerate(negatives or []):
+                columns.setdefault(f"negative_{k + 1}", []).append(negative)
+    if len({len(v) for v in columns.values()}) > 1:
+        raise SystemExit(f"{dest}: rows with different numbers of negatives")
     with atomic_dir(dest) as tmp:
         write_table(tmp / "train.parquet", pa.table(columns))
         write_manifest(tmp, KIND_EXPORT, config={"format": "sentence-transformers", "sample": data.sample},
@@ -414,21 +418,22 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
 
     hn_bf16 = HardnegMiner(data, model, work / "hn-bf16", precision="bf16")
 
-    def hn_rows(name: str, miner: HardnegMiner = hn, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
+    def hn_rows(name: str, miner: HardnegMiner = hn, negatives: int = 1, **mine: Any) -> Callable[[int], tuple[Path, None, int]]:
         def prepare(seed: int) -> tuple[Path, None, int]:
-            run = miner.run("full", f"{name}-s{seed}", num_negatives=1, seed=seed, **mine)
-            return hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", 2, seed, data), None, 1
+            run = miner.run("full", f"{name}-s{seed}", num_negatives=negatives, seed=seed, **mine)
+            return (hardneg_export(run, exports / f"{name}-s{seed}", "sentence-transformers", negatives + 1, seed, data),
+                    None, negatives)
         return prepare
 
     def hn_proxy(name: str, miner: HardnegMiner = hn, **mine: Any) -> Callable[[int], dict[str, list[str]]]:
         return lambda seed: miner.negatives("hidden", f"{name}-proxy-s{seed}", num_negatives=PROXY_NEGATIVES, seed=seed, **mine)
 
-    def st_rows(name: str, **st_args: Any) -> Callable[[int], tuple[Path, None, int]]:
+    def st_rows(name: str, negatives: int = 1, **st_args: Any) -> Callable[[int], tuple[Path, None, int]]:
         def prepare(seed: int) -> tuple[Path, None, int]:
-            picked = st.pair_negatives(seed, **st_args)
+            picked = st.pair_negatives(seed, negatives, **st_args)
             return write_st_export(
                 data, lambda q, i, p: picked.get((data.queries[q], data.corpus[p])), exports / f"{name}-s{seed}"
-            ), None, 1
+            ), None, negatives
         return prepare
 
     def st_proxy(**st_args: Any) -> Callable[[int], dict[str, list[str]]]:
@@ -634,6 +639,16 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                "same scale), as a trainer that does not normalise reads an export with `--score-transform none` (colbert-ai; "
                "the export-default question of the exports issue)", ("colbert",), kd_colbert_rows, None,
                seeded_mining=False, train_args=(*KD_TRAIN_ARGS, "--kd-normalize", "none")),
+        Method(f"st-random-10-110-n{MULTI_NEGATIVES}", f"st-random-10-110 with num_negatives={MULTI_NEGATIVES}: each "
+               f"(query, positive) row carries {MULTI_NEGATIVES} hard negatives (n-tuple output; ST keeps only full rows), "
+               f"MNRL over {MULTI_NEGATIVES + 1} documents per row plus in-batch negatives", both,
+               st_rows(f"st-random-n{MULTI_NEGATIVES}", MULTI_NEGATIVES, range_min=10, range_max=110, sampling_strategy="random"),
+               st_proxy(range_min=10, range_max=110, sampling_strategy="random")),
+        Method(f"hardneg-nv-fallback-n{MULTI_NEGATIVES}", f"the default recipe (hardneg-nv-fallback) with --num-negatives "
+               f"{MULTI_NEGATIVES}, exported --nway {MULTI_NEGATIVES + 1}: {MULTI_NEGATIVES} hard negatives per row as "
+               "ColBERT recipes train (n-way), against st-random-10-110-n4 at the same width", both,
+               hn_rows(f"nv-fallback-n{MULTI_NEGATIVES}", negatives=MULTI_NEGATIVES, **nv_fallback),
+               hn_proxy("nv-fallback", **nv_fallback), seeded_mining=True),
         Method(f"hardneg-epochs-{LOOP_ROUNDS}", f"hardneg-default negatives (round 0), trained {LOOP_ROUNDS} epochs: the "
                "loop's control (as many epochs, no re-mining)", both, hn_rows("default", sampling="random", **window),
                hn_proxy("default", sampling="random", **window), train_args=("--epochs", str(LOOP_ROUNDS))),
