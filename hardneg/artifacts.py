@@ -33,6 +33,20 @@ HIDDEN_DIR = ".hardneg"
 ``*.json``/``*.jsonl``/``*.parquet`` file in it, and skip hidden directories."""
 
 
+
+# U+0085, U+2028 and U+2029 are line breaks to str.splitlines() and to JavaScript, but JSON leaves
+# them raw: a JSON Lines file holding one would split there for a reader that uses splitlines.
+_LINE_BREAKS_IN_JSON = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
+
+
+def json_line(obj: Any, option: int | None = None) -> bytes:
+    """One JSON Lines record: compact JSON, the Unicode line breaks escaped (UTF-8 bytes that
+    can only encode those characters, so only inside strings), and a newline."""
+    data = orjson.dumps(obj, option=option)
+    for raw, escaped in _LINE_BREAKS_IN_JSON:
+        data = data.replace(raw, escaped)
+    return data + b"\n"
+
 def manifest_file(directory: Path) -> Path:
     """The manifest of the artifact at ``directory``: ``manifest.json``, or ``.hardneg/manifest.json``
     for exports."""

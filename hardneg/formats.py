@@ -16,6 +16,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from hardneg.artifacts import json_line
 from hardneg.config import ExportConfig
 from hardneg.errors import ArtifactError
 from hardneg.readers import read_table
@@ -152,7 +153,7 @@ def export_colbert(queries: list[RunQuery], emb_path: Path, out: Path, config: E
                 line: list[Any] = [qid_of[q.query_id], *([pid_of[d], round(float(score_of[d]), 6)] for d in [p, *negs])]
             else:
                 line = [qid_of[q.query_id], pid_of[p], *(pid_of[n] for n in negs)]
-            tf.write(orjson.dumps(line) + b"\n")
+            tf.write(json_line(line))
     stats.files = [COLBERT_TRIPLES, COLBERT_QUERIES, COLBERT_CORPUS, QID_MAP, PID_MAP]
     validate_colbert(out, stats.nway, scores=config.scores)
 
@@ -221,7 +222,7 @@ def iter_triplets(queries: list[RunQuery], emb_path: Path, config: ExportConfig,
     arrays = config.triplet_rows == "arrays"
     for query, positive, negative in _iter_text_triples(queries, emb_path, config, stats):
         row: Any = [query, positive, negative] if arrays else {"query": query, "positive": positive, "negative": negative}
-        yield orjson.dumps(row) + b"\n"
+        yield json_line(row)
 
 
 def iter_msmarco_triples(queries: list[RunQuery], emb_path: Path, config: ExportConfig, stats: ExportStats) -> Iterator[bytes]:
@@ -333,7 +334,7 @@ def export_flagembedding(queries: list[RunQuery], emb_path: Path, out: Path, con
             }
             if set(record["pos"]) & set(record["neg"]):
                 raise ArtifactError(f"query {q.query_id}: a positive text is among its negatives (internal error)")
-            fh.write(orjson.dumps(record) + b"\n")
+            fh.write(json_line(record))
     stats.queries = stats.rows = len(rows)
     stats.files = [FLAG_FILE]
 
@@ -356,7 +357,7 @@ def export_tevatron(queries: list[RunQuery], emb_path: Path, out: Path, config: 
                 "positive_passages": passages(q.positives, q.positive_scores, records),
                 "negative_passages": passages(q.negatives[:width], q.negative_scores[:width], records),
             }
-            fh.write(orjson.dumps(record) + b"\n")
+            fh.write(json_line(record))
     stats.queries = stats.rows = len(rows)
     stats.files = [TEVATRON_FILE]
 

@@ -39,6 +39,7 @@ from hardneg.artifacts import (
     Artifact,
     csv_cell,
     input_ref,
+    json_line,
     labelling_csv,
     read_manifest,
     upstream,
@@ -217,7 +218,7 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
         with atomic_dir(out) as tmp:
             with open(tmp / JSONL_FILE, "wb") as fh:
                 for item in chosen:
-                    fh.write(orjson.dumps(item, option=orjson.OPT_SERIALIZE_NUMPY) + b"\n")
+                    fh.write(json_line(item, option=orjson.OPT_SERIALIZE_NUMPY))
             # With a BOM: Excel reads a CSV without one in the system code page (accents, CJK garbled).
             with open(tmp / CSV_FILE, "w", encoding="utf-8-sig", newline="") as fh:
                 writer = csv.writer(fh)

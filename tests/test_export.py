@@ -91,6 +91,45 @@ def test_tsv_text_is_cleaned_of_tabs_and_line_breaks():
     assert clean_tsv_text("a\tb\nc\r\nd\u2028e") == "a b c  d e"
 
 
+def _strings(value):
+    """Every string inside a JSON value."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict | list):
+        for item in value.values() if isinstance(value, dict) else value:
+            yield from _strings(item)
+
+
+def test_json_lines_exports_escape_unicode_line_breaks(tmp_path, tiny_beir):
+    """U+0085, U+2028 and U+2029 are line breaks to str.splitlines(), which JSON leaves raw: every
+    JSON Lines export escapes them, so any line splitter sees one record per line, and the texts
+    read back exactly."""
+    lines = []
+    for i, line in enumerate((tiny_beir / "corpus.jsonl").read_text().splitlines()):
+        doc = json.loads(line)
+        doc["text"] += ("\u2028second\u0085third\u2029fourth\r\x0bfifth" if i % 2 else "")
+        lines.append(json.dumps(doc) + "\n")
+    (tiny_beir / "corpus.jsonl").write_text("".join(lines))
+    out = tmp_path / "run"
+    run_mine(tiny_beir, out, EmbedConfig(model="hashing"), IndexConfig(backend="exact"),
+             MineConfig(min_rank=0, max_rank=30, num_negatives=4, relative_margin=None), workdir=tmp_path / "wd")
+    seen = 0
+    for fmt in ("colbert", "triplets", "flagembedding", "tevatron"):
+        export(out, tmp_path / fmt, ExportConfig(format=fmt, scores=fmt == "colbert"))
+        for path in (tmp_path / fmt).glob("*.jsonl"):
+            data = path.read_bytes()
+            assert not any(c in data for c in ("\u0085".encode(), "\u2028".encode(), "\u2029".encode())), path
+            assert len(data.decode().splitlines()) == data.count(b"\n"), path
+            records = [orjson.loads(x) for x in data.decode().splitlines()]
+            seen += sum(text.endswith("\u2028second\u0085third\u2029fourth\r\x0bfifth") for r in records for text in _strings(r))
+    assert seen > 0  # the texts are there, whole
+    from hardneg.artifacts import doc_text
+
+    whole = {doc_text(doc["title"], doc["text"]) for doc in map(json.loads, lines)}
+    triplets = [orjson.loads(x) for x in (tmp_path / "triplets" / "triplets.jsonl").read_bytes().splitlines()]
+    assert {r["negative"] for r in triplets} <= whole and {r["positive"] for r in triplets} <= whole
+
+
 def test_sentence_transformers_parquet_has_fixed_negative_columns(run, tmp_path):
     export(run, tmp_path / "st", ExportConfig(format="sentence-transformers"))
     table = pq.read_table(tmp_path / "st" / "train.parquet")
