@@ -246,6 +246,13 @@ class _Utf8Lines:
         except UnicodeError:
             raise self._failure(None) from None
 
+    def readline(self, size: int = -1) -> bytes:
+        """The first line (up to ``size`` characters), as ``delimited_kind`` reads a pipe's copy."""
+        try:
+            return self._text.readline(size).encode("utf-8")
+        except UnicodeError:
+            raise self._failure(1) from None
+
     def __enter__(self) -> _Utf8Lines:
         return self
 

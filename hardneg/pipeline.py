@@ -59,12 +59,14 @@ def spool_stdin(stream: IO[bytes], workdir: Path) -> Path:
             suffix = (delimited_kind(tmp, "<stdin>") or ".jsonl") + (".gz" if head.startswith(GZIP_MAGIC) else "")
         final = spool / f"{digest.hexdigest()[:16]}{suffix}"
         os.replace(tmp, final)
-    except OSError as exc:
+    except BaseException as exc:  # interrupted, or failed: no half copy is left behind
         with contextlib.suppress(OSError):
             tmp.unlink(missing_ok=True)
-        raise ArtifactError(
-            f"{spool}: cannot keep the piped input there ({exc.strerror}); choose a writable --workdir or set HARDNEG_HOME"
-        ) from None
+        if isinstance(exc, OSError):
+            raise ArtifactError(
+                f"{spool}: cannot keep the piped input there ({exc.strerror}); choose a writable --workdir or set HARDNEG_HOME"
+            ) from None
+        raise
     return final
 
 

@@ -120,12 +120,29 @@ def test_csv_and_tsv_pairs_on_stdin_mine_like_the_jsonl_file(tmp_path):
     assert candidates("csv", "-", delimited(",")) == expected
     assert candidates("tsv", "-", delimited("\t")) == expected
     assert candidates("csv-gz", "-", gzip.compress(b"\xef\xbb\xbf" + delimited(","), mtime=0)) == expected
-    assert sorted(p.suffixes[-1] for p in (tmp_path / "wd" / "stdin").iterdir()) == [".csv", ".gz", ".tsv"]
+    # A spreadsheet's "Unicode text" (UTF-16 with a byte-order mark), JSON Lines or a header row.
+    assert candidates("utf16-tsv", "-", delimited("\t").decode().encode("utf-16")) == expected
+    assert candidates("utf16-jsonl", "-", PAIRS.read_text().encode("utf-16")) == expected
+    assert sorted(p.suffixes[-1] for p in (tmp_path / "wd" / "stdin").iterdir()) == [".csv", ".gz", ".jsonl", ".tsv", ".tsv"]
 
     result = runner.invoke(app, ["mine", "-", "--model", "hashing", "--out", str(tmp_path / "bad")], input=b"question,text\na,b\n")
     assert result.exit_code == 1
     assert "<stdin>:1: missing column 'positive'" in result.output and "found columns: question, text" in result.output
     assert not (tmp_path / "bad").exists()
+    # A copy that fails or is interrupted while it is kept leaves no half file behind.
+    import hardneg.pipeline as pipeline
+
+    def interrupted(*args):
+        raise KeyboardInterrupt
+
+    before = sorted((tmp_path / "wd" / "stdin").iterdir())
+    original, pipeline.delimited_kind = pipeline.delimited_kind, interrupted
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            pipeline.spool_stdin(io.BytesIO(b"query,positive\na,b\n"), tmp_path / "wd")
+    finally:
+        pipeline.delimited_kind = original
+    assert sorted((tmp_path / "wd" / "stdin").iterdir()) == before
 
 
 def test_pairs_positives_join_the_corpus_and_repeated_queries_merge(tmp_path):
