@@ -84,6 +84,7 @@ def training_columns(export_dir: Path, negatives: int) -> tuple[Path, list[str]]
         raise ArtifactError(
             f"{export_dir}: a '{fmt}' export; `hardneg train` reads a sentence-transformers export "
             f"(hardneg export RUN --format sentence-transformers --out DIR)"
+            + (", or distils this one with --loss distillation (or margin-mse)" if fmt == "pylate-kd" else "")
         )
     path = export_dir / ST_FILE
     names = _require_columns(path, ["query", "positive"])

@@ -359,7 +359,8 @@ def test_losses_are_checked_against_the_architecture_and_the_export(exports, tmp
         TrainConfig(architecture="cross-encoder", loss="mnrl")
     with pytest.raises(ArtifactError, match="distillation reads a pylate-kd export"):
         train(exports["st"], tmp_path / "m", TrainConfig(architecture="colbert", loss="distillation"), EmbedConfig(model="minilm"))
-    with pytest.raises(ArtifactError, match="`hardneg train` reads a sentence-transformers export"):
+    with pytest.raises(ArtifactError, match=r"`hardneg train` reads a sentence-transformers export .*, or distils this "
+                                            r"one with --loss distillation"):
         train(exports["kd"], tmp_path / "m", TrainConfig(architecture="colbert"), EmbedConfig(model="minilm"))
     assert not (tmp_path / "m").exists()
 
