@@ -14,6 +14,7 @@ import hashlib
 import itertools
 import lzma
 import math
+import os
 import re
 import stat
 import unicodedata
@@ -1608,9 +1609,12 @@ def load_input(
         if any(half.values()):
             have = next(n for n in half if half[n])
             lack = next(n for n in half if not half[n])
+            there = path / f"{lack}.jsonl"
+            why = (f" ({there.name} is a link to {os.readlink(there)}, which does not exist)" if there.is_symlink() and not there.exists()
+                   else f" ({there.name} is a folder, not a file)" if there.is_dir() else "")
             raise InputError(
-                f"a BEIR folder with {have} but no {lack}: it needs {lack}.jsonl (or .jsonl.gz), or a {lack}/ folder holding "
-                f"its data files (.parquet, .jsonl, .arrow)", display or path,
+                f"a BEIR folder with {have} but no {lack}{why}: it needs {lack}.jsonl (or .jsonl.gz), or a {lack}/ folder "
+                f"holding its data files (.parquet, .jsonl, .arrow)", display or path,
             )
     if path.is_dir() and not shard_files(path, split) and (path / split).is_dir() and shard_files(path / split):
         # The hub's Parquet conversion keeps a subset's splits in subfolders (pair/train/0000.parquet).

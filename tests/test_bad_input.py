@@ -505,6 +505,11 @@ def test_the_hubs_beir_layouts_fail_cleanly(tmp_path, tiny_beir):
     half.mkdir()
     shutil.copy(tiny_beir / "queries.jsonl", half / "queries.jsonl")
     _mine_fails_cleanly(tmp_path, half, "a BEIR folder with queries but no corpus: it needs corpus.jsonl")
+    (half / "corpus.jsonl").symlink_to(tmp_path / "moved" / "corpus.jsonl")  # a link whose target went away
+    _mine_fails_cleanly(tmp_path, half, "no corpus (corpus.jsonl is a link to ", "moved/corpus.jsonl, which does not exist)")
+    (half / "corpus.jsonl").unlink()
+    (half / "corpus.jsonl").mkdir()
+    _mine_fails_cleanly(tmp_path, half, "no corpus (corpus.jsonl is a folder, not a file)")
     repo = tmp_path / "repo"  # a dataset repository whose subsets are corpus/ and triplet/: not a BEIR set
     shutil.copytree(mteb / "corpus", repo / "corpus")
     shutil.copytree(mteb / "default", repo / "triplet")
