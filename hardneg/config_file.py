@@ -43,25 +43,40 @@ def apply_kd_depth(values: dict[str, Any], explicit: set[str]) -> dict[str, Any]
     return out
 
 
+class ConfigFile(dict[str, dict[str, Any]]):
+    """A config file's ``{section: {field: value}}``, and where it was read (``path``), so that an
+    error in one of its values names the file."""
+
+    path: Path | None = None
+
+
 def load_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
     """Read a TOML config file into ``{section: {field: value}}``, rejecting unknown sections and keys."""
     if path is None:
         return {}
     path = Path(path)
     try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+        # A byte-order mark (Windows editors write one) is no TOML, but says nothing either.
+        raw = tomllib.loads(path.read_text(encoding="utf-8").removeprefix("\ufeff"))
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: cannot read config file ({exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML ({exc})") from None
-    result: dict[str, dict[str, Any]] = {}
+    result = ConfigFile()
+    result.path = path
     for section, values in raw.items():
+        if not isinstance(values, dict):
+            name = section.replace("-", "_")
+            owners = [s for s, cls in _sections().items() if name in {f.name for f in fields(cls)}]
+            raise ConfigError(
+                f"{path}: '{section}' is outside any table"
+                + (f"; put it under [{owners[0]}]" + (f" (or [{'], ['.join(owners[1:])}])" if owners[1:] else "")
+                   if owners else f"; tables: {', '.join(_sections())}")
+            )
         if section not in _sections():
             raise ConfigError(f"{path}: unknown section [{section}]; expected one of {', '.join(_sections())}")
-        if not isinstance(values, dict):
-            raise ConfigError(f"{path}: '{section}' must be a table ([{section}])")
         known = {f.name for f in fields(_sections()[section])}
         section_values: dict[str, Any] = {}
         for key, value in values.items():
@@ -75,20 +90,30 @@ def load_config_file(path: str | Path | None) -> dict[str, dict[str, Any]]:
 
 
 def build(cls: type[C], file_values: dict[str, dict[str, Any]], section: str, **flags: Any) -> C:
-    """Build a stage config: defaults, overridden by the file's section, overridden by non-None flags."""
+    """Build a stage config: defaults, overridden by the file's section, overridden by non-None flags.
+    An error in a value the file gave names the file and its table."""
     values = dict(file_values.get(section, {}))
-    values.update({k: v for k, v in flags.items() if v is not None})
-    for f in fields(cls):  # type: ignore[arg-type]
-        if f.name in values:
-            values[f.name] = _coerce(section, f, values[f.name])
-    if section == "mine":
-        values = apply_kd_depth(values, set(values))
+    given = {k for k, v in flags.items() if v is not None}
+    values.update({k: flags[k] for k in given})
     try:
-        config = cls(**values)
-    except TypeError as exc:
-        raise ConfigError(f"[{section}] {exc}") from None
-    if section == "mine" and values.get("fallback_min_rank") is not None:
-        check_fallback(values["fallback_min_rank"], config)
+        for f in fields(cls):  # type: ignore[arg-type]
+            if f.name in values:
+                values[f.name] = _coerce(section, f, values[f.name])
+        if section == "mine":
+            values = apply_kd_depth(values, set(values))
+        try:
+            config = cls(**values)
+        except TypeError as exc:
+            raise ConfigError(f"[{section}] {exc}") from None
+        if section == "mine" and values.get("fallback_min_rank") is not None:
+            check_fallback(values["fallback_min_rank"], config)
+    except ConfigError as exc:
+        path = getattr(file_values, "path", None)
+        message = str(exc).removeprefix(f"[{section}] ")
+        key = message.split(" ", 1)[0].replace("-", "_")
+        if path is not None and key in file_values.get(section, {}) and key not in given:
+            raise ConfigError(f"{path}: [{section}] {message}") from None
+        raise
     return config
 
 

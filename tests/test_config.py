@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,32 @@ def test_wrong_type_in_file_is_rejected(tmp_path):
     path.write_text('[mine]\nmin-rank = "ten"\n')
     with pytest.raises(ConfigError, match="min-rank must be int"):
         build(MineConfig, load_config_file(path), "mine")
+
+
+def test_a_bad_value_from_a_file_names_the_file_and_its_table(tmp_path):
+    """Wrong types and out-of-range values name the file when the file gave them, not when a flag did;
+    a key outside any table is told where it belongs; a byte-order mark is no error."""
+    path = tmp_path / "c.toml"
+    for text, needle in [('[mine]\nmin-rank = "ten"\n', "[mine] min-rank must be int, got 'ten'"),
+                         ("[mine]\nmin_rank = -3\n", "[mine] min-rank must be >= 0, got -3"),
+                         ("[mine]\nfallback-min-rank = 200\n", "[mine] fallback-min-rank must be inside the window [0, 110)"),
+                         ("[mine]\nrelative-margin = nan\n", "[mine] relative-margin must be a finite number")]:
+        path.write_text(text)
+        with pytest.raises(ConfigError) as failure:
+            build(MineConfig, load_config_file(path), "mine")
+        assert str(failure.value).startswith(f"{path}: {needle}"), str(failure.value)
+    path.write_text("[mine]\nmin-rank = 3\n")
+    with pytest.raises(ConfigError) as failure:  # the flag's value is wrong, not the file's
+        build(MineConfig, load_config_file(path), "mine", min_rank=-2)
+    assert str(failure.value) == "min-rank must be >= 0, got -2"
+    for text, needle in [("min_rank = 3\n", "'min_rank' is outside any table; put it under [mine]"),
+                         ("batch-size = 8\n", "'batch-size' is outside any table; put it under [embed] (or [train])"),
+                         ("colour = 3\n", "'colour' is outside any table; tables: embed, index, mine")]:
+        path.write_text(text)
+        with pytest.raises(ConfigError, match=re.escape(f"{path}: {needle}")):
+            load_config_file(path)
+    path.write_bytes("\ufeff[mine]\nmin-rank = 4\n".encode())
+    assert build(MineConfig, load_config_file(path), "mine").min_rank == 4
 
 
 def test_flags_override_file_override_defaults(tmp_path):
