@@ -5,7 +5,9 @@ of the disk contract). Adding a filter is one `Filter` entry here, its config fi
 Order (the first that applies wins):
 
 1. `positive`: a known positive of the query.
-2. `duplicate`: normalised text equal to a positive's, the query's, or a better-ranked candidate's.
+2. `duplicate`: normalised text equal to a positive's, the query's, or a better-ranked candidate's;
+   or the document whose id is the query's (the query itself in the corpus under other text, as
+   ArguAna's arguments carry topic tags as titles; BEIR's evaluation leaves it out the same way).
 3. `near-duplicate`: cosine to one of the positives >= dedup_threshold.
 4. `max-score` / `min-score`: score above max_score / below min_score.
 5. `absolute-margin`: score > min_pos - m (TopK-MarginPos), min_pos = the query's lowest positive score.
@@ -134,9 +136,10 @@ def apply_teacher_rules(windows: Sequence[list[Candidate]], config: MineConfig) 
                 cand.filter = teacher_filter(cand.teacher, config)
 
 
-def mark_duplicates(window: list[Candidate], positive_rows: Sequence[int], doc_hashes: np.ndarray, query_hash: int) -> None:
+def mark_duplicates(window: list[Candidate], positive_rows: Sequence[int], doc_hashes: np.ndarray, query_hash: int,
+                    self_row: int | None = None) -> None:
     """Rules 1-2: `positive`, then `duplicate` (normalised text equal to a positive's, the query's
-    or a better-ranked candidate's)."""
+    or a better-ranked candidate's; or ``self_row``, the document with the query's id)."""
     positives = set(positive_rows)
     forbidden = {int(doc_hashes[p]) for p in positives}
     forbidden.add(query_hash)
@@ -144,7 +147,7 @@ def mark_duplicates(window: list[Candidate], positive_rows: Sequence[int], doc_h
     for cand, h in zip(window, hashes):
         if cand.row in positives:
             cand.filter = FILTER_POSITIVE
-        elif h in forbidden:
+        elif h in forbidden or cand.row == self_row:
             cand.filter = FILTER_DUPLICATE
         else:
             forbidden.add(h)

@@ -80,7 +80,8 @@ from hardneg.writes import (
 __all__ = ["FILTER_ORDER", "MINE_VERSION", "SAMPLERS", "MineResult", "MineStats", "doc_keys", "mine", "mine_fingerprint",
            "sample_negatives"]
 
-MINE_VERSION = "mine-v3"  # v3: per-document sampling draws (doc_keys); v2 runs are re-mined, not reused
+MINE_VERSION = "mine-v4"  # v3: per-document sampling draws (doc_keys); v4: the document with the query's id is a
+# duplicate of the query. Runs of an older version are re-mined, not reused.
 STATUS_MINED = "mined"
 STATUS_EMPTY = "empty-text"
 STATUS_NO_POSITIVE = "no-positive"
@@ -239,6 +240,9 @@ class _Miner:
             corpus_texts = lookup.get(list(range(lookup.size)))
         self.retriever = Retriever(self.searcher, config.retriever, config.max_rank, texts=corpus_texts, rrf_k=config.rrf_k)
         self.query_ids, self.query_texts, self.query_vectors = read_queries(emb_path)
+        # A document with a query's id is that query (ArguAna, Quora: queries taken from the corpus).
+        query_id_set = set(self.query_ids)
+        self.self_rows = {d: row for row, d in enumerate(self.doc_ids) if d in query_id_set}
         self.positives: dict[str, list[str]] = {}
         for qid, did, score in read_qrels(emb_path):
             if score > 0 and did not in self.positives.setdefault(qid, []):
@@ -337,7 +341,8 @@ class _Miner:
             confirmed = self.confirmed.get(self.query_ids[qi], ())
             window = [Candidate(rank, row, score) for rank, (row, score) in enumerate(zip(ranked[i].tolist(), scores[i].tolist()))
                       if rank >= config.min_rank or row in confirmed]
-            mark_duplicates(window, pos_rows_of[i], self.doc_hashes, text_key(self.query_texts[qi]))
+            mark_duplicates(window, pos_rows_of[i], self.doc_hashes, text_key(self.query_texts[qi]),
+                            self.self_rows.get(self.query_ids[qi]))
             windows.append(window)
         if config.dedup_threshold is not None:
             mark_near_duplicates(windows, pos_rows_of, self.searcher, config.dedup_threshold)
