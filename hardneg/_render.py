@@ -230,8 +230,8 @@ def render_eval(console: Console, result: Any, source: str) -> None:
     if result.skipped:
         console.print(f"{result.skipped} queries without a relevant document were left out", markup=False, highlight=False)
     if getattr(result, "self_matches", 0):
-        console.print(f"{result.self_matches} retrieved documents whose text is their query's (the query itself, in the corpus) "
-                      "were left out of its ranking", markup=False, highlight=False)
+        console.print(f"{result.self_matches} retrieved documents that are their query (its text, or its id and its text under a "
+                      "title: the query itself, in the corpus) were left out of its ranking", markup=False, highlight=False)
 
 
 def render_select(console: Console, manifest: dict[str, Any], path: str, strategy: str, run: str) -> None:

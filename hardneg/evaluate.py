@@ -25,7 +25,7 @@ from hardneg.encoders import Encoder
 from hardneg.errors import ConfigError, ModelError
 from hardneg.models import resolve_model
 from hardneg.progress import NULL_REPORTER, Reporter
-from hardneg.readers import read_qrels, read_queries
+from hardneg.readers import read_qrels, read_queries, self_documents
 
 QUERY_BATCH = 1024
 
@@ -43,8 +43,9 @@ class EvalResult:
     rankings: dict[str, list[str]] = field(default_factory=dict, repr=False)
     """Each query's retrieved document ids, best first (not in the summary)."""
     self_matches: int = 0
-    """Retrieved documents whose text is their query's (ArguAna and Quora put every query in the
-    corpus), left out of that query's ranking, as BEIR's evaluation leaves out the query's own id."""
+    """Retrieved documents that are their query (its text; or its id, and its text under a title:
+    ArguAna and Quora put every query in the corpus), left out of that query's ranking, as BEIR's
+    evaluation leaves out the query's own id."""
 
     def to_dict(self, per_query: bool = False) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -100,25 +101,27 @@ def mean_metrics(per_query: dict[str, dict[str, float]], k: int) -> dict[str, fl
 
 
 def without_self(
-    labels: Iterable[int], doc_keys: Sequence[int] | np.ndarray, query_key: int, depth: int, judged: Iterable[int] = ()
+    labels: Iterable[int], doc_keys: Sequence[int] | np.ndarray, query_key: int, depth: int, judged: Iterable[int] = (),
+    self_label: int | None = None,
 ) -> tuple[list[int], int]:
-    """A query's retrieved labels without the documents whose text is the query's (the query itself,
-    where the corpus holds it: ArguAna, Quora), cut at ``depth``; and how many were left out. A
-    document judged relevant to the query (``judged``: its labels) stays, whatever its text: the
+    """A query's retrieved labels without the query itself where the corpus holds it (ArguAna,
+    Quora): the documents whose text is the query's, and ``self_label``, the query under its own id
+    behind a title (ArguAna's topic tags; see ``readers.self_documents``), cut at ``depth``; and how
+    many were left out. A document judged relevant to the query (``judged``: its labels) stays: the
     qrels say it is an answer. Searches ask for one more than ``depth`` so that a left-out document
     does not shorten the list."""
     keep = set(judged)
     kept = [j for j in labels if j >= 0]
-    own = {j for j in kept if int(doc_keys[j]) == query_key and j not in keep}
+    own = {j for j in kept if (int(doc_keys[j]) == query_key or j == self_label) and j not in keep}
     return [j for j in kept if j not in own][:depth], len(own)
 
 
 def _ranking(labels: Sequence[int], doc_ids: Sequence[str], doc_keys: Sequence[int] | np.ndarray, query: str,
-             relevance: dict[str, float], depth: int) -> tuple[list[str], int]:
+             relevance: dict[str, float], depth: int, self_label: int | None = None) -> tuple[list[str], int]:
     """One query's ranked document ids (``without_self``, the documents its qrels judge relevant
     kept), and how many documents were left out as the query itself."""
     judged = [j for j in labels if j >= 0 and relevance.get(doc_ids[j], 0.0) > 0]
-    kept, dropped = without_self(labels, doc_keys, text_key(query), depth, judged)
+    kept, dropped = without_self(labels, doc_keys, text_key(query), depth, judged, self_label)
     return [doc_ids[j] for j in kept], dropped
 
 
@@ -139,6 +142,7 @@ def evaluate_embeddings(
     depth = min(max(10, k), searcher.size)
     rankings: dict[str, list[str]] = {}
     self_matches = 0
+    own = self_documents(embeddings, doc_ids, {query_ids[i]: query_texts[i] for i in wanted})
     label = "Evaluating"
     reporter.progress(label, 0, len(wanted))
     for start in range(0, len(wanted), QUERY_BATCH):
@@ -146,7 +150,8 @@ def evaluate_embeddings(
         labels, _ = searcher.search(vectors[batch], min(depth + 1, searcher.size))
         for row, qi in enumerate(batch):
             qid = query_ids[qi]
-            rankings[qid], dropped = _ranking(labels[row].tolist(), doc_ids, doc_keys, query_texts[qi], qrels[qid], depth)
+            rankings[qid], dropped = _ranking(labels[row].tolist(), doc_ids, doc_keys, query_texts[qi], qrels[qid], depth,
+                                              own.get(qid))
             self_matches += dropped
         reporter.progress(label, len(batch))
     per_query = score_rankings(rankings, qrels, k)
@@ -317,9 +322,13 @@ def evaluate_colbert(
         model.max_seq_length = embed_config.max_length
     doc_ids: list[str] = []
     doc_keys: list[int] = []
+    query_keys = {q.query_id: text_key(q.text) for q in queries}
+    own: dict[str, int] = {}  # the query itself under its own id behind a title, as readers.self_documents finds it
 
     def texts() -> Any:
         for doc in dataset.iter_corpus():
+            if doc.doc_id in query_keys and text_key(doc.text) == query_keys[doc.doc_id]:
+                own[doc.doc_id] = len(doc_ids)
             doc_ids.append(doc.doc_id)
             text = doc_text(doc.title, doc.text)
             doc_keys.append(text_key(text))
@@ -333,7 +342,7 @@ def evaluate_colbert(
     rankings: dict[str, list[str]] = {}
     self_matches = 0
     for q, row in zip(queries, labels.tolist()):
-        rankings[q.query_id], dropped = _ranking(row, doc_ids, doc_keys, q.text, qrels[q.query_id], depth)
+        rankings[q.query_id], dropped = _ranking(row, doc_ids, doc_keys, q.text, qrels[q.query_id], depth, own.get(q.query_id))
         self_matches += dropped
     per_query = score_rankings(rankings, qrels, config.k)
     return EvalResult(

@@ -6,8 +6,8 @@ Order (the first that applies wins):
 
 1. `positive`: a known positive of the query.
 2. `duplicate`: normalised text equal to a positive's, the query's, or a better-ranked candidate's;
-   or the document whose id is the query's (the query itself in the corpus under other text, as
-   ArguAna's arguments carry topic tags as titles; BEIR's evaluation leaves it out the same way).
+   or the query itself under its own id behind a title (ArguAna's arguments carry topic tags as
+   titles: the same id, and the text without the title is the query's).
 3. `near-duplicate`: cosine to one of the positives >= dedup_threshold.
 4. `max-score` / `min-score`: score above max_score / below min_score.
 5. `absolute-margin`: score > min_pos - m (TopK-MarginPos), min_pos = the query's lowest positive score.
@@ -139,7 +139,7 @@ def apply_teacher_rules(windows: Sequence[list[Candidate]], config: MineConfig) 
 def mark_duplicates(window: list[Candidate], positive_rows: Sequence[int], doc_hashes: np.ndarray, query_hash: int,
                     self_row: int | None = None) -> None:
     """Rules 1-2: `positive`, then `duplicate` (normalised text equal to a positive's, the query's
-    or a better-ranked candidate's; or ``self_row``, the document with the query's id)."""
+    or a better-ranked candidate's; or ``self_row``, the query itself under its own id and a title)."""
     positives = set(positive_rows)
     forbidden = {int(doc_hashes[p]) for p in positives}
     forbidden.add(query_hash)

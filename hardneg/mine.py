@@ -63,7 +63,7 @@ from hardneg.label import apply_judgments, read_judgments
 from hardneg.mine_runner import CHUNKS_DIR, run_chunks
 from hardneg.mine_stats import ELIGIBLE_SAMPLE, MineResult, MineStats, Tally
 from hardneg.progress import NULL_REPORTER, Reporter
-from hardneg.readers import DocTextLookup, iter_shard_tables, read_qrels, read_queries
+from hardneg.readers import DocTextLookup, iter_shard_tables, read_qrels, read_queries, self_documents
 from hardneg.sampling import SAMPLERS, doc_keys, sample_negatives, smallest_draws
 from hardneg.search import LEXICAL_TERMS, UNSEGMENTED_SCRIPTS, Retriever, Searcher, load_doc_ids
 from hardneg.teachers import PairScorer, load_teacher
@@ -80,8 +80,8 @@ from hardneg.writes import (
 __all__ = ["FILTER_ORDER", "MINE_VERSION", "SAMPLERS", "MineResult", "MineStats", "doc_keys", "mine", "mine_fingerprint",
            "sample_negatives"]
 
-MINE_VERSION = "mine-v4"  # v3: per-document sampling draws (doc_keys); v4: the document with the query's id is a
-# duplicate of the query. Runs of an older version are re-mined, not reused.
+MINE_VERSION = "mine-v4"  # v3: per-document sampling draws (doc_keys); v4: the query itself under its own id and a
+# title (ArguAna) is a duplicate of the query. Runs of an older version are re-mined, not reused.
 STATUS_MINED = "mined"
 STATUS_EMPTY = "empty-text"
 STATUS_NO_POSITIVE = "no-positive"
@@ -240,9 +240,8 @@ class _Miner:
             corpus_texts = lookup.get(list(range(lookup.size)))
         self.retriever = Retriever(self.searcher, config.retriever, config.max_rank, texts=corpus_texts, rrf_k=config.rrf_k)
         self.query_ids, self.query_texts, self.query_vectors = read_queries(emb_path)
-        # A document with a query's id is that query (ArguAna, Quora: queries taken from the corpus).
-        query_id_set = set(self.query_ids)
-        self.self_rows = {d: row for row, d in enumerate(self.doc_ids) if d in query_id_set}
+        # The query itself, in the corpus under its own id behind a title (ArguAna): a duplicate.
+        self.self_rows = self_documents(emb_path, self.doc_ids, dict(zip(self.query_ids, self.query_texts)))
         self.positives: dict[str, list[str]] = {}
         for qid, did, score in read_qrels(emb_path):
             if score > 0 and did not in self.positives.setdefault(qid, []):

@@ -15,7 +15,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hardneg.artifacts import CORPUS_DIR, KIND_EMBEDDINGS, QRELS_FILE, QUERIES_DIR, doc_text, is_blank, read_manifest
+from hardneg.artifacts import CORPUS_DIR, KIND_EMBEDDINGS, QRELS_FILE, QUERIES_DIR, doc_text, is_blank, read_manifest, text_key
 from hardneg.errors import ArtifactError
 from hardneg.writes import list_shards
 
@@ -96,6 +96,33 @@ def iter_shard_batches(artifact: Path, sub: str, columns: list[str] | None = Non
                     start += batch.num_rows
         except (OSError, pa.ArrowException) as exc:
             raise ArtifactError(f"{shard}: unreadable shard ({exc}); rebuild the embeddings with --force") from None
+
+
+def self_documents(artifact: Path, doc_ids: Sequence[str], query_texts: dict[str, str]) -> dict[str, int]:
+    """Query id -> corpus row of the query itself, kept in the corpus under its own id with a title
+    of its own (ArguAna: topic tags before the argument's text): the same id, and the document's
+    text without its title equal to the query's once normalised. A document that only shares an id
+    (MS MARCO numbers its queries and passages alike) is not the query; one whose title and text
+    together are the query's is a duplicate by text already. Reads the text column of the shards
+    that hold such ids only."""
+    wanted = {row: d for row, d in enumerate(doc_ids) if d in query_texts}
+    out: dict[str, int] = {}
+    rows = sorted(wanted)
+    i = offset = 0
+    if not rows:
+        return out
+    for _, _, table in iter_shard_batches(artifact, CORPUS_DIR, ["text"]):
+        n = table.num_rows
+        texts = table.column("text")
+        while i < len(rows) and rows[i] < offset + n:
+            doc = wanted[rows[i]]
+            if text_key(texts[rows[i] - offset].as_py() or "") == text_key(query_texts[doc]):
+                out[doc] = rows[i]
+            i += 1
+        offset += n
+        if i == len(rows):
+            break
+    return out
 
 
 UNIT_TOLERANCE = 1e-2

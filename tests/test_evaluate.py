@@ -116,28 +116,41 @@ def test_a_query_found_in_the_corpus_is_not_its_own_result(tmp_path):
     assert without_self([4, 7, 2], [0, 0, 9, 0, 5, 0, 0, 1], 3, 2) == ([4, 7], 0)
     assert without_self([4, 7, 2], [0, 0, 9, 0, 5, 0, 0, 5], 5, 2, judged=[7]) == ([7, 2], 1)  # judged relevant: an answer
 
-    def beir(root, with_self: bool):
+    def beir(root, with_self: bool, tagged: bool = False):
         (root / "qrels").mkdir(parents=True)
         args = [(f"arg-{i}", f"Claim {i} about topic {i % 3}", f"Because reasons {i} on topic {i % 3} hold.") for i in range(12)]
-        docs = args if with_self else args[3:]
-        (root / "corpus.jsonl").write_text("".join(json.dumps({"_id": i, "title": t, "text": x}) + "\n" for i, t, x in docs))
+        docs = [{"_id": i, "title": t, "text": x} for i, t, x in (args if with_self else args[3:])]
+        if tagged:  # as BEIR's ArguAna keeps them: the query's text under topic tags, the same id
+            docs = [{"_id": i, "title": "debate society ethics", "text": f"{t}  {x}"} for i, t, x in args[:3]] + docs
+        (root / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
         (root / "queries.jsonl").write_text("".join(json.dumps({"_id": i, "text": f"{t}  {x}"}) + "\n" for i, t, x in args[:3]))
         (root / "qrels" / "test.tsv").write_text("query-id\tcorpus-id\tscore\n"
                                                  + "".join(f"arg-{i}\targ-{i + 3}\t1\n" for i in range(3)))
         return root
 
     results = {}
-    for name, with_self in (("arguana", True), ("without", False)):
-        out = runner.invoke(app, ["eval", str(beir(tmp_path / name, with_self)), "--model", "hashing", "--split", "test",
+    for name, with_self, tagged in (("arguana", True, False), ("without", False, False), ("tagged", False, True)):
+        out = runner.invoke(app, ["eval", str(beir(tmp_path / name, with_self, tagged)), "--model", "hashing", "--split", "test",
                                   "--k", "5", "--workdir", str(tmp_path / f"wd-{name}"), "--json", "--per-query"])
         assert out.exit_code == 0, out.output
         results[name] = json.loads(out.output)
     assert results["arguana"]["self_matches"] == 3 and results["without"]["self_matches"] == 0
-    assert results["arguana"]["per_query"] == results["without"]["per_query"]
-    assert results["arguana"]["metrics"] == results["without"]["metrics"]
+    assert results["tagged"]["self_matches"] == 3
+    for name in ("arguana", "tagged"):
+        assert results[name]["per_query"] == results["without"]["per_query"], name
+        assert results[name]["metrics"] == results["without"]["metrics"], name
+    # ColBERT checkpoints are scored from the texts, not the embeddings artifact: the same rule.
+    colbert = {}
+    for name in ("tagged", "without"):
+        out = runner.invoke(app, ["eval", str(tmp_path / name), "--model", "minilm", "--architecture", "colbert", "--split", "test",
+                                  "--k", "5", "--workdir", str(tmp_path / f"wd-{name}"), "--json", "--per-query"])
+        assert out.exit_code == 0, out.output
+        colbert[name] = json.loads(out.output)
+    assert (colbert["tagged"]["self_matches"], colbert["without"]["self_matches"]) == (3, 0)
+    assert colbert["tagged"]["per_query"] == colbert["without"]["per_query"]
     table = runner.invoke(app, ["eval", str(tmp_path / "arguana"), "--model", "hashing", "--split", "test",
                                 "--workdir", str(tmp_path / "wd-arguana")])
-    assert "3 retrieved documents whose text is their query's" in table.output
+    assert "3 retrieved documents that are their query (its text, or its id" in table.output
 
 
 def test_judgments_on_documents_the_corpus_lacks_count_as_pytrec_eval_counts_them(tmp_path):

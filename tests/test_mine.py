@@ -215,27 +215,30 @@ def test_relative_margin_is_sign_safe_for_negative_positive_scores():
     assert score_filter(-0.56, -0.5, cfg) == ""
 
 
-def test_the_document_with_the_query_s_id_is_the_query_and_never_a_negative(tmp_path, tiny_beir):
-    """ArguAna and Quora take their queries from the corpus under the same id; ArguAna's copy has
-    topic tags as its title, so its text is not the query's. That document is a `duplicate` of the
-    query (as BEIR's evaluation leaves it out), never a negative; other documents are as before."""
+def test_the_query_kept_in_the_corpus_under_its_id_and_a_title_is_never_a_negative(tmp_path, tiny_beir):
+    """ArguAna takes its queries from the corpus under the same id, with topic tags as the title, so
+    title + text is not the query's text. That document (same id, same text without the title) is a
+    `duplicate` of the query, never a negative. A document that only shares a query's id (MS MARCO
+    numbers queries and passages alike) is a candidate like any other; the rest is as before."""
     docs = [json.loads(line) for line in (tiny_beir / "corpus.jsonl").read_text().splitlines()]
-    query = json.loads((tiny_beir / "queries.jsonl").read_text().splitlines()[0])
+    query, other = [json.loads(line) for line in (tiny_beir / "queries.jsonl").read_text().splitlines()[:2]]
     config = MineConfig(min_rank=0, max_rank=50, num_negatives=40, sampling="top", relative_margin=None, dedup_threshold=None)
     run_mine(tiny_beir, tmp_path / "before", EmbedConfig(model="hashing"), IndexConfig(backend="exact"), config,
              workdir=tmp_path / "wd", allow_empty=True)
     # The query's argument joins the corpus under its id, behind tags, as ArguAna keeps it.
     docs.append({"_id": query["_id"], "title": "geography capitals europe", "text": query["text"]})
+    docs.append({"_id": other["_id"], "title": "", "text": "A passage on another subject that shares the query's number."})
     (tiny_beir / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     run_mine(tiny_beir, tmp_path / "after", EmbedConfig(model="hashing"), IndexConfig(backend="exact"), config,
              workdir=tmp_path / "wd", allow_empty=True)
     rows = pq.read_table(tmp_path / "after" / "candidates.parquet").to_pylist()
     own = [r for r in rows if r["doc_id"] == query["_id"] and r["query_id"] == query["_id"]]
     assert len(own) == 1 and own[0]["filter"] == "duplicate" and not own[0]["selected"] and own[0]["rank"] == 0
-    # For the other queries it is a document like any other.
+    # For the other queries it is a document like any other; so is the one that only shares an id.
     assert {r["filter"] for r in rows if r["doc_id"] == query["_id"] and r["query_id"] != query["_id"]} == {""}
+    assert {r["filter"] for r in rows if r["doc_id"] == other["_id"]} == {""}
     before = {(r["query_id"], r["doc_id"]): r["filter"] for r in pq.read_table(tmp_path / "before" / "candidates.parquet").to_pylist()}
-    after = {(r["query_id"], r["doc_id"]): r["filter"] for r in rows if r["doc_id"] != query["_id"]}
+    after = {(r["query_id"], r["doc_id"]): r["filter"] for r in rows if r["doc_id"] not in (query["_id"], other["_id"])}
     assert after == before  # for every other document, the same filters
 
 
