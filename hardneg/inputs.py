@@ -211,6 +211,11 @@ def _open_bytes(path: Path, name: str) -> Any:
     for bom, encoding in _UNICODE_BOMS:
         if text_head.startswith(bom):
             return _Utf8Lines(fh, encoding, name)
+    if kind is not None and text_head == PARQUET_MAGIC:
+        fh.close()
+        commands = {"gzip": "gunzip", "bzip2": "bunzip2", "xz": "unxz"}
+        raise InputError(f"is {'an' if kind == 'xz' else 'a'} {kind}-compressed Parquet file; decompress it first ({commands[kind]} FILE): Parquet "
+                         "compresses its own columns, and hardneg reads it as it is", name)
     return fh
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gzip
 import json
+import lzma
 from pathlib import Path
 
 import pytest
@@ -1000,6 +1002,9 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
     ("bad16.tsv", "query\tpositive\nq1\tp1\n".encode("utf-16") + b"\x00\xd8", 3, "not valid UTF-16 (the byte-order mark says it is)"),
     ("pairs.jsonl.zst", b"\x28\xb5\x2f\xfd\x00\x00", None, "is zstd-compressed, which hardneg does not read; decompress it first"),
     ("pairs.zip", b"PK\x03\x04\x14\x00", None, "is a zip archive, which hardneg does not read; decompress it first (unzip"),
+    ("pairs.parquet.gz", gzip.compress(b"PAR1" + b"\x00" * 64, mtime=0), None,
+     "is a gzip-compressed Parquet file; decompress it first (gunzip FILE)"),
+    ("pairs.parquet.xz", lzma.compress(b"PAR1" + b"\x00" * 64), None, "is an xz-compressed Parquet file"),
     ("cut.jsonl.bz2", b"BZh91AY&SY\x00\x01", 1, "cannot decompress"),
     ("deep.json", b"[" + b"[" * 100_000 + b"]" * 100_000 + b"]", 1, "malformed JSON (depth limit exceeded)"),
     ("deep-field.json", b'[\n{"query": ' + b"[" * 100_000 + b"]" * 100_000 + b', "positive": "x"}]', 2, "depth limit exceeded"),
