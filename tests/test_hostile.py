@@ -396,6 +396,22 @@ def test_a_toml_integer_beyond_64_bits_is_a_config_error(tmp_path, tiny_beir):
     assert result.exit_code == 2 and "Traceback" not in result.output
 
 
+def test_a_cache_entry_damaged_from_outside_is_named_with_how_to_remove_it(tmp_path, tiny_beir):
+    """hardneg's writes are atomic, but a disk or a hand can damage a cache entry's manifest: the run
+    that needs it names the entry and how to remove it (not 'choose another --out', which the user
+    never gave), `cache list` marks it damaged, and once pruned the next run rebuilds it."""
+    wd = tmp_path / "wd"
+    _ok(["mine", str(tiny_beir), "--model", "hashing", "--workdir", str(wd), "--out", str(tmp_path / "run"), "--quiet"])
+    entry = next((wd / "embeddings").iterdir())
+    (entry / "manifest.json").write_text("{not json")
+    _error(["mine", str(tiny_beir), "--model", "hashing", "--workdir", str(wd), "--out", str(tmp_path / "run2")],
+           str(entry), "holds a manifest.json that is not a hardneg manifest", f"rm -r '{entry}'")
+    listing = _ok(["cache", "list", "--workdir", str(wd), "--json"])
+    assert any(e["kind"] == "unknown" and e["what"].startswith("damaged") for e in json.loads(listing)["entries"]), listing
+    _ok(["cache", "prune", "--workdir", str(wd), "--older-than", "0s"])
+    _ok(["mine", str(tiny_beir), "--model", "hashing", "--workdir", str(wd), "--out", str(tmp_path / "run2"), "--quiet"])
+
+
 @pytest.mark.parametrize("damage", ["no-qrels", "truncated-vectors", "no-config", "corrupt-candidates"])
 def test_damaged_artifacts_are_named_not_tracebacks(tmp_path, tiny_beir, damage):
     _ok(["embed", str(tiny_beir), "--model", "hashing", "--out", str(tmp_path / "emb"), "--quiet"])
