@@ -27,6 +27,8 @@ def apply_kd_depth(values: dict[str, Any], explicit: set[str]) -> dict[str, Any]
     depth = values.get("kd_depth")
     if depth is None or not isinstance(depth, int) or isinstance(depth, bool):
         return values
+    if depth < 2:
+        raise ConfigError(f"kd-depth must be >= 2 (a positive and a candidate), got {depth}")  # before the preset sets num-negatives from it
     preset = {"min_rank": 0, "sampling": "top", "num_negatives": depth - 1}
     clash = sorted(k for k in preset if k in explicit and values[k] != preset[k])
     # A KD row is the positive and the kd_depth - 1 best-ranked candidates, all of them: the default

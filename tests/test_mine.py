@@ -436,6 +436,8 @@ def test_scores_from_teacher_needs_a_teacher_and_kd_depth_sets_the_window():
     assert (cfg.relative_margin, cfg.fallback_min_rank) == (None, None)
     assert build(MineConfig, {}, "mine", kd_depth=8, relative_margin=0.1).relative_margin == 0.1
     assert build(MineConfig, {}, "mine", kd_depth=8, max_rank=40).max_rank == 40
+    with pytest.raises(ConfigError, match=r"kd-depth must be >= 2 \(a positive and a candidate\), got 1"):
+        build(MineConfig, {}, "mine", kd_depth=1)  # said of kd-depth, not of the num-negatives 0 it would set
     with pytest.raises(ConfigError, match="kd-depth 8 sets min-rank, sampling; leave them unset"):
         build(MineConfig, {}, "mine", kd_depth=8, min_rank=10, sampling="random")
     with pytest.raises(ConfigError, match="kd-depth 8 mines the 7 best-ranked candidates"):
