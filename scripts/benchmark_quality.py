@@ -403,12 +403,19 @@ class Method:
     train inside `hardneg loop`; evaluated as they are (``prepare`` is then unused)."""
     rounds: int = 1
     """Trainings the student went through in a row (the warm-started loop: one epoch per round)."""
+    width: int = 1
+    """Hard negatives per training row (the n-way rows: several; 2-3x the training time)."""
 
     @property
     def epochs(self) -> int:
         """The student's training budget in epochs: a row is compared with the best ST row of the same budget."""
         args = self.train_args
         return (int(args[args.index("--epochs") + 1]) if "--epochs" in args else 1) * self.rounds
+
+    @property
+    def budget(self) -> tuple[int, int]:
+        """(epochs, negatives per row): a row is compared with the best ST row of the same budget."""
+        return self.epochs, self.width
 
 
 def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
@@ -643,12 +650,12 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                f"(query, positive) row carries {MULTI_NEGATIVES} hard negatives (n-tuple output; ST keeps only full rows), "
                f"MNRL over {MULTI_NEGATIVES + 1} documents per row plus in-batch negatives", both,
                st_rows(f"st-random-n{MULTI_NEGATIVES}", MULTI_NEGATIVES, range_min=10, range_max=110, sampling_strategy="random"),
-               st_proxy(range_min=10, range_max=110, sampling_strategy="random")),
+               st_proxy(range_min=10, range_max=110, sampling_strategy="random"), width=MULTI_NEGATIVES),
         Method(f"hardneg-nv-fallback-n{MULTI_NEGATIVES}", f"the default recipe (hardneg-nv-fallback) with --num-negatives "
                f"{MULTI_NEGATIVES}, exported --nway {MULTI_NEGATIVES + 1}: {MULTI_NEGATIVES} hard negatives per row as "
                "ColBERT recipes train (n-way), against st-random-10-110-n4 at the same width", both,
                hn_rows(f"nv-fallback-n{MULTI_NEGATIVES}", negatives=MULTI_NEGATIVES, **nv_fallback),
-               hn_proxy("nv-fallback", **nv_fallback), seeded_mining=True),
+               hn_proxy("nv-fallback", **nv_fallback), seeded_mining=True, width=MULTI_NEGATIVES),
         Method(f"hardneg-epochs-{LOOP_ROUNDS}", f"hardneg-default negatives (round 0), trained {LOOP_ROUNDS} epochs: the "
                "loop's control (as many epochs, no re-mining)", both, hn_rows("default", sampling="random", **window),
                hn_proxy("default", sampling="random", **window), train_args=("--epochs", str(LOOP_ROUNDS))),
@@ -767,14 +774,16 @@ def table(results: Path, dataset: str, student: str, methods: list[Method], comm
         return [f"(no results for {student} on {dataset} yet)"]
     means = {name: per_query_mean(u) for name, u in rows.items()}
     st_rows = [n for n in rows if n.startswith("st-")]
-    # Each row against the best ST row of its own training budget (epochs): more epochs moved every
-    # recipe by more than the recipes differ, so a 3-epoch row against 1-epoch ST rows says nothing.
-    budget = {m.name: m.epochs for m in methods}
-    best_st_at: dict[int, str] = {}
+    # Each row against the best ST row of its own training budget (epochs, negatives per row): more
+    # epochs moved every recipe by more than the recipes differ, so a 3-epoch row against 1-epoch ST
+    # rows says nothing; an n-way row costs 2-3x the training of a triple.
+    budget = {m.name: m.budget for m in methods}
+    best_st_at: dict[tuple[int, int], str] = {}
     for n in sorted(st_rows, key=lambda n: -np.mean([u["metrics"]["ndcg@10"] for u in rows[n].values()])):
-        best_st_at.setdefault(budget.get(n, 1), n)
-    best_st = best_st_at.get(1)
-    others = ", ".join(f"rows trained {e} epochs: `{n}`" for e, n in sorted(best_st_at.items()) if e != 1)
+        best_st_at.setdefault(budget.get(n, (1, 1)), n)
+    best_st = best_st_at.get((1, 1))
+    others = ", ".join(f"rows trained {e} epoch{'s' if e != 1 else ''}{f' on {w} negatives a row' if w != 1 else ''}: `{n}`"
+                       for (e, w), n in sorted(best_st_at.items()) if (e, w) != (1, 1))
 
     def ci(name: str, ref: str | None) -> str:
         if ref is None or ref not in means or name == ref:
@@ -813,7 +822,7 @@ def table(results: Path, dataset: str, student: str, methods: list[Method], comm
         timed = [x for x in u.values() if not x.get("train_time_unknown")] or list(u.values())
         minutes = np.mean([sum(x["seconds"].values()) for x in timed]) / 60
         lines.append(
-            f"| {name} | {','.join(map(str, sorted(u)))} | {np.mean(nd):.4f}{sd} | {rec:.4f} | {mrr:.4f} | {ci(name, best_st_at.get(budget.get(name, 1)))} | "
+            f"| {name} | {','.join(map(str, sorted(u)))} | {np.mean(nd):.4f}{sd} | {rec:.4f} | {mrr:.4f} | {ci(name, best_st_at.get(budget.get(name, (1, 1))))} | "
             f"{ci(name, 'in-batch')} | {proxy} | {minutes:.1f} | {settings.get(name, '')} |"
         )
     return lines
