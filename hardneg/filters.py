@@ -149,6 +149,7 @@ def mark_duplicates(window: list[Candidate], positive_rows: Sequence[int], doc_h
             cand.filter = FILTER_POSITIVE
         elif h in forbidden or cand.row == self_row:
             cand.filter = FILTER_DUPLICATE
+            forbidden.add(h)  # a copy of the query's own document further down is a duplicate too
         else:
             forbidden.add(h)
 

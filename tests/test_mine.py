@@ -228,17 +228,19 @@ def test_the_query_kept_in_the_corpus_under_its_id_and_a_title_is_never_a_negati
     # The query's argument joins the corpus under its id, behind tags, as ArguAna keeps it.
     docs.append({"_id": query["_id"], "title": "geography capitals europe", "text": query["text"]})
     docs.append({"_id": other["_id"], "title": "", "text": "A passage on another subject that shares the query's number."})
+    docs.append({"_id": "copy", "title": "geography capitals europe", "text": query["text"]})  # the same text again, below
     (tiny_beir / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
     run_mine(tiny_beir, tmp_path / "after", EmbedConfig(model="hashing"), IndexConfig(backend="exact"), config,
              workdir=tmp_path / "wd", allow_empty=True)
     rows = pq.read_table(tmp_path / "after" / "candidates.parquet").to_pylist()
     own = [r for r in rows if r["doc_id"] == query["_id"] and r["query_id"] == query["_id"]]
     assert len(own) == 1 and own[0]["filter"] == "duplicate" and not own[0]["selected"] and own[0]["rank"] == 0
+    assert [r["filter"] for r in rows if r["doc_id"] == "copy" and r["query_id"] == query["_id"]] == ["duplicate"]
     # For the other queries it is a document like any other; so is the one that only shares an id.
     assert {r["filter"] for r in rows if r["doc_id"] == query["_id"] and r["query_id"] != query["_id"]} == {""}
     assert {r["filter"] for r in rows if r["doc_id"] == other["_id"]} == {""}
     before = {(r["query_id"], r["doc_id"]): r["filter"] for r in pq.read_table(tmp_path / "before" / "candidates.parquet").to_pylist()}
-    after = {(r["query_id"], r["doc_id"]): r["filter"] for r in rows if r["doc_id"] not in (query["_id"], other["_id"])}
+    after = {(r["query_id"], r["doc_id"]): r["filter"] for r in rows if r["doc_id"] not in (query["_id"], other["_id"], "copy")}
     assert after == before  # for every other document, the same filters
 
 
