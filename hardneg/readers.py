@@ -109,16 +109,15 @@ def self_documents(artifact: Path, doc_ids: Sequence[str], query_texts: dict[str
     out: dict[str, int] = {}
     rows = sorted(wanted)
     i = offset = 0
-    if not rows:
-        return out
-    for _, _, table in iter_shard_batches(artifact, CORPUS_DIR, ["text"]):
-        n = table.num_rows
-        texts = table.column("text")
-        while i < len(rows) and rows[i] < offset + n:
-            doc = wanted[rows[i]]
-            if text_key(texts[rows[i] - offset].as_py() or "") == text_key(query_texts[doc]):
-                out[doc] = rows[i]
-            i += 1
+    for shard in list_shards(artifact / CORPUS_DIR) if rows else []:
+        n = _num_rows(shard)  # from the footer: a shard without such a row is not read
+        if rows[i] < offset + n:
+            texts = read_table(shard, columns=["text"]).column("text")
+            while i < len(rows) and rows[i] < offset + n:
+                doc = wanted[rows[i]]
+                if text_key(texts[rows[i] - offset].as_py() or "") == text_key(query_texts[doc]):
+                    out[doc] = rows[i]
+                i += 1
         offset += n
         if i == len(rows):
             break

@@ -222,15 +222,16 @@ def test_the_query_kept_in_the_corpus_under_its_id_and_a_title_is_never_a_negati
     numbers queries and passages alike) is a candidate like any other; the rest is as before."""
     docs = [json.loads(line) for line in (tiny_beir / "corpus.jsonl").read_text().splitlines()]
     query, other = [json.loads(line) for line in (tiny_beir / "queries.jsonl").read_text().splitlines()[:2]]
+    # Shards of 8 documents: the query's copy is in the last one, and the shards before it are not read.
     config = MineConfig(min_rank=0, max_rank=50, num_negatives=40, sampling="top", relative_margin=None, dedup_threshold=None)
-    run_mine(tiny_beir, tmp_path / "before", EmbedConfig(model="hashing"), IndexConfig(backend="exact"), config,
+    run_mine(tiny_beir, tmp_path / "before", EmbedConfig(model="hashing", shard_size=8), IndexConfig(backend="exact"), config,
              workdir=tmp_path / "wd", allow_empty=True)
     # The query's argument joins the corpus under its id, behind tags, as ArguAna keeps it.
     docs.append({"_id": query["_id"], "title": "geography capitals europe", "text": query["text"]})
     docs.append({"_id": other["_id"], "title": "", "text": "A passage on another subject that shares the query's number."})
     docs.append({"_id": "copy", "title": "geography capitals europe", "text": query["text"]})  # the same text again, below
     (tiny_beir / "corpus.jsonl").write_text("".join(json.dumps(d) + "\n" for d in docs))
-    run_mine(tiny_beir, tmp_path / "after", EmbedConfig(model="hashing"), IndexConfig(backend="exact"), config,
+    run_mine(tiny_beir, tmp_path / "after", EmbedConfig(model="hashing", shard_size=8), IndexConfig(backend="exact"), config,
              workdir=tmp_path / "wd", allow_empty=True)
     rows = pq.read_table(tmp_path / "after" / "candidates.parquet").to_pylist()
     own = [r for r in rows if r["doc_id"] == query["_id"] and r["query_id"] == query["_id"]]
