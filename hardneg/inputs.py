@@ -1187,20 +1187,18 @@ def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
     return rows
 
 
-QRELS_HEADER_WORDS = {"query-id", "query_id", "queryid", "qid", "query", "topic", "corpus-id", "corpus_id", "doc-id",
-                      "doc_id", "docid", "docno", "pid", "score", "relevance", "rel", "label", "grade", "judgment"}
+_QRELS_ROLES = (
+    {"query-id", "query_id", "queryid", "qid", "query", "topic"},
+    {"corpus-id", "corpus_id", "doc-id", "doc_id", "docid", "docno", "pid"},
+    set(QRELS_SCORE_FIELDS),
+)
+"""The names a qrels header row gives its (query, document, score) columns."""
+QRELS_HEADER_WORDS = set().union(*_QRELS_ROLES)
 
 
 def is_qrels_header(parts: list[str]) -> bool:
     """A header line names its columns: at least two of its fields are known column names."""
     return sum(p.strip().lower() in QRELS_HEADER_WORDS for p in parts) >= 2
-
-
-_QRELS_ROLES = (
-    {"query-id", "query_id", "queryid", "qid", "query", "topic"},
-    {"corpus-id", "corpus_id", "doc-id", "doc_id", "docid", "docno", "pid"},
-    {"score", "relevance", "rel", "label", "grade", "judgment"},
-)
 
 
 def qrels_header_order(parts: list[str]) -> tuple[int, int, int]:
