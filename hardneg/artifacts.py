@@ -33,7 +33,6 @@ HIDDEN_DIR = ".hardneg"
 ``*.json``/``*.jsonl``/``*.parquet`` file in it, and skip hidden directories."""
 
 
-
 # U+0085, U+2028 and U+2029 are line breaks to str.splitlines() and to JavaScript, but JSON leaves
 # them raw: a JSON Lines file holding one would split there for a reader that uses splitlines.
 _LINE_BREAKS_IN_JSON = ((b"\xc2\x85", b"\\u0085"), (b"\xe2\x80\xa8", b"\\u2028"), (b"\xe2\x80\xa9", b"\\u2029"))
@@ -46,6 +45,7 @@ def json_line(obj: Any, option: int | None = None) -> bytes:
     for raw, escaped in _LINE_BREAKS_IN_JSON:
         data = data.replace(raw, escaped)
     return data + b"\n"
+
 
 def manifest_file(directory: Path) -> Path:
     """The manifest of the artifact at ``directory``: ``manifest.json``, or ``.hardneg/manifest.json``
@@ -412,3 +412,10 @@ def artifact_kind(path: str | Path) -> str | None:
     except orjson.JSONDecodeError:
         return None
     return manifest.get("kind") if isinstance(manifest, dict) else None
+
+
+def has_damaged_manifest(path: str | Path) -> bool:
+    """A directory with a manifest file that is no hardneg manifest: an artifact damaged from
+    outside (hardneg's writes are atomic), or another tool's directory."""
+    path = Path(path)
+    return path.is_dir() and manifest_file(path).is_file() and artifact_kind(path) is None

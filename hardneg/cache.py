@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hardneg.artifacts import artifact_kind, manifest_file, read_manifest
+from hardneg.artifacts import artifact_kind, has_damaged_manifest, read_manifest
 from hardneg.errors import ConfigError
 from hardneg.writes import LOCK_SUFFIX, LockedError, writing
 
@@ -108,7 +108,7 @@ def list_entries(workdir: Path) -> list[Entry]:
             else:
                 kind = artifact_kind(path) or "unknown"
                 describes = ("damaged: its manifest does not parse; runs needing it stop until it is removed (rm -r, "
-                             "or prune)" if kind == "unknown" and path.is_dir() and manifest_file(path).is_file() else "")
+                             "or prune)" if kind == "unknown" and has_damaged_manifest(path) else "")
                 if kind == "embeddings":
                     manifest = read_manifest(path)
                     describes = f"{manifest['input']['description']} with {manifest['model']['name']}"

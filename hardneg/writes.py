@@ -24,7 +24,7 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from hardneg.artifacts import artifact_kind, manifest_file, read_manifest, replaced_atomically, write_bytes_atomic
+from hardneg.artifacts import artifact_kind, has_damaged_manifest, manifest_file, read_manifest, replaced_atomically, write_bytes_atomic
 from hardneg.errors import ArtifactError, ConfigError
 
 # --------------------------------------------------------------------------- atomic writes
@@ -263,9 +263,7 @@ def refuse_foreign(out: Path, what: str) -> None:
     if out.is_dir() and not any(out.iterdir()):
         return
     found = f"a directory holding {describe_entries(out)}" if out.is_dir() else "a file"
-    if out.is_dir() and manifest_file(out).is_file():
-        # A manifest that does not parse: a hardneg artifact damaged from outside (its writes are
-        # atomic), or another tool's directory. Which, hardneg cannot tell; the user can.
+    if has_damaged_manifest(out):  # which of the two, hardneg cannot tell; the user can
         raise ArtifactError(
             f"{out}: holds a {manifest_file(out).name} that is not a hardneg manifest ({found}): a damaged "
             "artifact, or another tool's directory; hardneg never deletes what it did not write, even with "
