@@ -52,8 +52,9 @@ POSITIVE_FIELDS = ("positive", "pos", "answer", "positive_passages", "positive_c
 NEGATIVE_FIELDS = ("negative", "neg", "negative_passages")
 DPR_NEGATIVE_FIELDS = ("hard_negative_ctxs", "negative_ctxs")
 _NTUPLE_NEGATIVE = re.compile(r"negative_[0-9]+")
-PAIRS_READER = "v4"  # bumped when the same pairs file reads as another corpus or other queries (v3: DPR fields, passage_id;
-# v4: a --corpus line's pid, passage_id or corpus-id is its id, no longer a hash of its text)
+PAIRS_READER = "v5"  # bumped when the same pairs file reads as another corpus or other queries (v3: DPR fields, passage_id;
+# v4: a --corpus line's pid, passage_id or corpus-id is its id, no longer a hash of its text; v5: a TSV
+# file's bare quotes are text, see _tsv_records)
 QUERY_ID_FIELDS = ("query_id", "qid")
 POSITIVE_ID_FIELDS = ("positive_id", "pid", "doc_id")
 # Corpus lines: BEIR's, Pyserini's ({"id", "contents"}) and Tevatron's ({"docid", "title", "text"}), then the
@@ -478,31 +479,19 @@ def iter_delimited(
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """Yield (line number, row dict) of a CSV (or, with ``delimiter="\\t"``, TSV) file with a header
     row, as pandas' ``to_csv`` and spreadsheets write it: quoted fields may hold the delimiter and
-    newlines, a BOM is tolerated, every value is a string. Checks that one column of each group of
-    ``required`` names is in the header."""
+    newlines, a BOM is tolerated, every value is a string. A TSV file may also be plain (texts with
+    bare quotes, as MS MARCO, colbert-ai and ``paste`` write it): see ``_tsv_records``. Checks that
+    one column of each group of ``required`` names is in the header."""
     name = display or str(path)
     kind = "TSV" if delimiter == "\t" else "CSV"
     csv.field_size_limit(MAX_LINE_BYTES)
-
-    def decoded(fh: Any) -> Iterator[str]:
+    with _open_bytes(path, name) as fh:
         # Decoded line by line (not through a TextIOWrapper, which decodes ahead in chunks), so a
         # bad byte is reported on its own line; each line keeps its end, as csv wants (newline="").
-        for lineno, raw in _lines(fh, name):
-            yield _decode(raw, name, lineno)
-
-    with _open_bytes(path, name) as fh:
-        reader = csv.reader(decoded(fh), delimiter=delimiter, strict=True)  # an unclosed quote is an error
+        lines = ((lineno, _decode(raw, name, lineno)) for lineno, raw in _lines(fh, name))
+        records = _tsv_records(lines, name) if kind == "TSV" else _csv_records(lines, name)
         header: list[str] | None = None
-        line = 0
-        while True:
-            start = line + 1
-            try:
-                row = next(reader, None)
-            except csv.Error as exc:
-                raise InputError(f"malformed {kind} ({exc})", name, reader.line_num) from None
-            line = reader.line_num
-            if row is None:
-                break
+        for start, row in records:
             if not any(cell.strip() for cell in row):
                 continue
             if header is None:
@@ -520,6 +509,104 @@ def iter_delimited(
             yield start, dict(zip(header, row))
     if header is None:
         raise InputError(f"the {kind} file is empty; it needs a header row and at least one row", name)
+
+
+def _csv_records(lines: Iterator[tuple[int, str]], name: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each record of a CSV file, quoted fields as the csv module reads them."""
+    reader = csv.reader((text for _, text in lines), strict=True)  # an unclosed quote is an error
+    line = 0
+    while True:
+        try:
+            row = next(reader, None)
+        except csv.Error as exc:
+            raise InputError(f"malformed CSV ({exc})", name, reader.line_num) from None
+        if row is None:
+            return
+        yield line + 1, row
+        line = reader.line_num
+
+
+def _quoted(field: str) -> bool:
+    return len(field) >= 2 and field[0] == field[-1] == '"'
+
+
+def _says_more(plain: list[str], taken: list[tuple[int, str]], width: int, plain_before: bool) -> bool:
+    """Whether a TSV record's quoted reading (of the right width) says more than its plain one: it
+    doubles a quote, its first line splits into another width than the header's (a quoted tab), or
+    it spans lines (a quoted line break). A record whose lines are each a plain record of the right
+    width is ambiguous: a plain text may open a quote that a later line's text closes. It is read
+    quoted (a line break with a tab after it, as in indented text), unless the file has read a
+    field that opens with a quote as plain text before."""
+    if len(plain) != width or any(_quoted(f) and '""' in f for f in plain):
+        return True
+    if not taken:
+        return False
+    return not plain_before or any(len(text.rstrip("\r\n").split("\t")) != width for _, text in taken)
+
+
+def _tsv_records(lines: Iterator[tuple[int, str]], name: str) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each record of a TSV file with a header row, in either of the two
+    ways TSV is written:
+
+    - plain, one record per line split on tabs, quotes being text (MS MARCO, colbert-ai, ``cut`` and
+      ``paste``, hardneg's own TSV exports): ``"Dune" is a novel<TAB>...``;
+    - quoted as pandas' ``to_csv(sep="\\t")`` writes it: a field that holds a tab, a line break or a
+      quote is put in quotes, its quotes doubled (``"say ""hi"" twice"``), and may span lines.
+
+    A line is read as quoted only where the quoting says something (``_says_more``): it doubles a
+    quote, holds a quoted tab or spans lines. A line whose quoted reading fails or says nothing
+    more (``"Dune"<TAB>...``: a QUOTE_MINIMAL writer never quotes a field without a tab, a break or
+    a quote) is read plain, as is a line whose quoted reading has another width than the header's.
+    A header whose every column name is quoted comes from a writer that quotes everything
+    (QUOTE_ALL): its records are read quoted."""
+    pending: list[tuple[int, str]] = []  # lines a quoted reading looked at and gave back, next last
+
+    def pull() -> tuple[int, str] | None:
+        return pending.pop() if pending else next(lines, None)
+
+    width: int | None = None
+    quote_all = plain_before = False
+    while (item := pull()) is not None:
+        lineno, text = item
+        body = text.rstrip("\r\n")
+        plain = body.split("\t")
+        if not body.strip("\t "):
+            continue
+        if width is not None and not quote_all and not any(f.startswith('"') for f in plain):
+            yield lineno, plain
+            continue
+        taken: list[tuple[int, str]] = []  # lines after the first that the quoted reading consumed
+
+        def feed(first: str = text, taken: list[tuple[int, str]] = taken) -> Iterator[str]:
+            yield first
+            size = len(first)
+            while size <= MAX_LINE_BYTES and (nxt := pull()) is not None:  # an unclosed quote reads no further
+                taken.append(nxt)
+                size += len(nxt[1])
+                yield nxt[1]
+
+        row: list[str] | None
+        try:
+            row = next(csv.reader(feed(), delimiter="\t", strict=True), None)
+            error = None
+        except csv.Error as exc:
+            row, error = None, exc
+        if row is not None and width is None:  # the header
+            width, quote_all = len(row), not taken and all(_quoted(f) for f in plain)
+            yield lineno, row
+            continue
+        if row is not None and len(row) == width and (quote_all or _says_more(plain, taken, width, plain_before)):
+            yield lineno, row
+            continue
+        pending.extend(reversed(taken))  # read plain: the lines after this one are read again
+        if width is None or len(plain) == width:
+            width = len(plain) if width is None else width
+            plain_before = True  # a field opened with a quote that is text: a plain writer's file
+            yield lineno, plain
+        elif error is not None and taken:  # a quote left open over the lines after it
+            raise InputError(f"malformed TSV ({error})", name, lineno)
+        else:
+            yield lineno, plain  # of another width than the header's: reported so
 
 
 _HEADER_CELL = re.compile(r"[A-Za-z_][A-Za-z0-9_.\- ]{0,63}")

@@ -999,6 +999,8 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
     ("surrogate.json", b'[{"query": "a", "positive": "\\ud800"}]', 1, "malformed JSON"),
     ("unclosed.csv", b'query,positive\nq1,"an answer cut\nin a download', 3, "malformed CSV (unexpected end of data)"),
     ("stray-quote.csv", b'query,positive\nq1,"p1" x\n', 2, "malformed CSV"),
+    ("unclosed.tsv", b'query\tpositive\nq1\t"a tab\there, never closed\nq2\tp2\n', 2, "malformed TSV (unexpected end of data)"),
+    ("ragged.tsv", b'query\tpositive\nq1\t"p1" x\tmore\n', 2, "3 fields, but the header has 2; quote a field that holds a tab"),
     ("bad16.tsv", "query\tpositive\nq1\tp1\n".encode("utf-16") + b"\x00\xd8", 3, "not valid UTF-16 (the byte-order mark says it is)"),
     ("pairs.jsonl.zst", b"\x28\xb5\x2f\xfd\x00\x00", None, "is zstd-compressed, which hardneg does not read; decompress it first"),
     ("pairs.zip", b"PK\x03\x04\x14\x00", None, "is a zip archive, which hardneg does not read; decompress it first (unzip"),
@@ -1014,6 +1016,68 @@ def test_bad_csv_and_json_array_pairs_name_the_line(tmp_path, name, content, lin
     pairs = tmp_path / name
     pairs.write_bytes(content)
     _mine_fails_cleanly(tmp_path, pairs, f"{name}:{line}: " if line is not None else f"{name}: ", needle)
+
+
+PLAIN_AND_QUOTED_TSV = [
+    # Plain TSV (MS MARCO, colbert-ai, paste, hardneg's own exports): quotes are text.
+    ('"Dune" is a novel\tby 5" Herbert\nsay "hi\tok\n', [(2, '"Dune" is a novel', 'by 5" Herbert'), (3, 'say "hi', "ok")]),
+    ('"Dune"\t"x"\n', [(2, '"Dune"', '"x"')]),  # a QUOTE_MINIMAL writer never quotes these
+    ('"an open quote\tp1\nq2\tsays "yes" twice\nq3\tp3 ends with a quote"\n',
+     [(2, '"an open quote', "p1"), (3, "q2", 'says "yes" twice'), (4, "q3", 'p3 ends with a quote"')]),
+    # Quoted, as pandas' to_csv(sep="\t") writes it: tabs, line breaks and doubled quotes.
+    ('"say ""hi"" twice"\tp\n', [(2, 'say "hi" twice', "p")]),
+    ('"a\tb"\tp\n', [(2, "a\tb", "p")]),
+    ('q1\t"line one\nline two"\nq2\tp2\n', [(2, "q1", "line one\nline two"), (4, "q2", "p2")]),
+    ('q1\t"code:\n\tindented"\n', [(2, "q1", "code:\n\tindented")]),
+]
+
+
+@pytest.mark.parametrize("body, expected", PLAIN_AND_QUOTED_TSV)
+def test_tsv_pairs_are_read_plain_or_quoted_as_they_were_written(tmp_path, body, expected):
+    """A TSV file's quotes are text where no quoting explains them (a plain writer's file), and
+    quoting where they hold a tab, a line break or a doubled quote (pandas'); a file whose header is
+    quoted throughout (QUOTE_ALL) is quoted throughout. Lines are numbered as in the file."""
+    from hardneg.inputs import QUERY_FIELDS, iter_delimited
+
+    path = tmp_path / "pairs.tsv"
+    path.write_text("query\tpositive\n" + body, encoding="utf-8")
+    rows = [(line, r["query"], r["positive"]) for line, r in iter_delimited(path, (QUERY_FIELDS,), delimiter="\t")]
+    assert rows == expected
+    path.write_text('"query"\t"positive"\n"Dune"\t"a\tb"\n', encoding="utf-8")
+    assert [r for _, r in iter_delimited(path, (QUERY_FIELDS,), delimiter="\t")] == [{"query": "Dune", "positive": "a\tb"}]
+
+
+def test_tsv_pairs_round_trip_from_either_writer(tmp_path):
+    """Seeded texts with paired and bare quotes (and, for the quoting writer, tabs, line breaks and
+    indentation) read back exactly, whether written by csv/pandas or joined with tabs."""
+    import csv
+    import io
+    import random
+
+    from hardneg.inputs import QUERY_FIELDS, iter_delimited
+
+    rng = random.Random(7)
+
+    def text(breaks: bool) -> str:
+        words = []
+        for _ in range(rng.randint(1, 6)):
+            word, r = rng.choice(["dune", "is", "a", "novel", "5", "by"]), rng.random()
+            words.append(f'"{word}"' if r < 0.15 else word + '"' if r < 0.2 else '"' + word if r < 0.25
+                         else word + rng.choice(["\t", "\n", "\n\t"]) if breaks and r < 0.35 else word)
+        return " ".join(words)
+
+    path = tmp_path / "pairs.tsv"
+    for quoted in (True, False):
+        for _ in range(300):
+            rows = [[text(quoted), text(quoted)] for _ in range(rng.randint(1, 4))]
+            if quoted:
+                buf = io.StringIO()
+                csv.writer(buf, delimiter="\t", lineterminator="\n").writerows([["query", "positive"], *rows])
+                path.write_text(buf.getvalue(), encoding="utf-8")
+            else:
+                path.write_text("query\tpositive\n" + "".join("\t".join(r) + "\n" for r in rows), encoding="utf-8")
+            got = [[r["query"], r["positive"]] for _, r in iter_delimited(path, (QUERY_FIELDS,), delimiter="\t")]
+            assert got == rows, path.read_text()
 
 
 def _msmarco(beir: Path, dest: Path, *, header: bool = False, trec: bool = True, gz: bool = False) -> Path:
