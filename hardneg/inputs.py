@@ -54,7 +54,8 @@ DPR_NEGATIVE_FIELDS = ("hard_negative_ctxs", "negative_ctxs")
 _NTUPLE_NEGATIVE = re.compile(r"negative_[0-9]+")
 PAIRS_READER = "v5"  # bumped when the same pairs file reads as another corpus or other queries (v3: DPR fields, passage_id;
 # v4: a --corpus line's pid, passage_id or corpus-id is its id, no longer a hash of its text; v5: a TSV
-# file's bare quotes are text, see _tsv_records)
+# file's bare quotes are text, see _tsv_records; ids are stripped of surrounding spaces)
+FOLDER_READER = "v2"  # the same for BEIR, MS MARCO and LoTTE folders (v2: ids stripped of surrounding spaces)
 QUERY_ID_FIELDS = ("query_id", "qid")
 POSITIVE_ID_FIELDS = ("positive_id", "pid", "doc_id")
 # Corpus lines: BEIR's, Pyserini's ({"id", "contents"}) and Tevatron's ({"docid", "title", "text"}), then the
@@ -875,6 +876,7 @@ def _field(obj: dict[str, Any], names: tuple[str, ...], where: tuple[str, int], 
                         f"field '{name}' contains a tab, newline or other control character (e.g. NUL); ids must be "
                         "single-line plain text", *where
                     )
+                return value.strip()  # as the qrels readers strip their cells: ' d1 ' and 'd1' are one id
             elif "\x00" in value:
                 raise InputError(f"field '{name}' contains a NUL byte; remove it (binary data is not text)", *where)
             return value
@@ -1477,14 +1479,14 @@ def _load_judged(
     ordered = [queries[q] for q in dict.fromkeys(qid for _, qid, _, _ in qrels_rows)]
     qrels_fp = [file_fingerprint(qrels_files[0])] if len(qrels_files) == 1 else _files_fingerprint(qrels_files[0].parent, qrels_files)
     fp = fingerprint(
-        "beir" if layout == "BEIR" else layout, split, *_files_fingerprint(corpus_path, corpus_files),
+        "beir" if layout == "BEIR" else layout, FOLDER_READER, split, *_files_fingerprint(corpus_path, corpus_files),
         *_files_fingerprint(queries_path, queries_files),
         *qrels_fp,
     )
     return Dataset(
         description=f"{layout} {path} (split {split})",
         fingerprint=fp,
-        corpus_fingerprint=fingerprint("corpus", *_files_fingerprint(corpus_path, corpus_files)),
+        corpus_fingerprint=fingerprint("corpus", FOLDER_READER, *_files_fingerprint(corpus_path, corpus_files)),
         num_docs=num_docs,
         queries=ordered,
         qrels=qrels,

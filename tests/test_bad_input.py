@@ -878,6 +878,26 @@ def test_corpus_lines_name_their_id_and_text_as_other_datasets_do(tmp_path, tiny
     assert mine("pairs-renamed", str(pairs), "--corpus", str(tmp_path / "corpus.jsonl")) == expected_pairs
 
 
+def test_ids_with_surrounding_spaces_are_the_ids_the_qrels_name(tmp_path, tiny_beir):
+    """A corpus or queries id padded with spaces (' d01 ', as a spreadsheet or a careless join
+    leaves it) is the id the qrels name: qrels cells are stripped, so ids are stripped everywhere.
+    It once failed with "corpus id 'd01' is not in corpus.jsonl" beside a corpus that shows it."""
+    import pyarrow.parquet as pq
+
+    def mine(name: str, source: Path) -> list[dict]:
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--model", "hashing", "--workdir", str(tmp_path / "wd"),
+                                     "--out", str(out), "--quiet"])
+        assert result.exit_code == 0, result.output
+        return pq.read_table(out / "candidates.parquet").to_pylist()
+
+    expected = mine("clean", tiny_beir)
+    for part in ("corpus.jsonl", "queries.jsonl"):
+        rows = [json.loads(line) for line in (tiny_beir / part).read_text().splitlines()]
+        (tiny_beir / part).write_text("".join(json.dumps(r | {"_id": f" {r['_id']}\u00a0"}) + "\n" for r in rows))
+    assert mine("padded", tiny_beir) == expected
+
+
 def test_a_tevatron_export_reads_back_as_pairs_with_its_passages(tmp_path, tiny_beir):
     """Tevatron rows ({query_id, query, positive_passages, negative_passages}) are pairs input: the
     same queries and positives (ids kept), the negative passages pooled as documents."""
