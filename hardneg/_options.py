@@ -148,6 +148,7 @@ SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed; each query
 QueryBatchOpt = Annotated[Optional[int], typer.Option("--query-batch", help="Queries per search call.", rich_help_panel=MINE)]
 RetrieverOpt = Annotated[Optional[str], typer.Option("--retriever", **choice(RETRIEVERS), help="Whose ranking defines ranks: dense, bm25 (bm25s), or hybrid (reciprocal-rank fusion).", rich_help_panel=MINE)]
 RrfKOpt = Annotated[Optional[int], typer.Option("--rrf-k", help="Reciprocal-rank fusion constant for --retriever hybrid.", rich_help_panel=MINE)]
+QrelsNegativesOpt = Annotated[Optional[bool], typer.Option("--qrels-negatives/--no-qrels-negatives", help="Qrels rows scored 0 or below (judged not relevant) are confirmed negatives: eligible above --min-rank, exempt from the score rules, sampled first [default: on].", rich_help_panel=FILTERS)]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Judgments from `hardneg label import`: judged-relevant documents become positives, judged-not-relevant ones are sampled first.", rich_help_panel=FILTERS)]
 
 
@@ -348,7 +349,8 @@ MINE_MORE_KNOBS = {
     "ce_pseudo_positive_score": K(CePseudoOpt, "mine.ce_pseudo_positive_score"), "ce_batch_size": K(CeBatchOpt, "mine.ce_batch_size"),
     "kd_depth": K(KdDepthOpt, "mine.kd_depth"), "same_group": K(SameGroupOpt, "mine.same_group"),
     "same_cluster": K(SameClusterOpt, "mine.same_cluster"),
-    "max_per_doc": K(MaxPerDocOpt, "mine.max_per_doc"), "judge": K(JudgeOpt, "mine.judge"), "llm_url": K(LlmUrlOpt, "mine.llm_url"),
+    "max_per_doc": K(MaxPerDocOpt, "mine.max_per_doc"), "qrels_negatives": K(QrelsNegativesOpt, "mine.qrels_negatives"),
+    "judge": K(JudgeOpt, "mine.judge"), "llm_url": K(LlmUrlOpt, "mine.llm_url"),
     "llm_model": K(LlmModelOpt, "mine.llm_model"), "judge_top": K(JudgeTopOpt, "mine.judge_top"), "judge_sample": K(JudgeSampleOpt, "mine.judge_sample"),
     "judge_action": K(JudgeActionOpt, "mine.judge_action"), "llm_concurrency": K(LlmConcurrencyOpt, "mine.llm_concurrency"),
     "index": K(INDEX_BACKEND_OPT, "index.backend"),

@@ -86,9 +86,12 @@ def render_mine(console: Console, stats: dict[str, Any], path: str, manifest: di
     table.add_row(f"positives ranked < {hi}", _pct(stats["positives_in_top"], stats["positives"]))
     labels = stats.get("labels") or {}
     if labels:
-        table.add_row("judgments: positives added", f"{labels['positives_added']:,}")
+        if "positives_added" in labels:  # --labels
+            table.add_row("judgments: positives added", f"{labels['positives_added']:,}")
+        if "qrels_not_relevant" in labels:
+            table.add_row("qrels: judged not relevant (confirmed negatives)", f"{labels['qrels_not_relevant']:,}")
         table.add_row("judgments: confirmed negatives in window / selected", f"{labels.get('confirmed_in_window', 0):,} / {labels.get('confirmed_selected', 0):,}")
-        if labels["unmatched"]:
+        if labels.get("unmatched"):
             table.add_row("judgments not matching this run's queries/corpus", f"{labels['unmatched']:,}")
     print_table(console, table)
 

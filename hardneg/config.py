@@ -201,6 +201,11 @@ class MineConfig:
     labels: str | None = None
     """Judgments artifact (`hardneg label import`): candidates judged relevant become positives;
     candidates judged not relevant are confirmed negatives, exempt from the score rules and sampled first."""
+    qrels_negatives: bool = True
+    """The input's own judgments of non-relevance (qrels rows scored 0 or below: TREC pools, graded
+    qrels) are confirmed negatives too, as a `--labels` "not relevant" is. Off: they are ordinary
+    candidates, as sentence-transformers and FlagEmbedding read such qrels. Either way they are never
+    positives."""
 
     def __post_init__(self) -> None:
         _check_numbers(self)

@@ -14,7 +14,8 @@ survives positive/duplicate/near-duplicate, and the score rules and SimANS then 
 
 Human judgments (`labels`, from `hardneg label import`) come first: a document judged relevant is a
 positive like a qrels one; a candidate judged not relevant is a confirmed negative, exempt from
-the guessing filters and sampled before any other candidate.
+the guessing filters and sampled before any other candidate. So is a document the qrels score 0 or
+below (`qrels_negatives`).
 
 Negatives are then drawn from what is left by a sampler of `sampling.SAMPLERS`, with per-document
 seeded draws. Queries are mined in chunks by `mine_runner` (resumable; the unit of every engine).
@@ -80,8 +81,9 @@ from hardneg.writes import (
 __all__ = ["FILTER_ORDER", "MINE_VERSION", "SAMPLERS", "MineResult", "MineStats", "doc_keys", "mine", "mine_fingerprint",
            "sample_negatives"]
 
-MINE_VERSION = "mine-v4"  # v3: per-document sampling draws (doc_keys); v4: the query itself under its own id and a
-# title (ArguAna) is a duplicate of the query. Runs of an older version are re-mined, not reused.
+MINE_VERSION = "mine-v5"  # v3: per-document sampling draws (doc_keys); v4: the query itself under its own id and a
+# title (ArguAna) is a duplicate of the query; v5: qrels rows scored <= 0 are confirmed negatives
+# (qrels_negatives). Runs of an older version are re-mined, not reused.
 STATUS_MINED = "mined"
 STATUS_EMPTY = "empty-text"
 STATUS_NO_POSITIVE = "no-positive"
@@ -243,10 +245,20 @@ class _Miner:
         # The query itself, in the corpus under its own id behind a title (ArguAna): a duplicate.
         self.self_rows = self_documents(emb_path, self.doc_ids, dict(zip(self.query_ids, self.query_texts)))
         self.positives: dict[str, list[str]] = {}
+        judged_out: dict[str, set[str]] = {}  # qrels rows scored <= 0: judged not relevant
         for qid, did, score in read_qrels(emb_path):
-            if score > 0 and did not in self.positives.setdefault(qid, []):
-                self.positives[qid].append(did)
+            if score > 0:
+                if did not in self.positives.setdefault(qid, []):
+                    self.positives[qid].append(did)
+            elif config.qrels_negatives:
+                judged_out.setdefault(qid, set()).add(did)
         confirmed, self.label_counts = apply_judgments(self.positives, judgments or {}, self.query_ids, self.doc_ids)
+        if judged_out:
+            # A document judged relevant anywhere (another qrels row, a label) stays a positive.
+            judged_out = {q: ds - set(self.positives.get(q, ())) for q, ds in judged_out.items()}
+            for qid, docs in judged_out.items():
+                confirmed.setdefault(qid, set()).update(docs)
+            self.label_counts["qrels_not_relevant"] = sum(map(len, judged_out.values()))
         wanted = {d for ds in self.positives.values() for d in ds} | {d for ds in confirmed.values() for d in ds}
         self.row_of = {d: row for row, d in enumerate(self.doc_ids) if d in wanted}
         self.confirmed = {q: {self.row_of[d] for d in ds if d in self.row_of} for q, ds in confirmed.items()}
@@ -254,8 +266,8 @@ class _Miner:
             queries=len(self.query_ids), num_negatives=config.num_negatives,
             window=[min(config.min_rank, len(self.doc_ids)), min(config.max_rank, len(self.doc_ids))],  # ranks stop at the corpus
         )
-        if judgments:
-            self.stats.labels = dict(self.label_counts)
+        if judgments or judged_out:
+            self.stats.labels = {k: v for k, v in self.label_counts.items() if judgments or k == "qrels_not_relevant"}
         if config.retriever == "dense" and (hint := language_hint(self.query_texts, str(emb.get("model", {}).get("name", "")))):
             self.stats.hints.append(hint)
         self.tally = Tally()

@@ -222,14 +222,16 @@ def _stats_table(manifest: dict[str, Any]) -> str:
         ("negative score median", str(s["negative_scores"].get("p50", "-"))),
     ]
     labels = s.get("labels") or {}
-    if labels:  # a run mined with human judgments (--labels)
-        rows += [
-            ("judgments", f"{labels.get('judgments', 0):,}"),
-            ("judgments: positives added", f"{labels.get('positives_added', 0):,}"),
-            ("judgments: confirmed negatives in window / selected",
-             f"{labels.get('confirmed_in_window', 0):,} / {labels.get('confirmed_selected', 0):,}"),
-            ("judgments not matching this run", f"{labels.get('unmatched', 0):,}"),
-        ]
+    if labels:  # a run mined with human judgments (--labels) or with qrels scored 0
+        if "judgments" in labels:
+            rows += [("judgments", f"{labels['judgments']:,}"),
+                     ("judgments: positives added", f"{labels.get('positives_added', 0):,}")]
+        if "qrels_not_relevant" in labels:
+            rows.append(("qrels: judged not relevant (confirmed negatives)", f"{labels['qrels_not_relevant']:,}"))
+        rows.append(("judgments: confirmed negatives in window / selected",
+                     f"{labels.get('confirmed_in_window', 0):,} / {labels.get('confirmed_selected', 0):,}"))
+        if "judgments" in labels:
+            rows.append(("judgments not matching this run", f"{labels.get('unmatched', 0):,}"))
     if s.get("score_gaps"):
         rows.append(("gap: lowest positive - negative, median", str(s["score_gaps"].get("p50", "-"))))
     body = "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows)

@@ -2,7 +2,7 @@
 
 Uncertainty is read off the retriever's own ranking of the whole corpus (from rank 0, not only the
 mining window): for each mined query, the best-ranked documents that are not known positives (nor
-exact copies of one, nor already judged) are its candidates.
+exact copies of one, nor already judged by labels or by a qrels row scored 0) are its candidates.
 
 - ``margin``: lowest positive score - best candidate score. Smallest first: a candidate scored
   like (or above) a positive is either a hard negative worth confirming or an unlabelled positive.
@@ -47,7 +47,7 @@ from hardneg.artifacts import (
 )
 from hardneg.config import SelectConfig, as_dict
 from hardneg.errors import ArtifactError
-from hardneg.readers import DocTextLookup, read_queries, read_table
+from hardneg.readers import DocTextLookup, read_qrels, read_queries, read_table
 from hardneg.writes import atomic_dir, check_replaceable, writing
 
 JSONL_FILE = "to_label.jsonl"
@@ -144,6 +144,9 @@ def select(run: str | Path, out: str | Path, config: SelectConfig, *, force: boo
             from hardneg.label import read_judgments
 
             judged, _ = read_judgments(manifest["config"]["labels"])
+        for qid, did, score in read_qrels(emb_path):  # the input's own "not relevant" rows are judged too
+            if score <= 0:
+                judged.setdefault(qid, {})[did] = "not_relevant"
 
         queries = read_table(run / RUN_QUERIES_FILE).to_pydict()
         query_ids, query_texts, vectors = read_queries(emb_path)

@@ -1,7 +1,8 @@
 """Golden outputs: mining the tiny fixture with the hashing encoder gives exactly these candidates.
 
 Written with MINE_VERSION mine-v3 (per-document sampling draws); mine-v4 (the document with a query's
-id is a duplicate of the query) left them as they were: the fixture's query and document ids differ.
+id is a duplicate of the query) left them as they were: the fixture's query and document ids differ;
+so did mine-v5 (qrels rows scored 0 are confirmed negatives): the fixture's qrels score 1.
 A change here must be deliberate:
 bump MINE_VERSION (so cached runs are re-mined, not reused) and regenerate the files, saying why in
 the commit. Compared as rows, not bytes (Parquet files embed the writer's version).
@@ -31,7 +32,7 @@ CONFIGS = {
 
 @pytest.mark.parametrize("name", sorted(CONFIGS))
 def test_mining_the_fixture_gives_the_golden_candidates(tmp_path, tiny_beir, name):
-    assert MINE_VERSION.startswith("mine-v4")
+    assert MINE_VERSION.startswith("mine-v5")
     run_mine(tiny_beir, tmp_path / "run", EmbedConfig(model="hashing"), IndexConfig(), CONFIGS[name])
     rows = [{k: r[k] for k in ("query_id", "doc_id", "rank", "filter", "selected")}
             for r in pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist()]

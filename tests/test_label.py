@@ -142,6 +142,38 @@ def test_a_confirmed_negative_is_exempt_from_the_score_rules(planes, tmp_path):
     assert len([d for d, r in rows.items() if r["selected"]]) == 12
 
 
+def test_qrels_scored_zero_are_confirmed_negatives_and_never_positives(tmp_path):
+    """TREC-style qrels that judge documents not relevant (score 0, or -1) say what a `--labels` "not
+    relevant" says: those documents are confirmed negatives, eligible above --min-rank, exempt from
+    the score rules and sampled first. A document judged both ways stays a positive.
+    --no-qrels-negatives reads them as ordinary candidates (as sentence-transformers does)."""
+    root = tmp_path / "planes"
+    encoder = build_planes(root, 2, known={0: 3, 1: 3})
+    with open(root / "qrels" / "train.tsv", "a") as fh:
+        fh.write("q0\tq0d05\t0\nq0\tq0d20\t-1\nq0\tq0d03\t0\nq1\tq1d01\t0\n")  # q0d03 is also judged 1
+    emb = embed(load_input(root), tmp_path / "emb", EmbedConfig(), encoder=encoder).path
+    idx = build_index(emb, tmp_path / "idx", IndexConfig(backend="exact")).path
+    result = mine(idx, tmp_path / "run", _config(relative_margin=0.2))
+    table = {(r["query_id"], r["doc_id"]): r for r in pq.read_table(tmp_path / "run" / "candidates.parquet").to_pylist()}
+    # q0d05 (rank 5, above the window and the margin) and q0d20 come first, then the margin's survivors.
+    assert _selected(tmp_path / "run") == ["q0d05", "q0d16", "q0d20"]
+    assert table[("q0", "q0d05")]["confirmed"] and table[("q0", "q0d05")]["filter"] == ""
+    assert _selected(tmp_path / "run", "q1") == ["q1d01", "q1d16", "q1d17"]
+    positives = dict(zip(*pq.read_table(tmp_path / "run" / "queries.parquet", columns=["query_id", "positive_ids"]).to_pydict().values()))
+    assert positives == {"q0": ["q0d03"], "q1": ["q1d03"]}
+    assert result.stats.labels == {"qrels_not_relevant": 3, "confirmed_in_window": 3, "confirmed_selected": 3}
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["config"]["qrels_negatives"] is True
+    # Already judged, so never offered for labelling again.
+    offered = {c["doc_id"] for item in select(tmp_path / "run", tmp_path / "sel", SelectConfig(budget=2, candidates=12)).chosen
+               for c in item["candidates"]}
+    assert {"q0d01", "q0d04", "q1d02"} <= offered and not {"q0d05", "q1d01"} & offered
+    plain = mine(idx, tmp_path / "plain", _config(relative_margin=0.2, qrels_negatives=False))
+    assert _selected(tmp_path / "plain") == ["q0d16", "q0d17", "q0d18"]
+    assert not any(r["confirmed"] for r in pq.read_table(tmp_path / "plain" / "candidates.parquet").to_pylist())
+    assert plain.stats.labels == {}
+
+
 def test_new_judgments_at_the_same_path_make_the_run_stale(planes, tmp_path):
     idx, run = planes
     labels = tmp_path / "labels"
