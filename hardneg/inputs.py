@@ -981,11 +981,16 @@ def _passages(obj: dict[str, Any], name: str, where: tuple[str, int]) -> list[tu
 
 
 def _list_field(obj: dict[str, Any], name: str, where: tuple[str, int], *, kind: str) -> list[str]:
-    """The items of a list field, each checked as ``_field`` checks one value ('pos[2]' in errors)."""
+    """The items of a list field, each checked as ``_field`` checks one value ('pos[2]' in errors). A
+    null text is a blank one, as a null text field is (a Parquet list column's missing value: pandas
+    pads ragged lists so); a null id is an error."""
     items = []
     for i, value in enumerate(obj[name]):
         label = f"{name}[{i}]"
         if value is None:
+            if kind == "text":
+                items.append("")
+                continue
             raise InputError(f"field '{label}' is null", *where)
         item = _field({label: value}, (label,), where, kind=kind)
         assert item is not None

@@ -151,15 +151,15 @@ def test_empty_positives_are_left_out_and_counted(tmp_path):
 
     expected, _, _ = mine("clean", clean)
     blank_rows = [{"query": "a question without an answer", "answer": " "},
-                  {"query": first["query"], "pos": [first["positive"], "\u200b"]},
+                  {"query": first["query"], "pos": [first["positive"], "\u200b", None]},  # null in a list: blank too
                   {"query": "another unanswered question", "positive": ""},
                   {"query": "a question with an empty list", "pos": []},
                   {"query": "a null answer (a Parquet file's missing value)", "positive": None},
                   {"query": None, "positive": first["positive"]}]  # no question: reported empty-text
     got, err, out = mine("blanks", clean + "".join(json.dumps(r) + "\n" for r in blank_rows))
     assert got == expected
-    assert "warning: 5 empty positives left out (a query left without one is reported no-positive)" in err
-    assert json.loads((out / "manifest.json").read_text())["input"]["left_out"] == {"empty_positives": 5}
+    assert "warning: 6 empty positives left out (a query left without one is reported no-positive)" in err
+    assert json.loads((out / "manifest.json").read_text())["input"]["left_out"] == {"empty_positives": 6}
     statuses = {r["query_id"]: r["status"] for r in pq.read_table(out / "queries.parquet").to_pylist()}
     assert sorted(statuses.values()).count("no-positive") == 4 and sorted(statuses.values()).count("empty-text") == 1
     # A blank positive named by the id of a --corpus document is that document.
@@ -546,7 +546,7 @@ def test_a_directory_given_as_a_pairs_corpus_is_reported(tmp_path):
         (b'{"query": "a"}\n', "missing field 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context'); found fields: query"),
         (b'{"query": "a", "positive": 3}\n', "field 'positive' must be a string"),
         (b'{"query": "a", "pos": ["b", 3]}\n', "field 'pos[1]' must be a string, got int"),
-        (b'{"query": "a", "pos": ["b", null]}\n', "field 'pos[1]' is null"),
+        (b'{"query": "a", "pos": ["b", "c"], "pid": ["p1", null]}\n', "field 'pid[1]' is null"),
         (b'{"query": ["a"], "positive": "b"}\n', "field 'query' must be a string, got list"),
         (b'{"query": "a", "pos": ["b", "c"], "pid": "p1"}\n', "field 'pid' must be a list of 2 ids, one per text of 'pos'"),
         (b'{"query": "a", "pos": ["b", "c"], "pid": ["p1", "p\\tx"]}\n', "field 'pid[1]' contains a tab"),
