@@ -27,6 +27,8 @@ from typing import Any
 import orjson
 
 from hardneg.artifacts import (
+    WRITER,
+    artifact_kind,
     doc_text,
     file_fingerprint,
     fingerprint,
@@ -1685,6 +1687,15 @@ def _files_fingerprint(path: Path, files: list[Path] | None = None) -> list[str]
     return ["shards", *(f"{f.name}:{file_fingerprint(f)}" for f in (files if files is not None else shard_files(path)))]
 
 
+ARTIFACT_READERS = {
+    "embeddings": " (`hardneg index` and `hardneg mine` read an embeddings artifact)",
+    "index": " (`hardneg mine` reads an index)",
+    "mine-run": " (`hardneg export`, `report` and `select` read a mining run)",
+    "export": " (`hardneg train` reads an export)",
+    "model": " (a checkpoint is given as --model)",
+}
+
+
 def load_input(
     path: Path, split: str = "train", corpus: Path | None = None, display: str | None = None,
     corpus_display: str | None = None,
@@ -1694,6 +1705,11 @@ def load_input(
     if not path.exists():
         raise InputError("no such file or directory", display or path)
     refuse_stream(path, display or path)
+    if path.is_dir() and (kind := artifact_kind(path)) is not None:
+        raise InputError(
+            f"is a hardneg '{kind}' artifact (written by `hardneg {WRITER.get(kind, kind)}`), not input data: give the BEIR or "
+            f"MS MARCO folder or the pairs file it was made from{ARTIFACT_READERS.get(kind, '')}", display or path,
+        )
     if is_beir_dir(path) or is_msmarco_dir(path):
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; a BEIR or MS MARCO folder has its own corpus", path)

@@ -531,6 +531,26 @@ def test_unreadable_input_path(tmp_path):
     assert result.stderr.strip() == f"Error: {tmp_path / 'nope.jsonl'}: no such file or directory"
 
 
+def test_an_artifact_given_as_input_data_says_what_it_is_and_what_reads_it(tmp_path, tiny_beir):
+    """eval and embed take raw data; given one of hardneg's own artifacts they said the folder held
+    files of several formats, or that candidates.parquet lacked a 'query' column."""
+    run, export = tmp_path / "run", tmp_path / "export"
+    assert runner.invoke(app, ["mine", str(tiny_beir), "--model", "hashing", "--workdir", str(tmp_path / "wd"), "--out", str(run),
+                               "--quiet"]).exit_code == 0
+    assert runner.invoke(app, ["export", str(run), "--format", "colbert", "--out", str(export), "--quiet"]).exit_code == 0
+    for command, artifact, kind, reader in [
+        (["eval"], run, "mine-run", "`hardneg export`, `report` and `select` read a mining run"),
+        (["eval"], export, "export", "`hardneg train` reads an export"),
+        (["embed", "--out", str(tmp_path / "emb")], run, "mine-run", "read a mining run"),
+    ]:
+        result = runner.invoke(app, [*command, str(artifact), "--model", "hashing"])
+        assert result.exit_code == 1, result.output
+        assert result.stderr.startswith(f"Error: {artifact}: is a hardneg '{kind}' artifact (written by `hardneg "), result.stderr
+        assert "not input data: give the BEIR or MS MARCO folder or the pairs file it was made from" in result.stderr
+        assert reader in result.stderr
+    assert not (tmp_path / "emb").exists()
+
+
 def test_a_directory_given_as_a_pairs_corpus_is_reported(tmp_path):
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text(json.dumps({"query": "a", "positive": "b"}) + "\n")
