@@ -71,7 +71,7 @@ def _main(
 @errors
 @knobs(opt.EMBED_KNOBS, opt.ENGINE_KNOBS)
 def embed(
-    source: Annotated[str, typer.Argument(metavar="SOURCE", help="BEIR or MS MARCO folder, pairs file (JSONL, JSON array, Parquet, Arrow, CSV, TSV; or a folder of its shards), or - for pairs on stdin (JSONL, JSON array, Parquet, CSV or TSV with a header row; gzip too).")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="BEIR or MS MARCO folder, dataset file (.toml naming corpus, queries, qrels), pairs file (JSONL, JSON array, Parquet, Arrow, CSV, TSV; or a folder of its shards), or - for pairs on stdin (JSONL, JSON array, Parquet, CSV or TSV with a header row; gzip too).")],
     out: opt.OutOpt, knobs: Knobs,
     corpus: opt.CorpusOpt = None,
     ray_address: opt.RayAddressOpt = None, num_shards: opt.NumShardsOpt = None, shard_index: opt.ShardIndexOpt = None,
@@ -117,7 +117,7 @@ def index(
 @errors
 @knobs(opt.MINE_KNOBS, opt.MINE_MORE_KNOBS, opt.EMBED_KNOBS, opt.INDEX_KNOBS, opt.ENGINE_KNOBS)
 def mine(
-    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Index or embeddings artifact, BEIR or MS MARCO folder, pairs file (or a folder of its shards), or - for pairs on stdin (JSONL, JSON array, Parquet, CSV or TSV with a header row; gzip too).")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="Index or embeddings artifact, BEIR or MS MARCO folder, dataset file (.toml), pairs file (or a folder of its shards), or - for pairs on stdin (JSONL, JSON array, Parquet, CSV or TSV with a header row; gzip too).")],
     out: opt.OutOpt, knobs: Knobs,
     corpus: opt.CorpusOpt = None,
     ray_address: opt.RayAddressOpt = None, num_shards: opt.NumShardsOpt = None, shard_index: opt.ShardIndexOpt = None,
@@ -204,7 +204,7 @@ def train(
 @errors
 @knobs(opt.EVAL_KNOBS, opt.EVAL_EMBED_KNOBS, opt.ENGINE_KNOBS)
 def eval_(
-    source: Annotated[Path, typer.Argument(metavar="DATA", help="BEIR or MS MARCO folder (or an embeddings artifact of the split to score).")],
+    source: Annotated[Path, typer.Argument(metavar="DATA", help="BEIR or MS MARCO folder, dataset file (.toml) (or an embeddings artifact of the split to score).")],
     knobs: Knobs,
     per_query: Annotated[bool, typer.Option("--per-query", help="With --json: each query's metrics too (for paired significance tests).")] = False,
     config: opt.ConfigOpt = None, workdir: opt.WorkdirOpt = None, quiet: opt.QuietOpt = False, json: opt.JsonOpt = False,
@@ -223,7 +223,7 @@ def eval_(
 @errors
 @knobs(opt.LOOP_KNOBS, opt.MINE_KNOBS, opt.LOOP_EMBED_KNOBS, opt.ENGINE_KNOBS)
 def loop(
-    source: Annotated[Path, typer.Argument(metavar="DATA", help="BEIR folder or pairs file.")],
+    source: Annotated[Path, typer.Argument(metavar="DATA", help="BEIR or MS MARCO folder, dataset file (.toml) or pairs file.")],
     out: Annotated[Path, typer.Option("--out", "-o", help="Loop directory (rounds/K/... inside); rerun the same command to resume.")],
     knobs: Knobs, config: opt.ConfigOpt = None, force: opt.ForceOpt = False, quiet: opt.QuietOpt = False, json: opt.JsonOpt = False,
 ) -> None:

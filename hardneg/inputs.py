@@ -1687,6 +1687,47 @@ def _files_fingerprint(path: Path, files: list[Path] | None = None) -> list[str]
     return ["shards", *(f"{f.name}:{file_fingerprint(f)}" for f in (files if files is not None else shard_files(path)))]
 
 
+DATASET_FILE_KEYS = ("corpus", "queries", "qrels")
+
+
+def load_dataset_file(path: Path, split: str, display: str | None = None) -> Dataset:
+    """A dataset laid out in no folder convention hardneg knows (MIRACL's and Mr. TyDi's topics and
+    qrels beside a corpus folder, a TREC collection), named by a TOML file::
+
+        corpus = "miracl-corpus-v1.0-sw"                       # a file or a folder of shards
+        queries = "topics/topics.miracl-v1.0-sw-{split}.tsv"   # JSON Lines, or qid<TAB>text lines
+        qrels = "qrels/qrels.miracl-v1.0-sw-{split}.tsv"       # BEIR's, TREC's or MTEB's JSON Lines
+
+    Paths are relative to the file; ``{split}`` is replaced by ``--split``. Read and validated as a
+    BEIR folder's three parts are."""
+    import tomllib
+
+    name = display or str(path)
+    try:
+        spec = tomllib.loads(path.read_text(encoding="utf-8-sig"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not valid UTF-8 (byte {exc.start}); a dataset file is TOML text", name) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(f"not valid TOML ({exc})", name) from None
+    unknown = [k for k in spec if k not in DATASET_FILE_KEYS]
+    if unknown:
+        raise InputError(f"unknown key {', '.join(repr(k) for k in unknown)}; a dataset file names {', '.join(DATASET_FILE_KEYS)}", name)
+    parts: dict[str, Path] = {}
+    for key in DATASET_FILE_KEYS:
+        value = spec.get(key)
+        if not isinstance(value, str) or not value.strip():
+            got = "missing" if value is None else f"got {type(value).__name__ if not isinstance(value, str) else 'an empty string'}"
+            raise InputError(f"'{key}' must be the path of the {key} (a string; relative paths start at this file's folder), {got}", name)
+        part = path.parent / value.replace("{split}", split)
+        if not part.exists():
+            raise InputError(f"'{key}' = {value!r}: {part} does not exist" + (f" (split '{split}'; use --split)" if "{split}" in value else ""), name)
+        if key != "corpus" and part.is_dir():
+            raise InputError(f"'{key}' = {value!r}: {part} is a folder; name the file", name)
+        parts[key] = part
+    refuse_stream(parts["corpus"], parts["corpus"])
+    return _load_judged("dataset file", path, split, parts["corpus"], parts["queries"], [parts["qrels"]])
+
+
 ARTIFACT_READERS = {
     "embeddings": " (`hardneg index` and `hardneg mine` read an embeddings artifact)",
     "index": " (`hardneg mine` reads an index)",
@@ -1710,6 +1751,10 @@ def load_input(
             f"is a hardneg '{kind}' artifact (written by `hardneg {WRITER.get(kind, kind)}`), not input data: give the BEIR or "
             f"MS MARCO folder or the pairs file it was made from{ARTIFACT_READERS.get(kind, '')}", display or path,
         )
+    if path.is_file() and plain_name(path).endswith(".toml"):
+        if corpus is not None:
+            raise InputError("--corpus applies to a pairs file; a dataset file names its own corpus", display or path)
+        return load_dataset_file(path, split, display)
     if is_beir_dir(path) or is_msmarco_dir(path):
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; a BEIR or MS MARCO folder has its own corpus", path)
@@ -1742,7 +1787,8 @@ def load_input(
              "not a BEIR folder (needs corpus.jsonl, queries.jsonl and qrels/<split>.tsv, or corpus/ and queries/ folders "
              "of shards as the hub keeps them), nor an MS MARCO folder "
              "(collection.tsv, queries.<split>.tsv, qrels.<split>.tsv), nor a folder of pairs files (.parquet, "
-             ".arrow, .jsonl, .csv, .tsv: a dataset's shards), nor a hardneg artifact"),
+             ".arrow, .jsonl, .csv, .tsv: a dataset's shards), nor a hardneg artifact; another layout is read through a "
+             "dataset file (a .toml naming its corpus, queries and qrels)"),
             display or path,
         )
     if corpus is not None:

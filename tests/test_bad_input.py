@@ -531,6 +531,56 @@ def test_unreadable_input_path(tmp_path):
     assert result.stderr.strip() == f"Error: {tmp_path / 'nope.jsonl'}: no such file or directory"
 
 
+def test_a_dataset_file_names_a_layout_no_folder_convention_covers(tmp_path, tiny_beir):
+    """MIRACL's layout: a corpus folder of gzipped JSON Lines shards (docid, title, text), topics as
+    qid<TAB>text lines and TREC qrels, in folders of their own, named by a TOML file with {split}:
+    mined exactly like the same data as a BEIR folder, and evaluated too. Bad dataset files are one
+    error naming the file and the key."""
+    import pyarrow.parquet as pq
+
+    mir = tmp_path / "miracl"
+    (mir / "corpus").mkdir(parents=True)
+    (mir / "topics").mkdir()
+    (mir / "qrels").mkdir()
+    docs = [json.loads(line) for line in (tiny_beir / "corpus.jsonl").read_text().splitlines()]
+    for shard in range(2):  # two shards, in name order
+        part = docs[: len(docs) // 2] if shard == 0 else docs[len(docs) // 2 :]
+        (mir / "corpus" / f"docs-{shard}.jsonl.gz").write_bytes(gzip.compress(
+            "".join(json.dumps({"docid": d["_id"], "title": d["title"], "text": d["text"]}) + "\n" for d in part).encode(), mtime=0))
+    queries = [json.loads(line) for line in (tiny_beir / "queries.jsonl").read_text().splitlines()]
+    (mir / "topics" / "topics.train.tsv").write_text("".join(f"{q['_id']}\t{q['text']}\n" for q in queries))
+    qrels = [line.split("\t") for line in (tiny_beir / "qrels" / "train.tsv").read_text().splitlines()[1:]]
+    (mir / "qrels" / "qrels.train.tsv").write_text("".join(f"{q}\tQ0\t{d}\t{r}\n" for q, d, r in qrels))
+    spec = mir / "dataset.toml"
+    spec.write_text('corpus = "corpus"\nqueries = "topics/topics.{split}.tsv"\nqrels = "qrels/qrels.{split}.tsv"\n')
+
+    def mine(name: str, source: Path) -> list[dict]:
+        out = tmp_path / f"run-{name}"
+        result = runner.invoke(app, ["mine", str(source), "--model", "hashing", "--workdir", str(tmp_path / f"wd-{name}"),
+                                     "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert f"input: dataset file {source} (split train)" in result.stderr or name == "beir", result.stderr
+        return pq.read_table(out / "candidates.parquet").to_pylist()
+
+    assert mine("miracl", spec) == mine("beir", tiny_beir)
+    assert runner.invoke(app, ["eval", str(spec), "--model", "hashing", "--split", "train"]).exit_code == 0
+    for content, split, needle in [
+        ('corpus = "corpus"\nqueries = "topics/topics.{split}.tsv"\n', "train", "'qrels' must be the path of the qrels (a string;"),
+        ('corpus = "corpus"\nqueries = "topics/topics.{split}.tsv"\nqrels = "qrels/qrels.{split}.tsv"\n', "dev",
+         "'queries' = 'topics/topics.{split}.tsv': " + str(mir / "topics" / "topics.dev.tsv") + " does not exist (split 'dev'; use --split)"),
+        ('corpus = "corpus"\nqueries = "topics"\nqrels = "qrels/qrels.{split}.tsv"\n', "train", "'queries' = 'topics': "),
+        ('corpus = 3\nqueries = "q"\nqrels = "r"\n', "train", "'corpus' must be the path of the corpus (a string;"),
+        ('corpus = "corpus"\nquery = "x"\n', "train", "unknown key 'query'; a dataset file names corpus, queries, qrels"),
+        ('corpus = "corpus\n', "train", "not valid TOML"),
+    ]:
+        spec.write_text(content)
+        result = runner.invoke(app, ["mine", str(spec), "--model", "hashing", "--split", split, "--workdir", str(tmp_path / "wd-bad"),
+                                     "--out", str(tmp_path / "bad")])
+        assert result.exit_code == 1 and result.stderr.startswith(f"Error: {spec}: "), result.output
+        assert needle in result.stderr, result.stderr
+        assert not (tmp_path / "bad").exists()
+
+
 def test_an_artifact_given_as_input_data_says_what_it_is_and_what_reads_it(tmp_path, tiny_beir):
     """eval and embed take raw data; given one of hardneg's own artifacts they said the folder held
     files of several formats, or that candidates.parquet lacked a 'query' column."""

@@ -20,7 +20,7 @@ def _commands(text: str) -> list[str]:
     """`hardneg ...` command lines of fenced code blocks and of inline `hardneg ...` spans that take
     flags, with shell continuations joined and pipes, redirections and comments cut off."""
     found = []
-    blocks = re.findall(r"```(?:bash|sh|console)?\n(.*?)```", text, re.S)
+    blocks = [body for lang, body in re.findall(r"```([a-z]*)\n(.*?)```", text, re.S) if lang in ("", "bash", "sh", "console")]
     for block in blocks:
         joined = re.sub(r"\\\n\s*", " ", block)
         for line in joined.splitlines():
