@@ -512,6 +512,7 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
 
     kd_ce_rows, kd_colbert_rows = kd_scored_rows(ce, "ce"), kd_scored_rows(colbert_teacher, "colbert")
     colbert_nv = {**nv, "scores_from": "teacher"}
+    colbert_nv_fallback = {**colbert_nv, "fallback_min_rank": 10}
 
     def loop_model(name: str, warm_start: bool, rounds: int = LOOP_ROUNDS, architecture: str = "biencoder",
                    recipe: dict[str, Any] | None = None, students: str = "every") -> Callable[[int], tuple[Path, float, float]]:
@@ -636,6 +637,12 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                "by `hardneg train --architecture colbert` on hardneg-default negatives of the train split, hidden positives "
                "held out)", both, scored_rows(colbert_teacher, "colbert-teacher-nv", **colbert_nv),
                scored_proxy(colbert_teacher, "colbert-teacher-nv", **colbert_nv), seeded_mining=False),
+        Method("hardneg-colbert-teacher-nv-fallback", "the default rule (NV margin + fallback) on the ColBERT teacher's "
+               "scores: --min-rank 0 --max-rank 110 --sampling top --relative-margin 0.05 --fallback-min-rank 10 --teacher "
+               "COLBERT --scores-from teacher (a query the teacher's margin empties takes random candidates from rank 10 on "
+               "instead of losing its pairs; COLBERT as in hardneg-colbert-teacher-nv)", both,
+               scored_rows(colbert_teacher, "colbert-teacher-nv-fallback", **colbert_nv_fallback),
+               scored_proxy(colbert_teacher, "colbert-teacher-nv-fallback", **colbert_nv_fallback), seeded_mining=True),
         Method(f"hardneg-kd-colbert-{KD_DEPTH}", f"pylate-kd from `--kd-depth {KD_DEPTH} --teacher COLBERT --scores-from "
                "teacher` (the base retriever's candidates, the ColBERT teacher's MaxSim scores as targets; COLBERT as in "
                f"hardneg-colbert-teacher-nv), `--loss distillation {' '.join(KD_TRAIN_ARGS)}` (min-max "
