@@ -1698,7 +1698,7 @@ def load_dataset_file(path: Path, split: str, display: str | None = None) -> Dat
         queries = "topics/topics.miracl-v1.0-sw-{split}.tsv"   # JSON Lines, or qid<TAB>text lines
         qrels = "qrels/qrels.miracl-v1.0-sw-{split}.tsv"       # BEIR's, TREC's or MTEB's JSON Lines
 
-    Paths are relative to the file; ``{split}`` is replaced by ``--split``. Read and validated as a
+    Paths are relative to the file (absolute and ``~/`` paths too); ``{split}`` is replaced by ``--split``. Read and validated as a
     BEIR folder's three parts are."""
     import tomllib
 
@@ -1718,7 +1718,7 @@ def load_dataset_file(path: Path, split: str, display: str | None = None) -> Dat
         if not isinstance(value, str) or not value.strip():
             got = "missing" if value is None else f"got {type(value).__name__ if not isinstance(value, str) else 'an empty string'}"
             raise InputError(f"'{key}' must be the path of the {key} (a string; relative paths start at this file's folder), {got}", name)
-        part = path.parent / value.replace("{split}", split)
+        part = path.parent / Path(value.replace("{split}", split)).expanduser()  # an absolute path stays itself
         if not part.exists():
             raise InputError(f"'{key}' = {value!r}: {part} does not exist" + (f" (split '{split}'; use --split)" if "{split}" in value else ""), name)
         if key != "corpus" and part.is_dir():
