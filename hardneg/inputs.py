@@ -50,13 +50,15 @@ _BOM = b"\xef\xbb\xbf"
 # "hard_negative_ctxs"}: both negative lists join the pool).
 QUERY_FIELDS = ("query", "anchor", "question")
 POSITIVE_FIELDS = ("positive", "pos", "answer", "positive_passages", "positive_ctxs",
-                   "context")  # context: SQuAD-style rows (question, context)
+                   "context",  # context: SQuAD-style rows (question, context)
+                   "passage", "document")  # labeled pairs' (query, passage, label) rows name it so
 NEGATIVE_FIELDS = ("negative", "neg", "negative_passages")
 DPR_NEGATIVE_FIELDS = ("hard_negative_ctxs", "negative_ctxs")
 _NTUPLE_NEGATIVE = re.compile(r"negative_[0-9]+")
-PAIRS_READER = "v5"  # bumped when the same pairs file reads as another corpus or other queries (v3: DPR fields, passage_id;
+PAIRS_READER = "v6"  # bumped when the same pairs file reads as another corpus or other queries (v3: DPR fields, passage_id;
 # v4: a --corpus line's pid, passage_id or corpus-id is its id, no longer a hash of its text; v5: a TSV
-# file's bare quotes are text, see _tsv_records; ids are stripped of surrounding spaces)
+# file's bare quotes are text, see _tsv_records; ids are stripped of surrounding spaces; v6: a labeled
+# pair's label is read: label 0 is a judged negative, no longer a positive)
 FOLDER_READER = "v2"  # the same for BEIR, MS MARCO and LoTTE folders (v2: ids stripped of surrounding spaces)
 QUERY_ID_FIELDS = ("query_id", "qid")
 POSITIVE_ID_FIELDS = ("positive_id", "pid", "doc_id")
@@ -1507,6 +1509,41 @@ def _load_judged(
 
 
 PAIR_COLUMNS = (QUERY_FIELDS, POSITIVE_FIELDS)
+LABEL_FIELDS = ("label", "labels")
+"""A labeled pair's relevance (sentence-transformers' ``labeled-pair`` rows: query, passage, label;
+RAGatouille's labeled pairs; ``labeled-list`` rows: a list of passages and a list of labels)."""
+
+
+def _relevance(value: Any, label: str, where: tuple[str, int]) -> str:
+    """``relevant``, ``not_relevant`` or ``skip`` (null: unjudged) for a labeled pair's label: a
+    bool, a number (above 0: relevant, as qrels grades are read) or a word `hardneg label import`
+    reads (1/0, yes/no, true/false, relevant/not relevant)."""
+    from hardneg.label import NOT_RELEVANT, RELEVANT, SKIP, parse_label
+
+    if value is None:
+        return SKIP
+    if isinstance(value, bool):
+        return RELEVANT if value else NOT_RELEVANT
+    if isinstance(value, (int, float)) and math.isfinite(value) and float(value).is_integer():
+        return RELEVANT if value > 0 else NOT_RELEVANT
+    parsed = parse_label(value) if isinstance(value, str) else None
+    if parsed is None:
+        raise InputError(f"field '{label}': {value!r} is not a relevance label (1/0, true/false, relevant/not relevant, "
+                         "or a whole-number grade)", *where)
+    return parsed
+
+
+def _row_labels(obj: dict[str, Any], count: int, where: tuple[str, int]) -> list[str] | None:
+    """The relevance of each of a pairs row's ``count`` positive-field texts, or None when the row
+    has no label: ``label`` applies to all of them, ``labels`` is a list of one per text."""
+    if "label" in obj:
+        return [_relevance(obj["label"], "label", where)] * count
+    if "labels" in obj and obj["labels"] is not None:
+        labels = obj["labels"]
+        if not isinstance(labels, list) or len(labels) != count:
+            raise InputError(f"field 'labels' must be a list of {count} labels, one per text of the row's passages", *where)
+        return [_relevance(v, f"labels[{i}]", where) for i, v in enumerate(labels)]
+    return None
 # Columns that are never a query's or a positive's text: a two-column file naming one of them is no pair.
 _NOT_PAIR_TEXT = {*NEGATIVE_FIELDS, *DPR_NEGATIVE_FIELDS, *QUERY_ID_FIELDS, *POSITIVE_ID_FIELDS, *PASSAGE_ID_FIELDS,
                   "score", "label", "labels", "relevance", "answers"}
@@ -1518,7 +1555,7 @@ def pair_roles(row: dict[str, Any]) -> tuple[str, str] | None:
     ``mine_hard_negatives`` reads a dataset, the first column is the query and the second the positive,
     unless one of them has a name hardneg knows, which keeps its role. None when the row's columns name
     a query and a positive already, or are not two texts."""
-    columns = list(row)
+    columns = [c for c in row if c not in LABEL_FIELDS]  # a labeled pair's label goes with its two texts
     if any(c in QUERY_FIELDS for c in columns) and any(c in POSITIVE_FIELDS for c in columns):
         return None
     if len(columns) != 2 or _NOT_PAIR_TEXT & set(columns) or not all(isinstance(row[c], str) for c in columns):
@@ -1562,7 +1599,7 @@ def _pair_records(part: Path, name: str, roles_read: dict[str, tuple[str, str]])
                 f"fields, '{query}' and '{positive}', were read as the query and the positive: every row needs both)",
                 name, lineno,
             )
-        yield lineno, {"query": obj[query], "positive": obj[positive]}
+        yield lineno, {"query": obj[query], "positive": obj[positive], **{k: obj[k] for k in LABEL_FIELDS if k in obj}}
 
 
 def _stable_id(prefix: str, text: str) -> str:
@@ -1592,6 +1629,7 @@ def load_pairs(
     extra_line: dict[str, tuple[str, int]] = {}
     queries: dict[str, Query] = {}
     qrels: dict[tuple[str, str], None] = {}
+    judged_out: dict[tuple[str, str], None] = {}  # labeled pairs judged not relevant: qrels rows scored 0
     in_corpus: dict[str, tuple[str, tuple[str, int]]] = {}  # positive id given in --corpus -> (text hash, where), checked below
     rows = 0
     empty_positives = 0
@@ -1624,7 +1662,20 @@ def load_pairs(
         if qid in queries and queries[qid].text != qtext:
             raise InputError(f"query id '{qid}' appears with two different texts", *where)
         queries.setdefault(qid, Query(qid, qtext))
-        for ptext, pid in positives:
+        labels = _row_labels(obj, len(positives), where)
+        for i, (ptext, pid) in enumerate(positives):
+            if labels is not None and labels[i] != "relevant":
+                # A labeled pair's passage judged not relevant (or unjudged): a document of the corpus,
+                # and for a "not relevant" one a confirmed negative of the query, never a positive.
+                if not is_blank(ptext):
+                    did = pid or by_hash.get(text_hash(ptext)) or _stable_id("d", ptext)
+                    if did in corpus_ids:
+                        in_corpus.setdefault(did, (text_hash(ptext), where))
+                    else:
+                        add_document(did, ptext, "document", where)
+                    if labels[i] == "not_relevant":
+                        judged_out[(qid, did)] = None
+                continue
             if is_blank(ptext):
                 if pid is not None and pid in corpus_ids:
                     qrels[(qid, pid)] = None  # named by id: the --corpus document of that id is the positive
@@ -1673,7 +1724,7 @@ def load_pairs(
         corpus_fingerprint=fingerprint(*parts),  # the pairs file adds documents of its own
         num_docs=num_corpus + len(extra),
         queries=list(queries.values()),
-        qrels=[(q, d, 1.0) for q, d in qrels],
+        qrels=[(q, d, 1.0) for q, d in qrels] + [(q, d, 0.0) for q, d in judged_out if (q, d) not in qrels],
         _corpus_factory=corpus_stream,
         left_out=_left_out(empty_ids, empty_positives=empty_positives),
     )

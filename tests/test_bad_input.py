@@ -531,6 +531,62 @@ def test_unreadable_input_path(tmp_path):
     assert result.stderr.strip() == f"Error: {tmp_path / 'nope.jsonl'}: no such file or directory"
 
 
+def test_labeled_pairs_read_their_label_a_zero_is_a_judged_negative_never_a_positive(tmp_path):
+    """sentence-transformers' labeled-pair rows (query, passage, label: "not strictly positives"),
+    RAGatouille's labeled pairs and labeled-list rows (a list of passages, a list of labels): a
+    passage labeled 0 was read as a positive. It is a document judged not relevant: a confirmed
+    negative (--no-qrels-negatives: an ordinary candidate), never a positive. The same pairs in
+    every shape mine the same candidates."""
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    topics = ["volcanoes", "tides", "glaciers", "comets", "monsoons", "coral reefs"]
+    pos = {t: f"{t} form when forces act on the earth in the way the {t} article explains" for t in topics}
+    neg = {t: f"{t} are unrelated to the {t} question, a passage judged not relevant" for t in topics}
+    pairs = [(f"how do {t} form", pos[t], 1) for t in topics] + [(f"how do {t} form", neg[t], 0) for t in topics]
+    shapes = {
+        "passage.jsonl": "".join(json.dumps({"query": q, "passage": p, "label": lab}) + "\n" for q, p, lab in pairs),
+        "st-labeled-pair.jsonl": "".join(json.dumps({"anchor": q, "positive": p, "label": bool(lab)}) + "\n" for q, p, lab in pairs),
+        "labeled-list.jsonl": "".join(json.dumps({"query": f"how do {t} form", "answer": [pos[t], neg[t]], "labels": [1, 0]}) + "\n"
+                                      for t in topics),
+    }
+    for name, content in shapes.items():
+        (tmp_path / name).write_text(content)
+    pq.write_table(pa.Table.from_pylist([{"sentence1": q, "sentence2": p, "label": lab} for q, p, lab in pairs]),
+                   tmp_path / "two-columns.parquet")
+    with open(tmp_path / "spreadsheet.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows([("query", "passage", "label"), *((q, p, "yes" if lab else "no") for q, p, lab in pairs)])
+
+    def mine(name: str, *extra: str) -> tuple[list[dict], dict[str, list[str]], dict]:
+        out = tmp_path / f"run-{name}{'-'.join(extra)}"
+        result = runner.invoke(app, ["mine", str(tmp_path / name), "--model", "hashing", "-n", "2", "--workdir", str(tmp_path / "wd"),
+                                     "--out", str(out), "--quiet", *extra])
+        assert result.exit_code == 0, f"{name}: {result.output}"
+        queries = pq.read_table(out / "queries.parquet").to_pydict()
+        return (pq.read_table(out / "candidates.parquet").to_pylist(), dict(zip(queries["query_id"], queries["positive_ids"])),
+                json.loads((out / "manifest.json").read_text())["stats"])
+
+    candidates, positives, stats = mine("passage.jsonl")
+    assert all(len(p) == 1 for p in positives.values()) and len(positives) == len(topics)
+    judged = {(r["query_id"], r["doc_id"]) for r in candidates if r["confirmed"]}
+    assert len(judged) == len(topics) and all(r["selected"] for r in candidates if r["confirmed"])
+    assert not judged & {(q, d) for q, ds in positives.items() for d in ds}
+    assert stats["labels"]["qrels_not_relevant"] == len(topics)
+    for name in ("st-labeled-pair.jsonl", "labeled-list.jsonl", "two-columns.parquet", "spreadsheet.csv"):
+        assert mine(name)[:2] == (candidates, positives), name
+    plain, plain_positives, plain_stats = mine("passage.jsonl", "--no-qrels-negatives")
+    assert plain_positives == positives and not any(r["confirmed"] for r in plain) and not plain_stats["labels"]
+    for content, line, needle in [
+        ('{"query": "a", "passage": "b", "label": "maybe"}\n', 1, "field 'label': 'maybe' is not a relevance label"),
+        ('{"query": "a", "passage": "b", "label": 0.5}\n', 1, "field 'label': 0.5 is not a relevance label"),
+        ('{"query": "a", "answer": ["b", "c"], "labels": [1]}\n', 1, "field 'labels' must be a list of 2 labels"),
+    ]:
+        (tmp_path / "bad.jsonl").write_text(content)
+        _mine_fails_cleanly(tmp_path, tmp_path / "bad.jsonl", f"bad.jsonl:{line}: {needle}")
+
+
 def test_a_dataset_file_names_a_layout_no_folder_convention_covers(tmp_path, tiny_beir):
     """MIRACL's layout: a corpus folder of gzipped JSON Lines shards (docid, title, text), topics as
     qid<TAB>text lines and TREC qrels, in folders of their own, named by a TOML file with {split}:
@@ -613,7 +669,7 @@ def test_a_directory_given_as_a_pairs_corpus_is_reported(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        (b'{"query": "a"}\n', "missing field 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context'); found fields: query"),
+        (b'{"query": "a"}\n', "missing field 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context', 'passage', 'document'); found fields: query"),
         (b'{"query": "a", "positive": 3}\n', "field 'positive' must be a string"),
         (b'{"query": "a", "pos": ["b", 3]}\n', "field 'pos[1]' must be a string, got int"),
         (b'{"query": "a", "pos": ["b", "c"], "pid": ["p1", null]}\n', "field 'pid[1]' is null"),
@@ -639,7 +695,7 @@ def test_parquet_pairs_with_wrong_columns(tmp_path):
     result = runner.invoke(app, ["mine", str(tmp_path / "pairs.parquet"), "--model", "hashing", "--out", "run"])
     assert result.exit_code == 1
     assert (
-        "pairs.parquet: missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context'); "
+        "pairs.parquet: missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context', 'passage', 'document'); "
         "found columns: question, reply, source" in result.stderr
     )
 
@@ -1078,7 +1134,7 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
     ("triples.train.small.tsv", b"what is x\tx is y\tz is w\n", 1,
      "this one's first row looks like data: give the columns' names ahead of it, as in "
      "(printf 'query\\tpositive\\tnegative\\n'; cat FILE) | hardneg mine - ..."),
-    ("nocolumn.csv", b"question,text\nq1,p1\n", 1, "missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context') in the header row"),
+    ("nocolumn.csv", b"question,text\nq1,p1\n", 1, "missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context', 'passage', 'document') in the header row"),
     ("latin1.csv", b"query,positive\nq1,p1\nq2,caf\xe9\n", 3, "not valid UTF-8"),
     ("header-twice.csv", b"query,query,positive\na,b,c\n", 1, "the header names column 'query' twice"),
     ("empty.csv", b"\n", None, "the CSV file is empty"),
