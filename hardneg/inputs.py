@@ -1535,7 +1535,11 @@ def _relevance(value: Any, label: str, where: tuple[str, int]) -> str:
 
 def _row_labels(obj: dict[str, Any], count: int, where: tuple[str, int]) -> list[str] | None:
     """The relevance of each of a pairs row's ``count`` positive-field texts, or None when the row
-    has no label: ``label`` applies to all of them, ``labels`` is a list of one per text."""
+    has no label: ``label`` applies to all of them, ``labels`` is a list of one per text. A row with
+    negatives is a triplet (some tools tag those with ``label: 0``, meaning the negative): its
+    positive stays a positive."""
+    if any(obj.get(n) is not None for n in (*NEGATIVE_FIELDS, *DPR_NEGATIVE_FIELDS)) or any(_NTUPLE_NEGATIVE.fullmatch(n) for n in obj):
+        return None
     if "label" in obj:
         return [_relevance(obj["label"], "label", where)] * count
     if "labels" in obj and obj["labels"] is not None:
@@ -1544,6 +1548,8 @@ def _row_labels(obj: dict[str, Any], count: int, where: tuple[str, int]) -> list
             raise InputError(f"field 'labels' must be a list of {count} labels, one per text of the row's passages", *where)
         return [_relevance(v, f"labels[{i}]", where) for i, v in enumerate(labels)]
     return None
+
+
 # Columns that are never a query's or a positive's text: a two-column file naming one of them is no pair.
 _NOT_PAIR_TEXT = {*NEGATIVE_FIELDS, *DPR_NEGATIVE_FIELDS, *QUERY_ID_FIELDS, *POSITIVE_ID_FIELDS, *PASSAGE_ID_FIELDS,
                   "score", "label", "labels", "relevance", "answers"}
@@ -1749,8 +1755,8 @@ def load_dataset_file(path: Path, split: str, display: str | None = None) -> Dat
         queries = "topics/topics.miracl-v1.0-sw-{split}.tsv"   # JSON Lines, or qid<TAB>text lines
         qrels = "qrels/qrels.miracl-v1.0-sw-{split}.tsv"       # BEIR's, TREC's or MTEB's JSON Lines
 
-    Paths are relative to the file (absolute and ``~/`` paths too); ``{split}`` is replaced by ``--split``. Read and validated as a
-    BEIR folder's three parts are."""
+    Paths are relative to the file (absolute and ``~/`` paths too); ``{split}`` is replaced by
+    ``--split``. Read and validated as a BEIR folder's three parts are."""
     import tomllib
 
     name = display or str(path)

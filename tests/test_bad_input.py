@@ -576,6 +576,10 @@ def test_labeled_pairs_read_their_label_a_zero_is_a_judged_negative_never_a_posi
     assert stats["labels"]["qrels_not_relevant"] == len(topics)
     for name in ("st-labeled-pair.jsonl", "labeled-list.jsonl", "two-columns.parquet", "spreadsheet.csv"):
         assert mine(name)[:2] == (candidates, positives), name
+    # A triplet tagged label 0 (the tag names its negative): its positive stays a positive.
+    (tmp_path / "tagged-triplets.jsonl").write_text("".join(
+        json.dumps({"query": f"how do {t} form", "positive": pos[t], "negative": neg[t], "label": 0}) + "\n" for t in topics))
+    assert mine("tagged-triplets.jsonl")[1] == positives
     plain, plain_positives, plain_stats = mine("passage.jsonl", "--no-qrels-negatives")
     assert plain_positives == positives and not any(r["confirmed"] for r in plain) and not plain_stats["labels"]
     for content, line, needle in [
