@@ -1757,7 +1757,7 @@ def load_dataset_file(path: Path, split: str, display: str | None = None) -> Dat
 
     Paths are relative to the file (absolute and ``~/`` paths too); ``{split}`` is replaced by
     ``--split``. Read and validated as a BEIR folder's three parts are."""
-    import tomllib
+    from hardneg.config_file import tomllib  # tomli before Python 3.11
 
     name = display or str(path)
     try:
