@@ -605,7 +605,7 @@ def _tsv_records(lines: Iterator[tuple[int, str]], name: str) -> Iterator[tuple[
             continue
         pending.extend(reversed(taken))  # read plain: the lines after this one are read again
         if width is None or len(plain) == width:
-            width = len(plain) if width is None else width
+            width = width or len(plain)
             plain_before = True  # a field opened with a quote that is text: a plain writer's file
             yield lineno, plain
         elif error is not None and taken:  # a quote left open over the lines after it
@@ -945,14 +945,19 @@ def _unanswerable(obj: dict[str, Any]) -> bool:
     return isinstance(answers, dict) and answers.get("text") == [] and isinstance(obj["context"], str)
 
 
+def _negative_fields(obj: dict[str, Any]) -> list[str]:
+    """The fields of a pairs row that hold negatives, in reading order (none null)."""
+    names = [n for n in NEGATIVE_FIELDS if obj.get(n) is not None][:1]
+    names += [n for n in DPR_NEGATIVE_FIELDS if obj.get(n) is not None]
+    names += sorted((n for n in obj if _NTUPLE_NEGATIVE.fullmatch(n) and obj[n] is not None), key=lambda n: int(n[9:]))
+    return names
+
+
 def _pool_documents(obj: dict[str, Any], where: tuple[str, int]) -> list[tuple[str, str | None]]:
     """(text, id or None) of a pairs row's negatives: ``negative``/``neg`` (one text or a list),
     Tevatron's ``negative_passages`` and the n-tuple columns ``negative_1``, ``negative_2``, ... of
     sentence-transformers' datasets."""
-    names = [n for n in NEGATIVE_FIELDS if obj.get(n) is not None][:1]
-    names += [n for n in DPR_NEGATIVE_FIELDS if obj.get(n) is not None]
-    names += sorted((n for n in obj if _NTUPLE_NEGATIVE.fullmatch(n) and obj[n] is not None), key=lambda n: int(n[9:]))
-    docs = [doc for name in names for doc in _documents_of(obj, name, where)]
+    docs = [doc for name in _negative_fields(obj) for doc in _documents_of(obj, name, where)]
     return [(text, did) for text, did, _ in docs if not is_blank(text)]  # an empty negative is no document
 
 
@@ -1518,15 +1523,11 @@ def _relevance(value: Any, label: str, where: tuple[str, int]) -> str:
     """``relevant``, ``not_relevant`` or ``skip`` (null: unjudged) for a labeled pair's label: a
     bool, a number (above 0: relevant, as qrels grades are read) or a word `hardneg label import`
     reads (1/0, yes/no, true/false, relevant/not relevant)."""
-    from hardneg.label import NOT_RELEVANT, RELEVANT, SKIP, parse_label
+    from hardneg.label import NOT_RELEVANT, RELEVANT, parse_label
 
-    if value is None:
-        return SKIP
-    if isinstance(value, bool):
-        return RELEVANT if value else NOT_RELEVANT
-    if isinstance(value, (int, float)) and math.isfinite(value) and float(value).is_integer():
-        return RELEVANT if value > 0 else NOT_RELEVANT
-    parsed = parse_label(value) if isinstance(value, str) else None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and float(value).is_integer():
+        return RELEVANT if value > 0 else NOT_RELEVANT  # a grade, as qrels scores are read
+    parsed = parse_label(value)  # null, a bool or a word
     if parsed is None:
         raise InputError(f"field '{label}': {value!r} is not a relevance label (1/0, true/false, relevant/not relevant, "
                          "or a whole-number grade)", *where)
@@ -1538,7 +1539,7 @@ def _row_labels(obj: dict[str, Any], count: int, where: tuple[str, int]) -> list
     has no label: ``label`` applies to all of them, ``labels`` is a list of one per text. A row with
     negatives is a triplet (some tools tag those with ``label: 0``, meaning the negative): its
     positive stays a positive."""
-    if any(obj.get(n) is not None for n in (*NEGATIVE_FIELDS, *DPR_NEGATIVE_FIELDS)) or any(_NTUPLE_NEGATIVE.fullmatch(n) for n in obj):
+    if _negative_fields(obj):
         return None
     if "label" in obj:
         return [_relevance(obj["label"], "label", where)] * count
@@ -1652,6 +1653,16 @@ def load_pairs(
             extra_line[did] = where
             by_hash.setdefault(text_hash(text), did)
 
+    def place(text: str, did: str | None, what: str, where: tuple[str, int]) -> str:
+        """The id of a text the row names (its own, a --corpus document's of the same text, or one made
+        from the text): a --corpus document is checked against the text below, any other is added."""
+        did = did or by_hash.get(text_hash(text)) or _stable_id("d", text)
+        if did in corpus_ids:
+            in_corpus.setdefault(did, (text_hash(text), where))
+        else:
+            add_document(did, text, what, where)
+        return did
+
     roles_read: dict[str, tuple[str, str]] = {}  # file -> (query column, positive column), for two-column files
     records = ((part_name, lineno, obj) for part, part_name in files
                for lineno, obj in _pair_records(part, part_name, roles_read))
@@ -1674,11 +1685,7 @@ def load_pairs(
                 # A labeled pair's passage judged not relevant (or unjudged): a document of the corpus,
                 # and for a "not relevant" one a confirmed negative of the query, never a positive.
                 if not is_blank(ptext):
-                    did = pid or by_hash.get(text_hash(ptext)) or _stable_id("d", ptext)
-                    if did in corpus_ids:
-                        in_corpus.setdefault(did, (text_hash(ptext), where))
-                    else:
-                        add_document(did, ptext, "document", where)
+                    did = place(ptext, pid, "document", where)
                     if labels[i] == "not_relevant":
                         judged_out[(qid, did)] = None
                 continue
@@ -1688,12 +1695,7 @@ def load_pairs(
                     continue
                 empty_positives += 1  # nothing to train on; the query is reported no-positive if it has no other
                 continue
-            pid = pid or by_hash.get(text_hash(ptext)) or _stable_id("d", ptext)
-            if pid in corpus_ids:
-                in_corpus.setdefault(pid, (text_hash(ptext), where))
-            else:
-                add_document(pid, ptext, "positive", where)
-            qrels[(qid, pid)] = None
+            qrels[(qid, place(ptext, pid, "positive", where))] = None
         if corpus is None:
             for ntext, nid in _pool_documents(obj, where):
                 add_document(nid or by_hash.get(text_hash(ntext)) or _stable_id("d", ntext), ntext, "document", where)
