@@ -258,7 +258,6 @@ class _Miner:
             judged_out = {q: ds - set(self.positives.get(q, ())) for q, ds in judged_out.items()}
             for qid, docs in judged_out.items():
                 confirmed.setdefault(qid, set()).update(docs)
-            self.label_counts["qrels_not_relevant"] = sum(map(len, judged_out.values()))
         wanted = {d for ds in self.positives.values() for d in ds} | {d for ds in confirmed.values() for d in ds}
         self.row_of = {d: row for row, d in enumerate(self.doc_ids) if d in wanted}
         self.confirmed = {q: {self.row_of[d] for d in ds if d in self.row_of} for q, ds in confirmed.items()}
@@ -266,8 +265,9 @@ class _Miner:
             queries=len(self.query_ids), num_negatives=config.num_negatives,
             window=[min(config.min_rank, len(self.doc_ids)), min(config.max_rank, len(self.doc_ids))],  # ranks stop at the corpus
         )
-        if judgments or judged_out:
-            self.stats.labels = {k: v for k, v in self.label_counts.items() if judgments or k == "qrels_not_relevant"}
+        self.stats.labels = dict(self.label_counts) if judgments else {}
+        if judged_out:
+            self.stats.labels["qrels_not_relevant"] = sum(map(len, judged_out.values()))
         if config.retriever == "dense" and (hint := language_hint(self.query_texts, str(emb.get("model", {}).get("name", "")))):
             self.stats.hints.append(hint)
         self.tally = Tally()
