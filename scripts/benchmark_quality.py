@@ -9,8 +9,8 @@ Everything a user would run goes through the product: negatives are mined with h
 sentence-transformers / pylate-kd export, trained with `hardneg train --architecture STUDENT` and
 evaluated with `hardneg eval --per-query` (exact search over the whole corpus; ColBERT: exact
 MaxSim). Training: the packaged all-MiniLM-L6-v2 (ColBERT: plus a seeded 128-d head), 1 epoch,
-batch 32, lr 2e-5, one mined negative per (query, positive) row (contrastive rows), or 32 scored
-candidates per query (KD rows).
+batch 32, lr 2e-5, one mined negative per (query, positive) row (contrastive rows), or 8 scored
+candidates per query (KD rows; 32 in the `-32` rows, at batch 4).
 
 Resumable: each unit (method, student, seed) writes one JSON file under ``--results`` (metrics,
 per-query nDCG@10, false-negative proxy, seconds per stage) and is skipped when that file exists,
@@ -57,6 +57,11 @@ KD_DEPTH = 8
 # 24 GB (32-way rows at batch 32 were killed for memory; 8-way at batch 8 peaks at ~7 GB).
 MULTI_NEGATIVES = 4  # hard negatives per row of the n-way rows (ColBERT recipes train n-way, not on triples)
 KD_TRAIN_ARGS = ["--batch-size", "8", "--max-length", "180"]
+# The depth ColBERT recipes distil over (PyLate's public recipes: 32 scored candidates a query).
+# A 32-way step at batch 8 would hold ~25 GB of activations here; batch 4 holds ~12 GB, so those
+# rows train 4 queries a step (twice the steps of an 8-way row for the same epoch).
+KD_DEEP = 32
+KD_DEEP_TRAIN_ARGS = ["--batch-size", "4", "--max-length", "180"]
 PROXY_NEGATIVES = 10
 LOOP_ROUNDS = 3
 # RocketQA-style denoising: candidates from the top of the ranking, minus those the cross-encoder
@@ -500,14 +505,16 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
         return lambda seed: hn.negatives("hidden", f"{name}-proxy-s{seed}", num_negatives=PROXY_NEGATIVES, seed=seed,
                                          cross_encoder=str(teacher.path()), **mine)
 
-    def kd_scored_rows(teacher: TrainedTeacher, tag: str) -> Callable[[int], tuple[Path, str, int]]:
-        """ColBERTv2 / TAS-B style at this scale: the positive and the KD_DEPTH - 1 best-ranked
+    def kd_scored_rows(teacher: TrainedTeacher, tag: str, depth: int = KD_DEPTH) -> Callable[[int], tuple[Path, str, int]]:
+        """ColBERTv2 / TAS-B style at this scale: the positive and the ``depth`` - 1 best-ranked
         candidates of the base retriever, every one scored by ``teacher`` (a cross-encoder's sigmoid
         outputs, a ColBERT model's MaxSim sums) as the distillation targets."""
+        window = {"min_rank": 0, "max_rank": 2 * depth, "sampling": "top"}
+
         def prepare(seed: int) -> tuple[Path, str, int]:
-            run = hn.run("full", f"kd{KD_DEPTH}-{tag}", num_negatives=KD_DEPTH - 1, seed=42, kd_depth=KD_DEPTH,
-                         cross_encoder=str(teacher.path()), scores_from="teacher", **kd)
-            return hardneg_export(run, exports / f"kd{KD_DEPTH}-{tag}", "pylate-kd", None, 42, data), "distillation", 1
+            run = hn.run("full", f"kd{depth}-{tag}", num_negatives=depth - 1, seed=42, kd_depth=depth,
+                         cross_encoder=str(teacher.path()), scores_from="teacher", **window)
+            return hardneg_export(run, exports / f"kd{depth}-{tag}", "pylate-kd", None, 42, data), "distillation", 1
         return prepare
 
     kd_ce_rows, kd_colbert_rows = kd_scored_rows(ce, "ce"), kd_scored_rows(colbert_teacher, "colbert")
@@ -653,6 +660,12 @@ def methods_for(data: Data, base: str, model: str, work: Path) -> list[Method]:
                "same scale), as a trainer that does not normalise reads an export with `--score-transform none` (colbert-ai; "
                "the export-default question of the exports issue)", ("colbert",), kd_colbert_rows, None,
                seeded_mining=False, train_args=(*KD_TRAIN_ARGS, "--kd-normalize", "none")),
+        Method(f"hardneg-kd-colbert-{KD_DEEP}", f"hardneg-kd-colbert-{KD_DEPTH} at the depth ColBERT recipes distil over: "
+               f"pylate-kd from `--kd-depth {KD_DEEP} --teacher COLBERT --scores-from teacher` (the positive and the base "
+               f"retriever's {KD_DEEP - 1} best-ranked candidates, the ColBERT teacher's MaxSim scores as targets), `--loss "
+               f"distillation {' '.join(KD_DEEP_TRAIN_ARGS)}` (batch 4: a 32-way step at batch 8 does not fit 24 GB); proxy n/a",
+               ("colbert",), kd_scored_rows(colbert_teacher, "colbert", KD_DEEP), None,
+               seeded_mining=False, train_args=tuple(KD_DEEP_TRAIN_ARGS)),
         Method(f"st-random-10-110-n{MULTI_NEGATIVES}", f"st-random-10-110 with num_negatives={MULTI_NEGATIVES}: each "
                f"(query, positive) row carries {MULTI_NEGATIVES} hard negatives (n-tuple output; ST keeps only full rows), "
                f"MNRL over {MULTI_NEGATIVES + 1} documents per row plus in-batch negatives", both,
