@@ -19,7 +19,7 @@ import re
 import stat
 import unicodedata
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -653,6 +653,25 @@ def is_collection_tsv(path: Path) -> bool:
     return plain.startswith("collection") and plain.endswith(".tsv")
 
 
+def _is_headerless_corpus_tsv(path: Path) -> bool:
+    """A corpus TSV of ``id<TAB>text[<TAB>title]`` lines under another name than collection.tsv
+    (``docs.tsv`` named in a dataset file, ``--corpus passages.tsv``): its first line has 2 or 3
+    fields, none of them a column name a corpus header would hold. A first row that names a column
+    hardneg knows is a header, read as one (and a wrong header is reported as such)."""
+    if not plain_name(path).endswith(".tsv"):
+        return False
+    known = {*DOC_ID_FIELDS, *DOC_TEXT_FIELDS, "title"}
+    try:
+        with _open_bytes(path, str(path)) as fh:
+            for _, raw in _lines(fh, str(path)):
+                if raw.strip():
+                    cells = raw.rstrip(b"\r\n").decode("utf-8", "replace").split("\t")
+                    return 2 <= len(cells) <= len(COLLECTION_COLUMNS) and not known & {c.strip().lower() for c in cells}
+    except (InputError, OSError):
+        return False  # the record reader reports what is wrong with the file
+    return False
+
+
 def iter_headerless_tsv(path: Path, columns: tuple[str, ...], display: str | None = None) -> Iterator[tuple[int, dict[str, Any]]]:
     """(line number, record) of a headerless TSV file whose lines hold the first 2 to ``len(columns)``
     of ``columns``, split on tabs (texts hold no tab, as in MS MARCO). A first line whose id field
@@ -1061,11 +1080,30 @@ def _part_dir(path: Path, name: str, split: str | None = None) -> Path | None:
     return next(iter(subs.values()), None)  # the only one (or, finding whether there is a part at all, the first)
 
 
+BEIR_PART_FORMATS = (".parquet", ".arrow", ".json", ".tsv", ".csv")
+"""Besides BEIR's ``.jsonl``, the forms a part may take as one file in a BEIR-like folder (a corpus
+saved with ``to_parquet``, ``queries.tsv`` of ``qid<TAB>text`` lines): read as a dataset file's part
+is, as long as the folder holds one form of it."""
+
+
+def _beir_part_file(path: Path, name: str) -> Path | None:
+    """``name.jsonl`` (plain or compressed), else the one file ``name.parquet`` / ``.arrow`` /
+    ``.json`` / ``.tsv`` / ``.csv`` (the last three plain or compressed); two of those is ambiguous."""
+    jsonl = beir_file(path, f"{name}.jsonl")
+    if jsonl is not None:
+        return jsonl
+    found = [f for suffix in BEIR_PART_FORMATS if (f := beir_file(path, f"{name}{suffix}")) is not None]
+    if len(found) > 1:
+        raise InputError(f"both {' and '.join(f.name for f in found)} are here; keep one", path)
+    return found[0] if found else None
+
+
 def beir_part(path: Path, name: str, split: str | None = None) -> Path | None:
-    """A BEIR folder's ``corpus`` or ``queries``: ``name.jsonl`` (plain or compressed), or else a
-    folder of its shards (``_part_dir``). A download of BeIR/<set> holds both, the same data twice
-    (``corpus.jsonl.gz`` beside the Parquet copy the hub added): the file, BEIR's own, is read."""
-    return beir_file(path, f"{name}.jsonl") or _part_dir(path, name, split)
+    """A BEIR folder's ``corpus`` or ``queries``: ``name.jsonl`` (plain or compressed) or one file of
+    another format (``_beir_part_file``), or else a folder of its shards (``_part_dir``). A download
+    of BeIR/<set> holds both, the same data twice (``corpus.jsonl.gz`` beside the Parquet copy the
+    hub added): the file, BEIR's own, is read."""
+    return _beir_part_file(path, name) or _part_dir(path, name, split)
 
 
 def _part_files(path: Path, split: str | None) -> list[Path] | None:
@@ -1085,7 +1123,8 @@ def _part_files(path: Path, split: str | None) -> list[Path] | None:
 def is_beir_dir(path: Path) -> bool:
     """A folder with a corpus and queries, each a file (plain or compressed) or a folder of shards."""
     return path.is_dir() and all(
-        any((path / f"{n}.jsonl{suffix}").is_file() for suffix in ("", *COMPRESSED_SUFFIXES)) or _part_dir(path, n) is not None
+        any((path / f"{n}{form}{suffix}").is_file() for form in (".jsonl", *BEIR_PART_FORMATS) for suffix in ("", *COMPRESSED_SUFFIXES))
+        or _part_dir(path, n) is not None
         for n in ("corpus", "queries")
     )
 
@@ -1099,7 +1138,7 @@ def _iter_documents(
     made_ids: set[str] = set()
     for part, name in _record_files(path, display, files=files):
         records = (
-            iter_headerless_tsv(part, COLLECTION_COLUMNS, name) if is_collection_tsv(part)
+            iter_headerless_tsv(part, COLLECTION_COLUMNS, name) if is_collection_tsv(part) or _is_headerless_corpus_tsv(part)
             else _iter_records(part, (DOC_TEXT_FIELDS,), name)
         )
         for lineno, obj in records:
@@ -1452,11 +1491,31 @@ def _load_judged(
     validated against each other."""
     corpus_files, queries_files = _part_files(corpus_path, None), _part_files(queries_path, split)
     scanned = _scan_corpus(corpus_path, files=corpus_files)
-    doc_ids, empty_ids = scanned.ids, set(scanned.empty_ids)
     qrels_rows = [((str(f), lineno), qid, did, score) for f in qrels_files for lineno, qid, did, score in read_qrels(f)]
+    qrels_fp = [file_fingerprint(qrels_files[0])] if len(qrels_files) == 1 else _files_fingerprint(qrels_files[0].parent, qrels_files)
+    fp = fingerprint(
+        "beir" if layout == "BEIR" else layout, FOLDER_READER, split, *_files_fingerprint(corpus_path, corpus_files),
+        *_files_fingerprint(queries_path, queries_files),
+        *qrels_fp,
+    )
+    return _judged_dataset(
+        f"{layout} {path} (split {split})", fp, fingerprint("corpus", FOLDER_READER, *_files_fingerprint(corpus_path, corpus_files)),
+        scanned, lambda: _stream_corpus(corpus_path, files=corpus_files), _iter_queries(queries_path, queries_files),
+        qrels_rows, corpus_path.name, queries_path.name,
+    )
+
+
+def _judged_dataset(
+    description: str, fp: str, corpus_fp: str, scanned: _Corpus, corpus_factory: Callable[[], Iterator[Document]],
+    query_records: Iterable[tuple[tuple[str, int], dict[str, Any]]],
+    qrels_rows: list[tuple[tuple[str, int], str, str, float]], corpus_name: str, queries_name: str,
+) -> Dataset:
+    """A corpus (scanned), queries and judgments checked against each other: every judged query is
+    in the queries, and all but a few judged documents (``MISSING_JUDGED_SHARE``) in the corpus."""
+    doc_ids, empty_ids = scanned.ids, set(scanned.empty_ids)
     wanted = {qid for _, qid, _, _ in qrels_rows}
     queries: dict[str, Query] = {}
-    for where, obj in _iter_queries(queries_path, queries_files):
+    for where, obj in query_records:
         qid = _field(obj, BEIR_QUERY_ID_FIELDS, where, kind="id")
         text = _text_or_blank(obj, BEIR_QUERY_TEXT_FIELDS, where)  # blank or null: reported empty-text, not mined
         assert qid is not None
@@ -1469,7 +1528,7 @@ def _load_judged(
     unavailable: list[tuple[str, str, float]] = []  # those and the judgments on empty documents
     for where, qid, did, score in qrels_rows:
         if qid not in queries:
-            raise InputError(f"query id '{qid}' is not in {queries_path.name}", *where)
+            raise InputError(f"query id '{qid}' is not in {queries_name}", *where)
         if did in empty_ids:
             unavailable.append((qid, did, score))  # a document with no text: nothing to train on, dropped with it
             continue
@@ -1481,30 +1540,22 @@ def _load_judged(
     if len(missing) > MISSING_JUDGED_SHARE * len(qrels_rows):
         where, did = missing[0]
         raise InputError(
-            f"corpus id '{did}' is not in {corpus_path.name}"
+            f"corpus id '{did}' is not in {corpus_name}"
             + (f" (nor are the documents of {len(missing) - 1} more judgments: is this the corpus these qrels judge?)"
                if len(missing) > 1 else ""),
             *where,
         )
-    num_docs = len(doc_ids)
-    del doc_ids
     # Every judged query stays, in qrels order: one whose judgments were all on empty documents is
     # counted by mine as having no positive, not dropped unseen.
     ordered = [queries[q] for q in dict.fromkeys(qid for _, qid, _, _ in qrels_rows)]
-    qrels_fp = [file_fingerprint(qrels_files[0])] if len(qrels_files) == 1 else _files_fingerprint(qrels_files[0].parent, qrels_files)
-    fp = fingerprint(
-        "beir" if layout == "BEIR" else layout, FOLDER_READER, split, *_files_fingerprint(corpus_path, corpus_files),
-        *_files_fingerprint(queries_path, queries_files),
-        *qrels_fp,
-    )
     return Dataset(
-        description=f"{layout} {path} (split {split})",
+        description=description,
         fingerprint=fp,
-        corpus_fingerprint=fingerprint("corpus", FOLDER_READER, *_files_fingerprint(corpus_path, corpus_files)),
-        num_docs=num_docs,
+        corpus_fingerprint=corpus_fp,
+        num_docs=len(doc_ids),
         queries=ordered,
         qrels=qrels,
-        _corpus_factory=lambda: _stream_corpus(corpus_path, files=corpus_files),
+        _corpus_factory=corpus_factory,
         left_out=_left_out(scanned.empty_ids, len(unavailable) - len(missing), [d for _, d in missing]),
         unavailable_qrels=unavailable,
     )
@@ -1787,6 +1838,136 @@ def load_dataset_file(path: Path, split: str, display: str | None = None) -> Dat
     return _load_judged("dataset file", path, split, parts["corpus"], parts["queries"], [parts["qrels"]])
 
 
+QA_JSON_KEYS = ("queries", "corpus", "relevant_docs")
+"""LlamaIndex's ``EmbeddingQAFinetuneDataset`` (``generate_qa_embedding_pairs(...).save_json``), the
+three dicts sentence-transformers' ``InformationRetrievalEvaluator`` takes, as one JSON object."""
+
+
+def _qa_json(path: Path, name: str) -> tuple[dict[str, Any], bytes] | None:
+    """The file's object and bytes when the whole file is one ``QA_JSON_KEYS`` object, else None.
+    A JSON Lines file costs one parsed line; only a file that names ``relevant_docs`` is read whole."""
+    with _open_bytes(path, name) as fh:
+        for _, raw in _lines(fh, name):
+            line = raw.strip()
+            if not line:
+                continue
+            if not line.startswith(b"{"):
+                return None
+            try:
+                obj = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                obj = None  # pretty-printed (or broken: the reader that takes the file says so)
+            if isinstance(obj, dict):
+                data = raw + _rest(fh, name)
+                return (obj, data) if all(k in obj for k in QA_JSON_KEYS) and not data[len(raw):].strip() else None
+            data = raw + _rest(fh, name)
+            if b'"relevant_docs"' not in data:
+                return None
+            try:
+                whole = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                return None
+            return (whole, data) if isinstance(whole, dict) and all(k in whole for k in QA_JSON_KEYS) else None
+    return None
+
+
+def _json_key_line(data: bytes, section: str, key: str) -> int:
+    """The line of ``key`` inside ``section`` of a one-object JSON file (for error messages)."""
+    start = max(data.find(orjson.dumps(section)), 0)
+    found = re.compile(re.escape(orjson.dumps(key)) + rb"\s*:").search(data, start)
+    return data.count(b"\n", 0, found.start() if found else start) + 1
+
+
+def load_qa_json(path: Path, display: str | None = None) -> Dataset:
+    """A LlamaIndex ``EmbeddingQAFinetuneDataset`` file: ``{"queries": {qid: text}, "corpus": {id:
+    text}, "relevant_docs": {qid: [id, ...]}}`` (a document may be an object with ``text`` and
+    ``title``; the judgments of a query may be ``{id: grade}``, a grade of 0 or below judging the
+    document not relevant, as a qrels row scored 0 does). One file is one split; every judged query is mined."""
+    name = display or str(path)
+    found = _qa_json(path, name)
+    assert found is not None
+    obj, data = found
+    for key in QA_JSON_KEYS:
+        if not isinstance(obj[key], dict):
+            raise InputError(f"'{key}' must be an object mapping ids to {'its documents' if key == 'relevant_docs' else 'texts'}, "
+                             f"got {type(obj[key]).__name__}", name, _json_key_line(data, key, key))
+
+    def where(section: str, key: str) -> tuple[str, int]:
+        return name, _json_key_line(data, section, key)
+
+    def checked(section: str, key: str, read: Callable[[tuple[str, int]], Any]) -> Any:
+        """``read`` a record of ``section``; its error names the entry and its line (found only then)."""
+        try:
+            return read((name, 0))
+        except InputError as exc:
+            reason = exc.reason.replace("field '_id'", "the id").replace("field 'text'", "the text").replace("field 'title'", "the title")
+            raise InputError(f"{section}[{key!r}]: {reason}", *where(section, key)) from None
+
+    docs: list[Document] = []
+    seen: dict[str, str] = {}
+    for raw_id, value in obj["corpus"].items():
+        if isinstance(value, str) or value is None:
+            record: dict[str, Any] = {"_id": raw_id, "text": value}
+        elif isinstance(value, dict):
+            record = {**value, "_id": raw_id}
+        else:
+            raise InputError(f"corpus[{raw_id!r}] must be a text or an object with 'text' (and 'title'), got {type(value).__name__}",
+                             *where("corpus", raw_id))
+        doc, _ = checked("corpus", raw_id, lambda here: _read_document(record, here))  # noqa: B023 (called at once)
+        if doc.doc_id in seen:
+            raise InputError(f"corpus ids {seen[doc.doc_id]!r} and {raw_id!r} are the same id once stripped of spaces",
+                             *where("corpus", raw_id))
+        seen[doc.doc_id] = raw_id
+        docs.append(doc)
+    empty = [d.doc_id for d in docs if is_empty_document(d)]
+    ids = {d.doc_id for d in docs} - set(empty)
+    if not ids:
+        raise InputError(f"the corpus has no document with text ({len(empty)} empty)" if empty
+                         else "'corpus' is empty; it needs at least one document", name, _json_key_line(data, "corpus", "corpus"))
+    scanned = _Corpus(ids, {}, empty)
+    queries: list[dict[str, Any]] = []
+    query_keys: dict[str, str] = {}
+    for raw_id, value in obj["queries"].items():
+        record = {"_id": raw_id, "text": value}
+        qid = checked("queries", raw_id, lambda here: _field(record, ("_id",), here, kind="id"))  # noqa: B023 (called at once)
+        if qid in query_keys:
+            raise InputError(f"query ids {query_keys[qid]!r} and {raw_id!r} are the same id once stripped of spaces",
+                             *where("queries", raw_id))
+        query_keys[qid] = raw_id
+        queries.append({"_id": qid, "text": checked("queries", raw_id, lambda here: _text_or_blank(record, ("text",), here))})  # noqa: B023
+    qrels_rows: list[tuple[tuple[str, int], str, str, float]] = []
+    for raw_qid, judged in obj["relevant_docs"].items():
+        here = where("relevant_docs", raw_qid)
+        pairs: list[tuple[Any, Any]]
+        if isinstance(judged, (str, int)) and not isinstance(judged, bool):
+            pairs = [(judged, 1)]
+        elif isinstance(judged, list):
+            pairs = [(d, 1) for d in judged]
+        elif isinstance(judged, dict):
+            pairs = list(judged.items())
+        else:
+            raise InputError(f"relevant_docs[{raw_qid!r}] must be a list of document ids (or an object of id: grade), "
+                             f"got {'null' if judged is None else type(judged).__name__}", *here)
+        qid = raw_qid.strip()
+        for did, grade in pairs:
+            if isinstance(did, int) and not isinstance(did, bool):
+                did = str(did)
+            if not isinstance(did, str) or not did.strip():
+                raise InputError(f"relevant_docs[{raw_qid!r}] holds {did!r}, not a document id", *here)
+            if isinstance(grade, bool) or not isinstance(grade, (int, float)) or not math.isfinite(grade):
+                raise InputError(f"relevant_docs[{raw_qid!r}][{did!r}] must be a number (a relevance grade), got {grade!r}", *here)
+            qrels_rows.append((here, qid, did.strip(), float(grade)))
+    if not qrels_rows:
+        raise InputError("'relevant_docs' judges no document: nothing to mine or evaluate", *where("relevant_docs", "relevant_docs"))
+    fp = fingerprint("qa-json", FOLDER_READER, file_fingerprint(path))
+    return _judged_dataset(
+        f"QA JSON {path}", fp, fingerprint("corpus-qa-json", FOLDER_READER, fp), scanned,
+        lambda: (d for d in docs if not is_empty_document(d)),
+        (((name, 0), q) for q in queries),  # checked above: the line is never shown
+        qrels_rows, f"{Path(name).name}'s corpus", f"{Path(name).name}'s queries",
+    )
+
+
 ARTIFACT_READERS = {
     "embeddings": " (`hardneg index` and `hardneg mine` read an embeddings artifact)",
     "index": " (`hardneg mine` reads an index)",
@@ -1814,6 +1995,10 @@ def load_input(
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; a dataset file names its own corpus", display or path)
         return load_dataset_file(path, split, display)
+    if path.is_file() and _record_kind(path) == "json" and _qa_json(path, display or str(path)) is not None:
+        if corpus is not None:
+            raise InputError("--corpus applies to a pairs file; this file holds its own corpus", display or path)
+        return load_qa_json(path, display)
     if is_beir_dir(path) or is_msmarco_dir(path):
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; a BEIR or MS MARCO folder has its own corpus", path)
@@ -1821,7 +2006,7 @@ def load_input(
     if path.is_dir():
         # One part of a BEIR folder found, the other not (both: is_beir_dir above). A corpus/ folder
         # alone may be one subset of a dataset repository (corpus/, triplet/): BEIR's only with qrels.
-        half = {n: beir_file(path, f"{n}.jsonl") is not None
+        half = {n: _beir_part_file(path, n) is not None
                 or (_part_dir(path, n) is not None and any((path / d).is_dir() for d in QRELS_DIRS)) for n in ("corpus", "queries")}
         if any(half.values()):
             have = next(n for n in half if half[n])
@@ -1830,7 +2015,7 @@ def load_input(
             why = (f" ({there.name} is a link to {os.readlink(there)}, which does not exist)" if there.is_symlink() and not there.exists()
                    else f" ({there.name} is a folder, not a file)" if there.is_dir() else "")
             raise InputError(
-                f"a BEIR folder with {have} but no {lack}{why}: it needs {lack}.jsonl (or .jsonl.gz), or a {lack}/ folder "
+                f"a BEIR folder with {have} but no {lack}{why}: it needs {lack}.jsonl (or .jsonl.gz; or one {lack}.parquet, .arrow, .json, .tsv or .csv), or a {lack}/ folder "
                 f"holding its data files (.parquet, .jsonl, .arrow)", display or path,
             )
     if path.is_dir() and not shard_files(path, split) and (path / split).is_dir() and shard_files(path / split):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import lzma
+import shutil
 from pathlib import Path
 
 import pytest
@@ -501,8 +502,8 @@ def test_the_hubs_beir_layouts_fail_cleanly(tmp_path, tiny_beir):
     pq.write_table(pa.Table.from_pylist([{"query-id": "q1", "corpus-id": "d01"}]), train)
     _mine_fails_cleanly(tmp_path, mteb, "train-00000-of-00001.parquet: ", "score")
     (mteb / "queries" / "test-00000-of-00001.parquet").rename(mteb / "queries" / "test-00000-of-00001.txt")
-    _mine_fails_cleanly(tmp_path, mteb, "a BEIR folder with corpus but no queries: it needs queries.jsonl (or .jsonl.gz), "
-                                        "or a queries/ folder holding its data files")
+    _mine_fails_cleanly(tmp_path, mteb, "a BEIR folder with corpus but no queries: it needs queries.jsonl (or .jsonl.gz; or one "
+                                        "queries.parquet, .arrow, .json, .tsv or .csv), or a queries/ folder holding its data files")
     half = tmp_path / "half"  # BEIR's files, one of them missing: not read as a pairs folder of two files
     half.mkdir()
     shutil.copy(tiny_beir / "queries.jsonl", half / "queries.jsonl")
@@ -639,6 +640,118 @@ def test_a_dataset_file_names_a_layout_no_folder_convention_covers(tmp_path, tin
         assert result.exit_code == 1 and result.stderr.startswith(f"Error: {spec}: "), result.output
         assert needle in result.stderr, result.stderr
         assert not (tmp_path / "bad").exists()
+
+
+def _tiny_parts(tiny_beir: Path) -> tuple[list[dict], list[dict], list[list[str]]]:
+    """The tiny fixture's documents, queries and train qrels rows (query, document, score)."""
+    docs = [json.loads(line) for line in (tiny_beir / "corpus.jsonl").read_text().splitlines()]
+    queries = [json.loads(line) for line in (tiny_beir / "queries.jsonl").read_text().splitlines()]
+    qrels = [line.split("\t") for line in (tiny_beir / "qrels" / "train.tsv").read_text().splitlines()[1:]]
+    return docs, queries, qrels
+
+
+def _mined(tmp_path: Path, source: Path, name: str, *extra: str) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    out = tmp_path / f"run-{name}"
+    result = runner.invoke(app, ["mine", str(source), "--model", "hashing", "--workdir", str(tmp_path / f"wd-{name}"), "--out", str(out),
+                                 "--quiet", *extra])
+    assert result.exit_code == 0, f"{name}: {result.output}"
+    return pq.read_table(out / "candidates.parquet").to_pylist()
+
+
+def test_a_beir_folder_whose_parts_are_single_files_of_other_formats_is_read(tmp_path, tiny_beir):
+    """corpus.parquet (a DataFrame's to_parquet), queries.tsv (qid<TAB>text), corpus.csv, a JSON
+    array: the readers a dataset file uses, found by name in a BEIR-like folder. They said the folder
+    had queries but no corpus. Two forms of one part is ambiguous: an error naming both."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    docs, queries, _ = _tiny_parts(tiny_beir)
+    reference = _mined(tmp_path, tiny_beir, "beir")
+    forms = {
+        "parquet": lambda d: pq.write_table(pa.Table.from_pylist(docs), d / "corpus.parquet"),
+        "csv": lambda d: (d / "corpus.csv").write_text("_id,title,text\n" + "".join(
+            f'{x["_id"]},"{x["title"]}","{x["text"]}"\n' for x in docs)),
+        "json-array": lambda d: (d / "corpus.json").write_text(json.dumps(docs)),
+        "tsv": lambda d: (d / "corpus.tsv").write_text("".join(f'{x["_id"]}\t{x["text"]}\t{x["title"]}\n' for x in docs)),
+    }
+    for name, write in forms.items():
+        folder = tmp_path / name
+        (folder / "qrels").mkdir(parents=True)
+        (folder / "qrels" / "train.tsv").write_bytes((tiny_beir / "qrels" / "train.tsv").read_bytes())
+        write(folder)
+        (folder / "queries.tsv").write_text("".join(f'{q["_id"]}\t{q["text"]}\n' for q in queries))
+        assert _mined(tmp_path, folder, name) == reference, name
+    pq.write_table(pa.Table.from_pylist(queries), tmp_path / "tsv" / "queries.parquet")
+    _mine_fails_cleanly(tmp_path, tmp_path / "tsv", "both queries.parquet and queries.tsv are here; keep one")
+
+
+def test_a_headerless_corpus_tsv_is_read_under_any_name(tmp_path, tiny_beir):
+    """id<TAB>text[<TAB>title] lines were read without a header only as collection*.tsv: the same
+    file as docs.tsv in a dataset file (or --corpus passages.tsv) was told it lacked a 'text' column.
+    A first row that names known columns is still a header."""
+    docs, _, _ = _tiny_parts(tiny_beir)
+    (tiny_beir / "docs.tsv").write_text("".join(f'{d["_id"]}\t{d["text"]}\t{d["title"]}\n' for d in docs))
+    (tiny_beir / "dataset.toml").write_text('corpus = "docs.tsv"\nqueries = "queries.jsonl"\nqrels = "qrels/{split}.tsv"\n')
+    assert _mined(tmp_path, tiny_beir / "dataset.toml", "toml") == _mined(tmp_path, tiny_beir, "beir")
+    (tiny_beir / "docs.tsv").write_text("id\ttitle\ttext\n" + "".join(f'{d["_id"]}\t{d["title"]}\t{d["text"]}\n' for d in docs))
+    assert _mined(tmp_path, tiny_beir / "dataset.toml", "header") == _mined(tmp_path, tiny_beir, "beir")
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text(json.dumps({"query": "What is the capital of France?", "positive": docs[0]["text"]}) + "\n")
+    (tmp_path / "passages.tsv").write_text("".join(f'{d["_id"]}\t{d["text"]}\n' for d in docs))
+    rows = _mined(tmp_path, pairs, "pairs", "--corpus", str(tmp_path / "passages.tsv"), "--min-rank", "0")
+    assert {r["doc_id"] for r in rows} <= {d["_id"] for d in docs} and rows
+
+
+def test_a_llamaindex_qa_dataset_json_is_read_as_a_judged_dataset(tmp_path, tiny_beir):
+    """LlamaIndex's EmbeddingQAFinetuneDataset (`generate_qa_embedding_pairs(...).save_json`): one
+    JSON object of queries, corpus and relevant_docs, the dicts sentence-transformers'
+    InformationRetrievalEvaluator takes. It was read as a pairs file and failed on a missing 'query'
+    field. Pretty-printed or on one line, gzipped, graded, evaluated; bad entries are one error
+    naming the entry and its line."""
+    docs, queries, qrels = _tiny_parts(tiny_beir)
+    relevant: dict[str, list[str]] = {}
+    for q, d, _ in qrels:
+        relevant.setdefault(q, []).append(d)
+    text_only = tmp_path / "text-only"
+    shutil.copytree(tiny_beir, text_only)  # LlamaIndex's corpus is id -> text, without titles
+    (text_only / "corpus.jsonl").write_text("".join(json.dumps({"_id": d["_id"], "text": d["text"]}) + "\n" for d in docs))
+    dataset = {"queries": {q["_id"]: q["text"] for q in queries if q["_id"] in relevant},
+               "corpus": {d["_id"]: d["text"] for d in docs}, "relevant_docs": relevant, "mode": "text"}
+    reference = _mined(tmp_path, text_only, "beir")
+    (tmp_path / "train_dataset.json").write_text(json.dumps(dataset, indent=4))
+    assert _mined(tmp_path, tmp_path / "train_dataset.json", "pretty") == reference
+    (tmp_path / "one-line.json.gz").write_bytes(gzip.compress(json.dumps(dataset).encode(), mtime=0))
+    assert _mined(tmp_path, tmp_path / "one-line.json.gz", "gz") == reference
+    # Documents with titles, graded judgments (a grade of 0: judged not relevant, a confirmed negative).
+    graded = {**dataset, "corpus": {d["_id"]: {"title": d["title"], "text": d["text"]} for d in docs},
+              "relevant_docs": {q: {d: 1 for d in ds} | ({"d40": 0} if q == "q1" else {}) for q, ds in relevant.items()}}
+    (tmp_path / "graded.json").write_text(json.dumps(graded, indent=2))
+    rows = _mined(tmp_path, tmp_path / "graded.json", "graded", "--min-rank", "0", "--max-rank", "40")
+    assert [(r["query_id"], r["doc_id"]) for r in rows if r["confirmed"]] == [("q1", "d40")]
+    result = runner.invoke(app, ["eval", str(tmp_path / "train_dataset.json"), "--model", "hashing", "--json"])
+    assert result.exit_code == 0 and json.loads(result.stdout)["queries"] == len(relevant), result.output
+    result = runner.invoke(app, ["mine", str(tmp_path / "graded.json"), "--corpus", str(tiny_beir / "corpus.jsonl"), "--model", "hashing",
+                                 "--out", str(tmp_path / "bad")])
+    assert result.exit_code == 1 and "--corpus applies to a pairs file; this file holds its own corpus" in result.stderr
+    for change, line, needle in [
+        (lambda d: d["relevant_docs"].update(q99=["d01"]), None, "query id 'q99' is not in bad.json's queries"),
+        (lambda d: d["relevant_docs"].update(q1=["d01", "d99", "d98"]), None, "corpus id 'd99' is not in bad.json's corpus"),
+        (lambda d: d["corpus"].update(d05=["text"]), "\"d05\"", "corpus['d05'] must be a text or an object with 'text' (and 'title'), got list"),
+        (lambda d: d["corpus"].update(d05="a \x00 b"), "\"d05\"", "corpus['d05']: the text contains a NUL byte"),
+        (lambda d: d["queries"].update(q2=3), "\"q2\"", "queries['q2']: the text must be a string, got int"),
+        (lambda d: d["queries"].update({" q2": "again"}), "\" q2\"", "query ids 'q2' and ' q2' are the same id once stripped of spaces"),
+        (lambda d: d["relevant_docs"].update(q2="d01 d02".split() + [None]), None, "relevant_docs['q2'] holds None, not a document id"),
+        (lambda d: d["relevant_docs"].update(q2={"d02": "yes"}), None, "relevant_docs['q2']['d02'] must be a number"),
+        (lambda d: d.update(corpus=[]), "\"corpus\"", "'corpus' must be an object mapping ids to texts, got list"),
+    ]:
+        bad = json.loads(json.dumps(dataset))
+        change(bad)
+        text = json.dumps(bad, indent=4)
+        (tmp_path / "bad.json").write_text(text)
+        where = f"bad.json:{text[: text.index(line)].count(chr(10)) + 1}: " if line else "bad.json:"
+        _mine_fails_cleanly(tmp_path, tmp_path / "bad.json", where, needle)
 
 
 def test_an_artifact_given_as_input_data_says_what_it_is_and_what_reads_it(tmp_path, tiny_beir):
