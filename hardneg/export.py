@@ -17,6 +17,8 @@ Formats:
   training-triples layout, read by several trainers; ``--out -`` streams it).
 - ``tevatron``: JSONL ``{"query_id", "query", "positive_passages", "negative_passages"}`` with
   ``{"docid", "title", "text"}`` passages.
+- ``nemo``: JSONL ``{"question_id", "query", "pos_doc", "neg_doc"}`` texts, NeMo Automodel's inline
+  retrieval rows.
 
 Scores are the teacher's (`mine --teacher`) when the run was mined with one, else the embedding
 model's cosine scores; the export manifest says which. Pseudo-positives promoted by the
@@ -74,7 +76,7 @@ class ExportResult:
 
 
 SOURCES_FILE = "negative_sources.parquet"
-TEXT_FORMATS = frozenset({"triplets", "sentence-transformers", "msmarco-triples", "flagembedding", "tevatron"})
+TEXT_FORMATS = frozenset({"triplets", "sentence-transformers", "msmarco-triples", "flagembedding", "tevatron", "nemo"})
 
 
 def mix_synthetic(queries: list[RunQuery], manifest: dict[str, Any], config: ExportConfig) -> tuple[list[RunQuery], dict[str, str]]:
@@ -177,8 +179,8 @@ def resolve_nway(config: ExportConfig, run_manifest: dict[str, Any]) -> int:
         # Fixed width, the negatives asked for + the positive: PyLate's collator and every
         # distillation loss need equal rows; queries short of negatives are dropped and counted.
         return 1 + int(run_manifest["config"]["num_negatives"])
-    if config.format == "tevatron":
-        return 0  # variable: Tevatron samples its train_n_passages from each query's lists
+    if config.format in ("tevatron", "nemo"):
+        return 0  # variable: Tevatron samples its train_n_passages from each query's lists, NeMo takes n_passages - 1
     return 2
 
 

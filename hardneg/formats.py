@@ -36,6 +36,7 @@ PYLATE_QUERIES = "queries.parquet"
 PYLATE_DOCUMENTS = "documents.parquet"
 FLAG_FILE = "train.jsonl"
 TEVATRON_FILE = "train.jsonl"
+NEMO_FILE = "train.jsonl"
 
 _LINE_BREAKS = re.compile(r"[\t\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 
@@ -362,6 +363,32 @@ def export_tevatron(queries: list[RunQuery], emb_path: Path, out: Path, config: 
     stats.files = [TEVATRON_FILE]
 
 
+def export_nemo(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
+    """NeMo Automodel's inline retrieval rows (``make_retrieval_dataset`` on a JSONL file): one JSON
+    line per query ``{"question_id", "query", "pos_doc": [texts], "neg_doc": [texts]}``, negatives in
+    the run's order. NeMo takes the first ``n_passages - 1`` of ``neg_doc`` and cycles a shorter list,
+    repeating negatives; with ``--nway N`` every row holds exactly N - 1 and queries with fewer are
+    dropped and counted, as the fixed-width formats do."""
+    with_negatives = [q for q in queries if q.negatives]
+    stats.queries_without_negatives = len(queries) - len(with_negatives)
+    width = (stats.nway - 1) if stats.nway else None
+    rows = [q for q in with_negatives if width is None or len(q.negatives) >= width]
+    stats.rows_dropped_short = len(with_negatives) - len(rows)
+    with open(out / NEMO_FILE, "wb") as fh:
+        for q, texts in _per_query(_shuffled(rows, config), width, emb_path, records=False):
+            record = {
+                "question_id": q.query_id,
+                "query": q.text,
+                "pos_doc": [texts[d] for d in q.positives],
+                "neg_doc": [texts[d] for d in q.negatives[:width]],
+            }
+            if set(record["pos_doc"]) & set(record["neg_doc"]):
+                raise ArtifactError(f"query {q.query_id}: a positive text is among its negatives (internal error)")
+            fh.write(json_line(record))
+    stats.queries = stats.rows = len(rows)
+    stats.files = [NEMO_FILE]
+
+
 def _per_query(
     queries: list[RunQuery], width: int | None, emb_path: Path, records: bool
 ) -> Iterator[tuple[RunQuery, dict[str, Any]]]:
@@ -379,6 +406,7 @@ EXPORTERS: dict[str, Exporter] = {
     "pylate-kd": export_pylate_kd,
     "flagembedding": export_flagembedding,
     "tevatron": export_tevatron,
+    "nemo": export_nemo,
     "msmarco-triples": export_msmarco_triples,
 }
 STREAMERS: dict[str, Callable[[list[RunQuery], Path, ExportConfig, ExportStats], Iterator[bytes]]] = {

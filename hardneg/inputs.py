@@ -51,16 +51,18 @@ _BOM = b"\xef\xbb\xbf"
 QUERY_FIELDS = ("query", "anchor", "question")
 POSITIVE_FIELDS = ("positive", "pos", "answer", "positive_passages", "positive_ctxs",
                    "context",  # context: SQuAD-style rows (question, context)
-                   "passage", "document")  # labeled pairs' (query, passage, label) rows name it so
-NEGATIVE_FIELDS = ("negative", "neg", "negative_passages")
+                   "passage", "document",  # labeled pairs' (query, passage, label) rows name it so
+                   "pos_doc")  # NeMo's retrieval rows: {"question_id", "query", "pos_doc", "neg_doc"}, texts or {"text"}
+NEGATIVE_FIELDS = ("negative", "neg", "negative_passages", "neg_doc")
 DPR_NEGATIVE_FIELDS = ("hard_negative_ctxs", "negative_ctxs")
 _NTUPLE_NEGATIVE = re.compile(r"negative_[0-9]+")
-PAIRS_READER = "v6"  # bumped when the same pairs file reads as another corpus or other queries (v3: DPR fields, passage_id;
+PAIRS_READER = "v7"  # bumped when the same pairs file reads as another corpus or other queries (v3: DPR fields, passage_id;
 # v4: a --corpus line's pid, passage_id or corpus-id is its id, no longer a hash of its text; v5: a TSV
 # file's bare quotes are text, see _tsv_records; ids are stripped of surrounding spaces; v6: a labeled
-# pair's label is read: label 0 is a judged negative, no longer a positive)
+# pair's label is read: label 0 is a judged negative, no longer a positive; v7: NeMo's pos_doc, neg_doc and
+# question_id fields)
 FOLDER_READER = "v2"  # the same for BEIR, MS MARCO and LoTTE folders (v2: ids stripped of surrounding spaces)
-QUERY_ID_FIELDS = ("query_id", "qid")
+QUERY_ID_FIELDS = ("query_id", "qid", "question_id")
 POSITIVE_ID_FIELDS = ("positive_id", "pid", "doc_id")
 # Corpus lines: BEIR's, Pyserini's ({"id", "contents"}) and Tevatron's ({"docid", "title", "text"}), then the
 # names other datasets give a passage's id (MS MARCO's pid, corpus-id as qrels call it) and its text.
@@ -984,6 +986,8 @@ def _documents_of(obj: dict[str, Any], name: str, where: tuple[str, int]) -> lis
     """(text, id or None, label for errors) of a field holding documents: one text, a list of texts,
     or Tevatron's passage objects (title + text, docid)."""
     value = obj[name]
+    if isinstance(value, dict):  # one passage object (NeMo's pos_doc may be one {"text"})
+        obj, value = {**obj, name: [value]}, [value]
     if not isinstance(value, list):
         text = _field(obj, (name,), where, kind="text")
         assert text is not None
@@ -994,12 +998,16 @@ def _documents_of(obj: dict[str, Any], name: str, where: tuple[str, int]) -> lis
 
 
 def _passages(obj: dict[str, Any], name: str, where: tuple[str, int]) -> list[tuple[str, str | None]]:
-    """Tevatron's passage objects ``[{"docid", "title", "text"}, ...]``: (title + text, docid or None)."""
+    """Tevatron's passage objects ``[{"docid", "title", "text"}, ...]``: (title + text, docid or None).
+    A list may mix them with plain texts, as NeMo's ``pos_doc``/``neg_doc`` do."""
     out: list[tuple[str, str | None]] = []
     for i, item in enumerate(obj[name]):
         label = f"{name}[{i}]"
         if not isinstance(item, dict):
-            raise InputError(f"field '{label}' must be an object with 'text' (and 'docid', 'title'), got {type(item).__name__}", *where)
+            plain = "" if item is None else _field({label: item}, (label,), where, kind="text")  # null: a blank text
+            assert plain is not None
+            out.append((plain, None))
+            continue
         fields = {f"{label}.{key}": value for key, value in item.items()}
         text = _field(fields, tuple(f"{label}.{n}" for n in DOC_TEXT_FIELDS), where, kind="text")
         title = _field(fields, (f"{label}.title",), where, kind="text", required=False) or ""

@@ -1166,6 +1166,42 @@ def test_a_tevatron_export_reads_back_as_pairs_with_its_passages(tmp_path, tiny_
     assert result.exit_code == 1 and "bad.jsonl:1: missing field 'positive_passages[1].text'" in result.stderr
 
 
+def test_a_nemo_export_is_what_nemos_inline_loader_needs_and_reads_back_as_pairs(tmp_path, tiny_beir):
+    """NeMo Automodel's inline retrieval rows ({question_id, query, pos_doc, neg_doc}): every row has
+    a query, a non-empty pos_doc and neg_doc (NeMo's loader refuses either empty); `--nway N` gives
+    every row exactly N - 1 negatives; read back as pairs (pos_doc, neg_doc and question_id are
+    NeMo's field names, texts or {"text"} objects mixed), the same queries and positives."""
+    from hardneg.inputs import load_input
+
+    common = ["--model", "hashing", "--workdir", str(tmp_path / "wd"), "--quiet"]
+    assert runner.invoke(app, ["mine", str(tiny_beir), *common, "--min-rank", "0", "--max-rank", "8", "-n", "3", "--out",
+                               str(tmp_path / "run")]).exit_code == 0
+    result = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "nemo", "--out", str(tmp_path / "nemo"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in (tmp_path / "nemo" / "train.jsonl").read_text().splitlines()]
+    assert rows and all(set(r) == {"question_id", "query", "pos_doc", "neg_doc"} for r in rows)
+    assert all(r["query"] and r["pos_doc"] and r["neg_doc"] and not set(r["pos_doc"]) & set(r["neg_doc"]) for r in rows)
+    dataset = load_input(tmp_path / "nemo" / "train.jsonl")
+    assert sorted(q.query_id for q in dataset.queries) == sorted(r["question_id"] for r in rows)
+    texts = {d.doc_id: d.text for d in dataset.iter_corpus()}
+    positives = {q: sorted(texts[d] for qq, d, _ in dataset.qrels if qq == q) for q in {q for q, _, _ in dataset.qrels}}
+    assert positives == {r["question_id"]: sorted(r["pos_doc"]) for r in rows}
+    assert {t for r in rows for t in r["neg_doc"]} <= set(texts.values())
+    widths = {len(r["neg_doc"]) for r in rows}
+    result = runner.invoke(app, ["export", str(tmp_path / "run"), "--format", "nemo", "--nway", "3", "--out", str(tmp_path / "n3"), "--quiet"])
+    assert result.exit_code == 0, result.output
+    fixed = [json.loads(line) for line in (tmp_path / "n3" / "train.jsonl").read_text().splitlines()]
+    assert fixed and {len(r["neg_doc"]) for r in fixed} == {2} and len(fixed) == sum(len(r["neg_doc"]) >= 2 for r in rows)
+    assert max(widths) == 3
+    # NeMo's documented row shapes: one text or a list; a list may mix texts and {"text"} objects.
+    (tmp_path / "mixed.jsonl").write_text(
+        json.dumps({"question_id": "x1", "query": "capital of France", "pos_doc": {"text": "Paris is the capital of France."},
+                    "neg_doc": ["Madrid is in Spain.", {"text": "Berlin is in Germany."}]}) + "\n"
+        + json.dumps({"question": "blood sugar", "pos_doc": "Insulin regulates blood sugar.", "neg_doc": "Glucagon raises it."}) + "\n")
+    mixed = load_input(tmp_path / "mixed.jsonl")
+    assert [q.query_id for q in mixed.queries][0] == "x1" and len(mixed.queries) == 2 and mixed.num_docs == 5
+
+
 def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_like_jsonl(tmp_path, tiny_beir):
     """The same pairs and corpus as CSV or TSV with a header row (quoted commas, tabs and newlines in
     texts), as one pretty-printed JSON array, gzipped or Parquet under a .jsonl name: the same
