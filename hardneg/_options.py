@@ -146,7 +146,8 @@ CeMaxScoreOpt = Annotated[Optional[float], typer.Option("--ce-max-score", help="
 CePseudoOpt = Annotated[Optional[float], typer.Option("--ce-pseudo-positive-score", help="Candidates the teacher scores at or above this become extra positives in exports.", rich_help_panel=FILTERS)]
 SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed; each query's RNG derives from it and the query id.", rich_help_panel=MINE)]
 QueryBatchOpt = Annotated[Optional[int], typer.Option("--query-batch", help="Queries per search call.", rich_help_panel=MINE)]
-RetrieverOpt = Annotated[Optional[str], typer.Option("--retriever", **choice(RETRIEVERS), help="Whose ranking defines ranks: dense, bm25 (bm25s), or hybrid (reciprocal-rank fusion).", rich_help_panel=MINE)]
+RetrieverOpt = Annotated[Optional[str], typer.Option("--retriever", **choice(RETRIEVERS), help="Whose ranking defines ranks: dense, bm25 (bm25s), hybrid (reciprocal-rank fusion), or run (--run FILE's).", rich_help_panel=MINE)]
+RunFileOpt = Annotated[Optional[Path], typer.Option("--run", help="Ranks from a ranking another retriever wrote (TREC run: qid Q0 docid rank score tag; colbert-ai's ranking.tsv; MS MARCO's qid, pid, rank): Pyserini's BM25, a GPU reranker's run. Scores stay the embedding cosines.", rich_help_panel=MINE)]
 RrfKOpt = Annotated[Optional[int], typer.Option("--rrf-k", help="Reciprocal-rank fusion constant for --retriever hybrid.", rich_help_panel=MINE)]
 QrelsNegativesOpt = Annotated[Optional[bool], typer.Option("--qrels-negatives/--no-qrels-negatives", help="Qrels rows scored 0 or below (judged not relevant) are confirmed negatives: eligible above --min-rank, exempt from the score rules, sampled first [default: on].", rich_help_panel=FILTERS)]
 LabelsOpt = Annotated[Optional[Path], typer.Option("--labels", help="Judgments from `hardneg label import`: judged-relevant documents become positives, judged-not-relevant ones are sampled first.", rich_help_panel=FILTERS)]
@@ -340,6 +341,7 @@ MINE_KNOBS = {
 }
 MINE_MORE_KNOBS = {
     "query_batch": K(QueryBatchOpt, "mine.query_batch"), "retriever": K(RetrieverOpt, "mine.retriever"),
+    "run_file": K(RunFileOpt, "mine.run_file", convert=_path_text),
     "rrf_k": K(RrfKOpt, "mine.rrf_k"), "absolute_margin": K(AbsoluteMarginOpt, "mine.absolute_margin"),
     "fallback_min_rank": K(FallbackMinRankOpt, "mine.fallback_min_rank"),
     "max_score": K(MaxScoreOpt, "mine.max_score"), "min_score": K(MinScoreOpt, "mine.min_score"),

@@ -15,7 +15,7 @@ from hardneg.config_file import EXECUTION_FIELDS, OFF, apply_kd_depth, as_dict, 
 
 SAMPLING_STRATEGIES = ("random", "top", "simans", "stratified")
 SCORE_SOURCES = ("retriever", "teacher")
-RETRIEVERS = ("dense", "bm25", "hybrid")
+RETRIEVERS = ("dense", "bm25", "hybrid", "run")
 BACKENDS = ("auto", "exact", "hnsw")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 ENCODER_BACKENDS = ("torch", "openvino")
@@ -136,9 +136,12 @@ class MineConfig:
     chunk_queries: int = 4096
     """Queries per resumable chunk: a killed run resumes at the first unfinished chunk."""
     retriever: str = "dense"
-    """Whose ranking defines the ranks: `dense` (the embeddings), `bm25` (bm25s over the texts) or
-    `hybrid` (reciprocal-rank fusion of both top-max_rank lists)."""
+    """Whose ranking defines the ranks: `dense` (the embeddings), `bm25` (bm25s over the texts),
+    `hybrid` (reciprocal-rank fusion of both top-max_rank lists) or `run` (``run_file``'s)."""
     rrf_k: int = 60
+    run_file: str | None = None
+    """A ranking another retriever wrote (a TREC run, colbert-ai's ranking.tsv): ranks are positions
+    in it, scores stay the embedding cosines. Giving it sets ``retriever`` to `run`."""
     relative_margin: float | None = 0.05
     """TopK-PercPos: drop candidates scoring above min_pos - |min_pos| x m (0.05 = 95% of the positive)."""
     absolute_margin: float | None = None
@@ -240,6 +243,10 @@ class MineConfig:
         )
         _check(self.simans_a > 0, f"simans-a must be > 0, got {self.simans_a}")
         _one_of(self, "retriever", RETRIEVERS)
+        if self.run_file is not None:
+            _check(self.retriever in ("dense", "run"), f"--run FILE is the ranking: it replaces --retriever {self.retriever}, drop one")
+            object.__setattr__(self, "retriever", "run")
+        _check(self.retriever != "run" or self.run_file is not None, "--retriever run needs --run FILE (the ranking to read)")
         _at_least(self, "rrf_k", 1)
         _at_least(self, "ce_batch_size", 1)
         _one_of(self, "engine", ENGINES)

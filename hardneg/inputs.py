@@ -1279,6 +1279,92 @@ def _read_lotte_qas(path: Path) -> list[tuple[int, str, str, float]]:
     return rows
 
 
+@dataclass
+class RunRanking:
+    """An external ranking (``--run FILE``): each query's documents, best first, as corpus rows."""
+
+    rows: dict[str, list[int]]
+    unknown_documents: int
+    """Lines naming a document the corpus lacks (left out, so the documents after it move up one rank;
+    more than MISSING_JUDGED_SHARE of the mined queries' lines is an error)."""
+    lines: int
+
+
+RUN_KEEP = 4
+"""A query's ranked documents are cut to ``RUN_KEEP`` x depth while the file is read, so memory holds
+what mining can use, not the whole run (MS MARCO runs rank 1,000 documents a query)."""
+
+
+def read_run_file(path: Path, queries: set[str], doc_row: dict[str, int], depth: int, display: str | None = None) -> RunRanking:
+    """A ranking another retriever wrote: TREC's run format (``qid Q0 docid rank score tag``, as
+    Pyserini, Anserini and trec_eval write and read it), colbert-ai's ``ranking.tsv`` (``qid<TAB>pid
+    <TAB>rank<TAB>score``) or MS MARCO's ``qid<TAB>pid<TAB>rank``; plain or compressed. Documents are
+    ordered as trec_eval orders them, by score (highest first; ties by the file's rank, then id), or by
+    rank when the file has no score. Only ``queries`` are kept, each to its best ``depth``. A document
+    listed twice for one query, a rank or score that is no number, or lines of different widths are
+    errors naming the line."""
+    name = display or str(path)
+    ranked: dict[str, dict[str, tuple[float, int, int]]] = {}  # qid -> docid -> (-score, rank, line)
+    width = 0
+    lines = wanted = unknown = 0
+    first_unknown: tuple[int, str] | None = None
+    with _open_bytes(path, name) as fh:
+        for lineno, raw in _lines(fh, name):
+            line = raw.rstrip(b" \t\r\n")
+            if not line.strip():
+                continue
+            text = _decode(line, name, lineno)
+            parts = text.split("\t") if "\t" in text else text.split()
+            if width == 0:
+                if len(parts) not in (3, 4, 6):
+                    raise InputError(f"expected a run line: 6 fields (TREC: qid Q0 docid rank score tag), 4 (qid, docid, rank, "
+                                     f"score: colbert-ai's ranking.tsv) or 3 (qid, docid, rank: MS MARCO's), found {len(parts)}",
+                                     name, lineno)
+                width = len(parts)
+            elif len(parts) != width:
+                raise InputError(f"{len(parts)} fields, but the first line has {width}", name, lineno)
+            qid, did = parts[0].strip(), parts[2 if width == 6 else 1].strip()
+            rank_text = parts[3 if width == 6 else 2].strip()
+            score_text = parts[4].strip() if width == 6 else parts[3].strip() if width == 4 else None
+            if not qid or not did:
+                raise InputError("a query or document id is empty", name, lineno)
+            try:
+                rank = int(rank_text)
+            except ValueError:
+                raise InputError(f"rank {rank_text!r} is not a whole number", name, lineno) from None
+            score = 0.0
+            if score_text is not None:
+                try:
+                    score = float(score_text)
+                except ValueError:
+                    raise InputError(f"score {score_text!r} is not a number", name, lineno) from None
+                if not math.isfinite(score):
+                    raise InputError(f"score {score_text!r} is not a finite number", name, lineno)
+            lines += 1
+            if qid not in queries:
+                continue
+            wanted += 1
+            if did not in doc_row:
+                unknown += 1
+                first_unknown = first_unknown or (lineno, did)
+                continue
+            docs = ranked.setdefault(qid, {})
+            if did in docs:
+                raise InputError(f"document '{did}' is ranked twice for query '{qid}' (first on line {docs[did][2]})", name, lineno)
+            docs[did] = (-score, rank, lineno)
+            if len(docs) > RUN_KEEP * depth:
+                ranked[qid] = dict(sorted(docs.items(), key=lambda item: (item[1][0], item[1][1], item[0]))[:depth])
+    if lines == 0:
+        raise InputError("the run file ranks no document", name)
+    if first_unknown is not None and unknown > MISSING_JUDGED_SHARE * wanted:
+        raise InputError(f"document '{first_unknown[1]}' is not in the corpus" + (f" (nor are those of {unknown - 1} more lines)"
+                         if unknown > 1 else "") + f": is this run over this corpus? (up to {MISSING_JUDGED_SHARE:.0%} of the "
+                         "mined queries' lines may name documents it lacks; they are left out)", name, first_unknown[0])
+    rows = {qid: [doc_row[d] for d, _ in sorted(docs.items(), key=lambda item: (item[1][0], item[1][1], item[0]))[:depth]]
+            for qid, docs in ranked.items()}
+    return RunRanking(rows, unknown, lines)
+
+
 def read_qrels(path: Path) -> list[tuple[int, str, str, float]]:
     """Read a BEIR qrels TSV (or MTEB's JSONL): (line, query_id, doc_id, score). The TSV's header
     line is optional."""

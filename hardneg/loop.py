@@ -131,6 +131,11 @@ def run_loop(
             f"loop --architecture colbert trains contrastively on each round's negatives (mnrl, cached-mnrl), not with "
             f"{train_config.resolved_loss!r}; distil with `hardneg mine --teacher ... --kd-depth N` and `hardneg train --loss distillation`"
         )
+    if mine_config.run_file is not None:
+        raise ConfigError(
+            "[mine] run_file: the loop re-ranks the corpus with each round's model, and a run file's ranking never changes; "
+            "mine once with `hardneg mine --run FILE` instead"
+        )
     if trainer is None:
         require_training_sentence_transformers("hardneg loop (it trains every round)")
     # One policy with the one-liner (pipeline.run_mine): the index's recall check is at the mining

@@ -38,6 +38,7 @@ from hardneg.artifacts import (
     KIND_EMBEDDINGS,
     KIND_INDEX,
     KIND_MINE,
+    file_fingerprint,
     fingerprint,
     is_blank,
     open_artifact,
@@ -46,7 +47,7 @@ from hardneg.artifacts import (
     write_bytes_atomic,
 )
 from hardneg.config import MineConfig, identity
-from hardneg.errors import ConfigError, HardnegError
+from hardneg.errors import ConfigError, HardnegError, InputError
 from hardneg.filters import (
     FILTER_LLM,
     FILTER_ORDER,
@@ -60,6 +61,7 @@ from hardneg.filters import (
     mark_duplicates,
     mark_near_duplicates,
 )
+from hardneg.inputs import read_run_file
 from hardneg.label import apply_judgments, read_judgments
 from hardneg.mine_runner import CHUNKS_DIR, run_chunks
 from hardneg.mine_stats import ELIGIBLE_SAMPLE, MineResult, MineStats, Tally
@@ -87,6 +89,7 @@ MINE_VERSION = "mine-v5"  # v3: per-document sampling draws (doc_keys); v4: the 
 STATUS_MINED = "mined"
 STATUS_EMPTY = "empty-text"
 STATUS_NO_POSITIVE = "no-positive"
+STATUS_NOT_IN_RUN = "not-in-run"
 
 
 def mine_fingerprint(
@@ -98,9 +101,19 @@ def mine_fingerprint(
     # A lexical ranking also depends on how texts are cut into terms (LEXICAL_TERMS); dense runs'
     # fingerprints are unchanged by it.
     parts: list[Any] = [MINE_VERSION, index_manifest["fingerprint"], identity(config), scorer.fingerprint if scorer else None, labels]
-    if config.retriever != "dense":
+    if config.retriever in ("bm25", "hybrid"):
         parts.append(LEXICAL_TERMS)
+    if config.run_file is not None:
+        parts.append(run_file_fingerprint(config.run_file))  # another ranking at the same path re-mines
     return fingerprint(*parts)
+
+
+def run_file_fingerprint(path: str) -> str:
+    """The content of a ``--run`` file; a missing one is an input error naming it."""
+    try:
+        return file_fingerprint(path)
+    except OSError as exc:
+        raise InputError(f"cannot read the run file ({exc.strerror or exc})", path) from None
 
 
 def mine(
@@ -240,8 +253,14 @@ class _Miner:
         if config.retriever != "dense":
             lookup = self.texts or DocTextLookup(emb_path)
             corpus_texts = lookup.get(list(range(lookup.size)))
-        self.retriever = Retriever(self.searcher, config.retriever, config.max_rank, texts=corpus_texts, rrf_k=config.rrf_k)
         self.query_ids, self.query_texts, self.query_vectors = read_queries(emb_path)
+        ranking = None
+        if config.run_file is not None:
+            self.run_ranking = read_run_file(Path(config.run_file), set(self.query_ids), {d: row for row, d in enumerate(self.doc_ids)},
+                                             min(config.max_rank, len(self.doc_ids)), config.run_file)
+            ranking = self.run_ranking.rows
+        self.retriever = Retriever(self.searcher, config.retriever, config.max_rank, texts=corpus_texts, rrf_k=config.rrf_k,
+                                   ranking=ranking)
         # The query itself, in the corpus under its own id behind a title (ArguAna): a duplicate.
         self.self_rows = self_documents(emb_path, self.doc_ids, dict(zip(self.query_ids, self.query_texts)))
         self.positives: dict[str, list[str]] = {}
@@ -287,6 +306,8 @@ class _Miner:
             return STATUS_EMPTY
         if not any(d in self.row_of for d in self.positives.get(qid, [])):
             return STATUS_NO_POSITIVE
+        if self.retriever.ranking is not None and qid not in self.retriever.ranking:
+            return STATUS_NOT_IN_RUN
         return STATUS_MINED
 
     def run(self, out: Path, fp: str) -> MineResult:
@@ -336,7 +357,8 @@ class _Miner:
         """Search, filter and sample one batch of queries: their candidates as a table."""
         config = self.config
         t0 = time.perf_counter()
-        ranked, scores = self.retriever.retrieve(self.query_vectors[batch], [self.query_texts[qi] for qi in batch])
+        ranked, scores = self.retriever.retrieve(self.query_vectors[batch], [self.query_texts[qi] for qi in batch],
+                                                 [self.query_ids[qi] for qi in batch])
         t1 = time.perf_counter()
         self.timings["search"] += t1 - t0
         pos_rows_of = [[self.row_of[d] for d in self.positives[self.query_ids[qi]] if d in self.row_of] for qi in batch]
@@ -351,7 +373,7 @@ class _Miner:
             # to keep unverified near-top documents (likely unlabelled positives) out.
             confirmed = self.confirmed.get(self.query_ids[qi], ())
             window = [Candidate(rank, row, score) for rank, (row, score) in enumerate(zip(ranked[i].tolist(), scores[i].tolist()))
-                      if rank >= config.min_rank or row in confirmed]
+                      if row >= 0 and (rank >= config.min_rank or row in confirmed)]  # -1: a run file's list ended
             mark_duplicates(window, pos_rows_of[i], self.doc_hashes, text_key(self.query_texts[qi]),
                             self.self_rows.get(self.query_ids[qi]))
             windows.append(window)

@@ -181,7 +181,9 @@ def finish_stats(stats: MineStats, tally: Tally, config: MineConfig, per_query: 
     ]
     if stats.queries_short:
         share = stats.queries_short / max(1, stats.queries_mined)
-        widen = ("consider raising --max-rank or lowering --min-rank" if hi == config.max_rank else
+        widen = ("the run file may rank too few documents for them: give a deeper run, or lower --min-rank or --num-negatives"
+                 if config.run_file is not None else
+                 "consider raising --max-rank or lowering --min-rank" if hi == config.max_rank else
                  f"the window already reaches the end of the corpus (rank {hi - 1}): lower --min-rank or --num-negatives")
         hint = f"{stats.queries_short} queries ({share:.1%}) got fewer than {config.num_negatives} negatives; {widen}"
         score_rules = [f for f in active_filters(config)[2:] if stats.removed.get(f)]
@@ -194,4 +196,5 @@ def finish_stats(stats: MineStats, tally: Tally, config: MineConfig, per_query: 
                      f"--fallback-min-rank {min(max(config.min_rank, 10), hi - 1)}")
         stats.hints.append(hint + ".")
     for status, count in stats.queries_skipped.items():
-        stats.hints.append(f"{count} queries were not mined ({status}); see queries.parquet for their ids.")
+        why = " (the run file does not rank them)" if status == "not-in-run" else ""
+        stats.hints.append(f"{count} queries were not mined ({status}){why}; see queries.parquet for their ids.")

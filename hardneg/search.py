@@ -252,19 +252,32 @@ def fuse_rrf(first: np.ndarray, second: np.ndarray, k: int, depth: int) -> np.nd
 
 
 class Retriever:
-    """Whose ranking defines ranks: `dense` (the embeddings), `bm25`, or `hybrid` (reciprocal-rank
-    fusion of the two top-``depth`` lists). Scores are always the embedding cosines, so margins,
-    the near-duplicate filter and SimANS work the same for every retriever."""
+    """Whose ranking defines ranks: `dense` (the embeddings), `bm25`, `hybrid` (reciprocal-rank
+    fusion of the two top-``depth`` lists), or `run` (``ranking``: each query id's rows, best first,
+    from a run file). Scores are always the embedding cosines, so margins, the near-duplicate filter
+    and SimANS work the same for every retriever."""
 
-    def __init__(self, searcher: Searcher, kind: str, depth: int, *, texts: list[str] | None = None, rrf_k: int = 60) -> None:
-        self.searcher, self.kind, self.rrf_k = searcher, kind, rrf_k
+    def __init__(self, searcher: Searcher, kind: str, depth: int, *, texts: list[str] | None = None, rrf_k: int = 60,
+                 ranking: dict[str, list[int]] | None = None) -> None:
+        self.searcher, self.kind, self.rrf_k, self.ranking = searcher, kind, rrf_k, ranking
         self.depth = min(depth, searcher.size)
-        self.lexical = LexicalSearcher(texts) if kind != "dense" and texts is not None else None
-        if kind != "dense" and self.lexical is None:
+        self.lexical = LexicalSearcher(texts) if kind in ("bm25", "hybrid") and texts is not None else None
+        if kind in ("bm25", "hybrid") and self.lexical is None:
             raise ValueError(f"retriever {kind!r} needs the corpus texts")
+        if (kind == "run") != (ranking is not None):
+            raise ValueError("retriever 'run' and a ranking go together")
 
-    def retrieve(self, vectors: np.ndarray, queries: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(rows, scores) of the top ``depth`` documents per query, best first."""
+    def retrieve(self, vectors: np.ndarray, queries: list[str], query_ids: list[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """(rows, scores) of the top ``depth`` documents per query, best first; a run file's shorter
+        list is padded with row -1 (score NaN)."""
+        if self.ranking is not None:
+            assert query_ids is not None
+            rows = np.full((len(query_ids), self.depth), -1, dtype=np.int64)
+            for i, qid in enumerate(query_ids):
+                ranked = self.ranking.get(qid, [])[: self.depth]
+                rows[i, : len(ranked)] = ranked
+            scores = self.searcher.score(vectors, np.where(rows >= 0, rows, 0))
+            return rows, np.where(rows >= 0, scores, np.nan).astype(np.float32)
         rows, scores = self.searcher.search(vectors, self.depth)
         if self.lexical is not None:
             lexical = self.lexical.search(queries, self.depth)

@@ -381,6 +381,81 @@ def test_hybrid_retriever_runs_through_the_cli(tmp_path):
     assert manifest["config"]["retriever"] == "hybrid"
 
 
+def test_a_run_file_ranks_the_candidates_as_the_retriever_it_came_from(tmp_path):
+    """`--run FILE`: a ranking another retriever wrote (TREC run, colbert-ai's ranking.tsv, MS
+    MARCO's three columns, gzipped) gives exactly the candidates of the retriever that wrote it:
+    hardneg's own BM25 ranking written as a run mines like `--retriever bm25`. Ranks are positions
+    in the run (ordered by score, as trec_eval does, not by the file's order); scores stay cosines."""
+    import gzip
+
+    from typer.testing import CliRunner
+
+    from hardneg.cli import app
+
+    runner = CliRunner()
+    common = ["--model", "hashing", "--min-rank", "0", "--max-rank", "40", "--workdir", str(tmp_path / "wd"), "--quiet"]
+    assert runner.invoke(app, ["mine", str(TINY_BEIR), *common, "--retriever", "bm25", "--out", "bm25"]).exit_code == 0
+    reference = pq.read_table(tmp_path / "bm25" / "candidates.parquet")
+    rows = sorted(reference.to_pylist(), key=lambda r: (r["query_id"], -r["rank"]))  # worst first: order is not rank
+    forms = {
+        "run.trec": "".join(f"{r['query_id']} Q0 {r['doc_id']} {r['rank'] + 1} {20 - r['rank'] / 4:.2f} bm25\n" for r in rows),
+        "ranking.tsv": "".join(f"{r['query_id']}\t{r['doc_id']}\t{r['rank'] + 1}\t{-r['rank']}\n" for r in rows),
+        "msmarco.tsv": "".join(f"{r['query_id']}\t{r['doc_id']}\t{r['rank'] + 1}\n" for r in rows),
+    }
+    for name, text in forms.items():
+        (tmp_path / name).write_text(text)
+        (tmp_path / (name + ".gz")).write_bytes(gzip.compress(text.encode(), mtime=0))
+        for path in (name, name + ".gz"):
+            result = runner.invoke(app, ["mine", str(TINY_BEIR), *common, "--run", str(tmp_path / path), "--out", path + "-run"])
+            assert result.exit_code == 0, result.output
+            assert pq.read_table(tmp_path / (path + "-run") / "candidates.parquet").equals(reference), path
+    manifest = json.loads((tmp_path / "run.trec-run" / "manifest.json").read_text())
+    assert manifest["config"]["retriever"] == "run" and manifest["config"]["run_file"] == str(tmp_path / "run.trec")
+    # Another ranking at the same path is mined again, not reused.
+    (tmp_path / "run.trec").write_text("".join(line for line in forms["run.trec"].splitlines(True) if not line.startswith("q1 ")))
+    result = runner.invoke(app, ["mine", str(TINY_BEIR), *common, "--run", str(tmp_path / "run.trec"), "--out", "run.trec-run", "--json"])
+    assert result.exit_code == 0, result.output
+    stats = json.loads(result.stdout)["stats"]
+    assert stats["queries_skipped"] == {"not-in-run": 1} and "(the run file does not rank them)" in " ".join(stats["hints"])
+    # A shorter list than the window: the query has only those candidates.
+    (tmp_path / "short.trec").write_text("".join(line for line in forms["run.trec"].splitlines(True) if int(line.split()[3]) <= 5))
+    assert runner.invoke(app, ["mine", str(TINY_BEIR), *common, "--run", str(tmp_path / "short.trec"), "--out", "short"]).exit_code == 0
+    short = pq.read_table(tmp_path / "short" / "candidates.parquet").to_pylist()
+    assert Counter(r["query_id"] for r in short) == Counter({q: 5 for q in {r["query_id"] for r in rows}})
+
+
+@pytest.mark.parametrize(("content", "needle"), [
+    ("q1 Q0 d01 1 2.0 x\nq1 Q0 d01 2 1.0 x\n", "run.trec:2: document 'd01' is ranked twice for query 'q1' (first on line 1)"),
+    ("q1 Q0 d01 one 2.0 x\n", "run.trec:1: rank 'one' is not a whole number"),
+    ("q1 Q0 d01 1 high x\n", "run.trec:1: score 'high' is not a number"),
+    ("q1 Q0 d01 1 nan x\n", "run.trec:1: score 'nan' is not a finite number"),
+    ("q1 Q0 d01 1 2.0 x\nq1 d02 2\n", "run.trec:2: 3 fields, but the first line has 6"),
+    ("q1 d01\n", "run.trec:1: expected a run line: 6 fields (TREC: qid Q0 docid rank score tag)"),
+    ("q1 Q0 d01 1 2.0 x\nq1 Q0 zz9 2 1.0 x\n", "run.trec:2: document 'zz9' is not in the corpus: is this run over this corpus?"),
+    ("\n", "run.trec: the run file ranks no document"),
+])
+def test_a_bad_run_file_is_one_error_naming_its_line(tmp_path, content, needle):
+    from typer.testing import CliRunner
+
+    from hardneg.cli import app
+
+    (tmp_path / "run.trec").write_text(content)
+    result = CliRunner().invoke(app, ["mine", str(TINY_BEIR), "--model", "hashing", "--run", "run.trec", "--out", "out"])
+    assert result.exit_code == 1 and "Traceback" not in result.output and not (tmp_path / "out").exists(), result.output
+    if "ranked twice" in needle or "not in the corpus" in needle:  # ids: checked against the corpus when mining starts
+        assert result.stderr.strip().splitlines()[-1].startswith("Error: ") and needle in result.stderr.strip().splitlines()[-1]
+    else:  # the file's lines: checked before any encoding, so the error is all there is
+        assert result.stderr.startswith("Error: ") and needle in result.stderr and result.stderr.count("\n") == 1, result.output
+
+
+def test_run_file_options_that_contradict_each_other_are_refused(tmp_path):
+    with pytest.raises(ConfigError, match="--run FILE is the ranking: it replaces --retriever bm25"):
+        MineConfig(retriever="bm25", run_file="run.trec")
+    with pytest.raises(ConfigError, match="--retriever run needs --run FILE"):
+        MineConfig(retriever="run")
+    assert MineConfig(run_file="run.trec").retriever == "run"
+
+
 # --------------------------------------------------------------------------- teacher scores
 
 
