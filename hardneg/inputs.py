@@ -1951,9 +1951,11 @@ def _qa_json(path: Path, name: str) -> tuple[dict[str, Any], bytes] | None:
                 obj = orjson.loads(line)
             except orjson.JSONDecodeError:
                 obj = None  # pretty-printed (or broken: the reader that takes the file says so)
-            if isinstance(obj, dict):
+            if isinstance(obj, dict):  # a JSON Lines record, or the whole object on one line
+                if not all(k in obj for k in QA_JSON_KEYS):
+                    return None
                 data = raw + _rest(fh, name)
-                return (obj, data) if all(k in obj for k in QA_JSON_KEYS) and not data[len(raw):].strip() else None
+                return (obj, data) if not data[len(raw):].strip() else None
             data = raw + _rest(fh, name)
             if b'"relevant_docs"' not in data:
                 return None
@@ -1972,13 +1974,13 @@ def _json_key_line(data: bytes, section: str, key: str) -> int:
     return data.count(b"\n", 0, found.start() if found else start) + 1
 
 
-def load_qa_json(path: Path, display: str | None = None) -> Dataset:
+def load_qa_json(path: Path, display: str | None = None, found: tuple[dict[str, Any], bytes] | None = None) -> Dataset:
     """A LlamaIndex ``EmbeddingQAFinetuneDataset`` file: ``{"queries": {qid: text}, "corpus": {id:
     text}, "relevant_docs": {qid: [id, ...]}}`` (a document may be an object with ``text`` and
     ``title``; the judgments of a query may be ``{id: grade}``, a grade of 0 or below judging the
     document not relevant, as a qrels row scored 0 does). One file is one split; every judged query is mined."""
     name = display or str(path)
-    found = _qa_json(path, name)
+    found = found or _qa_json(path, name)
     assert found is not None
     obj, data = found
     for key in QA_JSON_KEYS:
@@ -2030,8 +2032,16 @@ def load_qa_json(path: Path, display: str | None = None) -> Dataset:
         query_keys[qid] = raw_id
         queries.append({"_id": qid, "text": checked("queries", raw_id, lambda here: _text_or_blank(record, ("text",), here))})  # noqa: B023
     qrels_rows: list[tuple[tuple[str, int], str, str, float]] = []
+    # Each judged query's line, found by one forward scan (its keys are in file order): a search from
+    # the section's start for every key would read the file once per query.
+    pos = max(data.find(b'"relevant_docs"'), 0)
+    line = data.count(b"\n", 0, pos) + 1
     for raw_qid, judged in obj["relevant_docs"].items():
-        here = where("relevant_docs", raw_qid)
+        key_at = re.compile(re.escape(orjson.dumps(raw_qid)) + rb"\s*:").search(data, pos)
+        if key_at is not None:  # not found: written with other escapes (ensure_ascii); the section's line then
+            line += data.count(b"\n", pos, key_at.start())
+            pos = key_at.end()
+        here = (name, line)
         pairs: list[tuple[Any, Any]]
         if isinstance(judged, (str, int)) and not isinstance(judged, bool):
             pairs = [(judged, 1)]
@@ -2089,10 +2099,10 @@ def load_input(
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; a dataset file names its own corpus", display or path)
         return load_dataset_file(path, split, display)
-    if path.is_file() and _record_kind(path) == "json" and _qa_json(path, display or str(path)) is not None:
+    if path.is_file() and _record_kind(path) == "json" and (qa := _qa_json(path, display or str(path))) is not None:
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; this file holds its own corpus", display or path)
-        return load_qa_json(path, display)
+        return load_qa_json(path, display, qa)
     if is_beir_dir(path) or is_msmarco_dir(path):
         if corpus is not None:
             raise InputError("--corpus applies to a pairs file; a BEIR or MS MARCO folder has its own corpus", path)

@@ -736,14 +736,14 @@ def test_a_llamaindex_qa_dataset_json_is_read_as_a_judged_dataset(tmp_path, tiny
                                  "--out", str(tmp_path / "bad")])
     assert result.exit_code == 1 and "--corpus applies to a pairs file; this file holds its own corpus" in result.stderr
     for change, line, needle in [
-        (lambda d: d["relevant_docs"].update(q99=["d01"]), None, "query id 'q99' is not in bad.json's queries"),
+        (lambda d: d["relevant_docs"].update(q99=["d01"]), "\"q99\"", "query id 'q99' is not in bad.json's queries"),
         (lambda d: d["relevant_docs"].update(q1=["d01", "d99", "d98"]), None, "corpus id 'd99' is not in bad.json's corpus"),
         (lambda d: d["corpus"].update(d05=["text"]), "\"d05\"", "corpus['d05'] must be a text or an object with 'text' (and 'title'), got list"),
         (lambda d: d["corpus"].update(d05="a \x00 b"), "\"d05\"", "corpus['d05']: the text contains a NUL byte"),
         (lambda d: d["queries"].update(q2=3), "\"q2\"", "queries['q2']: the text must be a string, got int"),
         (lambda d: d["queries"].update({" q2": "again"}), "\" q2\"", "query ids 'q2' and ' q2' are the same id once stripped of spaces"),
-        (lambda d: d["relevant_docs"].update(q2="d01 d02".split() + [None]), None, "relevant_docs['q2'] holds None, not a document id"),
-        (lambda d: d["relevant_docs"].update(q2={"d02": "yes"}), None, "relevant_docs['q2']['d02'] must be a number"),
+        (lambda d: d["relevant_docs"].update(q2="d01 d02".split() + [None]), "\"q2\": [", "relevant_docs['q2'] holds None, not a document id"),
+        (lambda d: d["relevant_docs"].update(q2={"d02": "yes"}), "\"q2\": {", "relevant_docs['q2']['d02'] must be a number"),
         (lambda d: d.update(corpus=[]), "\"corpus\"", "'corpus' must be an object mapping ids to texts, got list"),
     ]:
         bad = json.loads(json.dumps(dataset))
