@@ -203,6 +203,7 @@ EvalSplitOpt = Annotated[Optional[str], typer.Option("--split", help="qrels spli
 EvalKOpt = Annotated[Optional[int], typer.Option("--k", help="Recall@k depth.", rich_help_panel=EVAL)]
 EvalArchitectureOpt = Annotated[Optional[str], typer.Option("--architecture", **choice(EVAL_ARCHITECTURES), help="auto (from the checkpoint), biencoder, or colbert (exact MaxSim; a plain model gets a seeded 128-d head).", rich_help_panel=EVAL)]
 AllowSeenOpt = Annotated[Optional[bool], typer.Option("--allow-seen-queries", help="Score a split even when the checkpoint trained on some of its queries (refused by default: test leakage).", rich_help_panel=EVAL)]
+EvalRunOpt = Annotated[Optional[Path], typer.Option("--run", help="Score a ranking another retriever wrote (TREC run, colbert-ai's ranking.tsv, MS MARCO's qid/pid/rank) instead of a model: the one to compare before `mine --run`.", rich_help_panel=EVAL)]
 RerankOpt = Annotated[Optional[str], typer.Option("--rerank", metavar="TEACHER", help="A cross-encoder, bi-encoder or ColBERT checkpoint that re-scores each query's top --rerank-depth: retrieve-then-rerank metrics (is a teacher better than the student?).", rich_help_panel=EVAL)]
 RerankDepthOpt = Annotated[Optional[int], typer.Option("--rerank-depth", help="Retrieved documents per query the --rerank teacher re-scores.", rich_help_panel=EVAL)]
 LOOP = "Loop"
@@ -390,7 +391,7 @@ LOOP_KNOBS = _TRAIN_COMMON | {
 EVAL_KNOBS = {
     "split": K(EvalSplitOpt, "eval.split"), "k": K(EvalKOpt, "eval.k"), "architecture": K(EvalArchitectureOpt, "eval.architecture"),
     "allow_seen_queries": K(AllowSeenOpt, "eval.allow_seen_queries"), "rerank": K(RerankOpt, "eval.rerank"),
-    "rerank_depth": K(RerankDepthOpt, "eval.rerank_depth"),
+    "rerank_depth": K(RerankDepthOpt, "eval.rerank_depth"), "run_file": K(EvalRunOpt, "eval.run_file", convert=_path_text),
 }
 SELECT_KNOBS = {
     "budget": K(BudgetOpt, "select.budget"), "strategy": K(StrategyOpt, "select.strategy"), "diversity": K(DiversityOpt, "select.diversity"),

@@ -403,6 +403,9 @@ class EvalConfig:
     `rerank_depth` retrieved documents: the metrics are then those of retrieve-then-rerank. The way
     to check that a teacher ranks better than the student before distilling from it."""
     rerank_depth: int = 100
+    run_file: str | None = None
+    """Score a ranking another retriever wrote (`--run FILE`, the formats `mine --run` reads) instead
+    of a model's: is that ranking better than the model's before mining with it?"""
 
     def __post_init__(self) -> None:
         _check_numbers(self)

@@ -208,6 +208,8 @@ def evaluate(
         retrieved = evaluate(source, embed_config, dataclasses.replace(config, rerank=None), workdir=workdir,
                              embeddings_out=embeddings_out, encoder=encoder, reuse=reuse, reporter=reporter)
         return rerank(source, retrieved, config, embed_config, reporter=reporter)
+    if config.run_file is not None:
+        return evaluate_run(source, config, reporter)
     if _architecture(embed_config, config) == "colbert":
         if artifact_kind(source) == KIND_EMBEDDINGS:
             raise ConfigError(f"{source}: an embeddings artifact holds one vector per text; a ColBERT model is evaluated on a BEIR folder")
@@ -233,6 +235,47 @@ def evaluate(
         embeddings = ensure_embeddings(source, cfg, workdir, encoder=encoder, reuse=reuse, reporter=reporter, dataset=dataset)
         index = ensure_index(embeddings, exact, workdir, reporter=reporter)
     return evaluate_embeddings(embeddings, index, config.k, reporter, dataset.unavailable_qrels)
+
+
+def evaluate_run(source: Path, config: EvalConfig, reporter: Reporter = NULL_REPORTER) -> EvalResult:
+    """The metrics of a ranking another retriever wrote (``config.run_file``) on a split, with the
+    same metric code as a model's. A query the run does not rank scores 0 (trec_eval's ``-c``); a
+    document whose id is its query's is left out unless judged relevant (BEIR's ``ignore_identical_ids``)."""
+    from hardneg.artifacts import file_fingerprint
+    from hardneg.inputs import load_input, read_run_file
+
+    assert config.run_file is not None
+    if artifact_kind(source) is not None:
+        raise ConfigError(f"{source}: --run ranks the data's own ids: evaluate on the BEIR folder (or dataset file, pairs file)")
+    dataset = load_input(source, config.split)
+    qrels = relevance_by_query([*dataset.qrels, *dataset.unavailable_qrels])
+    wanted = [q.query_id for q in dataset.queries if any(r > 0 for r in qrels.get(q.query_id, {}).values())]
+    doc_ids = [doc.doc_id for doc in dataset.iter_corpus()]
+    depth = max(10, config.k)
+    run = read_run_file(Path(config.run_file), set(wanted), {d: i for i, d in enumerate(doc_ids)}, depth + 1, config.run_file)
+    rankings: dict[str, list[str]] = {}
+    self_matches = 0
+    for qid in wanted:
+        ranked = [doc_ids[r] for r in run.rows.get(qid, [])]
+        own = [d for d in ranked if d == qid and qrels[qid].get(d, 0.0) <= 0]
+        self_matches += len(own)
+        rankings[qid] = [d for d in ranked if d not in own][:depth]
+    missing = sum(1 for qid in wanted if qid not in run.rows)
+    if missing:
+        reporter.log(f"warning: {missing} of {len(wanted)} queries are not in the run file; each scores 0, as trec_eval -c counts them")
+    per_query = score_rankings(rankings, qrels, config.k)
+    return EvalResult(
+        metrics=mean_metrics(per_query, config.k),
+        queries=len(wanted),
+        skipped=len(dataset.queries) - len(wanted),
+        split=config.split,
+        k=config.k,
+        model={"name": f"run {config.run_file}", "fingerprint": file_fingerprint(config.run_file)},
+        embeddings=Path(config.run_file),
+        per_query=per_query,
+        rankings=rankings,
+        self_matches=self_matches,
+    )
 
 
 def eval_precision(embed_config: EmbedConfig) -> str:

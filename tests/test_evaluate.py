@@ -202,3 +202,32 @@ def test_eval_reads_its_input_once(tmp_path, tiny_beir, monkeypatch):
         assert out.exit_code == 0, out.output
         assert calls == [tiny_beir]
         assert json.loads(out.stdout)["metrics"]["recall@100"] == 0.5  # d29 found, the empty document never
+
+
+def test_eval_run_scores_a_ranking_file_with_the_same_metrics_as_a_model(tmp_path, tiny_beir):
+    """`eval --run FILE`: a model's own rankings written as a TREC run (in no particular line order)
+    score exactly what the model scored, per query; a query the run leaves out scores 0 (trec_eval
+    -c), a query ranked as its own document is left out of its ranking (BEIR's ignore_identical_ids)."""
+    config = EvalConfig(split="train", k=20)
+    model = evaluate(tiny_beir, EmbedConfig(model="hashing"), config, workdir=tmp_path / "wd")
+    lines = [f"{q} Q0 {d} {i + 1} {50 - i} hashing\n" for q, ranked in model.rankings.items() for i, d in enumerate(ranked)]
+    (tmp_path / "run.trec").write_text("".join(sorted(lines)))
+    result = runner.invoke(app, ["eval", str(tiny_beir), "--run", str(tmp_path / "run.trec"), "--split", "train", "--k", "20",
+                                 "--json", "--per-query"])
+    assert result.exit_code == 0, result.output
+    scored = json.loads(result.stdout)
+    assert scored["metrics"] == model.metrics and scored["per_query"] == model.per_query and scored["queries"] == model.queries
+    assert scored["model"]["name"] == f"run {tmp_path / 'run.trec'}"
+    first, second = list(model.rankings)[:2]
+    kept = [line for line in lines if not line.startswith(f"{first} ")]  # first: not in the run
+    (tmp_path / "partial.trec").write_text("".join(kept) + f"{second} Q0 {second} 1 99 self\n")  # second: ranks itself first
+    (tiny_beir / "corpus.jsonl").write_text((tiny_beir / "corpus.jsonl").read_text()
+                                           + json.dumps({"_id": second, "text": "the query as a document"}) + "\n")
+    args = ["eval", str(tiny_beir), "--run", str(tmp_path / "partial.trec"), "--split", "train", "--k", "20"]
+    result = runner.invoke(app, [*args, "--json", "--per-query"])
+    assert result.exit_code == 0, result.output
+    partial = json.loads(result.stdout)
+    assert partial["per_query"][first] == {"ndcg@10": 0.0, "mrr@10": 0.0, "recall@10": 0.0, "recall@20": 0.0}
+    assert partial["self_matches"] == 1
+    assert {q: m for q, m in partial["per_query"].items() if q != first} == {q: m for q, m in model.per_query.items() if q != first}
+    assert "1 of 8 queries are not in the run file; each scores 0, as trec_eval -c counts them" in runner.invoke(app, args).stderr
