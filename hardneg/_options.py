@@ -183,8 +183,8 @@ SameGroupOpt = Annotated[Optional[str], typer.Option("--same-group", **choice(SA
 INDEX_BACKEND_OPT = Annotated[Optional[str], typer.Option("--index", **choice(BACKENDS), help="Search backend when an index is built.", rich_help_panel=INDEX)]
 ExactOpt = Annotated[Optional[bool], typer.Option("--exact/--hnsw", help="Exact search (chunked matrix products) or a Voyager HNSW index; neither: auto, whichever a cost model expects to finish first.", rich_help_panel=INDEX)]
 EXPORT = "Export"
-FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f", **choice(EXPORT_FORMATS), help="colbert, triplets, sentence-transformers, pylate-kd, flagembedding, tevatron, nemo or msmarco-triples.", rich_help_panel=EXPORT)]
-ScoresOpt = Annotated[Optional[bool], typer.Option("--scores/--no-scores", help="colbert: distillation lines [qid, [pid, score], ...], positive first.", rich_help_panel=EXPORT)]
+FormatOpt = Annotated[Optional[str], typer.Option("--format", "-f", **choice(EXPORT_FORMATS), help="colbert, triplets, sentence-transformers, pylate-kd, flagembedding, tevatron, nemo, msmarco-triples, labeled-pair or labeled-list.", rich_help_panel=EXPORT)]
+ScoresOpt = Annotated[Optional[bool], typer.Option("--scores/--no-scores", help="colbert: distillation lines [qid, [pid, score], ...], positive first; labeled-pair, labeled-list: scores instead of 0/1 labels.", rich_help_panel=EXPORT)]
 NwayOpt = Annotated[Optional[int], typer.Option("--nway", help="1 positive + (nway - 1) negatives per row [default: 2; sentence-transformers and KD formats: 1 + all, fixed width].", rich_help_panel=EXPORT)]
 ShuffleOpt = Annotated[Optional[bool], typer.Option("--shuffle/--no-shuffle", help="Shuffle rows (seeded) so a batch mixes queries.", rich_help_panel=EXPORT)]
 ExportSeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Seed of the shuffle and of row sampling.", rich_help_panel=EXPORT)]

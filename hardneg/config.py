@@ -20,7 +20,8 @@ BACKENDS = ("auto", "exact", "hnsw")
 PRECISIONS = ("auto", "fp32", "fp16", "bf16")
 ENCODER_BACKENDS = ("torch", "openvino")
 STORAGES = ("float32", "e4m3")
-EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron", "nemo", "msmarco-triples")
+EXPORT_FORMATS = ("colbert", "triplets", "sentence-transformers", "pylate-kd", "flagembedding", "tevatron", "nemo", "msmarco-triples",
+                  "labeled-pair", "labeled-list")
 MODEL_SIZES = ("small", "base", "large")
 TRIPLET_ROWS = ("objects", "arrays")
 SCORE_TRANSFORMS = ("auto", "none", "minmax", "zscore")
@@ -282,10 +283,11 @@ class ExportConfig:
 
     format: str = "colbert"
     nway: int | None = None
-    scores: bool = False
-    """colbert: write distillation lines [qid, [pid, score], ...] (teacher scores if mined with a cross-encoder)."""
     """Rows of 1 positive + (nway - 1) negatives. None: 2 for colbert/triplets, 1 + all negatives for
     sentence-transformers."""
+    scores: bool = False
+    """colbert: write distillation lines [qid, [pid, score], ...] (teacher scores if mined with a
+    cross-encoder); labeled-pair / labeled-list: a score column instead of the 0/1 labels."""
     shuffle: bool = True
     seed: int = 42
     triplet_rows: str = "objects"

@@ -19,6 +19,9 @@ Formats:
   ``{"docid", "title", "text"}`` passages.
 - ``nemo``: JSONL ``{"question_id", "query", "pos_doc", "neg_doc"}`` texts, NeMo Automodel's inline
   retrieval rows.
+- ``labeled-pair`` / ``labeled-list``: Parquet with ``query, positive, label`` (one row per document,
+  1 for a positive, 0 for a negative) or ``query, positive (a list), labels`` (one row per positive):
+  sentence-transformers' cross-encoder formats; ``--scores`` writes scores instead of labels.
 
 Scores are the teacher's (`mine --teacher`) when the run was mined with one, else the embedding
 model's cosine scores; the export manifest says which. Pseudo-positives promoted by the
@@ -76,7 +79,10 @@ class ExportResult:
 
 
 SOURCES_FILE = "negative_sources.parquet"
-TEXT_FORMATS = frozenset({"triplets", "sentence-transformers", "msmarco-triples", "flagembedding", "tevatron", "nemo"})
+TEXT_FORMATS = frozenset({"triplets", "sentence-transformers", "msmarco-triples", "flagembedding", "tevatron", "nemo",
+                          "labeled-pair", "labeled-list"})
+LABELED_FORMATS = frozenset({"labeled-pair", "labeled-list"})
+"""sentence-transformers' cross-encoder rows: 0/1 labels, or with --scores the scores instead."""
 
 
 def mix_synthetic(queries: list[RunQuery], manifest: dict[str, Any], config: ExportConfig) -> tuple[list[RunQuery], dict[str, str]]:
@@ -164,12 +170,17 @@ def positive_softmax_share(queries: list[RunQuery], nway: int) -> tuple[float | 
 
 
 def resolve_nway(config: ExportConfig, run_manifest: dict[str, Any]) -> int:
+    if config.scores and config.format != "colbert" and config.format not in LABELED_FORMATS:
+        raise ConfigError("--scores applies to the colbert, labeled-pair and labeled-list formats; pylate-kd, flagembedding and "
+                          "tevatron always carry scores")
     if config.format in ONE_NEGATIVE_FORMATS:
         if config.nway not in (None, 2):
             raise ConfigError(f"the {config.format} format holds one negative per row; --nway must be 2 (or unset)")
         return 2
-    if config.scores and config.format != "colbert":
-        raise ConfigError("--scores applies to the colbert format; pylate-kd and flagembedding always carry scores")
+    if config.format == "labeled-pair":
+        if config.nway not in (None, 0):
+            raise ConfigError("labeled-pair writes one row per (query, document); --nway does not apply (labeled-list has rows of N)")
+        return 0
     if config.nway is not None:
         return config.nway
     kd_depth = run_manifest["config"].get("kd_depth")
@@ -179,7 +190,7 @@ def resolve_nway(config: ExportConfig, run_manifest: dict[str, Any]) -> int:
         # Fixed width, the negatives asked for + the positive: PyLate's collator and every
         # distillation loss need equal rows; queries short of negatives are dropped and counted.
         return 1 + int(run_manifest["config"]["num_negatives"])
-    if config.format in ("tevatron", "nemo"):
+    if config.format in ("tevatron", "nemo", "labeled-list"):
         return 0  # variable: Tevatron samples its train_n_passages from each query's lists, NeMo takes n_passages - 1
     return 2
 
@@ -227,7 +238,7 @@ def _export(run: Path, out: str | Path | None, config: ExportConfig, manifest: d
             emb_path: Path, stats: ExportStats, generated: dict[str, str], stream: IO[bytes] | None, force: bool,
             allow_empty: bool) -> ExportResult:
     nway = stats.nway
-    carries_scores = config.format in KD_FORMATS or (config.format == "colbert" and config.scores)
+    carries_scores = config.format in KD_FORMATS or (config.format in ("colbert", *LABELED_FORMATS) and config.scores)
     if carries_scores:
         queries = transform_scores(queries, config.score_transform)
         stats.positive_softmax_share, stats.uniform_share = positive_softmax_share(queries, nway)
@@ -235,7 +246,8 @@ def _export(run: Path, out: str | Path | None, config: ExportConfig, manifest: d
         stats.score_source = (f"teacher {teacher} (the run's --teacher / --cross-encoder)" if teacher else
                               f"embedding {model.get('metric', 'cosine')} of {model.get('name', '?')}, no --cross-encoder")
     elif config.score_transform != "none":
-        raise ConfigError(f"--score-transform applies to formats with scores (pylate-kd, flagembedding, tevatron, colbert --scores), not {config.format}")
+        raise ConfigError(f"--score-transform applies to formats with scores (pylate-kd, flagembedding, tevatron, colbert, labeled-pair "
+                          f"or labeled-list --scores), not {config.format}")
     if stream is not None:
         if config.format not in STREAMERS:
             raise ConfigError(f"--out - streams one row per line: use --format {' or '.join(sorted(STREAMERS))} (got {config.format})")

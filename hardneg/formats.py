@@ -389,6 +389,62 @@ def export_nemo(queries: list[RunQuery], emb_path: Path, out: Path, config: Expo
     stats.files = [NEMO_FILE]
 
 
+def export_labeled_pair(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
+    """sentence-transformers' ``labeled-pair`` rows (``mine_hard_negatives(output_format="labeled-pair")``):
+    ``train.parquet`` with ``query, positive, label``, each query's positives (label 1) then its
+    negatives (label 0), the column named ``positive`` holding both as ST's does; with ``--scores``
+    a float ``score`` column instead of ``label`` (ST's ``output_scores``). What a cross-encoder
+    trains on with ``BinaryCrossEntropyLoss`` (or ``MSELoss`` on the scores)."""
+    rows = _shuffled([q for q in queries if q.negatives], config)
+    stats.queries_without_negatives = len(queries) - len(rows)
+    label = "score" if config.scores else "label"
+    schema = pa.schema([("query", pa.string()), ("positive", pa.string()), (label, pa.float32() if config.scores else pa.int64())])
+    written = 0
+    with pq.ParquetWriter(out / ST_FILE, schema, compression="zstd") as writer:
+        if not rows:
+            writer.write_table(schema.empty_table())
+        for q, texts in _per_query(rows, None, emb_path, records=False):
+            docs = [*q.positives, *q.negatives]
+            values: list[Any] = ([*map(float, q.positive_scores), *map(float, q.negative_scores)] if config.scores
+                                 else [1] * len(q.positives) + [0] * len(q.negatives))
+            writer.write_table(pa.table({"query": [q.text] * len(docs), "positive": [texts[d] for d in docs], label: values},
+                                        schema=schema))
+            written += len(docs)
+    stats.queries, stats.rows = len(rows), written
+    stats.files = [ST_FILE]
+
+
+def export_labeled_list(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
+    """sentence-transformers' ``labeled-list`` rows (``output_format="labeled-list"``): ``train.parquet``
+    with ``query, positive, labels``, one row per (query, positive): ``positive`` is the list
+    [positive, negative, ...], ``labels`` [1, 0, ...]; with ``--scores`` a ``scores`` list instead.
+    What listwise cross-encoder losses read (``LambdaLoss``, ``ListNetLoss``). ``--nway N``: exactly
+    N - 1 negatives a row, queries with fewer dropped and counted."""
+    width = (stats.nway - 1) if stats.nway else None
+    with_negatives = [q for q in queries if q.negatives]
+    stats.queries_without_negatives = len(queries) - len(with_negatives)
+    kept = [q for q in with_negatives if width is None or len(q.negatives) >= width]
+    stats.rows_dropped_short = sum(len(q.positives) for q in with_negatives if q not in kept)
+    rows = _shuffled([(q, i) for q in kept for i in range(len(q.positives))], config)
+    name = "scores" if config.scores else "labels"
+    schema = pa.schema([("query", pa.string()), ("positive", pa.list_(pa.string())),
+                        (name, pa.list_(pa.float32() if config.scores else pa.int64()))])
+    with pq.ParquetWriter(out / ST_FILE, schema, compression="zstd") as writer:
+        if not rows:
+            writer.write_table(schema.empty_table())
+        for batch, texts in text_passes(rows, lambda r: [r[0].positives[r[1]], *r[0].negatives[:width]], emb_path):
+            columns: dict[str, list[Any]] = {"query": [], "positive": [], name: []}
+            for q, i in batch:
+                negs = q.negatives[:width]
+                columns["query"].append(q.text)
+                columns["positive"].append([texts[q.positives[i]], *(texts[d] for d in negs)])
+                columns[name].append([float(q.positive_scores[i]), *map(float, q.negative_scores[:width])] if config.scores
+                                     else [1] + [0] * len(negs))
+            writer.write_table(pa.table(columns, schema=schema), row_group_size=8192)
+    stats.queries, stats.rows = len(kept), len(rows)
+    stats.files = [ST_FILE]
+
+
 def _per_query(
     queries: list[RunQuery], width: int | None, emb_path: Path, records: bool
 ) -> Iterator[tuple[RunQuery, dict[str, Any]]]:
@@ -407,6 +463,8 @@ EXPORTERS: dict[str, Exporter] = {
     "flagembedding": export_flagembedding,
     "tevatron": export_tevatron,
     "nemo": export_nemo,
+    "labeled-pair": export_labeled_pair,
+    "labeled-list": export_labeled_list,
     "msmarco-triples": export_msmarco_triples,
 }
 STREAMERS: dict[str, Callable[[list[RunQuery], Path, ExportConfig, ExportStats], Iterator[bytes]]] = {

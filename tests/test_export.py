@@ -278,6 +278,50 @@ def test_sentence_transformers_and_pylate_files_load_with_datasets(run, tmp_path
     assert len(row["document_ids"]) == len(row["scores"]) == 5 and all(d in documents for d in row["document_ids"])
 
 
+def test_labeled_exports_are_sentence_transformers_cross_encoder_rows_and_read_back(run, tmp_path):
+    """labeled-pair and labeled-list, as `mine_hard_negatives(output_format=...)` writes them: one
+    (query, document, 0/1) row per document, each query's positives first; one (query, [positive,
+    negatives...], [1, 0, ...]) row per positive. Scores instead with --scores. Read back as
+    labeled pairs, each keeps the run's positives and its negatives as judged-not-relevant."""
+    import pyarrow.parquet as pq
+
+    from hardneg.inputs import load_input
+    from hardneg.runs import read_run
+
+    mined = read_run(run)
+    texts = _corpus_texts()
+    export(run, tmp_path / "pair", ExportConfig(format="labeled-pair", shuffle=False))
+    pair = pq.read_table(tmp_path / "pair" / "train.parquet")
+    assert pair.column_names == ["query", "positive", "label"]
+    expected = [(q.text, texts[d], 1) for q in mined.queries if q.negatives for d in q.positives]
+    expected += [(q.text, texts[d], 0) for q in mined.queries if q.negatives for d in q.negatives]
+    assert sorted(zip(*pair.to_pydict().values())) == sorted(expected)
+    first = mined.queries[0]
+    assert pair.to_pydict()["label"][: len(first.positives) + 1] == [1] * len(first.positives) + [0]  # grouped per query
+    export(run, tmp_path / "list", ExportConfig(format="labeled-list", nway=3))
+    rows = pq.read_table(tmp_path / "list" / "train.parquet").to_pylist()
+    assert rows and all(len(r["positive"]) == 3 and r["labels"] == [1, 0, 0] for r in rows)
+    assert len(rows) == sum(len(q.positives) for q in mined.queries if len(q.negatives) >= 2)
+    export(run, tmp_path / "scores", ExportConfig(format="labeled-list", scores=True, shuffle=False))
+    scored = pq.read_table(tmp_path / "scores" / "train.parquet").to_pylist()
+    q = next(q for q in mined.queries if q.negatives)
+    assert scored[0]["scores"] == pytest.approx([q.positive_scores[0], *q.negative_scores], abs=1e-6)
+    with pytest.raises(ConfigError, match="--nway does not apply"):
+        export(run, tmp_path / "x", ExportConfig(format="labeled-pair", nway=3))
+    with pytest.raises(ConfigError, match="--scores applies to the colbert, labeled-pair and labeled-list formats"):
+        export(run, tmp_path / "x", ExportConfig(format="triplets", scores=True))
+    back = load_input(tmp_path / "pair" / "train.parquet")
+    positives = {qq.text: {texts[d] for d in qq.positives} for qq in mined.queries if qq.negatives}
+    corpus = {d.doc_id: d.text for d in back.iter_corpus()}
+    by_text = {qq.query_id: qq.text for qq in back.queries}
+    read = {}
+    for qid, did, score in back.qrels:
+        read.setdefault(by_text[qid], {})[corpus[did]] = score
+    assert {t: {d for d, s in judged.items() if s > 0} for t, judged in read.items()} == positives
+    assert {t: {d for d, s in judged.items() if s <= 0} for t, judged in read.items()} == {
+        qq.text: {texts[d] for d in qq.negatives} for qq in mined.queries if qq.negatives}
+
+
 @pytest.mark.parametrize("fmt", ["triplets", "sentence-transformers", "flagembedding", "tevatron", "pylate-kd"])
 def test_exports_stream_texts_in_bounded_passes_with_identical_output(run, tmp_path, monkeypatch, fmt):
     """With room for only 3 texts at a time (one query's texts per pass, at least) the corpus is read
