@@ -316,6 +316,11 @@ class ExportConfig:
         _one_of(self, "triplet_rows", TRIPLET_ROWS)
         _one_of(self, "format", EXPORT_FORMATS)
         _at_least(self, "nway", 2, optional=True)
+        # An option the format does not read is an error, not a silent no-op.
+        _check(self.triplet_rows == "objects" or self.format == "triplets",
+               f"triplet-rows {self.triplet_rows} shapes the triplets format's lines; --format {self.format} does not read it")
+        _check(self.synthetic is not None or self.synthetic_ratio == 0.25,
+               "synthetic-ratio is the share of generated negatives: it needs --synthetic SYNTH_DIR")
 
     @property
     def resolved_score_transform(self) -> str:

@@ -210,7 +210,7 @@ def test_eval_run_scores_a_ranking_file_with_the_same_metrics_as_a_model(tmp_pat
     -c), a query ranked as its own document is left out of its ranking (BEIR's ignore_identical_ids)."""
     config = EvalConfig(split="train", k=20)
     model = evaluate(tiny_beir, EmbedConfig(model="hashing"), config, workdir=tmp_path / "wd")
-    lines = [f"{q} Q0 {d} {i + 1} {50 - i} hashing\n" for q, ranked in model.rankings.items() for i, d in enumerate(ranked)]
+    lines = [f"{q} Q0 {d} {i + 1} {50 - i} hashing\n" for q, order in model.rankings.items() for i, d in enumerate(order)]
     (tmp_path / "run.trec").write_text("".join(sorted(lines)))
     result = runner.invoke(app, ["eval", str(tiny_beir), "--run", str(tmp_path / "run.trec"), "--split", "train", "--k", "20",
                                  "--json", "--per-query"])

@@ -457,3 +457,16 @@ def test_the_export_summary_suggests_a_transform_only_for_nearly_uniform_targets
     assert "consider --score-transform minmax" in summary(0.15, "none")
     assert "teacher targets (raw scores)" in summary(0.15, "none") and "(min-max scaled scores)" in summary(0.15, "minmax")
     assert "consider" not in summary(0.68, "none") and "consider" not in summary(0.15, "minmax")
+
+
+def test_an_export_option_the_format_does_not_read_is_refused_not_ignored(run, tmp_path):
+    """--scores on triplets, --triplet-rows on another format, --synthetic-ratio without --synthetic
+    used to write the export as if they were not given."""
+    for args, needle in [
+        (["--format", "triplets", "--scores"], "--scores applies to the colbert, labeled-pair and labeled-list formats"),
+        (["--format", "sentence-transformers", "--triplet-rows", "arrays"], "--format sentence-transformers does not read it"),
+        (["--format", "colbert", "--synthetic-ratio", "0.5"], "synthetic-ratio is the share of generated negatives: it needs --synthetic"),
+    ]:
+        result = runner.invoke(app, ["export", str(run), *args, "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2 and needle in result.stderr, (args, result.output)  # 2: a usage error
+        assert not (tmp_path / "out").exists()
