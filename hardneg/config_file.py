@@ -109,6 +109,8 @@ def build(cls: type[C], file_values: dict[str, dict[str, Any]], section: str, **
             raise ConfigError(f"[{section}] {exc}") from None
         if section == "mine" and values.get("fallback_min_rank") is not None:
             check_fallback(values["fallback_min_rank"], config)
+        if section == "mine":
+            check_flags_used(given, config)
     except ConfigError as exc:
         path = getattr(file_values, "path", None)
         message = str(exc).removeprefix(f"[{section}] ")
@@ -125,6 +127,24 @@ def check_fallback(given: int, config: Any) -> None:
         raise ConfigError("fallback-min-rank fills what the margins remove: set --relative-margin or --absolute-margin with it")
     if not config.min_rank <= given < config.max_rank:
         raise ConfigError(f"fallback-min-rank must be inside the window [{config.min_rank}, {config.max_rank}), got {given}")
+
+
+UNUSED_UNLESS = {
+    "simans_a": (lambda c: c.sampling == "simans", "shapes --sampling simans"),
+    "simans_b": (lambda c: c.sampling == "simans", "shapes --sampling simans"),
+    "rrf_k": (lambda c: c.retriever == "hybrid", "is reciprocal-rank fusion's constant, for --retriever hybrid"),
+    "ce_batch_size": (lambda c: c.cross_encoder is not None, "batches the teacher's scoring: it needs --teacher"),
+    **{name: (lambda c: c.judge is not None, "configures the LLM judge: it needs --judge llm")
+       for name in ("judge_top", "judge_action", "judge_sample", "llm_concurrency")},
+}
+"""Mining flags that only one setting reads: given on the command line without it, they would be
+ignored (a config file may hold them all, as configs/default.toml does: only flags are checked)."""
+
+
+def check_flags_used(given: set[str], config: Any) -> None:
+    for name in sorted(given):
+        if name in UNUSED_UNLESS and not UNUSED_UNLESS[name][0](config):
+            raise ConfigError(f"--{name.replace('_', '-')} {UNUSED_UNLESS[name][1]}; this run would ignore it")
 
 
 OFF = "off"

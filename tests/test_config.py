@@ -145,3 +145,28 @@ def test_denoised_recipe_without_a_cross_encoder_says_what_is_missing():
     files = load_config_file(DEFAULT_TOML.parent / "denoised.toml")
     with pytest.raises(ConfigError, match="need --teacher"):
         build(MineConfig, files, "mine")
+
+
+def test_a_mining_flag_this_run_would_ignore_is_refused(tmp_path):
+    """--simans-a without --sampling simans, --rrf-k without hybrid, --ce-batch-size without a teacher,
+    --judge-top without the judge: given on the command line, they used to be silently ignored. A
+    config file may hold them all (configs/default.toml does): only flags are checked."""
+    from typer.testing import CliRunner
+
+    from hardneg.cli import app
+    from tests.conftest import TINY_BEIR
+
+    runner = CliRunner()
+    for args, needle in [
+        (["--simans-a", "0.9"], "--simans-a shapes --sampling simans; this run would ignore it"),
+        (["--rrf-k", "10"], "--rrf-k is reciprocal-rank fusion's constant, for --retriever hybrid"),
+        (["--ce-batch-size", "8"], "--ce-batch-size batches the teacher's scoring: it needs --teacher"),
+        (["--judge-top", "3"], "--judge-top configures the LLM judge: it needs --judge llm"),
+    ]:
+        result = runner.invoke(app, ["mine", str(TINY_BEIR), "--model", "hashing", *args, "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2 and needle in result.stderr, (args, result.output)
+        assert not (tmp_path / "out").exists()
+    config = Path(__file__).parent.parent / "configs" / "default.toml"
+    result = runner.invoke(app, ["mine", str(TINY_BEIR), "--model", "hashing", "--config", str(config), "--out", str(tmp_path / "out"),
+                                 "--quiet", "--workdir", str(tmp_path / "wd")])
+    assert result.exit_code == 0, result.output

@@ -50,6 +50,8 @@ COMPANIONS = {
     "train.loss": ["--architecture", "colbert"], "train.kd_normalize": ["--architecture", "colbert"],
     "train.kd_temperature": ["--architecture", "colbert"],
     "export.triplet_rows": ["--format", "triplets"], "export.synthetic_ratio": ["--synthetic", "syn-dir"],
+    "mine.simans_a": ["--sampling", "simans"], "mine.simans_b": ["--sampling", "simans"], "mine.rrf_k": ["--retriever", "hybrid"],
+    "mine.ce_batch_size": ["--teacher", "t"],
 }
 VALUES = {"embed.model": "hashing:8", "embed.device": "cpu", "embed.precision": "fp32", "embed.lang": "fr",
           "train.device": "cpu", "mine.labels": "labels-dir", "mine.kd_depth": 4, "mine.min_score": 0.1, "mine.fallback_min_rank": 20,
