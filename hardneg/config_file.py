@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 from typing import Any, TypeVar
@@ -109,8 +110,8 @@ def build(cls: type[C], file_values: dict[str, dict[str, Any]], section: str, **
             raise ConfigError(f"[{section}] {exc}") from None
         if section == "mine" and values.get("fallback_min_rank") is not None:
             check_fallback(values["fallback_min_rank"], config)
-        if section == "mine":
-            check_flags_used(given, config)
+        if section in UNUSED_UNLESS:
+            check_flags_used(given, config, UNUSED_UNLESS[section])
     except ConfigError as exc:
         path = getattr(file_values, "path", None)
         message = str(exc).removeprefix(f"[{section}] ")
@@ -129,22 +130,31 @@ def check_fallback(given: int, config: Any) -> None:
         raise ConfigError(f"fallback-min-rank must be inside the window [{config.min_rank}, {config.max_rank}), got {given}")
 
 
-UNUSED_UNLESS = {
-    "simans_a": (lambda c: c.sampling == "simans", "shapes --sampling simans"),
-    "simans_b": (lambda c: c.sampling == "simans", "shapes --sampling simans"),
-    "rrf_k": (lambda c: c.retriever == "hybrid", "is reciprocal-rank fusion's constant, for --retriever hybrid"),
-    "ce_batch_size": (lambda c: c.cross_encoder is not None, "batches the teacher's scoring: it needs --teacher"),
-    **{name: (lambda c: c.judge is not None, "configures the LLM judge: it needs --judge llm")
-       for name in ("judge_top", "judge_action", "judge_sample", "llm_concurrency")},
+Used = tuple[Callable[[Any], bool], str]
+UNUSED_UNLESS: dict[str, dict[str, Used]] = {
+    "mine": {
+        "simans_a": (lambda c: c.sampling == "simans", "shapes --sampling simans"),
+        "simans_b": (lambda c: c.sampling == "simans", "shapes --sampling simans"),
+        "rrf_k": (lambda c: c.retriever == "hybrid", "is reciprocal-rank fusion's constant, for --retriever hybrid"),
+        "ce_batch_size": (lambda c: c.cross_encoder is not None, "batches the teacher's scoring: it needs --teacher"),
+        **{name: (lambda c: c.judge is not None, "configures the LLM judge: it needs --judge llm")
+           for name in ("judge_top", "judge_action", "judge_sample", "llm_concurrency")},
+    },
+    "train": {
+        "kd_normalize": (lambda c: c.resolved_loss == "distillation", "shapes --loss distillation"),
+        "kd_temperature": (lambda c: c.resolved_loss == "distillation", "shapes --loss distillation"),
+        "mini_batch_size": (lambda c: c.resolved_loss == "cached-mnrl", "sizes --loss cached-mnrl's forward passes"),
+    },
+    "eval": {"rerank_depth": (lambda c: c.rerank is not None, "is how deep --rerank TEACHER re-scores: it needs --rerank")},
 }
-"""Mining flags that only one setting reads: given on the command line without it, they would be
-ignored (a config file may hold them all, as configs/default.toml does: only flags are checked)."""
+"""Flags that only one setting reads: given on the command line without it, they would be ignored
+(a config file may hold them all, as configs/default.toml does: only flags are checked)."""
 
 
-def check_flags_used(given: set[str], config: Any) -> None:
+def check_flags_used(given: set[str], config: Any, rules: dict[str, Used]) -> None:
     for name in sorted(given):
-        if name in UNUSED_UNLESS and not UNUSED_UNLESS[name][0](config):
-            raise ConfigError(f"--{name.replace('_', '-')} {UNUSED_UNLESS[name][1]}; this run would ignore it")
+        if name in rules and not rules[name][0](config):
+            raise ConfigError(f"--{name.replace('_', '-')} {rules[name][1]}; this run would ignore it")
 
 
 OFF = "off"

@@ -166,6 +166,14 @@ def test_a_mining_flag_this_run_would_ignore_is_refused(tmp_path):
         result = runner.invoke(app, ["mine", str(TINY_BEIR), "--model", "hashing", *args, "--out", str(tmp_path / "out")])
         assert result.exit_code == 2 and needle in result.stderr, (args, result.output)
         assert not (tmp_path / "out").exists()
+    for command, needle in [
+        (["train", str(TINY_BEIR), "--kd-normalize", "none"], "--kd-normalize shapes --loss distillation"),
+        (["train", str(TINY_BEIR), "--mini-batch-size", "8"], "--mini-batch-size sizes --loss cached-mnrl's forward passes"),
+        (["eval", str(TINY_BEIR), "--rerank-depth", "5"], "--rerank-depth is how deep --rerank TEACHER re-scores: it needs --rerank"),
+    ]:
+        result = runner.invoke(app, [*command, "--model", "hashing", *(["--out", str(tmp_path / "out")] if command[0] == "train" else [])])
+        assert result.exit_code == 2 and needle in result.stderr, (args, result.output)
+        assert not (tmp_path / "out").exists()
     config = Path(__file__).parent.parent / "configs" / "default.toml"
     result = runner.invoke(app, ["mine", str(TINY_BEIR), "--model", "hashing", "--config", str(config), "--out", str(tmp_path / "out"),
                                  "--quiet", "--workdir", str(tmp_path / "wd")])
