@@ -3,7 +3,8 @@
 Rank semantics (documented, tested): a document's rank is its 0-based position in the query's
 ranking of the whole corpus by score (ties: lower row first), known positives included, as
 RAGatouille and FlagEmbedding count. The ranking is the retriever's (`search.Retriever`: dense,
-bm25, or hybrid). Candidates are the documents ranked in [min_rank, max_rank).
+bm25, hybrid, or a run file another retriever wrote, where a rank is the position in its list).
+Candidates are the documents ranked in [min_rank, max_rank).
 
 Inside that window each candidate is removed by the first filter that applies, in the order of
 `filters.FILTERS` (positive, duplicate, near-duplicate, score bounds, margins, teacher thresholds,

@@ -786,7 +786,7 @@ def test_a_directory_given_as_a_pairs_corpus_is_reported(tmp_path):
 @pytest.mark.parametrize(
     ("line", "message"),
     [
-        (b'{"query": "a"}\n', "missing field 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context', 'passage', 'document'); found fields: query"),
+        (b'{"query": "a"}\n', "missing field 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context', 'passage', 'document', 'pos_doc'); found fields: query"),
         (b'{"query": "a", "positive": 3}\n', "field 'positive' must be a string"),
         (b'{"query": "a", "pos": ["b", 3]}\n', "field 'pos[1]' must be a string, got int"),
         (b'{"query": "a", "pos": ["b", "c"], "pid": ["p1", null]}\n', "field 'pid[1]' is null"),
@@ -812,7 +812,7 @@ def test_parquet_pairs_with_wrong_columns(tmp_path):
     result = runner.invoke(app, ["mine", str(tmp_path / "pairs.parquet"), "--model", "hashing", "--out", "run"])
     assert result.exit_code == 1
     assert (
-        "pairs.parquet: missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context', 'passage', 'document'); "
+        "pairs.parquet: missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context', 'passage', 'document', 'pos_doc'); "
         "found columns: question, reply, source" in result.stderr
     )
 
@@ -1287,7 +1287,7 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
     ("triples.train.small.tsv", b"what is x\tx is y\tz is w\n", 1,
      "this one's first row looks like data: give the columns' names ahead of it, as in "
      "(printf 'query\\tpositive\\tnegative\\n'; cat FILE) | hardneg mine - ..."),
-    ("nocolumn.csv", b"question,text\nq1,p1\n", 1, "missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context', 'passage', 'document') in the header row"),
+    ("nocolumn.csv", b"question,text\nq1,p1\n", 1, "missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context', 'passage', 'document', 'pos_doc') in the header row"),
     ("latin1.csv", b"query,positive\nq1,p1\nq2,caf\xe9\n", 3, "not valid UTF-8"),
     ("header-twice.csv", b"query,query,positive\na,b,c\n", 1, "the header names column 'query' twice"),
     ("empty.csv", b"\n", None, "the CSV file is empty"),
