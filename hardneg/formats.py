@@ -316,14 +316,21 @@ def validate_pylate_kd(directory: Path) -> None:
             raise ArtifactError(f"{directory / PYLATE_TRAIN}: row {row_number}: needs a positive, negatives and one score each")
 
 
-def export_flagembedding(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
-    """FlagEmbedding: one JSON line per query {query, pos, neg, pos_scores, neg_scores}, each with
-    exactly nway - 1 negatives (queries with fewer are dropped and counted: fixed-width KD rows)."""
+def _with_negatives(queries: list[RunQuery], stats: ExportStats) -> tuple[list[RunQuery], int | None]:
+    """The queries that have negatives and, with a fixed width (``stats.nway``), at least nway - 1 of
+    them (the others counted as dropped), and that width in negatives (None: each query's whole list)."""
     with_negatives = [q for q in queries if q.negatives]
     stats.queries_without_negatives = len(queries) - len(with_negatives)
     width = (stats.nway - 1) if stats.nway else None
     rows = [q for q in with_negatives if width is None or len(q.negatives) >= width]
     stats.rows_dropped_short = len(with_negatives) - len(rows)
+    return rows, width
+
+
+def export_flagembedding(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
+    """FlagEmbedding: one JSON line per query {query, pos, neg, pos_scores, neg_scores}, each with
+    exactly nway - 1 negatives (queries with fewer are dropped and counted: fixed-width KD rows)."""
+    rows, width = _with_negatives(queries, stats)
     with open(out / FLAG_FILE, "wb") as fh:
         for q, texts in _per_query(_shuffled(rows, config), width, emb_path, records=False):
             record = {
@@ -369,11 +376,7 @@ def export_nemo(queries: list[RunQuery], emb_path: Path, out: Path, config: Expo
     the run's order. NeMo takes the first ``n_passages - 1`` of ``neg_doc`` and cycles a shorter list,
     repeating negatives; with ``--nway N`` every row holds exactly N - 1 and queries with fewer are
     dropped and counted, as the fixed-width formats do."""
-    with_negatives = [q for q in queries if q.negatives]
-    stats.queries_without_negatives = len(queries) - len(with_negatives)
-    width = (stats.nway - 1) if stats.nway else None
-    rows = [q for q in with_negatives if width is None or len(q.negatives) >= width]
-    stats.rows_dropped_short = len(with_negatives) - len(rows)
+    rows, width = _with_negatives(queries, stats)
     with open(out / NEMO_FILE, "wb") as fh:
         for q, texts in _per_query(_shuffled(rows, config), width, emb_path, records=False):
             record = {
@@ -420,11 +423,7 @@ def export_labeled_list(queries: list[RunQuery], emb_path: Path, out: Path, conf
     [positive, negative, ...], ``labels`` [1, 0, ...]; with ``--scores`` a ``scores`` list instead.
     What listwise cross-encoder losses read (``LambdaLoss``, ``ListNetLoss``). ``--nway N``: exactly
     N - 1 negatives a row, queries with fewer dropped and counted."""
-    width = (stats.nway - 1) if stats.nway else None
-    with_negatives = [q for q in queries if q.negatives]
-    stats.queries_without_negatives = len(queries) - len(with_negatives)
-    kept = [q for q in with_negatives if width is None or len(q.negatives) >= width]
-    stats.rows_dropped_short = sum(len(q.positives) for q in with_negatives if q not in kept)
+    kept, width = _with_negatives(queries, stats)
     rows = _shuffled([(q, i) for q in kept for i in range(len(q.positives))], config)
     name = "scores" if config.scores else "labels"
     schema = pa.schema([("query", pa.string()), ("positive", pa.list_(pa.string())),
