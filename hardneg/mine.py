@@ -251,15 +251,15 @@ class _Miner:
         self.doc_ids, self.doc_hashes = load_doc_ids(index)
         self.texts = DocTextLookup(emb_path) if scorer is not None or judge is not None else None
         corpus_texts = None
-        if config.retriever != "dense":
+        if config.retriever in ("bm25", "hybrid"):  # the lexical index reads every text (a run file: none)
             lookup = self.texts or DocTextLookup(emb_path)
             corpus_texts = lookup.get(list(range(lookup.size)))
         self.query_ids, self.query_texts, self.query_vectors = read_queries(emb_path)
-        ranking = None
+        ranking, unknown = None, 0
         if config.run_file is not None:
-            self.run_ranking = read_run_file(Path(config.run_file), set(self.query_ids), {d: row for row, d in enumerate(self.doc_ids)},
-                                             min(config.max_rank, len(self.doc_ids)), config.run_file)
-            ranking = self.run_ranking.rows
+            run = read_run_file(Path(config.run_file), set(self.query_ids), {d: row for row, d in enumerate(self.doc_ids)},
+                                min(config.max_rank, len(self.doc_ids)), config.run_file)
+            ranking, unknown = run.rows, run.unknown_documents
         self.retriever = Retriever(self.searcher, config.retriever, config.max_rank, texts=corpus_texts, rrf_k=config.rrf_k,
                                    ranking=ranking)
         # The query itself, in the corpus under its own id behind a title (ArguAna): a duplicate.
@@ -290,6 +290,9 @@ class _Miner:
             self.stats.labels["qrels_not_relevant"] = sum(map(len, judged_out.values()))
         if config.retriever == "dense" and (hint := language_hint(self.query_texts, str(emb.get("model", {}).get("name", "")))):
             self.stats.hints.append(hint)
+        if unknown:
+            self.stats.hints.append(f"{unknown} line{'s' if unknown != 1 else ''} of the run file name{'' if unknown != 1 else 's'} a "
+                                    "document the corpus lacks: left out (the documents ranked after it move up one rank).")
         self.tally = Tally()
         self.positive_rows: dict[int, list[int]] = {}
         self.groups: list[str] | None = None

@@ -196,5 +196,5 @@ def finish_stats(stats: MineStats, tally: Tally, config: MineConfig, per_query: 
                      f"--fallback-min-rank {min(max(config.min_rank, 10), hi - 1)}")
         stats.hints.append(hint + ".")
     for status, count in stats.queries_skipped.items():
-        why = " (the run file does not rank them)" if status == "not-in-run" else ""
-        stats.hints.append(f"{count} queries were not mined ({status}){why}; see queries.parquet for their ids.")
+        why = ": the run file does not rank them" if status == "not-in-run" else ""
+        stats.hints.append(f"{count} queries were not mined ({status}{why}); see queries.parquet for their ids.")

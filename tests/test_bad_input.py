@@ -1287,7 +1287,8 @@ def test_pairs_and_corpus_as_csv_tsv_a_json_array_compressed_or_misnamed_mine_li
     ("triples.train.small.tsv", b"what is x\tx is y\tz is w\n", 1,
      "this one's first row looks like data: give the columns' names ahead of it, as in "
      "(printf 'query\\tpositive\\tnegative\\n'; cat FILE) | hardneg mine - ..."),
-    ("nocolumn.csv", b"question,text\nq1,p1\n", 1, "missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context', 'passage', 'document', 'pos_doc') in the header row"),
+    ("nocolumn.csv", b"question,text\nq1,p1\n", 1,
+     "missing column 'positive' (or 'pos', 'answer', 'positive_passages', 'positive_ctxs', 'context', 'passage', 'document', 'pos_doc') in the header row"),
     ("latin1.csv", b"query,positive\nq1,p1\nq2,caf\xe9\n", 3, "not valid UTF-8"),
     ("header-twice.csv", b"query,query,positive\na,b,c\n", 1, "the header names column 'query' twice"),
     ("empty.csv", b"\n", None, "the CSV file is empty"),

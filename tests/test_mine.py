@@ -416,7 +416,13 @@ def test_a_run_file_ranks_the_candidates_as_the_retriever_it_came_from(tmp_path)
     result = runner.invoke(app, ["mine", str(TINY_BEIR), *common, "--run", str(tmp_path / "run.trec"), "--out", "run.trec-run", "--json"])
     assert result.exit_code == 0, result.output
     stats = json.loads(result.stdout)["stats"]
-    assert stats["queries_skipped"] == {"not-in-run": 1} and "(the run file does not rank them)" in " ".join(stats["hints"])
+    assert stats["queries_skipped"] == {"not-in-run": 1} and "(not-in-run: the run file does not rank them)" in " ".join(stats["hints"])
+    # Up to 1% of the lines may name documents the corpus lacks: left out, and said.
+    (tmp_path / "extra.trec").write_text(forms["run.trec"] + "q1 Q0 gone 1 99 bm25\n")
+    result = runner.invoke(app, ["mine", str(TINY_BEIR), *common, "--run", str(tmp_path / "extra.trec"), "--out", "extra", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "1 line of the run file names a document the corpus lacks" in " ".join(json.loads(result.stdout)["stats"]["hints"])
+    assert pq.read_table(tmp_path / "extra" / "candidates.parquet").equals(reference)
     # A shorter list than the window: the query has only those candidates.
     (tmp_path / "short.trec").write_text("".join(line for line in forms["run.trec"].splitlines(True) if int(line.split()[3]) <= 5))
     assert runner.invoke(app, ["mine", str(TINY_BEIR), *common, "--run", str(tmp_path / "short.trec"), "--out", "short"]).exit_code == 0
