@@ -327,24 +327,32 @@ def _with_negatives(queries: list[RunQuery], stats: ExportStats) -> tuple[list[R
     return rows, width
 
 
+def _text_lines(queries: list[RunQuery], emb_path: Path, path: Path, config: ExportConfig, stats: ExportStats,
+                record: Callable[[RunQuery, list[str], list[str], int | None], dict[str, Any]]) -> None:
+    """One JSON line per query (``_with_negatives``' queries, shuffled) built by ``record(query,
+    positive texts, negative texts, width)``; a positive text among its query's negatives is an
+    internal error."""
+    rows, width = _with_negatives(queries, stats)
+    with open(path, "wb") as fh:
+        for q, texts in _per_query(_shuffled(rows, config), width, emb_path, records=False):
+            pos, neg = [texts[d] for d in q.positives], [texts[d] for d in q.negatives[:width]]
+            if set(pos) & set(neg):
+                raise ArtifactError(f"query {q.query_id}: a positive text is among its negatives (internal error)")
+            fh.write(json_line(record(q, pos, neg, width)))
+    stats.queries = stats.rows = len(rows)
+    stats.files = [path.name]
+
+
 def export_flagembedding(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
     """FlagEmbedding: one JSON line per query {query, pos, neg, pos_scores, neg_scores}, each with
     exactly nway - 1 negatives (queries with fewer are dropped and counted: fixed-width KD rows)."""
-    rows, width = _with_negatives(queries, stats)
-    with open(out / FLAG_FILE, "wb") as fh:
-        for q, texts in _per_query(_shuffled(rows, config), width, emb_path, records=False):
-            record = {
-                "query": q.text,
-                "pos": [texts[d] for d in q.positives],
-                "neg": [texts[d] for d in q.negatives[:width]],
-                "pos_scores": [round(float(x), 6) for x in q.positive_scores],
-                "neg_scores": [round(float(x), 6) for x in q.negative_scores[:width]],
-            }
-            if set(record["pos"]) & set(record["neg"]):
-                raise ArtifactError(f"query {q.query_id}: a positive text is among its negatives (internal error)")
-            fh.write(json_line(record))
-    stats.queries = stats.rows = len(rows)
-    stats.files = [FLAG_FILE]
+    _text_lines(queries, emb_path, out / FLAG_FILE, config, stats, lambda q, pos, neg, width: {
+        "query": q.text,
+        "pos": pos,
+        "neg": neg,
+        "pos_scores": [round(float(x), 6) for x in q.positive_scores],
+        "neg_scores": [round(float(x), 6) for x in q.negative_scores[:width]],
+    })
 
 
 def export_tevatron(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
@@ -376,20 +384,8 @@ def export_nemo(queries: list[RunQuery], emb_path: Path, out: Path, config: Expo
     the run's order. NeMo takes the first ``n_passages - 1`` of ``neg_doc`` and cycles a shorter list,
     repeating negatives; with ``--nway N`` every row holds exactly N - 1 and queries with fewer are
     dropped and counted, as the fixed-width formats do."""
-    rows, width = _with_negatives(queries, stats)
-    with open(out / NEMO_FILE, "wb") as fh:
-        for q, texts in _per_query(_shuffled(rows, config), width, emb_path, records=False):
-            record = {
-                "question_id": q.query_id,
-                "query": q.text,
-                "pos_doc": [texts[d] for d in q.positives],
-                "neg_doc": [texts[d] for d in q.negatives[:width]],
-            }
-            if set(record["pos_doc"]) & set(record["neg_doc"]):
-                raise ArtifactError(f"query {q.query_id}: a positive text is among its negatives (internal error)")
-            fh.write(json_line(record))
-    stats.queries = stats.rows = len(rows)
-    stats.files = [NEMO_FILE]
+    _text_lines(queries, emb_path, out / NEMO_FILE, config, stats,
+                lambda q, pos, neg, width: {"question_id": q.query_id, "query": q.text, "pos_doc": pos, "neg_doc": neg})
 
 
 def export_labeled_pair(queries: list[RunQuery], emb_path: Path, out: Path, config: ExportConfig, stats: ExportStats) -> None:
@@ -398,8 +394,8 @@ def export_labeled_pair(queries: list[RunQuery], emb_path: Path, out: Path, conf
     negatives (label 0), the column named ``positive`` holding both as ST's does; with ``--scores``
     a float ``score`` column instead of ``label`` (ST's ``output_scores``). What a cross-encoder
     trains on with ``BinaryCrossEntropyLoss`` (or ``MSELoss`` on the scores)."""
-    rows = _shuffled([q for q in queries if q.negatives], config)
-    stats.queries_without_negatives = len(queries) - len(rows)
+    with_negatives, _ = _with_negatives(queries, stats)  # nway 0: every query with a negative, all of them
+    rows = _shuffled(with_negatives, config)
     label = "score" if config.scores else "label"
     schema = pa.schema([("query", pa.string()), ("positive", pa.string()), (label, pa.float32() if config.scores else pa.int64())])
     written = 0
