@@ -1305,6 +1305,11 @@ def read_run_file(path: Path, queries: set[str], doc_row: dict[str, int], depth:
     errors naming the line."""
     name = display or str(path)
     ranked: dict[str, dict[str, tuple[float, int, int]]] = {}  # qid -> docid -> (-score, rank, line)
+
+    def best(docs: dict[str, tuple[float, int, int]]) -> list[str]:
+        """A query's documents in trec_eval's order (score, then rank, then id), its best ``depth``."""
+        return sorted(docs, key=lambda d: (docs[d][0], docs[d][1], d))[:depth]
+
     width = 0
     lines = wanted = unknown = 0
     first_unknown: tuple[int, str] | None = None
@@ -1353,15 +1358,14 @@ def read_run_file(path: Path, queries: set[str], doc_row: dict[str, int], depth:
                 raise InputError(f"document '{did}' is ranked twice for query '{qid}' (first on line {docs[did][2]})", name, lineno)
             docs[did] = (-score, rank, lineno)
             if len(docs) > RUN_KEEP * depth:
-                ranked[qid] = dict(sorted(docs.items(), key=lambda item: (item[1][0], item[1][1], item[0]))[:depth])
+                ranked[qid] = {d: docs[d] for d in best(docs)}
     if lines == 0:
         raise InputError("the run file ranks no document", name)
     if first_unknown is not None and unknown > MISSING_JUDGED_SHARE * wanted:
         raise InputError(f"document '{first_unknown[1]}' is not in the corpus" + (f" (nor are those of {unknown - 1} more lines)"
                          if unknown > 1 else "") + f": is this run over this corpus? (up to {MISSING_JUDGED_SHARE:.0%} of the "
                          "mined queries' lines may name documents it lacks; they are left out)", name, first_unknown[0])
-    rows = {qid: [doc_row[d] for d, _ in sorted(docs.items(), key=lambda item: (item[1][0], item[1][1], item[0]))[:depth]]
-            for qid, docs in ranked.items()}
+    rows = {qid: [doc_row[d] for d in best(docs)] for qid, docs in ranked.items()}
     return RunRanking(rows, unknown, lines)
 
 

@@ -214,14 +214,15 @@ def run_mine(
     index_config = dataclasses.replace(index_config, recall_k=mine_config.max_rank)
     if mine_config.engine == "ray" and index_config.backend == "auto":
         index_config = dataclasses.replace(index_config, backend="exact")  # the Ray engine searches exactly
-    if mine_config.run_file is not None:
-        from hardneg.inputs import read_run_file
-
-        # Its lines are checked before any encoding (its ids against the corpus when mining starts).
-        read_run_file(Path(mine_config.run_file), set(), {}, 1)
     source, display = _source(source, stdin, workdir)
     corpus, corpus_display = _spooled(corpus, workdir) if corpus is not None else (None, None)
     kind = artifact_kind(source)
+    if mine_config.run_file is not None and kind != KIND_INDEX:
+        from hardneg.inputs import read_run_file
+
+        # Before the stages that encode or index, its lines are checked (its ids against the corpus
+        # when mining starts, which reads it anyway: from an index, that is at once).
+        read_run_file(Path(mine_config.run_file), set(), {}, 1)
     if shard is not None and kind != KIND_INDEX:
         raise ConfigError(
             "--shard-index splits the mining of an index: run `hardneg embed ... --shard-index` jobs, then "
