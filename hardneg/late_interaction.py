@@ -103,8 +103,11 @@ def colbert_search(
     """Exact MaxSim top-``k`` (labels = corpus positions, scores) of every query over the documents."""
     import torch
 
+    # MaxSim runs where the model runs: on a GPU the (query block x document block) products are
+    # the bulk of the work; only each block's scores come back to the CPU for the running top-k.
+    device = getattr(model, "device", None) or "cpu"
     q_vectors = model.encode_query(list(queries), batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
-    q_tensor, q_mask = _padded(q_vectors, torch)
+    q_tensor, q_mask = (t.to(device) for t in _padded(q_vectors, torch))
     top = TopK(len(queries), k)
     label = "Scoring corpus (MaxSim)"
     reporter.progress(label, 0, num_documents)
@@ -114,10 +117,10 @@ def colbert_search(
             d_vectors = model.encode_document(chunk, batch_size=batch_size, convert_to_numpy=True, show_progress_bar=False)
             block_scores = np.empty((len(queries), len(chunk)), dtype=np.float32)
             for d0 in range(0, len(chunk), DOC_BLOCK):
-                d_tensor, d_mask = _padded(d_vectors[d0 : d0 + DOC_BLOCK], torch)
+                d_tensor, d_mask = (t.to(device) for t in _padded(d_vectors[d0 : d0 + DOC_BLOCK], torch))
                 for q0 in range(0, len(queries), QUERY_BLOCK):
                     scores = maxsim_scores(q_tensor[q0 : q0 + QUERY_BLOCK], q_mask[q0 : q0 + QUERY_BLOCK], d_tensor, d_mask)
-                    block_scores[q0 : q0 + QUERY_BLOCK, d0 : d0 + DOC_BLOCK] = scores.numpy()
+                    block_scores[q0 : q0 + QUERY_BLOCK, d0 : d0 + DOC_BLOCK] = scores.cpu().numpy()
             top.add(block_scores, start)
             start += len(chunk)
             reporter.progress(label, len(chunk))
