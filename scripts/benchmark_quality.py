@@ -17,9 +17,11 @@ per-query nDCG@10, false-negative proxy, seconds per stage) and is skipped when 
 so the table fills over several runs. Mined negatives are cached per (method, seed) in ``--work``.
 
 Seeds: the seed drives both the sampling of negatives (random/SimANS rows; `top` rows are
-deterministic) and training (data order, head initialisation). Confidence intervals: per test
-query, nDCG@10 is averaged over the seeds a row has; the difference between two rows is
-bootstrapped over test queries (paired, 10,000 resamples, percentile 95% interval).
+deterministic) and training (data order, head initialisation). Confidence intervals: the difference
+between two rows (each averaged over its seeds) is bootstrapped over seeds and test queries: each of
+10,000 resamples draws each row's seeds with replacement (one draw for both rows when they have the
+same seeds: paired), then the test queries (paired); percentile 95% interval. A bootstrap over queries
+alone leaves training noise out, and a replication on other hardware moved rows by more than it allowed.
 
 False-negative proxy: for train queries with two or more positives, one positive is hidden from
 the miner (it stays in the corpus); the proxy counts how often a method selects it among 10
@@ -223,7 +225,10 @@ class STMiner:
         from sentence_transformers.util import mine_hard_negatives
 
         if self._model is None:
-            self._model = SentenceTransformer(self.model_path, device="cpu")
+            # The device hardneg's own encoders pick (CUDA when present), so both miners encode alike.
+            from hardneg.encoders import default_device
+
+            self._model = SentenceTransformer(self.model_path, device=default_device())
         corpus_ids = list(self.data.corpus)
         by_text: dict[str, str] = {}
         for did in corpus_ids:
@@ -342,6 +347,14 @@ def code_version() -> dict[str, str]:
     except OSError:
         commit = ""
     return {"commit": commit, "mine": MINE_VERSION}
+
+
+def machine() -> str:
+    """Where a unit ran: CPU architecture, cores and the accelerator its training and evaluation used."""
+    import torch
+
+    gpu = f", {torch.cuda.get_device_name(0)}" if torch.cuda.is_available() else ""
+    return f"{platform.machine()}, {os.cpu_count()} cores{gpu}"
 
 
 def cli(args: list[str]) -> str:
@@ -786,6 +799,35 @@ def paired_bootstrap(a: dict[str, float], b: dict[str, float], resamples: int = 
     return float(diff.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
 
 
+def seed_bootstrap(a: dict[int, dict[str, float]], b: dict[int, dict[str, float]], resamples: int = 10_000,
+                   seed: int = 0) -> tuple[float, float, float]:
+    """Mean of row a - row b (each averaged over its seeds, on shared queries) and a percentile 95%
+    interval that holds both sources of noise: each resample draws the rows' seeds with replacement
+    (the same draw for both rows when they have the same seeds: a seed's head initialisation and
+    data order are shared across methods, so its effect is paired), then the test queries (paired).
+
+    A bootstrap over queries alone (``paired_bootstrap`` of the seed-averaged scores) treats the
+    trained models as fixed, so training noise never widens it. It does not stay fixed: the same
+    rows trained again on another machine (the H200 replication in docs/benchmarks.md) moved by
+    more than those intervals allowed. With one seed on a side, that side's training noise is not
+    in the interval (the table says so)."""
+    qids = sorted(set.intersection(*(set(u) for u in [*a.values(), *b.values()])))
+    sa = np.array([[a[s][q] for q in qids] for s in sorted(a)], dtype=np.float64)
+    sb = np.array([[b[s][q] for q in qids] for s in sorted(b)], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    n_q = len(qids)
+    paired = sorted(a) == sorted(b)
+    means = np.empty(resamples)
+    for start in range(0, resamples, 1000):  # blocks bound memory to 1000 x seeds x queries
+        r = min(1000, resamples - start)
+        ia = rng.integers(0, len(sa), size=(r, len(sa)))
+        ib = ia if paired else rng.integers(0, len(sb), size=(r, len(sb)))
+        diff = sa[ia].mean(axis=1) - sb[ib].mean(axis=1)  # (r, queries): per-query difference of the drawn seeds
+        qs = rng.integers(0, n_q, size=(r, n_q))
+        means[start:start + r] = np.take_along_axis(diff, qs, axis=1).mean(axis=1)
+    return float(sa.mean() - sb.mean()), float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))
+
+
 def table(results: Path, dataset: str, student: str, methods: list[Method], command: str, sample: str = "") -> list[str]:
     units = load_results(results, dataset, student)
     settings = {m.name: m.settings for m in methods}
@@ -808,19 +850,26 @@ def table(results: Path, dataset: str, student: str, methods: list[Method], comm
     def ci(name: str, ref: str | None) -> str:
         if ref is None or ref not in means or name == ref:
             return "-"
-        d, lo, hi = paired_bootstrap(means[name], means[ref])
+        a = {s: u["per_query_ndcg"] for s, u in rows[name].items()}
+        b = {s: u["per_query_ndcg"] for s, u in rows[ref].items()}
+        d, lo, hi = seed_bootstrap(a, b)
         mark = " *" if lo > 0 or hi < 0 else ""
-        return f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]{mark}"
+        single = " (1 seed)" if min(len(a), len(b)) == 1 else ""
+        return f"{d:+.4f} [{lo:+.4f}, {hi:+.4f}]{mark}{single}"
 
     seeds = sorted({int(seed) for u in rows.values() for seed in u})
+    machines = sorted({str(x.get("machine", "")) for u in rows.values() for x in u.values()} - {""}) or [
+        f"{platform.machine()}, {os.cpu_count()} cores"]
     command = re.sub(r"--seeds [\d,]+", "--seeds " + ",".join(map(str, seeds)), command) if "--seeds" in command else (
         f"{command} --seeds {','.join(map(str, seeds))}")
     lines = [
         f"### {student} student on {dataset}",
         "",
-        f"Command: `{command}`. Machine: {platform.machine()}, {os.cpu_count()} cores. nDCG@10 is the mean over seeds "
-        "(± the standard deviation across seeds when there are several); Δ columns: paired bootstrap over test queries "
-        "of the per-query nDCG@10 averaged over each row's seeds, 95% interval, `*` when it excludes 0. "
+        f"Command: `{command}`. Machine: {'; '.join(machines)}. nDCG@10 is the mean over seeds "
+        "(± the standard deviation across seeds when there are several); Δ columns: the difference of the rows' "
+        "nDCG@10 and its 95% interval from a bootstrap over seeds and test queries (each resample draws each row's seeds, "
+        "the same draw for rows with the same seeds, then the queries, paired), `*` when it excludes 0; `(1 seed)`: a "
+        "side has one seed, so training noise is not in that interval. "
         f"Best sentence-transformers row: `{best_st}`" + (f" ({others})" if others else "") + "."
         + (f" Training pairs: {sample}." if sample else ""),
         "",
@@ -936,7 +985,7 @@ def main() -> None:
                     "seconds": {"mine": round(mine_s, 1), "train": round(train_s, 1), "eval": round(eval_s, 1)},
                     "date": time.strftime("%Y-%m-%d"),
                     "code": code_version(),
-                    "machine": f"{platform.machine()}, {os.cpu_count()} cores",
+                    "machine": machine(),
                 }
                 path.parent.mkdir(parents=True, exist_ok=True)
                 tmp = path.with_suffix(".tmp")

