@@ -108,7 +108,7 @@ QueryPromptOpt = Annotated[Optional[str], typer.Option("--query-prompt", help="T
 CorpusPromptOpt = Annotated[Optional[str], typer.Option("--corpus-prompt", help="Text put before each document (overrides the model's).", rich_help_panel=EMBED)]
 MaxLengthOpt = Annotated[Optional[int], typer.Option("--max-length", help="Truncate texts to this many tokens [default: the model's].", rich_help_panel=EMBED)]
 BatchSizeOpt = Annotated[Optional[int], typer.Option("--batch-size", help="Texts per encoder batch.", rich_help_panel=EMBED)]
-WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Encoding processes (one per GPU, or CPU processes).", rich_help_panel=EMBED)]
+WorkersOpt = Annotated[Optional[int], typer.Option("--workers", help="Encoding processes: on CUDA spread over the GPUs (cuda:0, cuda:1, ..., round robin), else CPU processes.", rich_help_panel=EMBED)]
 PrecisionOpt = Annotated[Optional[str], typer.Option("--precision", help="auto (fp16 on CUDA, bf16 on CPUs with native bf16, else fp32; evaluation: fp32 on CPUs), fp32, fp16 or bf16.", rich_help_panel=EMBED)]
 EncoderBackendOpt = Annotated[Optional[str], typer.Option("--backend", **choice(ENCODER_BACKENDS), help="Encoder runtime: torch, or openvino (the same graph run by OpenVINO on the CPU, ~2x faster here; pip install 'hardneg[openvino]').", rich_help_panel=EMBED)]
 DeviceOpt = Annotated[Optional[str], typer.Option("--device", help="cpu, cuda, cuda:1, mps [default: cuda when present].", rich_help_panel=EMBED)]
