@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -237,10 +237,32 @@ def evaluate(
     return evaluate_embeddings(embeddings, index, config.k, reporter, dataset.unavailable_qrels)
 
 
+def corpus_keys(dataset: Any, query_texts: dict[str, str], doc_ids: list[str], doc_keys: list[int],
+                own: dict[str, int]) -> Iterator[str]:
+    """Each corpus document's text (title and text) in corpus order, recording on the way what
+    ``_ranking`` needs to leave a query itself out of its ranking: the document's id and text key,
+    and in ``own`` the row of a query kept in the corpus under its own id behind a title (ArguAna),
+    as ``readers.self_documents`` finds it for a model's embeddings."""
+    from hardneg.artifacts import doc_text
+
+    query_keys = {qid: text_key(text) for qid, text in query_texts.items()}
+    for doc in dataset.iter_corpus():
+        if doc.doc_id in query_keys and text_key(doc.text) == query_keys[doc.doc_id]:
+            own[doc.doc_id] = len(doc_ids)
+        doc_ids.append(doc.doc_id)
+        text = doc_text(doc.title, doc.text)
+        doc_keys.append(text_key(text))
+        yield text
+
+
 def evaluate_run(source: Path, config: EvalConfig, reporter: Reporter = NULL_REPORTER) -> EvalResult:
     """The metrics of a ranking another retriever wrote (``config.run_file``) on a split, with the
-    same metric code as a model's. A query the run does not rank scores 0 (trec_eval's ``-c``); a
-    document whose id is its query's is left out unless judged relevant (BEIR's ``ignore_identical_ids``)."""
+    same metric code as a model's. A query the run does not rank scores 0 (trec_eval's ``-c``). The
+    query itself is left out of its ranking by the rule a model's evaluation applies, so that a
+    model's ranking written as a run scores what the model scores: a document with the query's text
+    (Quora), or the query under its own id behind a title (ArguAna), unless judged relevant. A
+    document that only shares the query's id is kept: MS MARCO numbers queries and passages alike,
+    where BEIR's ``ignore_identical_ids`` would drop an unrelated passage."""
     from hardneg.artifacts import file_fingerprint
     from hardneg.inputs import load_input, read_run_file
 
@@ -249,18 +271,22 @@ def evaluate_run(source: Path, config: EvalConfig, reporter: Reporter = NULL_REP
         raise ConfigError(f"{source}: --run ranks the data's own ids: evaluate on the BEIR folder (or dataset file, pairs file)")
     dataset = load_input(source, config.split)
     qrels = relevance_by_query([*dataset.qrels, *dataset.unavailable_qrels])
-    wanted = [q.query_id for q in dataset.queries if any(r > 0 for r in qrels.get(q.query_id, {}).values())]
-    doc_ids = [doc.doc_id for doc in dataset.iter_corpus()]
+    wanted = [q for q in dataset.queries if any(r > 0 for r in qrels.get(q.query_id, {}).values())]
+    doc_ids: list[str] = []
+    doc_keys: list[int] = []
+    own: dict[str, int] = {}
+    for _ in corpus_keys(dataset, {q.query_id: q.text for q in wanted}, doc_ids, doc_keys, own):
+        pass
     depth = max(10, config.k)
-    run = read_run_file(Path(config.run_file), set(wanted), {d: i for i, d in enumerate(doc_ids)}, depth + 1, config.run_file)
+    run = read_run_file(Path(config.run_file), {q.query_id for q in wanted}, {d: i for i, d in enumerate(doc_ids)}, depth + 1,
+                        config.run_file)
     rankings: dict[str, list[str]] = {}
     self_matches = 0
-    for qid in wanted:
-        ranked = [doc_ids[r] for r in run.rows.get(qid, [])]
-        own = [d for d in ranked if d == qid and qrels[qid].get(d, 0.0) <= 0]
-        self_matches += len(own)
-        rankings[qid] = [d for d in ranked if d not in own][:depth]
-    missing = sum(1 for qid in wanted if qid not in run.rows)
+    for q in wanted:
+        rankings[q.query_id], dropped = _ranking(run.rows.get(q.query_id, []), doc_ids, doc_keys, q.text, qrels[q.query_id], depth,
+                                                 own.get(q.query_id))
+        self_matches += dropped
+    missing = sum(1 for q in wanted if q.query_id not in run.rows)
     if missing:
         reporter.log(f"warning: {missing} of {len(wanted)} queries are not in the run file; each scores 0, as trec_eval -c counts them")
     per_query = score_rankings(rankings, qrels, config.k)
@@ -333,7 +359,6 @@ def evaluate_colbert(
     """Exact MaxSim retrieval of a ColBERT checkpoint over the whole corpus of a BEIR split."""
     import torch
 
-    from hardneg.artifacts import doc_text
     from hardneg.encoders import apply_onednn, default_device, resolve_precision, tune_child_allocators, uses_onednn
     from hardneg.inputs import load_input
     from hardneg.late_interaction import colbert_search
@@ -365,21 +390,11 @@ def evaluate_colbert(
         model.max_seq_length = embed_config.max_length
     doc_ids: list[str] = []
     doc_keys: list[int] = []
-    query_keys = {q.query_id: text_key(q.text) for q in queries}
-    own: dict[str, int] = {}  # the query itself under its own id behind a title, as readers.self_documents finds it
-
-    def texts() -> Any:
-        for doc in dataset.iter_corpus():
-            if doc.doc_id in query_keys and text_key(doc.text) == query_keys[doc.doc_id]:
-                own[doc.doc_id] = len(doc_ids)
-            doc_ids.append(doc.doc_id)
-            text = doc_text(doc.title, doc.text)
-            doc_keys.append(text_key(text))
-            yield text
-
+    own: dict[str, int] = {}
+    texts = corpus_keys(dataset, {q.query_id: q.text for q in queries}, doc_ids, doc_keys, own)
     depth = min(max(10, config.k), dataset.num_docs)
     labels, _ = colbert_search(
-        model, [q.text for q in queries], texts(), dataset.num_docs, min(depth + 1, dataset.num_docs),
+        model, [q.text for q in queries], texts, dataset.num_docs, min(depth + 1, dataset.num_docs),
         batch_size=embed_config.batch_size, reporter=reporter,
     )
     rankings: dict[str, list[str]] = {}

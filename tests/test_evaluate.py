@@ -139,6 +139,18 @@ def test_a_query_found_in_the_corpus_is_not_its_own_result(tmp_path):
     for name in ("arguana", "tagged"):
         assert results[name]["per_query"] == results["without"]["per_query"], name
         assert results[name]["metrics"] == results["without"]["metrics"], name
+    # A ranking written by another retriever (`eval --run`): the same rule, so each query ranked
+    # first as itself scores what the corpus without it scores.
+    model = evaluate(tmp_path / "without", EmbedConfig(model="hashing"), EvalConfig(split="test", k=5), workdir=tmp_path / "wd-without")
+    assert model.per_query == results["without"]["per_query"]
+    for name in ("arguana", "tagged"):
+        lines = [f"{q} Q0 {d} {r + 2} {-r} x\n" for q, order in model.rankings.items() for r, d in enumerate(order)]
+        (tmp_path / f"{name}.trec").write_text("".join(lines) + "".join(f"arg-{i} Q0 arg-{i} 1 9 x\n" for i in range(3)))
+        out = runner.invoke(app, ["eval", str(tmp_path / name), "--run", str(tmp_path / f"{name}.trec"), "--split", "test",
+                                  "--k", "5", "--json", "--per-query"])
+        assert out.exit_code == 0, out.output
+        run_result = json.loads(out.output)
+        assert run_result["self_matches"] == 3 and run_result["per_query"] == results["without"]["per_query"], name
     # ColBERT checkpoints are scored from the texts, not the embeddings artifact: the same rule.
     colbert = {}
     for name in ("tagged", "without"):
@@ -207,7 +219,8 @@ def test_eval_reads_its_input_once(tmp_path, tiny_beir, monkeypatch):
 def test_eval_run_scores_a_ranking_file_with_the_same_metrics_as_a_model(tmp_path, tiny_beir):
     """`eval --run FILE`: a model's own rankings written as a TREC run (in no particular line order)
     score exactly what the model scored, per query; a query the run leaves out scores 0 (trec_eval
-    -c), a query ranked as its own document is left out of its ranking (BEIR's ignore_identical_ids)."""
+    -c), a query ranked as its own document is left out of its ranking as a model's evaluation leaves
+    it out (by text, not by id alone)."""
     config = EvalConfig(split="train", k=20)
     model = evaluate(tiny_beir, EmbedConfig(model="hashing"), config, workdir=tmp_path / "wd")
     lines = [f"{q} Q0 {d} {i + 1} {50 - i} hashing\n" for q, order in model.rankings.items() for i, d in enumerate(order)]
@@ -220,9 +233,11 @@ def test_eval_run_scores_a_ranking_file_with_the_same_metrics_as_a_model(tmp_pat
     assert scored["model"]["name"] == f"run {tmp_path / 'run.trec'}"
     first, second = list(model.rankings)[:2]
     kept = [line for line in lines if not line.startswith(f"{first} ")]  # first: not in the run
-    (tmp_path / "partial.trec").write_text("".join(kept) + f"{second} Q0 {second} 1 99 self\n")  # second: ranks itself first
+    # second: ranks first a copy of itself under another id (Quora keeps such duplicates in its corpus)
+    (tmp_path / "partial.trec").write_text("".join(kept) + f"{second} Q0 copy-of-{second} 1 99 self\n")
+    texts = {q["_id"]: q["text"] for q in map(json.loads, (tiny_beir / "queries.jsonl").read_text().splitlines())}
     (tiny_beir / "corpus.jsonl").write_text((tiny_beir / "corpus.jsonl").read_text()
-                                           + json.dumps({"_id": second, "text": "the query as a document"}) + "\n")
+                                           + json.dumps({"_id": f"copy-of-{second}", "text": texts[second]}) + "\n")
     args = ["eval", str(tiny_beir), "--run", str(tmp_path / "partial.trec"), "--split", "train", "--k", "20"]
     result = runner.invoke(app, [*args, "--json", "--per-query"])
     assert result.exit_code == 0, result.output
@@ -230,4 +245,12 @@ def test_eval_run_scores_a_ranking_file_with_the_same_metrics_as_a_model(tmp_pat
     assert partial["per_query"][first] == {"ndcg@10": 0.0, "mrr@10": 0.0, "recall@10": 0.0, "recall@20": 0.0}
     assert partial["self_matches"] == 1
     assert {q: m for q, m in partial["per_query"].items() if q != first} == {q: m for q, m in model.per_query.items() if q != first}
+    # A document that only shares the query's id is another document (MS MARCO numbers queries and
+    # passages alike): it stays in the ranking, as in a model's evaluation, and costs the query its rank 1.
+    (tmp_path / "clash.trec").write_text("".join(lines) + f"{second} Q0 {second} 1 99 clash\n")
+    (tiny_beir / "corpus.jsonl").write_text((tiny_beir / "corpus.jsonl").read_text()
+                                           + json.dumps({"_id": second, "text": "an unrelated passage numbered like the query"}) + "\n")
+    clash = json.loads(runner.invoke(app, ["eval", str(tiny_beir), "--run", str(tmp_path / "clash.trec"), "--split", "train",
+                                           "--k", "20", "--json", "--per-query"]).stdout)
+    assert clash["self_matches"] == 0 and clash["per_query"][second]["mrr@10"] < model.per_query[second]["mrr@10"]
     assert "1 of 8 queries are not in the run file; each scores 0, as trec_eval -c counts them" in runner.invoke(app, args).stderr
