@@ -784,12 +784,6 @@ def load_results(results: Path, dataset: str, student: str) -> dict[str, dict[in
     return out
 
 
-def per_query_mean(units: dict[int, dict[str, Any]]) -> dict[str, float]:
-    """Each test query's nDCG@10 averaged over the seeds a row has."""
-    qids = sorted(set.intersection(*(set(u["per_query_ndcg"]) for u in units.values())))
-    return {q: float(np.mean([u["per_query_ndcg"][q] for u in units.values()])) for q in qids}
-
-
 def paired_bootstrap(a: dict[str, float], b: dict[str, float], resamples: int = 10_000, seed: int = 0) -> tuple[float, float, float]:
     """Mean of a - b over shared queries and its percentile 95% interval (queries resampled, paired)."""
     qids = sorted(set(a) & set(b))
@@ -834,7 +828,6 @@ def table(results: Path, dataset: str, student: str, methods: list[Method], comm
     rows = {name: u for name, u in units.items() if u}
     if not rows:
         return [f"(no results for {student} on {dataset} yet)"]
-    means = {name: per_query_mean(u) for name, u in rows.items()}
     st_rows = [n for n in rows if n.startswith("st-")]
     # Each row against the best ST row of its own training budget (epochs, negatives per row): more
     # epochs moved every recipe by more than the recipes differ, so a 3-epoch row against 1-epoch ST
@@ -848,7 +841,7 @@ def table(results: Path, dataset: str, student: str, methods: list[Method], comm
                        for (e, w), n in sorted(best_st_at.items()) if (e, w) != (1, 1))
 
     def ci(name: str, ref: str | None) -> str:
-        if ref is None or ref not in means or name == ref:
+        if ref is None or ref not in rows or name == ref:
             return "-"
         a = {s: u["per_query_ndcg"] for s, u in rows[name].items()}
         b = {s: u["per_query_ndcg"] for s, u in rows[ref].items()}
